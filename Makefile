@@ -1,0 +1,85 @@
+# pop3d: make, make check, make demo, make install.
+# CFLAGS, LDFLAGS, PREFIX and DESTDIR may be overridden as usual.
+
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+CFLAGS ?= -O2 -g
+WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+PKGS = pam libcrypto
+DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEPLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpam -lcrypto) -llockfile
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
+
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+
+# Everything but main(), shared by the binary and the unit tests.
+MODULES = session auth maildrop mbox uidl netio command dotstuff peer log
+UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer
+
+B = build
+BA = build-asan
+
+all: $(B)/pop3d
+
+$(B) $(BA):
+	mkdir -p $@
+
+$(B)/%.o: %.c *.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) -c -o $@ $<
+$(BA)/%.o: %.c *.h | $(BA)
+	$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) -c -o $@ $<
+
+$(B)/pop3d: $(B)/pop3d.o $(MODULES:%=$(B)/%.o)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
+$(BA)/pop3d: $(BA)/pop3d.o $(MODULES:%=$(BA)/%.o)
+	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
+
+$(B)/test_%: tests/test_%.c $(MODULES:%=$(B)/%.o) *.h
+	$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< \
+		$(MODULES:%=$(B)/%.o) $(CHECK_LIBS) $(DEPLIBS)
+$(BA)/test_%: tests/test_%.c $(MODULES:%=$(BA)/%.o) *.h
+	$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ \
+		$< $(MODULES:%=$(BA)/%.o) $(CHECK_LIBS) $(DEPLIBS)
+
+# The test command of the README: unit tests and integration tests, on
+# the normal build and again under AddressSanitizer + UBSan.
+check: deps check-plain check-asan
+
+check-plain: $(B)/pop3d $(UNIT_TESTS:%=$(B)/%)
+	tests/run-unit.sh $(UNIT_TESTS:%=$(B)/%)
+	tests/run-integration.sh $(B)/pop3d
+
+check-asan: $(BA)/pop3d $(UNIT_TESTS:%=$(BA)/%)
+	tests/run-unit.sh $(UNIT_TESTS:%=$(BA)/%)
+	tests/run-integration.sh $(BA)/pop3d
+
+# A demo user and maildrop served on 127.0.0.1:1110.
+demo: deps $(B)/pop3d
+	tests/demo.sh $(B)/pop3d
+
+# Install the Debian packages the build and tests need (as root), or say
+# which are missing.
+deps:
+	@tests/deps.sh
+
+install: $(B)/pop3d
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 0755 $(B)/pop3d $(DESTDIR)$(SBINDIR)/pop3d
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/pop3d
+
+format:
+	clang-format -i *.c *.h tests/*.c
+
+clean:
+	rm -rf $(B) $(BA)
+
+.PHONY: all check check-plain check-asan demo deps install uninstall \
+	format clean

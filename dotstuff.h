@@ -1,0 +1,29 @@
+/* Encode a message as the body of a POP3 multi-line reply (RFC 1939 §3):
+ * every line ends in CRLF (a bare LF becomes CRLF), a line that starts
+ * with "." gets another ".", a missing final line end is added, and the
+ * terminating ".CRLF" follows. Input may arrive in pieces of any size. */
+#ifndef POP3D_DOTSTUFF_H
+#define POP3D_DOTSTUFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Where encoded output goes; returns 0 or -1 to stop. */
+typedef int (*dotstuff_write_fn)(void *ctx, const void *data, size_t len);
+
+struct dotstuff {
+	dotstuff_write_fn write;
+	void *ctx;
+	bool line_start; /* the next byte begins a line */
+	bool prev_cr;	 /* the last byte fed was CR */
+};
+
+void dotstuff_init(struct dotstuff *ds, dotstuff_write_fn write, void *ctx);
+
+/* Feed raw message bytes. Returns 0, or -1 if the writer failed. */
+int dotstuff_feed(struct dotstuff *ds, const char *data, size_t len);
+
+/* Close the line if needed and write the terminator. Returns 0 or -1. */
+int dotstuff_finish(struct dotstuff *ds);
+
+#endif

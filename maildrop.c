@@ -1,0 +1,630 @@
+#include "maildrop.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <lockfile.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mbox.h"
+#include "uidl.h"
+
+struct maildrop {
+	int fd;		/* -1: no spool file, an empty maildrop */
+	char *path;
+	off_t length;	/* the spool's length when it was parsed */
+	size_t count, cap;
+	struct message *msg;
+	struct uidl_entry *uid;
+	struct uidl_hasher *hasher;
+	char *buf;	/* SPOOL_CHUNK_SIZE */
+	char uid_text[UIDL_MAX + 1];
+};
+
+/* --- locks ------------------------------------------------------------ */
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* An fcntl lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS:
+ * MTAs and MUAs hold it for one delivery or rewrite. Polling rather than
+ * F_SETLKW keeps the wait bounded without signals. Returns MD_OK,
+ * MD_IN_USE after the wait, or MD_TEMPFAIL on an error. */
+static enum md_status
+fcntl_lock(struct maildrop *md, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+
+	for (int waited = 0;; waited += FCNTL_LOCK_POLL_MS) {
+		if (fcntl(md->fd, F_SETLK, &fl) == 0)
+			return MD_OK;
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+			log_msg(LOG_ERR, "%s: fcntl lock: %m", md->path);
+			return MD_TEMPFAIL;
+		}
+		if (waited >= FCNTL_LOCK_WAIT_MS) {
+			log_msg(LOG_WARNING, "%s: still locked after %d ms",
+				md->path, FCNTL_LOCK_WAIT_MS);
+			return MD_IN_USE;
+		}
+		sleep_ms(FCNTL_LOCK_POLL_MS);
+	}
+}
+
+static void
+fcntl_unlock(struct maildrop *md)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(md->fd, F_SETLK, &fl) < 0)
+		log_msg(LOG_ERR, "%s: fcntl unlock: %m", md->path);
+}
+
+/* --- open and parse ----------------------------------------------------- */
+
+/* design.md §4: never follow a link, never create, never block on a
+ * FIFO; the spool must be a plain file of the user's with one name. */
+static enum md_status
+open_spool(struct maildrop *md, uid_t owner)
+{
+	struct stat st;
+
+	md->fd = open(md->path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (md->fd < 0) {
+		if (errno == ENOENT)
+			return MD_OK;
+		log_msg(LOG_ERR, "%s: open: %m", md->path);
+		return errno == EACCES || errno == EAGAIN ||
+				       errno == EINTR || errno == ENOMEM ||
+				       errno == EMFILE || errno == ENFILE
+			       ? MD_TEMPFAIL
+			       : MD_PERMFAIL;
+	}
+	if (fstat(md->fd, &st) < 0) {
+		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
+		return MD_TEMPFAIL;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != owner || st.st_nlink != 1 ||
+	    (st.st_mode & S_IWOTH)) {
+		log_msg(LOG_ERR,
+			"%s: refused: not a regular file of uid %lu with one "
+			"link and no write access for others",
+			md->path, (unsigned long)owner);
+		return MD_PERMFAIL;
+	}
+	/* One POP3 session per maildrop. flock is a lock no MDA takes on
+	 * Linux, so holding it all session long delays no delivery. */
+	if (flock(md->fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			return MD_IN_USE;
+		log_msg(LOG_ERR, "%s: flock: %m", md->path);
+		return MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+static int
+grow(struct maildrop *md)
+{
+	size_t cap = md->cap ? md->cap * 2 : 256;
+	struct message *m;
+	struct uidl_entry *u;
+
+	m = reallocarray(md->msg, cap, sizeof(*m));
+	if (m == NULL)
+		return -1;
+	md->msg = m;
+	u = reallocarray(md->uid, cap, sizeof(*u));
+	if (u == NULL)
+		return -1;
+	md->uid = u;
+	md->cap = cap;
+	return 0;
+}
+
+static enum md_status
+parse_spool(struct maildrop *md, const struct md_limits *limits)
+{
+	struct reader r;
+
+	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, 0, md->length);
+	if (md->length > 0 && !reader_at_from_line(&r)) {
+		if (r.error != 0 || r.short_file)
+			goto read_error;
+		log_msg(LOG_ERR, "%s: refused: not an mbox file "
+				 "(does not start with \"From \")", md->path);
+		return MD_PERMFAIL;
+	}
+	while (!reader_at_end(&r)) {
+		if (md->count == limits->max_messages) {
+			log_msg(LOG_ERR, "%s: refused: more than %lu messages "
+					 "(--max-messages)",
+				md->path, limits->max_messages);
+			return MD_PERMFAIL;
+		}
+		if (md->count == md->cap && grow(md) < 0) {
+			log_msg(LOG_ERR, "%s: out of memory", md->path);
+			return MD_TEMPFAIL;
+		}
+		md->uid[md->count].xuidl = NULL;
+		if (mbox_parse_message(&r, md->hasher, &md->msg[md->count],
+				       &md->uid[md->count]) < 0) {
+			free(md->uid[md->count].xuidl);
+			goto read_error;
+		}
+		md->count++;
+	}
+	if (r.error == 0 && !r.short_file)
+		return MD_OK;
+read_error:
+	if (r.error != 0)
+		log_msg(LOG_ERR, "%s: read: %s", md->path, strerror(r.error));
+	else
+		log_msg(LOG_ERR, "%s: shrank while being read", md->path);
+	return MD_TEMPFAIL;
+}
+
+/* Under a read lock, so no delivery is half-written while we look. */
+static enum md_status
+load(struct maildrop *md, const struct md_limits *limits)
+{
+	enum md_status st;
+	struct stat sb;
+
+	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+		return st;
+	if (fstat(md->fd, &sb) < 0) {
+		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
+		st = MD_TEMPFAIL;
+	} else if ((uint64_t)sb.st_size > limits->max_size) {
+		log_msg(LOG_ERR, "%s: refused: %lld bytes is over the limit "
+				 "of %llu (--max-size)",
+			md->path, (long long)sb.st_size,
+			(unsigned long long)limits->max_size);
+		st = MD_PERMFAIL;
+	} else {
+		md->length = sb.st_size;
+		st = parse_spool(md, limits);
+	}
+	fcntl_unlock(md);
+	return st;
+}
+
+enum md_status
+maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
+	      struct maildrop **md_r)
+{
+	struct maildrop *md;
+	enum md_status st;
+
+	*md_r = NULL;
+	md = calloc(1, sizeof(*md));
+	if (md == NULL)
+		return MD_TEMPFAIL;
+	md->fd = -1;
+	md->path = strdup(path);
+	md->buf = malloc(SPOOL_CHUNK_SIZE);
+	md->hasher = uidl_hasher_new();
+	if (md->path == NULL || md->buf == NULL || md->hasher == NULL) {
+		st = MD_TEMPFAIL;
+		goto fail;
+	}
+	if ((st = open_spool(md, owner)) != MD_OK)
+		goto fail;
+	if (md->fd >= 0 && (st = load(md, limits)) != MD_OK)
+		goto fail;
+	if (uidl_assign(md->uid, md->count) < 0) {
+		st = MD_TEMPFAIL;
+		goto fail;
+	}
+	*md_r = md;
+	return MD_OK;
+fail:
+	maildrop_close(md);
+	return st;
+}
+
+void
+maildrop_close(struct maildrop *md)
+{
+	if (md == NULL)
+		return;
+	/* Closing the descriptor drops the flock and any fcntl lock. */
+	if (md->fd >= 0)
+		close(md->fd);
+	for (size_t i = 0; i < md->count; i++)
+		free(md->uid[i].xuidl);
+	free(md->uid);
+	free(md->msg);
+	uidl_hasher_free(md->hasher);
+	free(md->buf);
+	free(md->path);
+	free(md);
+}
+
+/* --- queries ------------------------------------------------------------ */
+
+size_t
+maildrop_count(const struct maildrop *md)
+{
+	return md->count;
+}
+
+uint64_t
+maildrop_size(const struct maildrop *md, size_t i)
+{
+	return md->msg[i].size;
+}
+
+const char *
+maildrop_uid(const struct maildrop *md, size_t i)
+{
+	/* The text lives in md; uid_text is scratch, not state. */
+	struct maildrop *m = (struct maildrop *)md;
+
+	uidl_format(&md->uid[i], m->uid_text);
+	return m->uid_text;
+}
+
+bool
+maildrop_deleted(const struct maildrop *md, size_t i)
+{
+	return md->msg[i].deleted;
+}
+
+void
+maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
+{
+	md->msg[i].deleted = deleted;
+}
+
+/* --- change detection ----------------------------------------------------- */
+
+/* Is message i still what we parsed at login? Re-parse it from its From_
+ * line and compare every fact, the header digest included. Call with a
+ * lock held. */
+static bool
+unchanged(struct maildrop *md, size_t i)
+{
+	const struct message *m = &md->msg[i];
+	struct uidl_entry u = {0};
+	struct message now;
+	struct reader r;
+	bool same;
+
+	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from,
+		    md->length);
+	if (!reader_at_from_line(&r))
+		return false;
+	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 ||
+	    r.short_file) {
+		free(u.xuidl);
+		return false;
+	}
+	same = now.start == m->start && now.hdr_end == m->hdr_end &&
+	       now.body == m->body && now.end == m->end &&
+	       now.next == m->next && now.size == m->size &&
+	       now.body_lines == m->body_lines &&
+	       memcmp(u.digest, md->uid[i].digest, sizeof(u.digest)) == 0 &&
+	       (u.xuidl == NULL) == (md->uid[i].xuidl == NULL) &&
+	       (u.xuidl == NULL || strcmp(u.xuidl, md->uid[i].xuidl) == 0);
+	free(u.xuidl);
+	return same;
+}
+
+static enum md_status
+changed(struct maildrop *md, size_t i)
+{
+	log_msg(LOG_ERR, "%s: message %zu changed by another program; "
+			 "not served, nothing deleted", md->path, i + 1);
+	return MD_TEMPFAIL;
+}
+
+/* After a message was sent: is it still delimited as it was? Cheaper
+ * than unchanged(): its From_ line and the next one are where they were. */
+static bool
+still_in_place(struct maildrop *md, size_t i)
+{
+	const struct message *m = &md->msg[i];
+	char from[5];
+
+	if (pread(md->fd, from, 5, m->from) != 5 ||
+	    memcmp(from, "From ", 5) != 0)
+		return false;
+	if (m->next >= md->length)
+		return true;
+	return pread(md->fd, from, 5, m->next) == 5 &&
+	       memcmp(from, "From ", 5) == 0;
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+enum md_status
+maildrop_verify(struct maildrop *md, size_t i)
+{
+	enum md_status st;
+	bool same;
+
+	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+		return st;
+	same = unchanged(md, i);
+	fcntl_unlock(md);
+	return same ? MD_OK : changed(md, i);
+}
+
+/* Send [from, to) of the spool, each read under its own short read lock
+ * so a slow client never holds up a delivery for long. With lines set,
+ * stop after that many lines and count them down. */
+static enum md_status
+send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
+	   md_sink_fn sink, void *ctx)
+{
+	enum md_status st;
+	size_t want, n, i;
+	ssize_t got;
+	char *lf;
+
+	while (from < to && (lines == NULL || *lines > 0)) {
+		want = to - from < SPOOL_CHUNK_SIZE ? (size_t)(to - from)
+						    : SPOOL_CHUNK_SIZE;
+		if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+			return st;
+		do
+			got = pread(md->fd, md->buf, want, from);
+		while (got < 0 && errno == EINTR);
+		fcntl_unlock(md);
+		if (got <= 0) {
+			log_msg(LOG_ERR, "%s: read: %s", md->path,
+				got < 0 ? strerror(errno) : "file shrank");
+			return MD_TEMPFAIL;
+		}
+		n = got;
+		for (i = 0; lines != NULL && i < n && *lines > 0; i = lf - md->buf + 1) {
+			lf = memchr(md->buf + i, '\n', n - i);
+			if (lf == NULL)
+				break;
+			if (--*lines == 0)
+				n = lf - md->buf + 1;
+		}
+		if (sink(ctx, md->buf, n) < 0)
+			return MD_TEMPFAIL;
+		from += n;
+	}
+	return MD_OK;
+}
+
+enum md_status
+maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
+	      md_sink_fn sink, void *ctx)
+{
+	const struct message *m = &md->msg[i];
+	enum md_status st;
+	uint64_t lines;
+	bool same;
+
+	if (body_lines == NULL || *body_lines >= m->body_lines) {
+		st = send_range(md, m->start, m->end, NULL, sink, ctx);
+	} else {
+		/* TOP: the headers and the blank line, then the lines. */
+		lines = *body_lines;
+		st = send_range(md, m->start, m->body, NULL, sink, ctx);
+		if (st == MD_OK && lines > 0)
+			st = send_range(md, m->body, m->end, &lines, sink,
+					ctx);
+	}
+	if (st != MD_OK)
+		return st;
+	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+		return st;
+	same = still_in_place(md, i);
+	fcntl_unlock(md);
+	return same ? MD_OK : changed(md, i);
+}
+
+/* --- UPDATE ----------------------------------------------------------- */
+
+static int
+write_all(int fd, const char *p, size_t n, off_t at)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = pwrite(fd, p, n, at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += w;
+		n -= w;
+		at += w;
+	}
+	return 0;
+}
+
+/* Move [src, src + len) down to dst (dst <= src), front to back, so each
+ * byte is read before anything can overwrite it. len < 0: up to EOF.
+ * Returns the number of bytes moved, or -1. */
+static off_t
+move_down(struct maildrop *md, off_t src, off_t dst, off_t len)
+{
+	off_t moved = 0;
+	size_t want;
+	ssize_t got;
+
+	while (len < 0 || moved < len) {
+		want = SPOOL_CHUNK_SIZE;
+		if (len >= 0 && len - moved < (off_t)want)
+			want = len - moved;
+		got = pread(md->fd, md->buf, want, src + moved);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -1;
+		if (got == 0) {
+			if (len < 0)
+				break;
+			errno = EIO; /* the file shrank under our lock */
+			return -1;
+		}
+		if (src != dst && write_all(md->fd, md->buf, got, dst + moved) < 0)
+			return -1;
+		moved += got;
+	}
+	return moved;
+}
+
+static void
+count_stats(const struct maildrop *md, struct md_update_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < md->count; i++) {
+		if (md->msg[i].deleted) {
+			s->deleted++;
+			s->deleted_bytes += md->msg[i].size;
+		} else {
+			s->left++;
+			s->left_bytes += md->msg[i].size;
+		}
+	}
+}
+
+/* Compact from the first deleted message on: kept messages, then mail
+ * delivered since login, move down over the gaps; then truncate. */
+static enum md_status
+expunge(struct maildrop *md, size_t first)
+{
+	off_t dst = md->msg[first].from, n;
+	const struct message *m;
+
+	for (size_t i = first; i < md->count; i++) {
+		m = &md->msg[i];
+		if (m->deleted)
+			continue;
+		if (move_down(md, m->from, dst, m->next - m->from) < 0)
+			goto fail;
+		dst += m->next - m->from;
+	}
+	if ((n = move_down(md, md->length, dst, -1)) < 0)
+		goto fail;
+	dst += n;
+	if (ftruncate(md->fd, dst) < 0 || fdatasync(md->fd) < 0)
+		goto fail;
+	return MD_OK;
+fail:
+	log_msg(LOG_ERR, "%s: update failed: %m", md->path);
+	return MD_TEMPFAIL;
+}
+
+/* The write lock and the dotlock, as Debian's MTAs and MUAs take them. */
+static enum md_status
+lock_for_update(struct maildrop *md, char *dotlock, size_t size)
+{
+	enum md_status st;
+	int r;
+
+	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK)
+		return st;
+	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size) {
+		fcntl_unlock(md);
+		return MD_PERMFAIL;
+	}
+	r = lockfile_create(dotlock, DOTLOCK_RETRIES, 0);
+	if (r != L_SUCCESS) {
+		log_msg(LOG_WARNING, "%s: dotlock failed (liblockfile %d)",
+			dotlock, r);
+		fcntl_unlock(md);
+		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+enum md_status
+maildrop_update(struct maildrop *md, struct md_update_stats *stats)
+{
+	char dotlock[PATH_MAX];
+	sigset_t all, old;
+	enum md_status st;
+	struct stat sb;
+	size_t first = 0;
+
+	count_stats(md, stats);
+	while (first < md->count && !md->msg[first].deleted)
+		first++;
+	if (md->fd < 0 || first == md->count)
+		return MD_OK;
+	/* A signal must not stop a rewrite halfway (R1939-22). */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
+		goto out;
+	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length) {
+		st = changed(md, first);
+		goto unlock;
+	}
+	for (size_t i = first; i < md->count; i++)
+		if (!unchanged(md, i)) {
+			st = changed(md, i);
+			goto unlock;
+		}
+	st = expunge(md, first);
+unlock:
+	if (lockfile_remove(dotlock) < 0)
+		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
+	fcntl_unlock(md);
+out:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return st;
+}
+
+int
+maildrop_path(const char *pattern, const char *user, const char *home,
+	      char *out, size_t size)
+{
+	size_t len = 0, n;
+	const char *add;
+
+	for (const char *p = pattern; *p != '\0'; p++) {
+		if (*p != '%') {
+			add = p;
+			n = 1;
+		} else {
+			switch (*++p) {
+			case 'u':
+				add = user;
+				break;
+			case 'h':
+				add = home;
+				break;
+			case '%':
+				add = "%";
+				break;
+			default:
+				return -1;
+			}
+			n = strlen(add);
+		}
+		if (n >= size - len)
+			return -1;
+		memcpy(out + len, add, n);
+		len += n;
+	}
+	out[len] = '\0';
+	return 0;
+}

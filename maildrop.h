@@ -1,0 +1,83 @@
+/* The user's mbox spool: open it safely, lock it, parse it once, serve
+ * message bytes, and expunge at UPDATE (design.md §4). Knows nothing of
+ * POP3: messages are numbered from 0 here, and bytes come out raw. */
+#ifndef POP3D_MAILDROP_H
+#define POP3D_MAILDROP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "params.h"
+
+struct maildrop;
+
+enum md_status {
+	MD_OK,
+	MD_IN_USE,   /* another session, or a lock wait ran out */
+	MD_TEMPFAIL, /* I/O error, or the spool changed under us */
+	MD_PERMFAIL, /* bad spool: symlink, owner, not mbox, over a limit */
+};
+
+struct md_limits {
+	unsigned long max_messages;
+	uint64_t max_size;
+};
+
+/* Open, lock and parse the spool at path as the user who must own it
+ * (already the effective uid). A missing file is an empty maildrop. On
+ * failure a log line says why; nothing is kept open or locked. */
+enum md_status maildrop_open(const char *path, uid_t owner,
+			     const struct md_limits *limits,
+			     struct maildrop **md_r);
+
+/* Expand a spool path pattern: %u the user name, %h the home directory,
+ * %% a percent sign. Returns 0, or -1 if the pattern has another % escape
+ * or the result does not fit. */
+int maildrop_path(const char *pattern, const char *user, const char *home,
+		  char *out, size_t size);
+
+/* Release the locks and memory. No changes are made to the spool. */
+void maildrop_close(struct maildrop *md);
+
+size_t maildrop_count(const struct maildrop *md);
+/* Octets of message i in CRLF form: what a POP3 RETR sends before
+ * dot-stuffing (R1939-38). */
+uint64_t maildrop_size(const struct maildrop *md, size_t i);
+/* The unique id of message i (R1939-48): 1-70 characters 0x21-0x7E. */
+const char *maildrop_uid(const struct maildrop *md, size_t i);
+
+bool maildrop_deleted(const struct maildrop *md, size_t i);
+void maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted);
+
+/* Receives message bytes as stored (without the From_ line); returns 0,
+ * or -1 to stop. */
+typedef int (*md_sink_fn)(void *ctx, const char *data, size_t len);
+
+/* Is message i still the one parsed at login? MD_OK, MD_TEMPFAIL if
+ * another program changed it (logged), MD_IN_USE if a lock wait ran out.
+ * Call before promising the message to the client. */
+enum md_status maildrop_verify(struct maildrop *md, size_t i);
+
+/* Send message i to sink: the whole message, or with body_lines set, the
+ * header section, the blank line after it, and at most that many body
+ * lines (TOP). After the last byte, checks that the message still sits
+ * where it did: if not, MD_TEMPFAIL, and what was sent must not be
+ * presented as complete. A sink failure also gives MD_TEMPFAIL. */
+enum md_status maildrop_send(struct maildrop *md, size_t i,
+			     const unsigned long *body_lines, md_sink_fn sink,
+			     void *ctx);
+
+struct md_update_stats {
+	size_t deleted, left;
+	uint64_t deleted_bytes, left_bytes;
+};
+
+/* UPDATE: remove the messages marked deleted, keep everything else and
+ * any mail delivered since login. Deletes nothing if a message the
+ * session knows has changed. */
+enum md_status maildrop_update(struct maildrop *md,
+			       struct md_update_stats *stats);
+
+#endif

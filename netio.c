@@ -1,0 +1,233 @@
+#include "netio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s)
+{
+	int flags;
+
+	memset(io, 0, offsetof(struct netio, in));
+	io->in_fd = in_fd;
+	io->out_fd = out_fd;
+	io->timeout_ms = timeout_s > 0x7fffffff / 1000 ? 0x7fffffff
+						       : (int)(timeout_s * 1000);
+	io->out_failed = NET_OK;
+	/* Writes must never block past the timeout: poll decides when to
+	 * wait. Reads only follow a poll, so blocking input is fine. */
+	flags = fcntl(out_fd, F_GETFL);
+	if (flags >= 0)
+		(void)fcntl(out_fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* Make room at the end of the input buffer by moving unread bytes to its
+ * start. */
+static void
+compact_input(struct netio *io)
+{
+	if (io->in_start == 0)
+		return;
+	memmove(io->in, io->in + io->in_start, io->in_len);
+	io->in_start = 0;
+}
+
+/* One read into the free tail of the input buffer. */
+static enum net_status
+fill_input(struct netio *io)
+{
+	ssize_t n;
+
+	compact_input(io);
+	if (io->in_len == sizeof(io->in))
+		return NET_OK;
+	do
+		n = read(io->in_fd, io->in + io->in_len,
+			 sizeof(io->in) - io->in_len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? NET_OK : NET_ERROR;
+	if (n == 0) {
+		io->in_eof = true;
+		return NET_EOF;
+	}
+	io->in_len += n;
+	return NET_OK;
+}
+
+/* Wait until out_fd is writable; meanwhile keep reading input while it
+ * fits, so a client that is still sending cannot deadlock with us. */
+static enum net_status
+wait_writable(struct netio *io)
+{
+	struct pollfd pfd[2];
+	int nfds, r;
+
+	for (;;) {
+		pfd[0] = (struct pollfd){.fd = io->out_fd, .events = POLLOUT};
+		nfds = 1;
+		if (!io->in_eof && io->in_len < sizeof(io->in)) {
+			pfd[1] = (struct pollfd){.fd = io->in_fd,
+						 .events = POLLIN};
+			nfds = 2;
+		}
+		r = poll(pfd, nfds, io->timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return NET_ERROR;
+		if (r == 0)
+			return NET_TIMEOUT;
+		if (nfds == 2 && (pfd[1].revents & (POLLIN | POLLHUP)) &&
+		    fill_input(io) == NET_ERROR)
+			return NET_ERROR;
+		if (pfd[0].revents & (POLLOUT | POLLERR | POLLHUP))
+			return NET_OK;
+	}
+}
+
+int
+net_flush(struct netio *io)
+{
+	size_t done = 0;
+	ssize_t n;
+	enum net_status st;
+
+	if (io->out_failed != NET_OK)
+		return -1;
+	while (done < io->out_len) {
+		n = write(io->out_fd, io->out + done, io->out_len - done);
+		if (n > 0) {
+			done += n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			st = wait_writable(io);
+			if (st == NET_OK)
+				continue;
+			io->out_failed = st;
+			return -1;
+		}
+		io->out_failed = NET_ERROR;
+		return -1;
+	}
+	io->out_len = 0;
+	return 0;
+}
+
+int
+net_write(struct netio *io, const void *data, size_t len)
+{
+	const char *p = data;
+	size_t n;
+
+	while (len > 0) {
+		if (io->out_failed != NET_OK)
+			return -1;
+		if (io->out_len == sizeof(io->out) && net_flush(io) < 0)
+			return -1;
+		n = sizeof(io->out) - io->out_len;
+		if (n > len)
+			n = len;
+		memcpy(io->out + io->out_len, p, n);
+		io->out_len += n;
+		p += n;
+		len -= n;
+	}
+	return io->out_failed == NET_OK ? 0 : -1;
+}
+
+int
+net_reply(struct netio *io, const char *fmt, ...)
+{
+	char line[REPLY_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 3)
+		n = sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	return net_write(io, line, n);
+}
+
+/* Wait for input; the idle timer restarts with every wait (RFC 1939 §3). */
+static enum net_status
+wait_readable(struct netio *io)
+{
+	struct pollfd pfd = {.fd = io->in_fd, .events = POLLIN};
+	int r;
+
+	do
+		r = poll(&pfd, 1, io->timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return NET_ERROR;
+	return r == 0 ? NET_TIMEOUT : NET_OK;
+}
+
+enum net_status
+net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
+{
+	enum net_status st;
+	char *start, *lf;
+	size_t len;
+
+	for (;;) {
+		start = io->in + io->in_start;
+		lf = memchr(start, '\n', io->in_len);
+		if (lf != NULL) {
+			len = lf - start;
+			io->in_start += len + 1;
+			io->in_len -= len + 1;
+			if (io->in_len == 0)
+				io->in_start = 0;
+			if (io->discarding) {
+				io->discarding = false;
+				continue;
+			}
+			if (len > 0 && start[len - 1] == '\r')
+				len--;
+			/* max counts CRLF, whatever ending was sent. */
+			if (len + 2 > max)
+				return NET_TOO_LONG;
+			memcpy(line, start, len);
+			line[len] = '\0';
+			*len_r = len;
+			return NET_OK;
+		}
+		if (io->discarding || io->in_len + 1 > max) {
+			/* DEC-03: one error per overlong line; whatever else
+			 * it holds is dropped unread, never run. */
+			bool first = !io->discarding;
+
+			io->in_start = io->in_len = 0;
+			io->discarding = true;
+			if (first)
+				return NET_TOO_LONG;
+		}
+		if (io->in_eof)
+			return NET_EOF;
+		/* Out of complete lines: the batched replies go out now. */
+		if (net_flush(io) < 0)
+			return io->out_failed;
+		st = wait_readable(io);
+		if (st != NET_OK)
+			return st;
+		st = fill_input(io);
+		if (st == NET_ERROR)
+			return st;
+	}
+}

@@ -1,0 +1,56 @@
+/* Buffered, bounded I/O on the client connection.
+ *
+ * Input is read ahead into a fixed buffer and handed out a line at a time
+ * (pipelining, RFC 2449 §6.6). Output is batched and written only when the
+ * buffer fills or the reader runs out of complete lines, so a burst of
+ * pipelined commands costs one write. Every wait is bounded by the idle
+ * timeout, and while output is blocked, input keeps being drained so a
+ * client that writes before it reads cannot deadlock us (R2449-16). */
+#ifndef POP3D_NETIO_H
+#define POP3D_NETIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "params.h"
+
+enum net_status {
+	NET_OK,
+	NET_TOO_LONG, /* line over the limit; the rest of it is dropped */
+	NET_EOF,
+	NET_TIMEOUT,
+	NET_ERROR,
+};
+
+struct netio {
+	int in_fd, out_fd;
+	int timeout_ms;
+	bool in_eof;
+	bool discarding;	/* inside an overlong line, up to its LF */
+	enum net_status out_failed; /* NET_OK until a write fails */
+	size_t in_start, in_len;
+	size_t out_len;
+	char in[INPUT_BUFFER_SIZE];
+	char out[OUTPUT_BUFFER_SIZE];
+};
+
+void net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s);
+
+/* Read one line. On NET_OK, line holds it without CR LF (a bare LF also
+ * ends a line, DEC-01), NUL-terminated, and *len_r its length (it may
+ * contain NULs). max counts the octets of the line including CRLF. */
+enum net_status net_read_line(struct netio *io, char *line, size_t max,
+			      size_t *len_r);
+
+/* Queue output. Returns 0, or -1 once the connection has failed (the
+ * cause is in io->out_failed); later calls keep failing. */
+int net_write(struct netio *io, const void *data, size_t len);
+
+/* Queue one reply line, CRLF added, cut to REPLY_LINE_MAX octets. */
+int net_reply(struct netio *io, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Write out everything queued. Returns 0 or -1 as net_write. */
+int net_flush(struct netio *io);
+
+#endif

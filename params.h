@@ -1,0 +1,77 @@
+/*
+ * Every limit and tunable of pop3d, each with the reason for its value.
+ * (Not "limits.h": that name belongs to libc.)
+ */
+#ifndef POP3D_PARAMS_H
+#define POP3D_PARAMS_H
+
+#define POP3D_VERSION "0.1"
+
+/* RFC 1939 §3: an autologout timer, if any, is at least 10 minutes. The
+ * same bound applies to a client that stops reading our replies. */
+#define IDLE_TIMEOUT_DEFAULT 600
+
+/* RFC 2449 §4: command lines up to 255 octets including CRLF. */
+#define CMD_LINE_MAX 255
+
+/* RFC 1939 §3: the first reply line, greeting included, is at most 512
+ * octets including CRLF. Replies are built with snprintf into this. */
+#define REPLY_LINE_MAX 512
+
+/* Input read ahead of the command being run (pipelining, RFC 2449 §6.6).
+ * Large enough for a burst of short commands and for the 8 KiB AUTH lines
+ * the TLS/SASL work adds (DEC-13). */
+#define INPUT_BUFFER_SIZE (16 * 1024)
+
+/* Replies are batched and flushed when input runs dry; a full buffer is
+ * written at once. 64 KiB is the size of a Linux socket write that still
+ * goes out without extra copies. */
+#define OUTPUT_BUFFER_SIZE (64 * 1024)
+
+/* design.md §3: a failed login costs at least this long, and the third
+ * failure closes the connection (DEC-05). */
+#define AUTH_FAIL_DELAY_MS 2000
+#define AUTH_FAILS_MAX 3
+
+/* DEC-05: 20 bad commands in a row close the session. */
+#define BAD_COMMANDS_MAX 20
+
+/* design.md §3, like Dovecot's first_valid_uid: system accounts below
+ * this uid never log in. */
+#define MIN_UID_DEFAULT 1000
+
+/* A user name from PAM becomes part of a path; bound it (LOGIN_NAME_MAX
+ * on Linux is 256, useradd allows 32). */
+#define USER_NAME_MAX 64
+
+/* Maildrop limits (design.md §6). Each message costs about 80 bytes of
+ * memory, so the default message cap bounds a session near 160 MB; the
+ * size cap keeps offsets and byte counters far from overflow and refuses
+ * a spool nobody should be fetching over POP3 in one go. Both are flags. */
+#define MAILDROP_MESSAGES_MAX_DEFAULT 2000000UL
+#define MAILDROP_SIZE_MAX_DEFAULT (64ULL * 1024 * 1024 * 1024)
+
+/* Spool reads go through a buffer of this size: large enough that the
+ * system call count does not matter, small enough to stay in L2 cache. */
+#define SPOOL_CHUNK_SIZE (256 * 1024)
+
+/* How many bytes at the start of a line the parser must see at once to
+ * classify it ("From ", a header name, an empty line). A header name
+ * longer than this is never one of the fields the UIDL digest selects. */
+#define LINE_LOOKAHEAD 128
+
+/* Bounded lock waits (design.md §4): a delivery holding the spool for
+ * longer than this means something is wrong; the client gets [IN-USE] or
+ * [SYS/TEMP] and may retry. */
+#define FCNTL_LOCK_WAIT_MS 10000
+#define FCNTL_LOCK_POLL_MS 20
+/* liblockfile sleeps 5 s, then 10 s, ... between tries: 2 retries wait at
+ * most 15 s for a dotlock. A lock older than 5 minutes is stale. */
+#define DOTLOCK_RETRIES 2
+
+/* RFC 1939 §7: a unique-id is 1 to 70 characters. Our digests use 32 hex
+ * characters, which leaves room for a "-N" duplicate suffix. */
+#define UIDL_MAX 70
+#define UIDL_DIGEST_BYTES 16
+
+#endif
