@@ -37,8 +37,11 @@ $(BA)/%.o: %.c *.h | $(BA)
 
 $(B)/pop3d: $(B)/pop3d.o $(MODULES:%=$(B)/%.o)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
+# libcrypt is linked in up front: ASan intercepts crypt() and finds no real
+# one if pam_unix loads libcrypt later, and the call jumps to address 0.
+ASAN_LIBS = -Wl,--no-as-needed -lcrypt -Wl,--as-needed
 $(BA)/pop3d: $(BA)/pop3d.o $(MODULES:%=$(BA)/%.o)
-	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
+	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS) $(ASAN_LIBS)
 
 $(B)/test_%: tests/test_%.c $(MODULES:%=$(B)/%.o) *.h
 	$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< \

@@ -294,9 +294,20 @@ maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
 
 /* --- change detection ----------------------------------------------------- */
 
+static bool
+from_line_at(struct maildrop *md, off_t offset)
+{
+	char from[5];
+
+	return pread(md->fd, from, 5, offset) == 5 &&
+	       memcmp(from, "From ", 5) == 0;
+}
+
 /* Is message i still what we parsed at login? Re-parse it from its From_
- * line and compare every fact, the header digest included. Call with a
- * lock held. */
+ * line and compare every fact, the header digest included. Parsing up to
+ * where the next From_ line was gives the same facts as the first parse
+ * did (a blank line at the limit is the separator either way), and reads
+ * only this message. Call with a lock held. */
 static bool
 unchanged(struct maildrop *md, size_t i)
 {
@@ -306,8 +317,9 @@ unchanged(struct maildrop *md, size_t i)
 	struct reader r;
 	bool same;
 
-	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from,
-		    md->length);
+	if (m->next < md->length && !from_line_at(md, m->next))
+		return false;
+	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from, m->next);
 	if (!reader_at_from_line(&r))
 		return false;
 	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 ||
@@ -340,15 +352,9 @@ static bool
 still_in_place(struct maildrop *md, size_t i)
 {
 	const struct message *m = &md->msg[i];
-	char from[5];
 
-	if (pread(md->fd, from, 5, m->from) != 5 ||
-	    memcmp(from, "From ", 5) != 0)
-		return false;
-	if (m->next >= md->length)
-		return true;
-	return pread(md->fd, from, 5, m->next) == 5 &&
-	       memcmp(from, "From ", 5) == 0;
+	return from_line_at(md, m->from) &&
+	       (m->next >= md->length || from_line_at(md, m->next));
 }
 
 /* --- reading ------------------------------------------------------------- */

@@ -179,13 +179,16 @@ take_xuidl(struct headers *hs, const char *p, size_t avail, size_t colon)
 static void
 header_line(struct headers *hs, const char *p, size_t avail)
 {
-	const char *colon;
+	const char *colon, *eol;
 	size_t len;
 
 	hs->held_cr = false;
 	if (p[0] == ' ' || p[0] == '\t')
 		return; /* a folded line belongs to the field above */
-	colon = memchr(p, ':', avail);
+	/* Look no further than this line: what follows it must not change
+	 * the verdict, or a re-parse that sees less could disagree. */
+	eol = memchr(p, '\n', avail);
+	colon = memchr(p, ':', eol != NULL ? (size_t)(eol - p) : avail);
 	if (colon == NULL) {
 		hs->include = hs->fallback;
 		return;

@@ -31,9 +31,13 @@ net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s)
 static void
 compact_input(struct netio *io)
 {
+	size_t old_end = io->in_start + io->in_len;
+
 	if (io->in_start == 0)
 		return;
 	memmove(io->in, io->in + io->in_start, io->in_len);
+	/* Leave no stale copy of a line behind: it may hold a password. */
+	explicit_bzero(io->in + io->in_len, old_end - io->in_len);
 	io->in_start = 0;
 }
 
@@ -183,36 +187,43 @@ net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 {
 	enum net_status st;
 	char *start, *lf;
-	size_t len;
+	size_t len, consumed;
 
 	for (;;) {
 		start = io->in + io->in_start;
 		lf = memchr(start, '\n', io->in_len);
 		if (lf != NULL) {
 			len = lf - start;
-			io->in_start += len + 1;
-			io->in_len -= len + 1;
+			consumed = len + 1;
+			io->in_start += consumed;
+			io->in_len -= consumed;
 			if (io->in_len == 0)
 				io->in_start = 0;
+			if (len > 0 && start[len - 1] == '\r')
+				len--;
+			/* max counts CRLF, whatever ending was sent. */
+			st = io->discarding ? NET_EOF
+			     : len + 2 > max ? NET_TOO_LONG : NET_OK;
+			if (st == NET_OK) {
+				memcpy(line, start, len);
+				line[len] = '\0';
+				*len_r = len;
+			}
+			/* The caller wipes its copy after use; ours goes now:
+			 * it may be a PASS line (design.md §3). */
+			explicit_bzero(start, consumed);
 			if (io->discarding) {
 				io->discarding = false;
 				continue;
 			}
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			/* max counts CRLF, whatever ending was sent. */
-			if (len + 2 > max)
-				return NET_TOO_LONG;
-			memcpy(line, start, len);
-			line[len] = '\0';
-			*len_r = len;
-			return NET_OK;
+			return st;
 		}
 		if (io->discarding || io->in_len + 1 > max) {
 			/* DEC-03: one error per overlong line; whatever else
 			 * it holds is dropped unread, never run. */
 			bool first = !io->discarding;
 
+			explicit_bzero(io->in, io->in_start + io->in_len);
 			io->in_start = io->in_len = 0;
 			io->discarding = true;
 			if (first)
