@@ -107,8 +107,7 @@ sane_user_name(const char *name)
 {
 	size_t len = strlen(name);
 
-	if (len == 0 || len > USER_NAME_MAX || name[0] == '.' ||
-	    name[0] == '-')
+	if (len == 0 || len > USER_NAME_MAX || name[0] == '.' || name[0] == '-')
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)name[i] <= 0x20 ||
@@ -180,8 +179,10 @@ lookup_user(const struct config *cfg, const char *name, struct auth_user *who)
 	if (geteuid() != 0) {
 		/* Not root: we can only ever be ourselves. */
 		if (who->uid != getuid()) {
-			log_msg(LOG_NOTICE, "user %s: not the user pop3d runs "
-					    "as", name);
+			log_msg(LOG_NOTICE,
+				"user %s: not the user pop3d runs "
+				"as",
+				name);
 			return AUTH_REFUSED;
 		}
 		return AUTH_OK;
@@ -217,8 +218,8 @@ drop_privileges(const struct auth_user *who)
 }
 
 enum auth_verdict
-auth_login(const struct config *cfg, const struct peer *peer,
-	   const char *user, char *password, struct auth_user *who)
+auth_login(const struct config *cfg, const struct peer *peer, const char *user,
+	   char *password, struct auth_user *who)
 {
 	char name[USER_NAME_MAX + 1];
 	enum auth_verdict v;

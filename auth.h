@@ -34,8 +34,8 @@ void auth_init(void);
 /* Run PAM for user with password, then, on AUTH_OK, become that user for
  * good (started as root) or check that it is us (started as a user).
  * password is wiped before returning, whatever the verdict. */
-enum auth_verdict auth_login(const struct config *cfg,
-			     const struct peer *peer, const char *user,
-			     char *password, struct auth_user *who);
+enum auth_verdict auth_login(const struct config *cfg, const struct peer *peer,
+			     const char *user, char *password,
+			     struct auth_user *who);
 
 #endif

@@ -9,7 +9,7 @@
 #define COMMAND_ARGS_MAX 2
 
 struct command {
-	char keyword[5];	/* upper-cased, 3 or 4 characters */
+	char keyword[5]; /* upper-cased, 3 or 4 characters */
 	int argc;
 	char *argv[COMMAND_ARGS_MAX];
 	/* Everything after "KEYWORD SP", unsplit: PASS takes it whole,

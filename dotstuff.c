@@ -34,9 +34,9 @@ dotstuff_feed(struct dotstuff *ds, const char *data, size_t len)
 		n = lf - data;
 		if (n > 0 && ds->write(ds->ctx, data, n) < 0)
 			return -1;
-		if ((n > 0 ? lf[-1] == '\r' : ds->prev_cr) ?
-			ds->write(ds->ctx, "\n", 1) < 0 :
-			ds->write(ds->ctx, "\r\n", 2) < 0)
+		if ((n > 0 ? lf[-1] == '\r' : ds->prev_cr)
+			    ? ds->write(ds->ctx, "\n", 1) < 0
+			    : ds->write(ds->ctx, "\r\n", 2) < 0)
 			return -1;
 		ds->prev_cr = false;
 		ds->line_start = true;

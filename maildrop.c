@@ -18,14 +18,14 @@
 #include "uidl.h"
 
 struct maildrop {
-	int fd;		/* -1: no spool file, an empty maildrop */
+	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
-	off_t length;	/* the spool's length when it was parsed */
+	off_t length; /* the spool's length when it was parsed */
 	size_t count, cap;
 	struct message *msg;
 	struct uidl_entry *uid;
 	struct uidl_hasher *hasher;
-	char *buf;	/* SPOOL_CHUNK_SIZE */
+	char *buf; /* SPOOL_CHUNK_SIZE */
 	char uid_text[UIDL_MAX + 1];
 };
 
@@ -88,9 +88,9 @@ open_spool(struct maildrop *md, uid_t owner)
 		if (errno == ENOENT)
 			return MD_OK;
 		log_msg(LOG_ERR, "%s: open: %m", md->path);
-		return errno == EACCES || errno == EAGAIN ||
-				       errno == EINTR || errno == ENOMEM ||
-				       errno == EMFILE || errno == ENFILE
+		return errno == EACCES || errno == EAGAIN || errno == EINTR ||
+				       errno == ENOMEM || errno == EMFILE ||
+				       errno == ENFILE
 			       ? MD_TEMPFAIL
 			       : MD_PERMFAIL;
 	}
@@ -145,14 +145,17 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 	if (md->length > 0 && !reader_at_from_line(&r)) {
 		if (r.error != 0 || r.short_file)
 			goto read_error;
-		log_msg(LOG_ERR, "%s: refused: not an mbox file "
-				 "(does not start with \"From \")", md->path);
+		log_msg(LOG_ERR,
+			"%s: refused: not an mbox file "
+			"(does not start with \"From \")",
+			md->path);
 		return MD_PERMFAIL;
 	}
 	while (!reader_at_end(&r)) {
 		if (md->count == limits->max_messages) {
-			log_msg(LOG_ERR, "%s: refused: more than %lu messages "
-					 "(--max-messages)",
+			log_msg(LOG_ERR,
+				"%s: refused: more than %lu messages "
+				"(--max-messages)",
 				md->path, limits->max_messages);
 			return MD_PERMFAIL;
 		}
@@ -191,8 +194,9 @@ load(struct maildrop *md, const struct md_limits *limits)
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
 		st = MD_TEMPFAIL;
 	} else if ((uint64_t)sb.st_size > limits->max_size) {
-		log_msg(LOG_ERR, "%s: refused: %lld bytes is over the limit "
-				 "of %llu (--max-size)",
+		log_msg(LOG_ERR,
+			"%s: refused: %lld bytes is over the limit "
+			"of %llu (--max-size)",
 			md->path, (long long)sb.st_size,
 			(unsigned long long)limits->max_size);
 		st = MD_PERMFAIL;
@@ -322,8 +326,7 @@ unchanged(struct maildrop *md, size_t i)
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from, m->next);
 	if (!reader_at_from_line(&r))
 		return false;
-	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 ||
-	    r.short_file) {
+	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 || r.short_file) {
 		free(u.xuidl);
 		return false;
 	}
@@ -341,8 +344,10 @@ unchanged(struct maildrop *md, size_t i)
 static enum md_status
 changed(struct maildrop *md, size_t i)
 {
-	log_msg(LOG_ERR, "%s: message %zu changed by another program; "
-			 "not served, nothing deleted", md->path, i + 1);
+	log_msg(LOG_ERR,
+		"%s: message %zu changed by another program; "
+		"not served, nothing deleted",
+		md->path, i + 1);
 	return MD_TEMPFAIL;
 }
 
@@ -399,7 +404,8 @@ send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
 			return MD_TEMPFAIL;
 		}
 		n = got;
-		for (i = 0; lines != NULL && i < n && *lines > 0; i = lf - md->buf + 1) {
+		for (i = 0; lines != NULL && i<n && * lines> 0;
+		     i = lf - md->buf + 1) {
 			lf = memchr(md->buf + i, '\n', n - i);
 			if (lf == NULL)
 				break;
@@ -429,8 +435,7 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 		lines = *body_lines;
 		st = send_range(md, m->start, m->body, NULL, sink, ctx);
 		if (st == MD_OK && lines > 0)
-			st = send_range(md, m->body, m->end, &lines, sink,
-					ctx);
+			st = send_range(md, m->body, m->end, &lines, sink, ctx);
 	}
 	if (st != MD_OK)
 		return st;
@@ -489,7 +494,8 @@ move_down(struct maildrop *md, off_t src, off_t dst, off_t len)
 			errno = EIO; /* the file shrank under our lock */
 			return -1;
 		}
-		if (src != dst && write_all(md->fd, md->buf, got, dst + moved) < 0)
+		if (src != dst &&
+		    write_all(md->fd, md->buf, got, dst + moved) < 0)
 			return -1;
 		moved += got;
 	}

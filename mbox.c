@@ -12,7 +12,10 @@ void
 reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
 	    off_t limit)
 {
-	*r = (struct reader){.fd = fd, .buf = buf, .cap = cap, .base = offset,
+	*r = (struct reader){.fd = fd,
+			     .buf = buf,
+			     .cap = cap,
+			     .base = offset,
 			     .limit = limit};
 }
 
@@ -79,8 +82,7 @@ typedef void (*segment_fn)(void *ctx, const char *p, size_t n);
  * Returns its length; *lf_r tells whether it ended in LF (not so only at
  * the limit), *cr_r whether a CR stood right before that LF. */
 static uint64_t
-reader_line(struct reader *r, bool *lf_r, bool *cr_r, segment_fn fn,
-	    void *ctx)
+reader_line(struct reader *r, bool *lf_r, bool *cr_r, segment_fn fn, void *ctx)
 {
 	uint64_t total = 0;
 	char last = '\0';
@@ -115,7 +117,7 @@ struct headers {
 	bool include;	    /* the current field is hashed */
 	bool received_seen; /* the first Received: is behind us */
 	bool selected_any;
-	bool held_cr;	    /* a CR ended the last piece; LF may follow */
+	bool held_cr; /* a CR ended the last piece; LF may follow */
 	char *xuidl;
 };
 
@@ -129,8 +131,8 @@ static bool
 rewritten_by_muas(const char *name, size_t len)
 {
 	static const char *const fields[] = {
-		"Status", "X-Status", "X-Keywords", "X-UID", "Content-Length",
-		"Lines", "X-UIDL",
+		"Status",	  "X-Status", "X-Keywords", "X-UID",
+		"Content-Length", "Lines",    "X-UIDL",
 	};
 
 	if (len >= 6 && strncasecmp(name, "X-IMAP", 6) == 0)
@@ -258,8 +260,8 @@ blank_line(const char *p, size_t avail)
 }
 
 int
-mbox_parse_message(struct reader *r, struct uidl_hasher *h,
-		   struct message *m, struct uidl_entry *u)
+mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
+		   struct uidl_entry *u)
 {
 	struct headers hs = {.h = h};
 	bool in_headers = true, blank = false, lf, cr;

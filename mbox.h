@@ -16,28 +16,28 @@ struct reader {
 	int fd;
 	char *buf;
 	size_t cap;
-	off_t base;	  /* file offset of buf[0] */
-	size_t pos, len;  /* parse position and valid bytes in buf */
-	off_t limit;	  /* never read at or past this offset */
-	bool short_file;  /* the file ended before limit */
-	int error;	  /* errno of a failed read, or 0 */
+	off_t base;	 /* file offset of buf[0] */
+	size_t pos, len; /* parse position and valid bytes in buf */
+	off_t limit;	 /* never read at or past this offset */
+	bool short_file; /* the file ended before limit */
+	int error;	 /* errno of a failed read, or 0 */
 };
 
 struct message {
-	off_t from;	/* the From_ line */
-	off_t start;	/* first octet of the message proper */
-	off_t hdr_end;	/* the blank line ending the headers, or end */
-	off_t body;	/* first body octet, or end if no blank line */
-	off_t end;	/* one past the message (separator excluded) */
-	off_t next;	/* the next From_ line, or the parse limit */
-	uint64_t size;	/* octets in CRLF form (R1939-38) */
+	off_t from;    /* the From_ line */
+	off_t start;   /* first octet of the message proper */
+	off_t hdr_end; /* the blank line ending the headers, or end */
+	off_t body;    /* first body octet, or end if no blank line */
+	off_t end;     /* one past the message (separator excluded) */
+	off_t next;    /* the next From_ line, or the parse limit */
+	uint64_t size; /* octets in CRLF form (R1939-38) */
 	uint64_t body_lines;
 	bool deleted;
 };
 
 /* Start reading fd at offset, never at or past limit, through buf. */
-void reader_init(struct reader *r, int fd, char *buf, size_t cap,
-		 off_t offset, off_t limit);
+void reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
+		 off_t limit);
 
 /* True if the reader is at limit (or the file ended early). */
 bool reader_at_end(struct reader *r);

@@ -16,8 +16,9 @@ net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s)
 	memset(io, 0, offsetof(struct netio, in));
 	io->in_fd = in_fd;
 	io->out_fd = out_fd;
-	io->timeout_ms = timeout_s > 0x7fffffff / 1000 ? 0x7fffffff
-						       : (int)(timeout_s * 1000);
+	io->timeout_ms = timeout_s > 0x7fffffff / 1000
+				 ? 0x7fffffff
+				 : (int)(timeout_s * 1000);
 	io->out_failed = NET_OK;
 	/* Writes must never block past the timeout: poll decides when to
 	 * wait. Reads only follow a poll, so blocking input is fine. */
@@ -202,8 +203,9 @@ net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 			if (len > 0 && start[len - 1] == '\r')
 				len--;
 			/* max counts CRLF, whatever ending was sent. */
-			st = io->discarding ? NET_EOF
-			     : len + 2 > max ? NET_TOO_LONG : NET_OK;
+			st = io->discarding  ? NET_EOF
+			     : len + 2 > max ? NET_TOO_LONG
+					     : NET_OK;
 			if (st == NET_OK) {
 				memcpy(line, start, len);
 				line[len] = '\0';

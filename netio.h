@@ -26,7 +26,7 @@ struct netio {
 	int in_fd, out_fd;
 	int timeout_ms;
 	bool in_eof;
-	bool discarding;	/* inside an overlong line, up to its LF */
+	bool discarding;	    /* inside an overlong line, up to its LF */
 	enum net_status out_failed; /* NET_OK until a write fails */
 	size_t in_start, in_len;
 	size_t out_len;

@@ -38,8 +38,7 @@ peer_classify(const struct sockaddr *sa, socklen_t len, struct peer *p)
 	case AF_INET6:
 		if (len < (socklen_t)sizeof(*sin6))
 			return -1;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, p->addr,
-			  sizeof(p->addr));
+		inet_ntop(AF_INET6, &sin6->sin6_addr, p->addr, sizeof(p->addr));
 		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
 			p->local = true;
 		} else if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {

@@ -86,8 +86,18 @@ check_mailbox_pattern(const char *pattern)
 static void
 parse_options(int argc, char **argv, struct config *cfg)
 {
-	enum { O_MAILBOX = 256, O_PAM, O_TIMEOUT, O_MINUID, O_PLAIN, O_LOG,
-	       O_MAXMSG, O_MAXSIZE, O_VERSION, O_HELP };
+	enum {
+		O_MAILBOX = 256,
+		O_PAM,
+		O_TIMEOUT,
+		O_MINUID,
+		O_PLAIN,
+		O_LOG,
+		O_MAXMSG,
+		O_MAXSIZE,
+		O_VERSION,
+		O_HELP
+	};
 	static const struct option opts[] = {
 		{"mailbox", required_argument, NULL, O_MAILBOX},
 		{"pam-service", required_argument, NULL, O_PAM},
@@ -116,10 +126,11 @@ parse_options(int argc, char **argv, struct config *cfg)
 			cfg->pam_service = optarg;
 			break;
 		case O_TIMEOUT:
-			cfg->timeout = number_option("--timeout", optarg,
-						     24 * 3600);
+			cfg->timeout =
+				number_option("--timeout", optarg, 24 * 3600);
 			if (cfg->timeout == 0)
-				bad_option("%s must be at least 1", "--timeout");
+				bad_option("%s must be at least 1",
+					   "--timeout");
 			break;
 		case O_MINUID:
 			cfg->min_uid = number_option("--min-uid", optarg,
@@ -143,8 +154,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 							  optarg, ULONG_MAX);
 			break;
 		case O_MAXSIZE:
-			cfg->max_size = number_option("--max-size", optarg,
-						      ULONG_MAX);
+			cfg->max_size =
+				number_option("--max-size", optarg, ULONG_MAX);
 			break;
 		case O_VERSION:
 			printf("pop3d %s\n", POP3D_VERSION);

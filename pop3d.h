@@ -10,11 +10,11 @@
 #include "log.h"
 
 struct config {
-	const char *mailbox;	  /* spool path pattern: %u user, %h home */
+	const char *mailbox; /* spool path pattern: %u user, %h home */
 	const char *pam_service;
-	unsigned timeout;	  /* idle seconds, DEC-25 */
+	unsigned timeout; /* idle seconds, DEC-25 */
 	uid_t min_uid;
-	bool allow_plaintext;	  /* USER/PASS on non-local links, DEC-24 */
+	bool allow_plaintext; /* USER/PASS on non-local links, DEC-24 */
 	enum log_target log;
 	unsigned long max_messages;
 	uint64_t max_size;

@@ -18,9 +18,9 @@ enum state { ST_AUTH = 1, ST_TRANS = 2 };
 /* What a command came to. Handlers reply themselves only on success;
  * every other outcome is turned into its reply in one table below. */
 enum pop_result {
-	POP_OK,		/* replied */
-	POP_QUIT,	/* replied; the session ends */
-	POP_ABORT,	/* a reply broke off; the session ends, nothing more */
+	POP_OK,	   /* replied */
+	POP_QUIT,  /* replied; the session ends */
+	POP_ABORT, /* a reply broke off; the session ends, nothing more */
 	POP_UNKNOWN,
 	POP_BAD_CHAR,
 	POP_SYNTAX,
@@ -66,8 +66,7 @@ static const struct {
 	[POP_PLAINTEXT] = {"-ERR cleartext login not allowed on this "
 			   "connection",
 			   true, false},
-	[POP_AUTH_FAILED] = {"-ERR [AUTH] authentication failed", false,
-			     false},
+	[POP_AUTH_FAILED] = {"-ERR [AUTH] authentication failed", false, false},
 	[POP_AUTH_TEMP] = {"-ERR [SYS/TEMP] temporary failure, try again "
 			   "later",
 			   false, false},
@@ -254,8 +253,7 @@ cmd_pass(struct session *s, struct command *c)
 	}
 	/* design.md §3: never echo a name PAM did not know into the log;
 	 * it may be a password typed into the wrong field. */
-	log_msg(LOG_NOTICE,
-		"login failed: user=%s peer=%s method=USER tls=no",
+	log_msg(LOG_NOTICE, "login failed: user=%s peer=%s method=USER tls=no",
 		v == AUTH_UNKNOWN_USER ? "UNKNOWN USER" : s->user,
 		s->peer->addr);
 	s->auth_failures++;
@@ -595,11 +593,10 @@ log_logout(const struct session *s)
 }
 
 void
-session_run(const struct config *cfg, const struct peer *peer,
-	    struct netio *io)
+session_run(const struct config *cfg, const struct peer *peer, struct netio *io)
 {
-	struct session s = {.cfg = cfg, .peer = peer, .io = io,
-			    .state = ST_AUTH};
+	struct session s = {
+		.cfg = cfg, .peer = peer, .io = io, .state = ST_AUTH};
 	char line[CMD_LINE_MAX];
 	enum net_status st;
 	enum pop_result r;

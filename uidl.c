@@ -131,12 +131,13 @@ choose_bases(struct uidl_entry *e, size_t n)
 		return -1;
 	}
 	for (size_t i = 0; i < n && r >= 0; i++)
-		if (e[i].xuidl != NULL && (r = strset_add(&seen, e[i].xuidl)) == 0)
+		if (e[i].xuidl != NULL &&
+		    (r = strset_add(&seen, e[i].xuidl)) == 0)
 			r = strset_add(&dup, e[i].xuidl);
 	for (size_t i = 0; i < n && r >= 0; i++)
 		e[i].use_xuidl = e[i].xuidl != NULL &&
-			*strset_find(&dup, e[i].xuidl) == NULL &&
-			strlen(e[i].xuidl) <= UIDL_MAX - 11;
+				 *strset_find(&dup, e[i].xuidl) == NULL &&
+				 strlen(e[i].xuidl) <= UIDL_MAX - 11;
 	strset_free(&seen);
 	strset_free(&dup);
 	return r < 0 ? -1 : 0;
