@@ -74,4 +74,11 @@
 #define UIDL_MAX 70
 #define UIDL_DIGEST_BYTES 16
 
+/* Accept=no mode (server.c): how many sessions at once, and from one
+ * source address (an IPv6 /64 counts as one source, since one host
+ * usually owns a whole /64). systemd's MaxConnections= and
+ * MaxConnectionsPerSource= play this role with Accept=yes. */
+#define MAX_CHILDREN_DEFAULT 100
+#define MAX_PER_SOURCE_DEFAULT 10
+
 #endif

@@ -1,6 +1,8 @@
 /* pop3d: serve one POP3 connection on stdin/stdout (inetd, or systemd
- * with Accept=yes), authenticating through PAM and working on the user's
- * mbox spool. */
+ * with Accept=yes and StandardInput=socket), on a connected socket passed
+ * by systemd (Accept=yes), or accept connections on a listening socket
+ * passed by systemd (Accept=no), authenticating through PAM and working
+ * on the user's mbox spool. */
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -18,6 +21,7 @@
 #include "params.h"
 #include "peer.h"
 #include "pop3d.h"
+#include "server.h"
 #include "session.h"
 
 static void
@@ -25,7 +29,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pop3d [options]\n"
-		"Serve one POP3 session on standard input and output.\n\n"
+		"Serve one POP3 session on standard input and output, on a\n"
+		"socket passed by systemd, or every connection to a listening\n"
+		"socket passed by systemd (Accept=no).\n\n"
 		"  --mailbox=PATTERN    spool path; %%u user, %%h home "
 		"(default /var/mail/%%u)\n"
 		"  --pam-service=NAME   PAM service (default pop3)\n"
@@ -39,11 +45,16 @@ usage(FILE *f)
 		"(default %lu)\n"
 		"  --max-size=BYTES     refuse larger spool files "
 		"(default %llu)\n"
+		"  --max-children=N     Accept=no: sessions at once "
+		"(default %d)\n"
+		"  --max-per-source=N   Accept=no: sessions per client "
+		"address (default %d)\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n",
 		IDLE_TIMEOUT_DEFAULT, MIN_UID_DEFAULT,
 		MAILDROP_MESSAGES_MAX_DEFAULT,
-		(unsigned long long)MAILDROP_SIZE_MAX_DEFAULT);
+		(unsigned long long)MAILDROP_SIZE_MAX_DEFAULT,
+		MAX_CHILDREN_DEFAULT, MAX_PER_SOURCE_DEFAULT);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -95,6 +106,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		O_LOG,
 		O_MAXMSG,
 		O_MAXSIZE,
+		O_MAXCHILD,
+		O_MAXSRC,
 		O_VERSION,
 		O_HELP
 	};
@@ -107,6 +120,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		{"log", required_argument, NULL, O_LOG},
 		{"max-messages", required_argument, NULL, O_MAXMSG},
 		{"max-size", required_argument, NULL, O_MAXSIZE},
+		{"max-children", required_argument, NULL, O_MAXCHILD},
+		{"max-per-source", required_argument, NULL, O_MAXSRC},
 		{"version", no_argument, NULL, O_VERSION},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -157,6 +172,20 @@ parse_options(int argc, char **argv, struct config *cfg)
 			cfg->max_size =
 				number_option("--max-size", optarg, ULONG_MAX);
 			break;
+		case O_MAXCHILD:
+			cfg->max_children =
+				number_option("--max-children", optarg, 100000);
+			if (cfg->max_children == 0)
+				bad_option("%s must be at least 1",
+					   "--max-children");
+			break;
+		case O_MAXSRC:
+			cfg->max_per_source = number_option("--max-per-source",
+							    optarg, 100000);
+			if (cfg->max_per_source == 0)
+				bad_option("%s must be at least 1",
+					   "--max-per-source");
+			break;
 		case O_VERSION:
 			printf("pop3d %s\n", POP3D_VERSION);
 			exit(0);
@@ -172,6 +201,46 @@ parse_options(int argc, char **argv, struct config *cfg)
 		bad_option("unexpected argument: %s", argv[optind]);
 }
 
+/* One session on in_fd/out_fd; the process exits afterwards. */
+static int
+serve(const struct config *cfg, int in_fd, int out_fd)
+{
+	static struct netio io;
+	struct peer peer;
+
+	peer_from_fd(in_fd, &peer);
+	net_init(&io, in_fd, out_fd, cfg->timeout);
+	session_run(cfg, &peer, &io);
+	return 0;
+}
+
+/* What systemd or inetd passed: a connection on stdin/stdout (inetd
+ * "nowait", StandardInput=socket, a pipe), a listening socket on stdin
+ * (inetd "wait"), one connected socket (Accept=yes), or one listening
+ * socket (Accept=no). */
+static int
+dispatch_mode(const struct config *cfg, char **argv)
+{
+	struct server_limits limits = {cfg->max_children, cfg->max_per_source};
+	int n, fd = SD_LISTEN_FDS_START;
+
+	n = sd_listen_fds(1);
+	if (n < 0)
+		fatal("sd_listen_fds: %s", strerror(-n));
+	if (n == 0 && sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+		/* inetd's "wait" mode: the listening socket on stdin. */
+		return server_run(STDIN_FILENO, &limits, argv);
+	if (n == 0)
+		return serve(cfg, STDIN_FILENO, STDOUT_FILENO);
+	if (n > 1)
+		fatal("passed %d sockets; pop3d takes one per service", n);
+	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+		return server_run(fd, &limits, argv);
+	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0)
+		return serve(cfg, fd, fd);
+	fatal("the passed descriptor is not a stream socket");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -183,9 +252,9 @@ main(int argc, char **argv)
 		.log = LOG_TO_SYSLOG,
 		.max_messages = MAILDROP_MESSAGES_MAX_DEFAULT,
 		.max_size = MAILDROP_SIZE_MAX_DEFAULT,
+		.max_children = MAX_CHILDREN_DEFAULT,
+		.max_per_source = MAX_PER_SOURCE_DEFAULT,
 	};
-	static struct netio io;
-	struct peer peer;
 
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
@@ -197,8 +266,5 @@ main(int argc, char **argv)
 		log_msg(LOG_WARNING,
 			"--timeout=%u is below RFC 1939's 10 minute minimum",
 			cfg.timeout);
-	peer_from_fd(STDIN_FILENO, &peer);
-	net_init(&io, STDIN_FILENO, STDOUT_FILENO, cfg.timeout);
-	session_run(&cfg, &peer, &io);
-	return 0;
+	return dispatch_mode(&cfg, argv);
 }

@@ -18,6 +18,8 @@ struct config {
 	enum log_target log;
 	unsigned long max_messages;
 	uint64_t max_size;
+	unsigned max_children;	 /* Accept=no mode only */
+	unsigned max_per_source; /* Accept=no mode only */
 };
 
 struct peer {
