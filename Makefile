@@ -72,12 +72,39 @@ demo: deps $(B)/pop3d
 deps:
 	@tests/deps.sh
 
-install: $(B)/pop3d
-	install -d $(DESTDIR)$(SBINDIR)
-	install -m 0755 $(B)/pop3d $(DESTDIR)$(SBINDIR)/pop3d
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/pop3d
+PAMDIR ?= /etc/pam.d
+UNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd \
+	2>/dev/null || echo /lib/systemd/system)
+UNITS = pop3.socket pop3@.service pop3d.socket pop3d.service
 
+# The units name /usr/local/sbin/pop3d; they are rewritten for SBINDIR.
+# The PAM file is installed only where none exists: it is the admin's.
+install: $(B)/pop3d
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PAMDIR)
+	install -m 0755 $(B)/pop3d $(DESTDIR)$(SBINDIR)/pop3d
+	install -m 0644 pop3d.8 $(DESTDIR)$(MANDIR)/man8/pop3d.8
+	for u in $(UNITS); do \
+		sed 's|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|' units/$$u \
+			>$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	for f in inetd.conf xinetd.d/pop3 fail2ban/filter.d/pop3d.conf; do \
+		sed 's|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|' units/$$f \
+			>$(DESTDIR)$(DOCDIR)/$$(echo $$f | tr / -) || exit 1; \
+	done
+	[ -e $(DESTDIR)$(PAMDIR)/pop3 ] || \
+		install -m 0644 units/pam.d/pop3 $(DESTDIR)$(PAMDIR)/pop3
+
+# Leaves the PAM file, which may have been edited since.
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/pop3d
+	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
+	rm -f $(DESTDIR)$(DOCDIR)/inetd.conf $(DESTDIR)$(DOCDIR)/xinetd.d-pop3 \
+		$(DESTDIR)$(DOCDIR)/fail2ban-filter.d-pop3d.conf
+	-rmdir $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i *.c *.h tests/*.c
