@@ -63,6 +63,11 @@ check-asan: $(BA)/pop3d $(UNIT_TESTS:%=$(BA)/%)
 	tests/run-unit.sh $(UNIT_TESTS:%=$(BA)/%)
 	tests/run-integration.sh $(BA)/pop3d
 
+# Tests on the real system (root): real users, pam_unix, real clients,
+# every socket mode. They clean up after themselves.
+check-system: deps $(B)/pop3d
+	tests/system/run.sh $(B)/pop3d
+
 # A demo user and maildrop served on 127.0.0.1:1110.
 demo: deps $(B)/pop3d
 	tests/demo.sh $(B)/pop3d
@@ -112,5 +117,5 @@ format:
 clean:
 	rm -rf $(B) $(BA)
 
-.PHONY: all check check-plain check-asan demo deps install uninstall \
+.PHONY: all check check-plain check-asan check-system demo deps install uninstall \
 	format clean
