@@ -226,6 +226,11 @@ auth_login(const struct config *cfg, const struct peer *peer, const char *user,
 
 	v = run_pam(cfg, peer, user, password, name);
 	explicit_bzero(password, strlen(password));
+	/* Not every PAM stack says PAM_USER_UNKNOWN (pam_unix followed by
+	 * pam_deny does not): a name no account has is unknown all the
+	 * same, and must not be logged (design.md §3). */
+	if (v == AUTH_FAILED && getpwnam(user) == NULL)
+		v = AUTH_UNKNOWN_USER;
 	if (v != AUTH_OK)
 		return v;
 	if ((v = lookup_user(cfg, name, who)) != AUTH_OK)
