@@ -116,6 +116,12 @@ struct command_row {
 	enum pop_result (*run)(struct session *s, struct command *c);
 };
 
+static const char *
+plural(size_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static bool
 cleartext_allowed(const struct session *s)
 {
@@ -224,8 +230,8 @@ enter_transaction(struct session *s)
 	maildrop_totals(s, &n, &bytes);
 	log_msg(LOG_INFO, "maildrop: user=%s messages=%zu bytes=%" PRIu64,
 		s->who.name, n, bytes);
-	net_reply(s->io, "+OK maildrop has %zu messages (%" PRIu64 " octets)",
-		  n, bytes);
+	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
+		  n, plural(n), bytes);
 	return POP_OK;
 }
 
@@ -318,8 +324,8 @@ scan_listing(struct session *s, struct command *c, bool uidl)
 	if (uidl)
 		net_reply(s->io, "+OK unique-id listing follows");
 	else
-		net_reply(s->io, "+OK %zu messages (%" PRIu64 " octets)", n,
-			  bytes);
+		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)", n,
+			  plural(n), bytes);
 	for (i = 0; i < maildrop_count(s->md); i++) {
 		if (maildrop_deleted(s->md, i))
 			continue;
@@ -444,8 +450,8 @@ cmd_rset(struct session *s, struct command *c)
 	for (size_t i = 0; i < maildrop_count(s->md); i++)
 		maildrop_set_deleted(s->md, i, false);
 	maildrop_totals(s, &n, &bytes);
-	net_reply(s->io, "+OK maildrop has %zu messages (%" PRIu64 " octets)",
-		  n, bytes);
+	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
+		  n, plural(n), bytes);
 	return POP_OK;
 }
 
@@ -461,8 +467,8 @@ cmd_quit(struct session *s, struct command *c)
 			s->update.deleted = s->update.deleted_bytes = 0;
 			return POP_UPDATE_FAILED;
 		}
-		net_reply(s->io, "+OK pop3d signing off (%zu messages left)",
-			  s->update.left);
+		net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
+			  s->update.left, plural(s->update.left));
 		return POP_QUIT;
 	}
 	net_reply(s->io, "+OK pop3d signing off");
