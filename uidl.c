@@ -62,7 +62,7 @@ struct strmap {
 	struct slot {
 		char *key;
 		uint32_t next; /* the next "-N" suffix to try for key */
-	} *slot;
+	} * slot;
 	size_t mask;
 };
 
