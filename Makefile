@@ -9,9 +9,9 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-PKGS = pam libcrypto libsystemd
+PKGS = pam libssl libcrypto libsystemd
 DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEPLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpam -lcrypto -lsystemd) -llockfile
+DEPLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpam -lssl -lcrypto -lsystemd) -llockfile
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
@@ -19,8 +19,8 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
 # Everything but main(), shared by the binary and the unit tests.
-MODULES = session auth maildrop mbox uidl netio command dotstuff peer log \
-	server
+MODULES = session session_auth session_trans auth privsep relay tls sasl \
+	maildrop mbox uidl netio command dotstuff peer log server
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer
 
 B = build

@@ -22,8 +22,11 @@ enum net_status {
 	NET_ERROR,
 };
 
+struct tls_conn;
+
 struct netio {
 	int in_fd, out_fd;
+	struct tls_conn *tls; /* NULL: plain read(2)/write(2) */
 	int timeout_ms;
 	bool in_eof;
 	bool discarding;	    /* inside an overlong line, up to its LF */
@@ -52,5 +55,20 @@ int net_reply(struct netio *io, const char *fmt, ...)
 
 /* Write out everything queued. Returns 0 or -1 as net_write. */
 int net_flush(struct netio *io);
+
+/* Drop (and wipe) all input read ahead: after STLS, octets sent before
+ * the handshake must never be run (R2595-10). */
+void net_discard_input(struct netio *io);
+
+/* From now on, talk through tls (in_fd and out_fd are its socket). */
+void net_use_tls(struct netio *io, struct tls_conn *tls);
+
+/* Hand over the input read ahead (pipelined commands after a login):
+ * copy at most size octets to buf, wipe our copy, return the count. */
+size_t net_take_input(struct netio *io, char *buf, size_t size);
+
+/* Put input read by another process in front of what we read next.
+ * Returns 0, or -1 if it does not fit. */
+int net_preload(struct netio *io, const char *data, size_t len);
 
 #endif

@@ -14,6 +14,11 @@
 /* RFC 2449 §4: command lines up to 255 octets including CRLF. */
 #define CMD_LINE_MAX 255
 
+/* DEC-13, RFC 5034 §4: AUTH lines (the command with an initial response,
+ * and continuation lines) may be longer; 8 KiB holds OAuth-style tokens
+ * and still bounds every line. */
+#define AUTH_LINE_MAX 8192
+
 /* RFC 1939 §3: the first reply line, greeting included, is at most 512
  * octets including CRLF. Replies are built with snprintf into this. */
 #define REPLY_LINE_MAX 512
