@@ -26,29 +26,39 @@ UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer
 B = build
 BA = build-asan
 
+# "make V=1" shows the commands.
+Q = $(if $(V),,@)
+SAY = $(if $(V),@true,@printf '  %-6s %s\n')
+
 all: $(B)/pop3d
 
 $(B) $(BA):
 	mkdir -p $@
 
 $(B)/%.o: %.c *.h | $(B)
-	$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) -c -o $@ $<
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) -c -o $@ $<
 $(BA)/%.o: %.c *.h | $(BA)
-	$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) -c -o $@ $<
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) -c -o $@ $<
 
 $(B)/pop3d: $(B)/pop3d.o $(MODULES:%=$(B)/%.o)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
 # libcrypt is linked in up front: ASan intercepts crypt() and finds no real
 # one if pam_unix loads libcrypt later, and the call jumps to address 0.
 ASAN_LIBS = -Wl,--no-as-needed -lcrypt -Wl,--as-needed
 $(BA)/pop3d: $(BA)/pop3d.o $(MODULES:%=$(BA)/%.o)
-	$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS) $(ASAN_LIBS)
+	$(SAY) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS) $(ASAN_LIBS)
 
 $(B)/test_%: tests/test_%.c $(MODULES:%=$(B)/%.o) *.h
-	$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< \
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< \
 		$(MODULES:%=$(B)/%.o) $(CHECK_LIBS) $(DEPLIBS)
 $(BA)/test_%: tests/test_%.c $(MODULES:%=$(BA)/%.o) *.h
-	$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ \
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -o $@ \
 		$< $(MODULES:%=$(BA)/%.o) $(CHECK_LIBS) $(DEPLIBS)
 
 # The test command of the README: unit tests and integration tests, on

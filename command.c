@@ -64,6 +64,9 @@ command_parse(char *line, size_t len, struct command *cmd)
 	if (!line_chars_ok(line, len))
 		return CMD_BAD_CHAR;
 	klen = strcspn(line, " \t");
+	/* DEC-02: a blank before the keyword is a spacing error. */
+	if (klen == 0 && len > 0)
+		return CMD_BAD_SPACING;
 	if ((err = take_keyword(line, klen, cmd)) != CMD_OK)
 		return err;
 	/* R1939-29: PASS takes the rest of the line as it is; trailing

@@ -517,6 +517,34 @@ count_stats(const struct maildrop *md, struct md_update_stats *s)
 	}
 }
 
+/* Where the mail delivered since login starts. An MDA that finds the
+ * last message without its separating blank line writes one before the
+ * new From_ line; that blank line belongs to the old last message, and
+ * goes with it when it is deleted, or the message before would grow a
+ * line (or the spool would start with a blank line: not mbox). */
+static off_t
+tail_start(struct maildrop *md)
+{
+	char buf[64];
+	ssize_t n;
+	size_t i = 0;
+
+	if (md->count == 0 || !md->msg[md->count - 1].deleted)
+		return md->length;
+	n = pread(md->fd, buf, sizeof(buf), md->length);
+	while (n > 0 && i < (size_t)n) {
+		if (buf[i] == '\n')
+			i++;
+		else if (buf[i] == '\r' && i + 1 < (size_t)n && buf[i + 1] == '\n')
+			i += 2;
+		else
+			break;
+	}
+	if (n > 0 && (size_t)n - i >= 5 && memcmp(buf + i, "From ", 5) == 0)
+		return md->length + i;
+	return md->length;
+}
+
 /* Compact from the first deleted message on: kept messages, then mail
  * delivered since login, move down over the gaps; then truncate. */
 static enum md_status
@@ -533,7 +561,7 @@ expunge(struct maildrop *md, size_t first)
 			goto fail;
 		dst += m->next - m->from;
 	}
-	if ((n = move_down(md, md->length, dst, -1)) < 0)
+	if ((n = move_down(md, tail_start(md), dst, -1)) < 0)
 		goto fail;
 	dst += n;
 	if (ftruncate(md->fd, dst) < 0 || fdatasync(md->fd) < 0)

@@ -45,7 +45,8 @@ size_t maildrop_count(const struct maildrop *md);
 /* Octets of message i in CRLF form: what a POP3 RETR sends before
  * dot-stuffing (R1939-38). */
 uint64_t maildrop_size(const struct maildrop *md, size_t i);
-/* The unique id of message i (R1939-48): 1-70 characters 0x21-0x7E. */
+/* The unique id of message i (R1939-48): 1-70 characters 0x21-0x7E.
+ * The text is valid until the next call. */
 const char *maildrop_uid(const struct maildrop *md, size_t i);
 
 bool maildrop_deleted(const struct maildrop *md, size_t i);

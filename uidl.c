@@ -34,9 +34,7 @@ hex(const unsigned char *d, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* The id before any suffix. An X-UIDL long enough that a suffix would
- * push it past 70 characters is never suffixed: uidl_assign falls back
- * to the digest for it. */
+/* The id before any suffix. */
 static void
 base_id(const struct uidl_entry *e, char out[UIDL_MAX + 1])
 {
@@ -58,9 +56,13 @@ uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1])
 	}
 }
 
-/* A set of strings: open addressing, linear probing, never shrinks. */
-struct strset {
-	char **slot;
+/* A map from strings to a counter: open addressing, linear probing,
+ * at most half full. */
+struct strmap {
+	struct slot {
+		char *key;
+		uint32_t next; /* the next "-N" suffix to try for key */
+	} *slot;
 	size_t mask;
 };
 
@@ -75,114 +77,136 @@ str_hash(const char *s)
 }
 
 static int
-strset_init(struct strset *set, size_t entries)
+strmap_init(struct strmap *map, size_t entries)
 {
 	size_t size = 16;
 
 	while (size < entries * 2)
 		size *= 2;
-	set->slot = calloc(size, sizeof(*set->slot));
-	set->mask = size - 1;
-	return set->slot == NULL ? -1 : 0;
+	map->slot = calloc(size, sizeof(*map->slot));
+	map->mask = size - 1;
+	return map->slot == NULL ? -1 : 0;
 }
 
 static void
-strset_free(struct strset *set)
+strmap_free(struct strmap *map)
 {
-	for (size_t i = 0; i <= set->mask; i++)
-		free(set->slot[i]);
-	free(set->slot);
+	for (size_t i = 0; i <= map->mask; i++)
+		free(map->slot[i].key);
+	free(map->slot);
 }
 
-/* The slot that holds s, or the empty slot where it would go. */
-static char **
-strset_find(const struct strset *set, const char *s)
+/* The slot that holds key, or the empty slot where it would go. */
+static struct slot *
+strmap_find(const struct strmap *map, const char *key)
 {
-	size_t i = str_hash(s) & set->mask;
+	size_t i = str_hash(key) & map->mask;
 
-	while (set->slot[i] != NULL && strcmp(set->slot[i], s) != 0)
-		i = (i + 1) & set->mask;
-	return &set->slot[i];
+	while (map->slot[i].key != NULL && strcmp(map->slot[i].key, key) != 0)
+		i = (i + 1) & map->mask;
+	return &map->slot[i];
 }
 
-/* Add s; returns 1 if added, 0 if present, -1 when out of memory. */
+/* Add key; returns 1 if added, 0 if present, -1 when out of memory. */
 static int
-strset_add(struct strset *set, const char *s)
+strmap_add(struct strmap *map, const char *key)
 {
-	char **slot = strset_find(set, s);
+	struct slot *slot = strmap_find(map, key);
 
-	if (*slot != NULL)
+	if (slot->key != NULL)
 		return 0;
-	*slot = strdup(s);
-	return *slot == NULL ? -1 : 1;
+	slot->key = strdup(key);
+	slot->next = 2;
+	return slot->key == NULL ? -1 : 1;
 }
 
 /* Use an X-UIDL only where no other message carries the same one. */
 static int
 choose_bases(struct uidl_entry *e, size_t n)
 {
-	struct strset seen, dup;
+	struct strmap seen, dup;
 	int r = 0;
 
-	if (strset_init(&seen, n) < 0)
+	if (strmap_init(&seen, n) < 0)
 		return -1;
-	if (strset_init(&dup, n) < 0) {
-		strset_free(&seen);
+	if (strmap_init(&dup, n) < 0) {
+		strmap_free(&seen);
 		return -1;
 	}
 	for (size_t i = 0; i < n && r >= 0; i++)
 		if (e[i].xuidl != NULL &&
-		    (r = strset_add(&seen, e[i].xuidl)) == 0)
-			r = strset_add(&dup, e[i].xuidl);
+		    (r = strmap_add(&seen, e[i].xuidl)) == 0)
+			r = strmap_add(&dup, e[i].xuidl);
 	for (size_t i = 0; i < n && r >= 0; i++)
 		e[i].use_xuidl = e[i].xuidl != NULL &&
-				 *strset_find(&dup, e[i].xuidl) == NULL &&
-				 strlen(e[i].xuidl) <= UIDL_MAX - 11;
-	strset_free(&seen);
-	strset_free(&dup);
+				 strmap_find(&dup, e[i].xuidl)->key == NULL;
+	strmap_free(&seen);
+	strmap_free(&dup);
 	return r < 0 ? -1 : 0;
+}
+
+/* The first free "base-N" for a repeated base, N counting on from where
+ * the last copy of the same base stopped, so that a flood of identical
+ * messages costs linear time. A suffixed id must equal neither another
+ * message's plain id nor another suffixed one. */
+static int
+suffix(struct uidl_entry *e, struct strmap *bases, struct strmap *taken)
+{
+	char id[UIDL_MAX + 1], cand[UIDL_MAX + 12];
+	struct slot *base;
+	int r;
+
+	base_id(e, id);
+	if (strlen(id) > UIDL_MAX - 11) {
+		/* No room for a suffix; cannot happen for a repeated id
+		 * (X-UIDLs used are unique, digests are 32 characters),
+		 * but if it did, the digest takes over. */
+		e->use_xuidl = false;
+		base_id(e, id);
+		if ((r = strmap_add(taken, id)) != 0)
+			return r < 0 ? -1 : 0;
+	}
+	base = strmap_find(bases, id);
+	for (uint32_t k = base->key != NULL ? base->next : 2;; k++) {
+		snprintf(cand, sizeof(cand), "%s-%u", id, k);
+		if (strmap_find(bases, cand)->key != NULL)
+			continue;
+		if ((r = strmap_add(taken, cand)) != 0) {
+			e->suffix = k;
+			if (base->key != NULL)
+				base->next = k + 1;
+			return r < 0 ? -1 : 0;
+		}
+	}
 }
 
 int
 uidl_assign(struct uidl_entry *e, size_t n)
 {
-	struct strset bases, taken;
-	/* Room for an id, "-" and any uint32_t; bases are short enough
-	 * (choose_bases) that the result always fits UIDL_MAX. */
-	char id[UIDL_MAX + 1], cand[UIDL_MAX + 12];
+	struct strmap bases, taken;
+	char id[UIDL_MAX + 1];
 	int r = 0;
 
 	if (choose_bases(e, n) < 0)
 		return -1;
-	if (strset_init(&bases, n) < 0)
+	if (strmap_init(&bases, 2 * n) < 0)
 		return -1;
-	if (strset_init(&taken, 2 * n) < 0) {
-		strset_free(&bases);
+	if (strmap_init(&taken, 2 * n) < 0) {
+		strmap_free(&bases);
 		return -1;
 	}
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		base_id(&e[i], id);
-		r = strset_add(&bases, id);
+		r = strmap_add(&bases, id);
 	}
-	/* A suffixed id must not equal any message's plain id, nor another
-	 * suffixed one: candidates are checked against both sets. */
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		e[i].suffix = 0;
 		base_id(&e[i], id);
-		if ((r = strset_add(&taken, id)) != 0)
-			continue;
-		for (uint32_t k = 2;; k++) {
-			snprintf(cand, sizeof(cand), "%s-%u", id, k);
-			if (*strset_find(&bases, cand) != NULL)
-				continue;
-			if ((r = strset_add(&taken, cand)) != 0) {
-				e[i].suffix = k;
-				break;
-			}
-		}
+		if ((r = strmap_add(&taken, id)) == 0)
+			r = suffix(&e[i], &bases, &taken);
 	}
-	strset_free(&bases);
-	strset_free(&taken);
+	strmap_free(&bases);
+	strmap_free(&taken);
 	return r < 0 ? -1 : 0;
 }
 

@@ -1,0 +1,394 @@
+/* Unit tests for dotstuff.c: the multi-line reply encoding of RFC 1939 §3
+ * (R1939-07/08/09): bare LF -> CRLF, leading dots doubled, a missing final
+ * line end added, ".CRLF" last; input split anywhere gives the same bytes. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotstuff.h"
+
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+
+static void
+buf_add(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2 + 64;
+		b->data = realloc(b->data, b->cap);
+		ck_assert_ptr_nonnull(b->data);
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+}
+
+static void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The writer under test's eyes: collects everything. */
+static int
+collect(void *ctx, const void *data, size_t len)
+{
+	buf_add(ctx, data, len);
+	return 0;
+}
+
+/* A byte-at-a-time model of the encoding, written from the RFC, not from
+ * dotstuff.c. A CR is part of a line end only right before an LF; a CR at
+ * the very end is content and gets CRLF after it. */
+static void
+model_encode(const char *in, size_t len, struct buf *out)
+{
+	bool line_start = true;
+
+	for (size_t i = 0; i < len; i++) {
+		if (line_start && in[i] == '.')
+			buf_add(out, ".", 1);
+		line_start = false;
+		if (in[i] == '\n') {
+			if (i == 0 || in[i - 1] != '\r')
+				buf_add(out, "\r", 1);
+			line_start = true;
+		}
+		buf_add(out, &in[i], 1);
+	}
+	if (!line_start)
+		buf_add(out, "\r\n", 2);
+	buf_add(out, ".\r\n", 3);
+}
+
+#define S(lit) lit, sizeof(lit) - 1
+
+struct ds_case {
+	const char *in;
+	size_t in_len;
+	const char *out;
+	size_t out_len;
+};
+
+static const struct ds_case ds_cases[] = {
+	/* Empty message: just the terminator. */
+	{S(""), S(".\r\n")},
+	/* Missing final newline gets CRLF. */
+	{S("a"), S("a\r\n.\r\n")},
+	{S("a\nb"), S("a\r\nb\r\n.\r\n")},
+	/* Bare LF -> CRLF; CRLF kept. */
+	{S("a\n"), S("a\r\n.\r\n")},
+	{S("a\r\n"), S("a\r\n.\r\n")},
+	{S("a\nb\n"), S("a\r\nb\r\n.\r\n")},
+	{S("a\r\nb\nc\r\n"), S("a\r\nb\r\nc\r\n.\r\n")},
+	{S("\n"), S("\r\n.\r\n")},
+	{S("\n\n"), S("\r\n\r\n.\r\n")},
+	{S("\r\n\r\n"), S("\r\n\r\n.\r\n")},
+	{S("a\n\r\n"), S("a\r\n\r\n.\r\n")},
+	/* A CR not before an LF is content. */
+	{S("a\rb\n"), S("a\rb\r\n.\r\n")},
+	{S("a\r\r\n"), S("a\r\r\n.\r\n")},
+	{S("x\r"), S("x\r\r\n.\r\n")},
+	{S("\r"), S("\r\r\n.\r\n")},
+	{S("\r\r"), S("\r\r\r\n.\r\n")},
+	/* Leading dots doubled, only at line starts. */
+	{S("."), S("..\r\n.\r\n")},
+	{S(".\n"), S("..\r\n.\r\n")},
+	{S(".\r\n"), S("..\r\n.\r\n")},
+	{S("..\n"), S("...\r\n.\r\n")},
+	{S(".hidden\n..two\n.\n"), S("..hidden\r\n...two\r\n..\r\n.\r\n")},
+	{S("a.b\n.c\n"), S("a.b\r\n..c\r\n.\r\n")},
+	{S("a\n.\nb"), S("a\r\n..\r\nb\r\n.\r\n")},
+	{S("\r\n.\r\n"), S("\r\n..\r\n.\r\n")},
+	{S(" .x\n"), S(" .x\r\n.\r\n")},
+	{S("\r.\n"), S("\r.\r\n.\r\n")},
+	{S("a\r.\n"), S("a\r.\r\n.\r\n")},
+	/* NUL and 8-bit bytes pass through. */
+	{S("\0.\n"), S("\0.\r\n.\r\n")},
+	{S("\n\0\n.\0"), S("\r\n\0\r\n..\0\r\n.\r\n")},
+	{S("caf\xc3\xa9\n"), S("caf\xc3\xa9\r\n.\r\n")},
+	/* No quoting or unquoting of From_ lines. */
+	{S("From x\n>From y\n"), S("From x\r\n>From y\r\n.\r\n")},
+	{S("H: a\n\n.body\n..\n"), S("H: a\r\n\r\n..body\r\n...\r\n.\r\n")},
+};
+
+/* Feed in pieces cut at the given positions (ascending, within len). */
+static void
+encode_pieces(const char *in, size_t len, const size_t *cuts, size_t ncuts,
+	      struct buf *out)
+{
+	struct dotstuff ds;
+	size_t at = 0;
+
+	dotstuff_init(&ds, collect, out);
+	for (size_t i = 0; i <= ncuts; i++) {
+		size_t end = i < ncuts ? cuts[i] : len;
+
+		ck_assert_int_eq(dotstuff_feed(&ds, in + at, end - at), 0);
+		at = end;
+	}
+	ck_assert_int_eq(dotstuff_finish(&ds), 0);
+}
+
+static void
+show_bytes(char *dst, size_t cap, const char *s, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 5 < cap; i++) {
+		unsigned char c = s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			dst[o++] = c;
+		else
+			o += snprintf(dst + o, cap - o, "\\x%02x", c);
+	}
+	dst[o] = '\0';
+}
+
+static void
+expect_bytes(const struct buf *got, const char *want, size_t want_len,
+	     const char *in, size_t in_len, const char *how)
+{
+	char a[512], b[512], c[512];
+
+	if (got->len == want_len && memcmp(got->data, want, want_len) == 0)
+		return;
+	show_bytes(a, sizeof(a), in, in_len);
+	show_bytes(b, sizeof(b), want, want_len);
+	show_bytes(c, sizeof(c), got->data, got->len);
+	ck_abort_msg("input \"%s\" fed %s: want \"%s\", got \"%s\"", a, how, b,
+		     c);
+}
+
+/* The table's expectations agree with the model (guards the table). */
+START_TEST(model_matches_table)
+{
+	const struct ds_case *dc = &ds_cases[_i];
+	struct buf out = {0};
+
+	model_encode(dc->in, dc->in_len, &out);
+	expect_bytes(&out, dc->out, dc->out_len, dc->in, dc->in_len, "model");
+	buf_free(&out);
+}
+END_TEST
+
+START_TEST(table_whole_and_bytewise)
+{
+	const struct ds_case *dc = &ds_cases[_i];
+	struct buf out = {0};
+	size_t cuts[64];
+
+	encode_pieces(dc->in, dc->in_len, NULL, 0, &out);
+	expect_bytes(&out, dc->out, dc->out_len, dc->in, dc->in_len, "whole");
+	buf_free(&out);
+
+	ck_assert_uint_le(dc->in_len, sizeof(cuts) / sizeof(cuts[0]));
+	for (size_t i = 0; i < dc->in_len; i++)
+		cuts[i] = i;
+	encode_pieces(dc->in, dc->in_len, cuts, dc->in_len, &out);
+	expect_bytes(&out, dc->out, dc->out_len, dc->in, dc->in_len,
+		     "in 1-byte pieces (and one empty piece first)");
+	buf_free(&out);
+}
+END_TEST
+
+/* Every split into two and three pieces, empty pieces included. */
+START_TEST(table_every_split)
+{
+	const struct ds_case *dc = &ds_cases[_i];
+	size_t n = dc->in_len;
+
+	for (size_t i = 0; i <= n; i++) {
+		for (size_t j = i; j <= n; j++) {
+			struct buf out = {0};
+			size_t cuts[2] = {i, j};
+			char how[64];
+
+			encode_pieces(dc->in, n, cuts, 2, &out);
+			snprintf(how, sizeof(how), "cut at %zu and %zu", i, j);
+			expect_bytes(&out, dc->out, dc->out_len, dc->in, n,
+				     how);
+			buf_free(&out);
+		}
+	}
+}
+END_TEST
+
+/* Random pieces of random inputs over the interesting alphabet. */
+START_TEST(random_inputs_random_pieces)
+{
+	static const char alphabet[] = ".\r\nax\0";
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 5000; round++) {
+		char in[64];
+		size_t len = rand_r(&seed) % sizeof(in), cuts[64], ncuts = 0;
+		struct buf want = {0}, got = {0};
+		char how[32];
+
+		for (size_t i = 0; i < len; i++)
+			in[i] = alphabet[rand_r(&seed) %
+					 (sizeof(alphabet) - 1)];
+		for (size_t at = 0; at < len;) {
+			at += 1 + rand_r(&seed) % 8;
+			if (at < len)
+				cuts[ncuts++] = at;
+		}
+		model_encode(in, len, &want);
+		encode_pieces(in, len, cuts, ncuts, &got);
+		snprintf(how, sizeof(how), "in %zu pieces", ncuts + 1);
+		expect_bytes(&got, want.data, want.len, in, len, how);
+		buf_free(&want);
+		buf_free(&got);
+	}
+}
+END_TEST
+
+/* A large message in large and odd-sized pieces. */
+START_TEST(large_message)
+{
+	size_t len = 3 * 1024 * 1024 + 17;
+	char *in = malloc(len);
+	struct buf want = {0}, got = {0};
+	size_t cuts[2048], ncuts = 0;
+	unsigned seed = 7;
+
+	ck_assert_ptr_nonnull(in);
+	for (size_t i = 0; i < len; i++) {
+		unsigned r = rand_r(&seed) % 100;
+
+		in[i] = r < 3 ? '\n' : r < 5 ? '\r' : r < 8 ? '.' : 'm';
+	}
+	for (size_t at = 0; ncuts < 2048;) {
+		at += 1 + rand_r(&seed) % 4000;
+		if (at >= len)
+			break;
+		cuts[ncuts++] = at;
+	}
+	model_encode(in, len, &want);
+	encode_pieces(in, len, cuts, ncuts, &got);
+	ck_assert_uint_eq(got.len, want.len);
+	ck_assert(memcmp(got.data, want.data, want.len) == 0);
+	buf_free(&want);
+	buf_free(&got);
+	free(in);
+}
+END_TEST
+
+/* A writer that fails on its fail_at-th call and counts later calls. */
+struct failing {
+	int calls, fail_at;
+	bool failed;
+	int calls_after_failure;
+};
+
+static int
+fail_writer(void *ctx, const void *data, size_t len)
+{
+	struct failing *f = ctx;
+
+	if (f->failed) {
+		f->calls_after_failure++;
+		return -1;
+	}
+	if (f->calls++ == f->fail_at) {
+		f->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* For every write the encoder makes, fail that one: the feed or finish
+ * call during which it failed returns -1 and writes nothing more; calls
+ * before it return 0. Done whole and bytewise. */
+START_TEST(writer_failure_propagates)
+{
+	const struct ds_case *dc = &ds_cases[_i];
+
+	for (int bytewise = 0; bytewise < 2; bytewise++) {
+		struct failing probe = {0, -1, false, 0};
+		struct dotstuff ds;
+		int total;
+
+		/* Count the writes of a run that does not fail. */
+		dotstuff_init(&ds, fail_writer, &probe);
+		if (bytewise)
+			for (size_t i = 0; i < dc->in_len; i++)
+				ck_assert_int_eq(
+					dotstuff_feed(&ds, dc->in + i, 1), 0);
+		else
+			ck_assert_int_eq(dotstuff_feed(&ds, dc->in, dc->in_len),
+					 0);
+		ck_assert_int_eq(dotstuff_finish(&ds), 0);
+		total = probe.calls;
+		ck_assert_int_ge(total, 1);
+
+		for (int k = 0; k < total; k++) {
+			struct failing f = {0, k, false, 0};
+			bool seen = false;
+			size_t steps = bytewise ? dc->in_len : 1;
+			int r;
+
+			dotstuff_init(&ds, fail_writer, &f);
+			for (size_t i = 0; i <= steps && !seen; i++) {
+				bool was_failed = f.failed;
+
+				if (i < steps)
+					r = bytewise
+						    ? dotstuff_feed(&ds,
+								    dc->in + i,
+								    1)
+						    : dotstuff_feed(&ds, dc->in,
+								    dc->in_len);
+				else
+					r = dotstuff_finish(&ds);
+				ck_assert_msg(
+					r == (f.failed && !was_failed ? -1 : 0),
+					"case %d, fail write %d, step %zu: "
+					"returned %d",
+					_i, k, i, r);
+				seen = r < 0;
+			}
+			ck_assert_msg(seen, "case %d: failure at write %d lost",
+				      _i, k);
+			ck_assert_int_eq(f.calls_after_failure, 0);
+		}
+	}
+}
+END_TEST
+
+static Suite *
+dotstuff_suite(void)
+{
+	Suite *s = suite_create("dotstuff");
+	TCase *tc = tcase_create("encode");
+	int n = sizeof(ds_cases) / sizeof(ds_cases[0]);
+
+	tcase_add_loop_test(tc, model_matches_table, 0, n);
+	tcase_add_loop_test(tc, table_whole_and_bytewise, 0, n);
+	tcase_add_loop_test(tc, table_every_split, 0, n);
+	tcase_add_test(tc, random_inputs_random_pieces);
+	tcase_add_test(tc, large_message);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_loop_test(tc, writer_failure_propagates, 0, n);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(dotstuff_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
