@@ -21,7 +21,8 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
 # Everything but main(), shared by the binary and the unit tests.
 MODULES = session session_auth session_trans auth privsep relay tls sasl \
 	maildrop mbox uidl netio command dotstuff peer log server
-UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer
+UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer test_sasl \
+	test_privsep
 
 B = build
 BA = build-asan

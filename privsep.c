@@ -7,6 +7,7 @@
  *             PAM, then becomes the user for good and is the session.
  */
 #include "privsep.h"
+#include "privsep_msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,38 +33,6 @@
 #include "relay.h"
 #include "session.h"
 #include "tls.h"
-
-/* The records. Each travels as one SOCK_SEQPACKET datagram of exactly
- * its size; anything else is refused. */
-enum msg_type {
-	MSG_LOGIN = 0x706f7031,
-	MSG_VERDICT,
-	MSG_HANDOFF,
-};
-
-struct msg_login {
-	uint32_t type;
-	struct auth_request req;
-};
-
-struct msg_verdict {
-	uint32_t type;
-	int32_t verdict;
-};
-
-struct msg_handoff {
-	uint32_t type;
-	uint32_t tls;
-	uint32_t len; /* octets of input read ahead */
-	char input[INPUT_BUFFER_SIZE];
-};
-
-union msg {
-	uint32_t type;
-	struct msg_login login;
-	struct msg_verdict verdict;
-	struct msg_handoff handoff;
-};
 
 /* --- both sides ------------------------------------------------------------
  */
@@ -269,10 +238,26 @@ valid_request(const struct auth_request *r)
 	return memchr(r->user, '\0', sizeof(r->user)) != NULL &&
 	       memchr(r->authzid, '\0', sizeof(r->authzid)) != NULL &&
 	       memchr(r->password, '\0', sizeof(r->password)) != NULL &&
+	       memchr(r->method, '\0', sizeof(r->method)) != NULL &&
 	       r->user[0] != '\0' && r->tls <= 1 &&
 	       (strcmp(r->method, "USER") == 0 ||
 		strcmp(r->method, "PLAIN") == 0 ||
 		strcmp(r->method, "LOGIN") == 0);
+}
+
+int
+privsep_check_record(const union msg *m, ssize_t len, int nfds, bool logged_in)
+{
+	if (len < (ssize_t)sizeof(m->type))
+		return 0;
+	if (!logged_in && m->type == MSG_LOGIN && len == sizeof(m->login) &&
+	    nfds == 0 && valid_request(&m->login.req))
+		return MSG_LOGIN;
+	if (logged_in && m->type == MSG_HANDOFF && len == sizeof(m->handoff) &&
+	    nfds == 2 && m->handoff.tls <= 1 &&
+	    m->handoff.len <= sizeof(m->handoff.input))
+		return MSG_HANDOFF;
+	return 0;
 }
 
 static void
@@ -338,17 +323,13 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 		n = recv_record(m->sock, &msg, fds, &nfds);
 		if (n <= 0)
 			_exit(0); /* the session ended before a login */
-		if (!accepted && msg.type == MSG_LOGIN &&
-		    n == sizeof(msg.login) && nfds == 0 &&
-		    m->failures < AUTH_FAILS_MAX &&
-		    valid_request(&msg.login.req)) {
+		switch (privsep_check_record(&msg, n, nfds, accepted)) {
+		case MSG_LOGIN:
+			if (m->failures >= AUTH_FAILS_MAX)
+				break;
 			accepted = judge(m, &msg.login.req) == AUTH_OK;
 			continue;
-		}
-		if (accepted && msg.type == MSG_HANDOFF &&
-		    n == sizeof(msg.handoff) && nfds == 2 &&
-		    msg.handoff.tls <= 1 &&
-		    msg.handoff.len <= sizeof(msg.handoff.input)) {
+		case MSG_HANDOFF:
 			*h = msg.handoff;
 			explicit_bzero(&msg, sizeof(msg));
 			return;
