@@ -91,9 +91,12 @@ deps:
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/pop3d
 PAMDIR ?= /etc/pam.d
+# The pre-login process's empty chroot (pop3d --preauth-dir).
+PREAUTH_DIR ?= /var/lib/pop3d/empty
 UNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd \
 	2>/dev/null || echo /lib/systemd/system)
-UNITS = pop3.socket pop3@.service pop3d.socket pop3d.service
+UNITS = pop3.socket pop3@.service pop3d.socket pop3d.service pop3s.socket \
+	pop3s@.service
 
 # The units name /usr/local/sbin/pop3d; they are rewritten for SBINDIR.
 # The PAM file is installed only where none exists: it is the admin's.
@@ -113,6 +116,12 @@ install: $(B)/pop3d
 	done
 	[ -e $(DESTDIR)$(PAMDIR)/pop3 ] || \
 		install -m 0644 units/pam.d/pop3 $(DESTDIR)$(PAMDIR)/pop3
+	install -d -m 0555 $(DESTDIR)$(PREAUTH_DIR)
+	@# The pre-login process runs as this user; only on the real system.
+	if [ -z "$(DESTDIR)" ] && ! getent passwd pop3d >/dev/null; then \
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin pop3d; \
+	fi
 
 # Leaves the PAM file, which may have been edited since.
 uninstall:
@@ -120,7 +129,8 @@ uninstall:
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(DOCDIR)/inetd.conf $(DESTDIR)$(DOCDIR)/xinetd.d-pop3 \
 		$(DESTDIR)$(DOCDIR)/fail2ban-filter.d-pop3d.conf
-	-rmdir $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREAUTH_DIR) \
+		$(dir $(DESTDIR)$(PREAUTH_DIR))
 
 format:
 	clang-format -i *.c *.h tests/*.c
