@@ -66,6 +66,9 @@ $(BA)/test_%: tests/test_%.c $(MODULES:%=$(BA)/%.o) *.h
 # the normal build and again under AddressSanitizer + UBSan.
 check: deps check-plain check-asan
 
+# Packages first, also under make -j.
+check-plain check-asan check-system demo: | deps
+
 check-plain: $(B)/pop3d $(UNIT_TESTS:%=$(B)/%)
 	tests/run-unit.sh $(UNIT_TESTS:%=$(B)/%)
 	tests/run-integration.sh $(B)/pop3d
@@ -76,11 +79,11 @@ check-asan: $(BA)/pop3d $(UNIT_TESTS:%=$(BA)/%)
 
 # Tests on the real system (root): real users, pam_unix, real clients,
 # every socket mode. They clean up after themselves.
-check-system: deps $(B)/pop3d
+check-system: $(B)/pop3d
 	tests/system/run.sh $(B)/pop3d
 
 # A demo user and maildrop served on 127.0.0.1:1110.
-demo: deps $(B)/pop3d
+demo: $(B)/pop3d
 	tests/demo.sh $(B)/pop3d
 
 # Install the Debian packages the build and tests need (as root), or say

@@ -228,6 +228,11 @@ auth_check(const struct config *cfg, const struct peer *peer,
 
 	v = run_pam(cfg, peer, req->user, req->password, name);
 	explicit_bzero(req->password, sizeof(req->password));
+	/* Not every PAM stack says PAM_USER_UNKNOWN (pam_unix followed by
+	 * pam_deny does not): a name no account has is unknown all the
+	 * same, and must not be logged (design.md §3). */
+	if (v == AUTH_FAILED && getpwnam(req->user) == NULL)
+		v = AUTH_UNKNOWN_USER;
 	if (v != AUTH_OK)
 		return v;
 	/* DEC-15 (R4616-06): the password was right; acting as another

@@ -333,7 +333,7 @@ unchanged(struct maildrop *md, size_t i)
 	same = now.start == m->start && now.hdr_end == m->hdr_end &&
 	       now.body == m->body && now.end == m->end &&
 	       now.next == m->next && now.size == m->size &&
-	       now.body_lines == m->body_lines &&
+	       now.body_lines == m->body_lines && now.content == m->content &&
 	       memcmp(u.digest, md->uid[i].digest, sizeof(u.digest)) == 0 &&
 	       (u.xuidl == NULL) == (md->uid[i].xuidl == NULL) &&
 	       (u.xuidl == NULL || strcmp(u.xuidl, md->uid[i].xuidl) == 0);
@@ -535,7 +535,8 @@ tail_start(struct maildrop *md)
 	while (n > 0 && i < (size_t)n) {
 		if (buf[i] == '\n')
 			i++;
-		else if (buf[i] == '\r' && i + 1 < (size_t)n && buf[i + 1] == '\n')
+		else if (buf[i] == '\r' && i + 1 < (size_t)n &&
+			 buf[i + 1] == '\n')
 			i += 2;
 		else
 			break;

@@ -25,6 +25,74 @@ reader_offset(const struct reader *r)
 	return r->base + (off_t)r->pos;
 }
 
+#define HASH_PRIME 0x9e3779b97f4a7c15ULL
+
+static uint64_t
+hash_mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * HASH_PRIME;
+	return h ^ (h >> 29);
+}
+
+/* Four independent lanes over 32-octet blocks keep the multiplier busy:
+ * several GB/s, so the digest costs little next to reading the file. */
+static void
+hash_blocks(struct content_hash *c, const char *p, size_t n)
+{
+	uint64_t w[4];
+
+	for (; n >= 32; p += 32, n -= 32) {
+		memcpy(w, p, 32);
+		c->lane[0] = hash_mix(c->lane[0], w[0]);
+		c->lane[1] = hash_mix(c->lane[1], w[1]);
+		c->lane[2] = hash_mix(c->lane[2], w[2]);
+		c->lane[3] = hash_mix(c->lane[3], w[3]);
+	}
+}
+
+static void
+hash_update(struct content_hash *c, const char *p, size_t n)
+{
+	size_t take;
+
+	c->total += n;
+	if (c->ntail > 0) {
+		take = 32 - c->ntail < n ? 32 - c->ntail : n;
+		memcpy(c->tail + c->ntail, p, take);
+		c->ntail += take;
+		p += take;
+		n -= take;
+		if (c->ntail < 32)
+			return;
+		hash_blocks(c, (const char *)c->tail, 32);
+		c->ntail = 0;
+	}
+	hash_blocks(c, p, n & ~(size_t)31);
+	memcpy(c->tail, p + (n & ~(size_t)31), n & 31);
+	c->ntail = n & 31;
+}
+
+static uint64_t
+hash_final(struct content_hash *c)
+{
+	uint64_t h = c->total;
+
+	memset(c->tail + c->ntail, 0, 32 - c->ntail);
+	hash_blocks(c, (const char *)c->tail, 32);
+	for (int i = 0; i < 4; i++)
+		h = hash_mix(h, c->lane[i]);
+	return h;
+}
+
+/* Hash what has been consumed since the last call. */
+static void
+reader_hash(struct reader *r)
+{
+	if (r->hash != NULL && r->pos > r->hpos)
+		hash_update(r->hash, r->buf + r->hpos, r->pos - r->hpos);
+	r->hpos = r->pos;
+}
+
 /* Make at least want bytes available at pos (fewer only at the limit or
  * on an error) and return how many there are. Reads a whole buffer's
  * worth at a time. */
@@ -38,10 +106,11 @@ reader_fill(struct reader *r, size_t want)
 	if (r->len - r->pos >= want)
 		return r->len - r->pos;
 	if (r->pos > 0) {
+		reader_hash(r);
 		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
 		r->base += r->pos;
 		r->len -= r->pos;
-		r->pos = 0;
+		r->pos = r->hpos = 0;
 	}
 	while (r->len < want && !r->short_file && r->error == 0) {
 		left = r->limit - (r->base + (off_t)r->len);
@@ -264,6 +333,7 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		   struct uidl_entry *u)
 {
 	struct headers hs = {.h = h};
+	struct content_hash content = {{0}, {0}, 0, 0};
 	bool in_headers = true, blank = false, lf, cr;
 	off_t blank_off = 0;
 	uint64_t len;
@@ -276,6 +346,8 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	uidl_hasher_reset(h);
 	reader_line(r, &lf, &cr, NULL, NULL);
 	m->start = reader_offset(r);
+	r->hash = &content;
+	r->hpos = r->pos;
 	while ((avail = reader_fill(r, LINE_LOOKAHEAD)) > 0) {
 		p = r->buf + r->pos;
 		if (blank) {
@@ -313,6 +385,9 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	 * after every message. */
 	m->next = reader_offset(r);
 	m->end = blank ? blank_off : m->next;
+	reader_hash(r);
+	r->hash = NULL;
+	m->content = hash_final(&content);
 	if (m->hdr_end < 0)
 		m->hdr_end = m->body = m->end;
 	u->xuidl = hs.xuidl;

@@ -11,16 +11,28 @@
 
 #include "uidl.h"
 
+/* A fast 64-bit digest of message content, to notice a message that
+ * another program changed in place without changing its length. Not
+ * cryptographic: whoever can write the spool needs no collisions. */
+struct content_hash {
+	uint64_t lane[4];
+	unsigned char tail[32];
+	size_t ntail;
+	uint64_t total;
+};
+
 /* A window on the file, refilled with pread as parsing moves on. */
 struct reader {
 	int fd;
 	char *buf;
 	size_t cap;
-	off_t base;	 /* file offset of buf[0] */
-	size_t pos, len; /* parse position and valid bytes in buf */
-	off_t limit;	 /* never read at or past this offset */
-	bool short_file; /* the file ended before limit */
-	int error;	 /* errno of a failed read, or 0 */
+	off_t base;		   /* file offset of buf[0] */
+	size_t pos, len;	   /* parse position and valid bytes in buf */
+	off_t limit;		   /* never read at or past this offset */
+	bool short_file;	   /* the file ended before limit */
+	int error;		   /* errno of a failed read, or 0 */
+	struct content_hash *hash; /* consumed octets go here, from hpos */
+	size_t hpos;
 };
 
 struct message {
@@ -32,6 +44,7 @@ struct message {
 	off_t next;    /* the next From_ line, or the parse limit */
 	uint64_t size; /* octets in CRLF form (R1939-38) */
 	uint64_t body_lines;
+	uint64_t content; /* content_hash of [start, next) */
 	bool deleted;
 };
 

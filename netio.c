@@ -285,9 +285,14 @@ net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 		}
 		if (io->in_eof)
 			return NET_EOF;
-		/* Out of complete lines: the batched replies go out now. */
+		/* Out of complete lines: the batched replies go out now.
+		 * While they do, more input may arrive (wait_writable reads
+		 * ahead); look at it before waiting for more. */
+		len = io->in_len;
 		if (net_flush(io) < 0)
 			return io->out_failed;
+		if (io->in_len != len || io->in_eof)
+			continue;
 		st = wait_readable(io);
 		if (st != NET_OK)
 			return st;

@@ -9,6 +9,12 @@
 #include "params.h"
 #include "session_int.h"
 
+static const char *
+plural(size_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static enum pop_result
 md_result(enum md_status st, enum pop_result temp)
 {
@@ -58,8 +64,8 @@ trans_enter(struct session *s)
 	trans_totals(s, &n, &bytes);
 	log_msg(LOG_INFO, "maildrop: user=%s messages=%zu bytes=%" PRIu64,
 		s->who.name, n, bytes);
-	net_reply(s->io, "+OK maildrop has %zu messages (%" PRIu64 " octets)",
-		  n, bytes);
+	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
+		  n, plural(n), bytes);
 	return POP_OK;
 }
 
@@ -118,8 +124,8 @@ scan_listing(struct session *s, struct command *c, bool uidl)
 	if (uidl)
 		net_reply(s->io, "+OK unique-id listing follows");
 	else
-		net_reply(s->io, "+OK %zu messages (%" PRIu64 " octets)", n,
-			  bytes);
+		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)", n,
+			  plural(n), bytes);
 	for (i = 0; i < maildrop_count(s->md); i++) {
 		if (maildrop_deleted(s->md, i))
 			continue;
@@ -244,8 +250,8 @@ trans_cmd_rset(struct session *s, struct command *c)
 	for (size_t i = 0; i < maildrop_count(s->md); i++)
 		maildrop_set_deleted(s->md, i, false);
 	trans_totals(s, &n, &bytes);
-	net_reply(s->io, "+OK maildrop has %zu messages (%" PRIu64 " octets)",
-		  n, bytes);
+	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
+		  n, plural(n), bytes);
 	return POP_OK;
 }
 
@@ -260,7 +266,7 @@ trans_quit(struct session *s)
 		s->update.deleted = s->update.deleted_bytes = 0;
 		return POP_UPDATE_FAILED;
 	}
-	net_reply(s->io, "+OK pop3d signing off (%zu messages left)",
-		  s->update.left);
+	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
+		  s->update.left, plural(s->update.left));
 	return POP_QUIT;
 }

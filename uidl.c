@@ -58,11 +58,13 @@ uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1])
 
 /* A map from strings to a counter: open addressing, linear probing,
  * at most half full. */
+struct slot {
+	char *key;
+	uint32_t next; /* the next "-N" suffix to try for key */
+};
+
 struct strmap {
-	struct slot {
-		char *key;
-		uint32_t next; /* the next "-N" suffix to try for key */
-	} *slot;
+	struct slot *slot;
 	size_t mask;
 };
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Randomised spools through the real pop3d binary.
 
 For each of N seeded spools (mixed LF and CRLF messages, dot lines, >From
@@ -12,13 +11,14 @@ mbox rules in design.md section 4:
   - after DELE of a random subset and QUIT, the spool holds exactly the kept
     messages' bytes, in order, From_ lines and separators included.
 
-usage: property_spool.py POP3D [COUNT]   (env from tests/cwrap/env.sh)
+Run by tests/run-integration.sh like the other test modules.
 """
-import os
 import random
 import subprocess
-import sys
-import tempfile
+
+from harness import check
+
+SEEDS = 150
 
 
 def make_message(rng, i):
@@ -119,12 +119,9 @@ def multiline(data, pos):
     return unstuff([l + b"\r\n" for l in lines]), end + 5
 
 
-def run(pop3d, spool_dir, script, extra=()):
-    cmd = [pop3d, "--log=stderr", "--mailbox=%s/%%u" % spool_dir]
-    cmd += os.environ.get("POP3D_TEST_ARGS", "").split()
-    env = dict(os.environ, LD_PRELOAD=os.environ["POP3D_CWRAP_PRELOAD"])
-    p = subprocess.run(cmd, input=script, capture_output=True, env=env,
-                       timeout=120)
+def run(env, spool_dir, script):
+    p = subprocess.run(env.command(spool_dir), input=script,
+                       capture_output=True, env=env.child_env, timeout=120)
     if p.returncode != 0 or b"ERROR: AddressSanitizer" in p.stderr or \
             b"+OK maildrop has" not in p.stdout:
         raise AssertionError("pop3d failed: %r %r" % (p.stdout[-300:],
@@ -132,14 +129,11 @@ def run(pop3d, spool_dir, script, extra=()):
     return p.stdout
 
 
-def check_one(pop3d, seed, tmp):
+def check_one(env, seed, tmp):
     rng = random.Random(seed)
     spool, msgs = build_spool(rng, rng.randrange(0, 8))
-    path = os.path.join(tmp, "alice")
-    with open(path, "wb") as f:
-        f.write(spool)
-    if os.environ.get("POP3D_TEST_ROOT") == "1":
-        os.chown(path, int(os.environ.get("POP3D_ALICE_UID", "1000")), -1)
+    path = tmp / "alice"
+    env.install_spool(path, spool)
     n = len(msgs)
     script = b"USER alice\r\nPASS secret\r\nSTAT\r\nLIST\r\nUIDL\r\n"
     for i in range(1, n + 1):
@@ -148,15 +142,16 @@ def check_one(pop3d, seed, tmp):
     for i in dele:
         script += b"DELE %d\r\n" % i
     script += b"QUIT\r\n"
-    out = run(pop3d, tmp, script)
+    out = run(env, tmp, script)
 
     lines = out.split(b"\r\n")
-    assert lines[2].startswith(b"+OK maildrop has %d messages" % n), lines[:4]
+    noun = b"message" if n == 1 else b"messages"
+    assert lines[2].startswith(b"+OK maildrop has %d %s" % (n, noun)), lines[:4]
     expect = [crlf(c) for _, _, c in msgs]
     total = sum(len(e) for e in expect)
     assert lines[3] == b"+OK %d %d" % (n, total), (lines[3], n, total)
     # LIST
-    pos = out.index(b"\r\n", out.index(b"+OK %d messages (" % n)) + 2
+    pos = out.index(b"\r\n", out.index(b"+OK %d %s (" % (n, noun))) + 2
     sizes = []
     for i in range(n):
         eol = out.index(b"\r\n", pos)
@@ -200,7 +195,7 @@ def check_one(pop3d, seed, tmp):
     assert after == kept, (seed, dele, after[:300], kept[:300])
     # UIDs of the survivors are unchanged in a new session.
     if kept:
-        out2 = run(pop3d, tmp, b"USER alice\r\nPASS secret\r\nUIDL\r\nQUIT\r\n")
+        out2 = run(env, tmp, b"USER alice\r\nPASS secret\r\nUIDL\r\nQUIT\r\n")
         listed = [l.split(b" ")[1] for l in out2.split(b"\r\n")
                   if l[:1].isdigit()]
         survivors = [u for k, u in enumerate(uids) if k + 1 not in dele]
@@ -209,20 +204,12 @@ def check_one(pop3d, seed, tmp):
         assert [strip(u) for u in listed] == [strip(u) for u in survivors]
 
 
-def main():
-    pop3d = sys.argv[1]
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 60
-    failed = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(count):
-            try:
-                check_one(pop3d, seed, tmp)
-            except AssertionError as e:
-                failed += 1
-                print("seed %d: FAIL %s" % (seed, str(e)[:1500]))
-    print("property_spool: %d spools, %d failed" % (count, failed))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def test_random_spools(env):
+    failures = []
+    for seed in range(SEEDS):
+        tmp = env.tempdir("property-%d" % seed)
+        try:
+            check_one(env, seed, tmp)
+        except AssertionError as e:
+            failures.append("seed %d: %s" % (seed, str(e)[:1500]))
+    check(not failures, "\n".join(failures[:5]))
