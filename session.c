@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "params.h"
@@ -164,6 +165,11 @@ dispatch(struct session *s, char *line, size_t len)
 	bool pending_user = s->have_user;
 	enum pop_result r;
 
+	/* Only AUTH lines may be longer than CMD_LINE_MAX (DEC-13). */
+	if (len + 2 > CMD_LINE_MAX && strncasecmp(line, "AUTH ", 5) != 0) {
+		s->have_user = false;
+		return POP_TOO_LONG;
+	}
 	r = parse_result(command_parse(line, len, &c));
 	row = r == POP_OK ? find_command(c.keyword) : NULL;
 	/* DEC-11: after USER only PASS, QUIT or CAPA may come; anything
@@ -173,10 +179,6 @@ dispatch(struct session *s, char *line, size_t len)
 		s->have_user = false;
 	if (r != POP_OK)
 		return r;
-	/* Only AUTH lines may be longer than CMD_LINE_MAX (DEC-13). */
-	if (len + 2 > CMD_LINE_MAX &&
-	    (row == NULL || row->run != auth_cmd_auth))
-		return POP_TOO_LONG;
 	if (row == NULL)
 		return POP_UNKNOWN;
 	if (!(row->states & s->state) ||
