@@ -19,9 +19,11 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
 # Everything but main(), shared by the binary and the unit tests.
-MODULES = session session_auth session_trans auth privsep relay tls sasl \
+MODULES = session session_auth session_trans auth privsep relay tls sasl hash \
+	journal \
 	maildrop mbox uidl netio command dotstuff peer log server
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer test_sasl \
+	test_journal \
 	test_privsep
 
 B = build
@@ -96,6 +98,8 @@ DOCDIR ?= $(PREFIX)/share/doc/pop3d
 PAMDIR ?= /etc/pam.d
 # The pre-login process's empty chroot (pop3d --preauth-dir).
 PREAUTH_DIR ?= /var/lib/pop3d/empty
+# UPDATE's crash recovery journals, one directory per uid (--journal-dir).
+JOURNAL_DIR ?= /var/lib/pop3d/journal
 UNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd \
 	2>/dev/null || echo /lib/systemd/system)
 UNITS = pop3.socket pop3@.service pop3d.socket pop3d.service pop3s.socket \
@@ -120,6 +124,7 @@ install: $(B)/pop3d
 	[ -e $(DESTDIR)$(PAMDIR)/pop3 ] || \
 		install -m 0644 units/pam.d/pop3 $(DESTDIR)$(PAMDIR)/pop3
 	install -d -m 0555 $(DESTDIR)$(PREAUTH_DIR)
+	install -d -m 0711 $(DESTDIR)$(JOURNAL_DIR)
 	@# The pre-login process runs as this user; only on the real system.
 	if [ -z "$(DESTDIR)" ] && ! getent passwd pop3d >/dev/null; then \
 		useradd --system --no-create-home --home-dir /nonexistent \
@@ -133,6 +138,7 @@ uninstall:
 	rm -f $(DESTDIR)$(DOCDIR)/inetd.conf $(DESTDIR)$(DOCDIR)/xinetd.d-pop3 \
 		$(DESTDIR)$(DOCDIR)/fail2ban-filter.d-pop3d.conf
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREAUTH_DIR) \
+		$(DESTDIR)$(JOURNAL_DIR)/* $(DESTDIR)$(JOURNAL_DIR) \
 		$(dir $(DESTDIR)$(PREAUTH_DIR))
 
 format:

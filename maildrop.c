@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mbox.h"
 #include "uidl.h"
@@ -20,7 +21,8 @@
 struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
-	off_t length; /* the spool's length when it was parsed */
+	char *journal; /* the recovery journal's path, or NULL */
+	off_t length;  /* the spool's length when it was parsed */
 	size_t count, cap;
 	struct message *msg;
 	struct uidl_entry *uid;
@@ -208,6 +210,40 @@ load(struct maildrop *md, const struct md_limits *limits)
 	return st;
 }
 
+static enum md_status lock_for_update(struct maildrop *md, char *dotlock,
+				      size_t size);
+static void unlock_update(struct maildrop *md, const char *dotlock);
+
+/* The journal is named after the spool's device and inode: unique, and
+ * nothing a user can steer. An UPDATE that a crash interrupted is
+ * finished or undone before the spool is read, under the update locks. */
+static enum md_status
+recover(struct maildrop *md, const char *dir)
+{
+	char dotlock[PATH_MAX];
+	enum md_status st;
+	struct stat sb;
+	int r;
+
+	if (fstat(md->fd, &sb) < 0 ||
+	    asprintf(&md->journal, "%s/%llx-%llx", dir,
+		     (unsigned long long)sb.st_dev,
+		     (unsigned long long)sb.st_ino) < 0) {
+		md->journal = NULL;
+		return MD_TEMPFAIL;
+	}
+	if (access(md->journal, F_OK) < 0)
+		return MD_OK;
+	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
+		return st;
+	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
+	if (r < 0)
+		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
+			md->journal);
+	unlock_update(md, dotlock);
+	return r < 0 ? MD_TEMPFAIL : MD_OK;
+}
+
 enum md_status
 maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	      struct maildrop **md_r)
@@ -228,6 +264,9 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		goto fail;
 	}
 	if ((st = open_spool(md, owner)) != MD_OK)
+		goto fail;
+	if (md->fd >= 0 && limits->journal_dir != NULL &&
+	    (st = recover(md, limits->journal_dir)) != MD_OK)
 		goto fail;
 	if (md->fd >= 0 && (st = load(md, limits)) != MD_OK)
 		goto fail;
@@ -256,6 +295,7 @@ maildrop_close(struct maildrop *md)
 	free(md->msg);
 	uidl_hasher_free(md->hasher);
 	free(md->buf);
+	free(md->journal);
 	free(md->path);
 	free(md);
 }
@@ -448,60 +488,6 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 
 /* --- UPDATE ----------------------------------------------------------- */
 
-static int
-write_all(int fd, const char *p, size_t n, off_t at)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = pwrite(fd, p, n, at);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += w;
-		n -= w;
-		at += w;
-	}
-	return 0;
-}
-
-/* Move [src, src + len) down to dst (dst <= src), front to back, so each
- * byte is read before anything can overwrite it. len < 0: up to EOF.
- * Returns the number of bytes moved, or -1. */
-static off_t
-move_down(struct maildrop *md, off_t src, off_t dst, off_t len)
-{
-	off_t moved = 0;
-	size_t want;
-	ssize_t got;
-
-	while (len < 0 || moved < len) {
-		want = SPOOL_CHUNK_SIZE;
-		if (len >= 0 && len - moved < (off_t)want)
-			want = len - moved;
-		got = pread(md->fd, md->buf, want, src + moved);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -1;
-		if (got == 0) {
-			if (len < 0)
-				break;
-			errno = EIO; /* the file shrank under our lock */
-			return -1;
-		}
-		if (src != dst &&
-		    write_all(md->fd, md->buf, got, dst + moved) < 0)
-			return -1;
-		moved += got;
-	}
-	return moved;
-}
-
 static void
 count_stats(const struct maildrop *md, struct md_update_stats *s)
 {
@@ -547,30 +533,43 @@ tail_start(struct maildrop *md)
 }
 
 /* Compact from the first deleted message on: kept messages, then mail
- * delivered since login, move down over the gaps; then truncate. */
+ * delivered since login, move down over the gaps; then truncate. The
+ * journal makes it safe to be killed at any point (journal.h). */
 static enum md_status
 expunge(struct maildrop *md, size_t first)
 {
-	off_t dst = md->msg[first].from, n;
-	const struct message *m;
+	struct region *reg;
+	size_t n = 0;
+	int r;
 
+	if (md->journal == NULL) {
+		log_msg(LOG_ERR, "%s: no journal directory: UPDATE refused",
+			md->path);
+		return MD_PERMFAIL;
+	}
+	reg = calloc(md->count - first + 1, sizeof(*reg));
+	if (reg == NULL)
+		return MD_TEMPFAIL;
 	for (size_t i = first; i < md->count; i++) {
-		m = &md->msg[i];
+		const struct message *m = &md->msg[i];
+
 		if (m->deleted)
 			continue;
-		if (move_down(md, m->from, dst, m->next - m->from) < 0)
-			goto fail;
-		dst += m->next - m->from;
+		/* Adjacent kept messages move as one region. */
+		if (n > 0 && reg[n - 1].start + reg[n - 1].len == m->from)
+			reg[n - 1].len += m->next - m->from;
+		else
+			reg[n++] = (struct region){m->from, m->next - m->from};
 	}
-	if ((n = move_down(md, tail_start(md), dst, -1)) < 0)
-		goto fail;
-	dst += n;
-	if (ftruncate(md->fd, dst) < 0 || fdatasync(md->fd) < 0)
-		goto fail;
+	reg[n++] = (struct region){tail_start(md), -1};
+	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
+			    md->buf, SPOOL_CHUNK_SIZE);
+	free(reg);
+	if (r < 0) {
+		log_msg(LOG_ERR, "%s: update failed: %m", md->path);
+		return MD_TEMPFAIL;
+	}
 	return MD_OK;
-fail:
-	log_msg(LOG_ERR, "%s: update failed: %m", md->path);
-	return MD_TEMPFAIL;
 }
 
 /* The write lock and the dotlock, as Debian's MTAs and MUAs take them. */
@@ -594,6 +593,14 @@ lock_for_update(struct maildrop *md, char *dotlock, size_t size)
 		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
 	}
 	return MD_OK;
+}
+
+static void
+unlock_update(struct maildrop *md, const char *dotlock)
+{
+	if (lockfile_remove(dotlock) < 0)
+		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
+	fcntl_unlock(md);
 }
 
 enum md_status
@@ -626,9 +633,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 		}
 	st = expunge(md, first);
 unlock:
-	if (lockfile_remove(dotlock) < 0)
-		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
-	fcntl_unlock(md);
+	unlock_update(md, dotlock);
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return st;

@@ -9,17 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hash.h"
 #include "uidl.h"
-
-/* A fast 64-bit digest of message content, to notice a message that
- * another program changed in place without changing its length. Not
- * cryptographic: whoever can write the spool needs no collisions. */
-struct content_hash {
-	uint64_t lane[4];
-	unsigned char tail[32];
-	size_t ntail;
-	uint64_t total;
-};
 
 /* A window on the file, refilled with pread as parsing moves on. */
 struct reader {

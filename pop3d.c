@@ -56,6 +56,8 @@ usage(FILE *f)
 		"(default pop3d)\n"
 		"  --preauth-dir=DIR    its empty chroot "
 		"(default /var/lib/pop3d/empty)\n"
+		"  --journal-dir=DIR    UPDATE's crash recovery journals "
+		"(default /var/lib/pop3d/journal)\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n",
 		IDLE_TIMEOUT_DEFAULT, MIN_UID_DEFAULT,
@@ -120,6 +122,7 @@ parse_options(int argc, char **argv, struct config *cfg)
 		O_TLSIMPL,
 		O_PAUSER,
 		O_PADIR,
+		O_JDIR,
 		O_VERSION,
 		O_HELP
 	};
@@ -139,6 +142,7 @@ parse_options(int argc, char **argv, struct config *cfg)
 		{"tls-implicit", no_argument, NULL, O_TLSIMPL},
 		{"preauth-user", required_argument, NULL, O_PAUSER},
 		{"preauth-dir", required_argument, NULL, O_PADIR},
+		{"journal-dir", required_argument, NULL, O_JDIR},
 		{"version", no_argument, NULL, O_VERSION},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -223,6 +227,12 @@ parse_options(int argc, char **argv, struct config *cfg)
 					   optarg);
 			cfg->preauth_dir = optarg;
 			break;
+		case O_JDIR:
+			if (optarg[0] != '/')
+				bad_option("--journal-dir must be absolute: %s",
+					   optarg);
+			cfg->journal_dir = optarg;
+			break;
 		case O_VERSION:
 			printf("pop3d %s\n", POP3D_VERSION);
 			exit(0);
@@ -286,6 +296,7 @@ main(int argc, char **argv)
 		.max_per_source = MAX_PER_SOURCE_DEFAULT,
 		.preauth_user = "pop3d",
 		.preauth_dir = "/var/lib/pop3d/empty",
+		.journal_dir = "/var/lib/pop3d/journal",
 	};
 
 	parse_options(argc, argv, &cfg);

@@ -24,6 +24,7 @@ struct config {
 	bool tls_implicit;	  /* port 995: TLS before the greeting */
 	const char *preauth_user; /* runs the pre-auth process */
 	const char *preauth_dir;  /* its empty chroot */
+	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
 };
 
 struct peer {

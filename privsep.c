@@ -341,6 +341,41 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 	}
 }
 
+/* As root, give the user a journal directory of their own for UPDATE:
+ * <journal-dir>/<uid>, mode 0700. Nobody else can write <journal-dir>,
+ * so nobody can plant anything there. A failure is logged; the session
+ * then refuses UPDATE rather than risk mail. */
+static void
+journal_prepare(const struct config *cfg, const struct auth_user *who)
+{
+	char name[32];
+	struct stat st;
+	int dfd;
+
+	if (mkdir(cfg->journal_dir, 0711) < 0 && errno != EEXIST) {
+		log_msg(LOG_ERR, "--journal-dir %s: %m", cfg->journal_dir);
+		return;
+	}
+	dfd = open(cfg->journal_dir,
+		   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		log_msg(LOG_ERR, "--journal-dir %s: %m", cfg->journal_dir);
+		return;
+	}
+	snprintf(name, sizeof(name), "%lu", (unsigned long)who->uid);
+	if (mkdirat(dfd, name, 0700) == 0 && geteuid() == 0 &&
+	    fchownat(dfd, name, who->uid, who->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		log_msg(LOG_ERR, "%s/%s: chown: %m", cfg->journal_dir, name);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISDIR(st.st_mode) || st.st_uid != who->uid ||
+	    (st.st_mode & 077) != 0)
+		log_msg(LOG_ERR,
+			"%s/%s must be a directory of uid %lu, mode "
+			"0700",
+			cfg->journal_dir, name, (unsigned long)who->uid);
+	close(dfd);
+}
+
 /* Our copies of the client's descriptors point at /dev/null while the
  * pre-auth process has the connection: the monitor never reads it. */
 static void
@@ -395,6 +430,7 @@ privsep_serve(const struct config *cfg, int in_fd, int out_fd)
 	release_client(in_fd, out_fd);
 	await_login(&m, &h, fds);
 	close(m.sock);
+	journal_prepare(cfg, &m.who);
 	auth_become(&m.who);
 	net_init(&io, fds[0], fds[1], cfg->timeout);
 	if (net_preload(&io, h.input, h.len) < 0)

@@ -46,7 +46,9 @@ trans_totals(const struct session *s, size_t *n_r, uint64_t *bytes_r)
 enum pop_result
 trans_enter(struct session *s)
 {
-	struct md_limits limits = {s->cfg->max_messages, s->cfg->max_size};
+	struct md_limits limits = {s->cfg->max_messages, s->cfg->max_size,
+				   NULL};
+	char jdir[PATH_MAX];
 	char path[PATH_MAX];
 	enum md_status st;
 	uint64_t bytes;
@@ -57,6 +59,10 @@ trans_enter(struct session *s)
 		log_msg(LOG_ERR, "user %s: spool path too long", s->who.name);
 		return POP_MD_PERM;
 	}
+	/* The monitor made this directory the user's (journal_prepare). */
+	if ((size_t)snprintf(jdir, sizeof(jdir), "%s/%lu", s->cfg->journal_dir,
+			     (unsigned long)s->who.uid) < sizeof(jdir))
+		limits.journal_dir = jdir;
 	st = maildrop_open(path, s->who.uid, &limits, &s->md);
 	if (st != MD_OK)
 		return md_result(st, POP_MD_TEMP);

@@ -91,12 +91,12 @@ cwrap_setup() {
 	_rgid=$(id -g)
 	if [ "$_ruid" -eq 0 ]; then
 		POP3D_TEST_ROOT=1
-		POP3D_TEST_ARGS="--preauth-dir=$_dir/empty"
+		POP3D_TEST_ARGS="--preauth-dir=$_dir/empty --journal-dir=$_dir/journal"
 		_a=1000 _b=1001 _c=1002 _dm=1003 _e=1004 _low=999
 		_ga=1000 _gb=1001 _gc=1002 _gdm=1003 _ge=1004 _glow=999
 	else
 		POP3D_TEST_ROOT=0
-		POP3D_TEST_ARGS="--min-uid=$_ruid --preauth-dir=$_dir/empty"
+		POP3D_TEST_ARGS="--min-uid=$_ruid --preauth-dir=$_dir/empty --journal-dir=$_dir/journal"
 		_a=$_ruid _b=$_ruid _c=$_ruid _dm=$_ruid _e=$_ruid
 		_low=$((_ruid - 1))
 		_ga=$_rgid _gb=$_rgid _gc=$_rgid _gdm=$_rgid _ge=$_rgid _glow=$_rgid
