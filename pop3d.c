@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -299,6 +300,9 @@ main(int argc, char **argv)
 		.journal_dir = "/var/lib/pop3d/journal",
 	};
 
+	/* Sessions started by the Accept=no listener are exec'ed through
+	 * /proc/self/exe; keep the name ps, pgrep and journald show. */
+	(void)prctl(PR_SET_NAME, "pop3d", 0, 0, 0);
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
 	auth_init();

@@ -1,0 +1,1419 @@
+"""pop3d on the real system: the checks behind tests/system/run.sh.
+
+run.sh (as root) has made the throwaway users, their supplementary group
+and /etc/pam.d/pop3-systest, and passes them in P3ST_* variables. This
+script writes the spools, runs the binary under systemd-socket-activate on
+127.0.0.1 in each socket mode, drives real clients against it, and prints
+one line per check. It stops every server it started (and records their
+pids in $P3ST_WORK/pids for run.sh's trap); run.sh removes the users,
+files and spools.
+
+Standard library only: runs on Debian's /usr/bin/python3.
+"""
+
+import concurrent.futures
+import fcntl
+import grp
+import os
+import poplib
+import pwd
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+BINARY = os.environ["P3ST_BINARY"]
+WORK = Path(os.environ["P3ST_WORK"])
+PAM = os.environ["P3ST_PAM"]
+TAG = os.environ["P3ST_TAG"]
+MAIN_USER = os.environ["P3ST_MAIN_USER"]
+MAIN_PW = os.environ["P3ST_MAIN_PW"]
+LOCK_USER = os.environ["P3ST_LOCK_USER"]
+LOCK_PW = os.environ["P3ST_LOCK_PW"]
+EXP_USER = os.environ["P3ST_EXP_USER"]
+EXP_PW = os.environ["P3ST_EXP_PW"]
+SYS_USER = os.environ["P3ST_SYS_USER"]
+SYS_PW = os.environ["P3ST_SYS_PW"]
+EXTRA_GROUP = os.environ["P3ST_EXTRA_GROUP"]
+B_USER = os.environ["P3ST_B_USER"]
+B_PW = os.environ["P3ST_B_PW"]
+RHOST_PAM = os.environ["P3ST_RHOST_PAM"]
+PERMIT_PAM = os.environ["P3ST_PERMIT_PAM"]
+PASSWORDS = [MAIN_PW, B_PW, LOCK_PW, EXP_PW, SYS_PW]
+
+HOST = "127.0.0.1"
+SPOOL_DIR = Path("/var/mail")
+MAIL_GID = grp.getgrnam("mail").gr_gid
+CLIENT_TIMEOUT = 60
+# The three ways systemd (or inetd) hands pop3d its connection.
+MODES = {
+    "inetd": ["--inetd", "--accept"],  # connection on fd 0/1
+    "fd3": ["--accept"],               # connected socket on fd 3
+    "listen": [],                      # Accept=no: listening socket on fd 3
+}
+
+# --- results ------------------------------------------------------------------
+
+_lock = threading.Lock()
+_counts = {"passed": 0, "failed": 0}
+# Checks run in a thread pool collect their lines here and print them
+# together, so that parallel tests do not interleave their output.
+_local = threading.local()
+
+
+def report(ok, name, detail=""):
+    if ok:
+        line = f"ok   - {name}"
+    else:
+        detail = detail.replace("\n", "\\n")
+        if len(detail) > 600:
+            detail = detail[:600] + "..."
+        line = f"FAIL - {name}: {detail}"
+    with _lock:
+        _counts["passed" if ok else "failed"] += 1
+        buf = getattr(_local, "buf", None)
+        if buf is None:
+            print(line, flush=True)
+        else:
+            buf.append(line)
+    return ok
+
+
+def buffered(fn):
+    """fn run with its report lines kept back; returns them."""
+    def run():
+        _local.buf = []
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            report(False, "parallel job: no exception",
+                   f"{type(e).__name__}: {e} {traceback.format_exc()}")
+        finally:
+            lines, _local.buf = _local.buf, None
+        return lines
+    return run
+
+
+def check(cond, name, detail=""):
+    return report(bool(cond), name, detail)
+
+
+def check_eq(actual, expected, name):
+    if actual == expected:
+        return report(True, name)
+    return report(False, name, f"expected {short(expected)}, got {short(actual)}")
+
+
+def short(v, n=200):
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + f"...({len(r)} chars)"
+
+
+def guarded(name):
+    """Run a test function; an exception is one failed check, not the end."""
+    def deco(fn):
+        def run(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except Exception as e:  # noqa: BLE001 - every error is a failure
+                report(False, f"{name}: no exception",
+                       f"{type(e).__name__}: {e} at "
+                       + traceback.format_exc().strip().splitlines()[-3].strip())
+                return None
+        return run
+    return deco
+
+
+# --- messages -----------------------------------------------------------------
+
+def wire(stored):
+    """The octets RETR sends (before dot-stuffing) for a stored message:
+    bare LF -> CRLF, a missing final line end added."""
+    w = re.sub(rb"(?<!\r)\n", b"\r\n", stored)
+    if not w.endswith(b"\r\n"):
+        w += b"\r\n"
+    return w
+
+
+def lf(stored):
+    """What a client that delivers with LF line ends (fetchmail, mpop)
+    hands its MDA."""
+    return wire(stored).replace(b"\r\n", b"\n")
+
+
+def header_part(w):
+    """TOP n 0: the header and the blank line after it."""
+    i = w.find(b"\r\n\r\n")
+    return w if i < 0 else w[:i + 4]
+
+
+def big_body(seed, size):
+    rnd = random.Random(seed)
+    lines = []
+    n = 0
+    # A long line at the RFC 5322 limit, then base64-like lines.
+    line = bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz ") for _ in range(998))
+    lines.append(line)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    while n < size:
+        line = bytes(rnd.choice(alphabet) for _ in range(76))
+        lines.append(line)
+        n += 77
+    return b"\n".join(lines) + b"\n"
+
+
+class Msg:
+    def __init__(self, from_line, stored, final_newline=True):
+        self.from_line = from_line  # "From sender date" line, no LF
+        self.stored = stored        # the message as the MTA stored it
+        self.final_newline = final_newline
+
+    @property
+    def entry(self):
+        """The message's bytes in the spool: From_ line, message, and the
+        empty separator line (none after a last message lacking its LF)."""
+        if self.final_newline:
+            assert self.stored.endswith(b"\n")
+            return self.from_line + b"\n" + self.stored + b"\n"
+        assert not self.stored.endswith(b"\n")
+        return self.from_line + b"\n" + self.stored
+
+    @property
+    def wire(self):
+        return wire(self.stored)
+
+    @property
+    def lf(self):
+        return lf(self.stored)
+
+
+def postfix_headers(n, sender, subject, extra=b""):
+    return (
+        b"Return-Path: <" + sender + b">\n"
+        b"X-Original-To: " + MAIN_USER.encode() + b"@localhost\n"
+        b"Delivered-To: " + MAIN_USER.encode() + b"@localhost\n"
+        b"Received: from mx.example.org (mx.example.org [192.0.2.25])\n"
+        b"\tby mailhost.example.net (Postfix) with ESMTPS id 4Z6h1Q2x3Kz" + str(n).encode() + b"\n"
+        b"\tfor <" + MAIN_USER.encode() + b"@localhost>; Mon,  3 Mar 2025 09:14:0" + str(n % 10).encode() + b" +0000 (UTC)\n"
+        b"Date: Mon, 3 Mar 2025 10:14:0" + str(n % 10).encode() + b" +0100\n"
+        b"From: <" + sender + b">\n"
+        b"To: " + MAIN_USER.encode() + b"@localhost\n"
+        b"Subject: " + subject + b"\n"
+        b"Message-ID: <systest-" + str(n).encode() + b"@example.org>\n"
+        + extra +
+        b"MIME-Version: 1.0\n")
+
+
+def messages():
+    """M1..M7 of the main spool; M7 is the last one and has no final LF."""
+    m = []
+    m.append(Msg(b"From alice@example.org  Mon Mar  3 09:14:01 2025",
+                 postfix_headers(1, b"alice@example.org", b"plain text")
+                 + b"Content-Type: text/plain; charset=us-ascii\n\n"
+                 b"Hello,\n\nthis is a plain message.\n\nAlice\n"))
+    m.append(Msg(b"From bob@example.net  Mon Mar  3 09:14:02 2025",
+                 postfix_headers(2, b"bob@example.net", b"dots and From lines")
+                 + b"Content-Type: text/plain; charset=us-ascii\n\n"
+                 b".\n..\n.hidden line\n...three dots\n .space dot\n"
+                 b">From the quoted line, as the MDA stored it\n"
+                 b">>From a twice quoted line\nFrom: a header-like body line\n"
+                 b"trailing spaces   \n\ttab first\n.\n\nlast line\n"))
+    m.append(Msg(b"From carol@example.com  Mon Mar  3 09:14:03 2025",
+                 postfix_headers(3, b"carol@example.com", b"=?utf-8?q?8bit?=",
+                                 b"X-UIDL: qpopper.4711-systest\n")
+                 + b"Content-Type: text/plain; charset=utf-8\n"
+                 b"Content-Transfer-Encoding: 8bit\n\n"
+                 + "Grüße aus Köln, ½ € — ✓\n".encode()
+                 + bytes(range(0x80, 0x100)) + b"\n"
+                 + b"controls: \x01\x07\x0b\x0c\x1b[0m end\n"))
+    m.append(Msg(b"From dave@example.org  Mon Mar  3 09:14:04 2025",
+                 (postfix_headers(4, b"dave@example.org", b"stored with CRLF")
+                  + b"Content-Type: text/plain\n").replace(b"\n", b"\r\n")
+                 + b"\r\nline one\r\n.dotted\r\n\r\nline after empty\r\n"))
+    m.append(Msg(b"From erin@example.net  Mon Mar  3 09:14:05 2025",
+                 postfix_headers(5, b"erin@example.net", b"report attached")
+                 + b"Content-Type: text/plain; charset=us-ascii\n\n"
+                 + big_body(5, 1_500_000)))
+    m.append(Msg(b"From frank@example.com  Mon Mar  3 09:14:06 2025",
+                 postfix_headers(6, b"frank@example.com", b"empty body")
+                 + b"\n"))
+    m.append(Msg(b"From grace@example.org  Mon Mar  3 09:14:07 2025",
+                 postfix_headers(7, b"grace@example.org", b"no final newline")
+                 + b"\nthe last line of the spool has no line end",
+                 final_newline=False))
+    return m
+
+
+def new_message(n):
+    """A message delivered while clients keep mail on the server."""
+    return Msg(b"From late@example.org  Tue Mar  4 10:00:0" + str(n % 10).encode() + b" 2025",
+               postfix_headers(100 + n, b"late@example.org",
+                               b"delivered later " + str(n).encode())
+               + b"Content-Type: text/plain\n\nnew mail number "
+               + str(n).encode() + b"\n.\n")
+
+
+MSGS = messages()
+KEEP_MSGS = MSGS[:6]  # spool for leave-on-server runs: ends with a separator
+
+
+# --- spools -------------------------------------------------------------------
+
+def spool_path(user):
+    return SPOOL_DIR / user
+
+
+def write_spool(user, data):
+    """As a Debian MTA leaves it: owned user:mail, mode 0660."""
+    pw = pwd.getpwnam(user)
+    path = spool_path(user)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660)
+    try:
+        os.fchown(fd, pw.pw_uid, MAIL_GID)
+        os.fchmod(fd, 0o660)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return path
+
+
+def read_spool(user):
+    return spool_path(user).read_bytes()
+
+
+def spool_of(msgs):
+    return b"".join(m.entry for m in msgs)
+
+
+def mta_append(user, msg):
+    """Append like an MTA: dotlock <spool>.lock, then an fcntl write lock on
+    the whole file (as Postfix local and liblockfile do)."""
+    path = spool_path(user)
+    lock = Path(str(path) + ".lock")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            lfd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(lfd)
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            os.write(fd, msg.entry)
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        lock.unlink()
+
+
+def spool_identity(user):
+    st = os.lstat(spool_path(user))
+    return (st.st_ino, st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_nlink)
+
+
+# --- /proc --------------------------------------------------------------------
+
+def tcp_table():
+    """(local_port, remote_port, state, inode) of every IPv4 TCP socket."""
+    rows = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            lport = int(p[1].split(":")[1], 16)
+            rport = int(p[2].split(":")[1], 16)
+            rows.append((p[1], p[2], lport, rport, p[3], int(p[9])))
+    return rows
+
+
+def listening(port):
+    return any(r[2] == port and r[4] == "0A" for r in tcp_table())
+
+
+def socket_holders(inode):
+    want = f"socket:[{inode}]"
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{d}/fd"):
+                try:
+                    if os.readlink(f"/proc/{d}/fd/{fd}") == want:
+                        pids.append(int(d))
+                        break
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return pids
+
+
+def server_side_inode(server_port, client_port):
+    """The inode of the server's end of our connection."""
+    for _l, _r, lport, rport, state, inode in tcp_table():
+        if lport == server_port and rport == client_port and state == "01":
+            return inode
+    return None
+
+
+def proc_status(pid):
+    st = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            st[k] = v.strip()
+    return st
+
+
+def comm_of(pid):
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def wait_children(srv, n, timeout=5):
+    """Wait until the listener has n children left; return them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        kids = children_of(srv.proc.pid)
+        if len(kids) <= n or time.monotonic() > deadline:
+            return kids
+        time.sleep(0.05)
+
+
+def children_of(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = proc_status(int(d))
+            except OSError:
+                continue
+            if st.get("PPid") == str(pid):
+                kids.append((int(d), st.get("State", "")))
+    return kids
+
+
+def fd_targets(pid):
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
+# --- servers ------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """BINARY under systemd-socket-activate on 127.0.0.1, in one mode."""
+
+    all = []
+
+    def __init__(self, name, mode, extra=(), pam=PAM):
+        self.name = name
+        self.mode = mode
+        self.port = free_port()
+        self.log_path = WORK / f"{name}.log"
+        self.out_path = WORK / f"{name}.stdout"
+        self.args = [BINARY, "--log=stderr", f"--pam-service={pam}", *extra]
+        cmd = ["systemd-socket-activate", f"--listen={HOST}:{self.port}",
+               *MODES[mode], *self.args]
+        with open(self.log_path, "wb") as log, open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=log,
+                                         start_new_session=True, cwd="/")
+        with open(WORK / "pids", "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        Server.all.append(self)
+        deadline = time.monotonic() + 10
+        while not listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: not listening on {self.port}: "
+                                   + self.log_path.read_text(errors="replace"))
+            time.sleep(0.02)
+        if mode == "listen":
+            # Connections queue in the backlog meanwhile, but the readiness
+            # line is worth waiting for.
+            self.wait_log(rb"accepting connections", 0, 10)
+
+    def log(self):
+        return self.log_path.read_bytes()
+
+    def mark(self):
+        return len(self.log())
+
+    def since(self, mark):
+        return self.log()[mark:]
+
+    def wait_log(self, pattern, mark=0, timeout=5.0):
+        """Wait until the log (from mark on) has a line matching pattern."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern, re.M)
+        while True:
+            text = self.since(mark)
+            if rx.search(text):
+                return text
+            if time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        # Sessions still in the group (there should be none).
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.proc.returncode
+
+
+# --- a raw POP3 client --------------------------------------------------------
+
+class Conn:
+    def __init__(self, port, timeout=20, greet=True):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.cport = self.sock.getsockname()[1]
+        self.buf = b""
+        self.greeting = self.line() if greet else None
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                rest, self.buf = self.buf, b""
+                return rest if rest else None
+            self.buf += d
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln
+
+    def cmd(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.line()
+
+    def eof(self, timeout=5):
+        self.sock.settimeout(timeout)
+        try:
+            return self.buf == b"" and self.sock.recv(1) == b""
+        except (socket.timeout, ConnectionResetError):
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def run(cmd, env=None, timeout=CLIENT_TIMEOUT, **kw):
+    return subprocess.run(cmd, env=env, capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def login_line(user):
+    return f"<6>login: user={user} peer=127.0.0.1 method=USER tls=no".encode()
+
+
+def failed_line(user):
+    return f"<5>login failed: user={user} peer=127.0.0.1 method=USER tls=no".encode()
+
+
+def has_line(text, line):
+    return line in text.split(b"\n")
+
+
+# --- the process behind a logged-in session -------------------------------------
+
+@guarded("proc")
+def check_session_process(srv, client_port, user, label):
+    """The process holding the server's end of conn, after PASS: all uids
+    and gids the user's, the user's groups, no capabilities, and no other
+    socket (in particular not the listening one)."""
+    pfx = f"{label}: session process"
+    pw = pwd.getpwnam(user)
+    inode = server_side_inode(srv.port, client_port)
+    if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
+        return
+    holders = socket_holders(inode)
+    comms = {p: Path(f"/proc/{p}/comm").read_text().strip() for p in holders}
+    check(len(holders) == 1, f"{pfx}: exactly one process holds the connection",
+          f"holders {comms}")
+    if not holders:
+        return
+    for pid in holders:
+        st = proc_status(pid)
+        name = f"{pfx} {pid} ({comms[pid]})"
+        check_eq(st["Uid"].split(), [str(pw.pw_uid)] * 4,
+                 f"{name}: Uid real/effective/saved/fs are the user's")
+        check_eq(st["Gid"].split(), [str(pw.pw_gid)] * 4,
+                 f"{name}: Gid real/effective/saved/fs are the user's")
+        want_groups = sorted(set(os.getgrouplist(user, pw.pw_gid)))
+        got_groups = sorted({int(g) for g in st["Groups"].split()})
+        check_eq(got_groups, want_groups,
+                 f"{name}: Groups are exactly the user's (getgrouplist)")
+        extra_gid = grp.getgrnam(EXTRA_GROUP).gr_gid
+        check(extra_gid in got_groups and 0 not in got_groups
+              and MAIL_GID not in got_groups,
+              f"{name}: Groups hold the extra group {EXTRA_GROUP}, not root's or mail",
+              f"Groups: {st['Groups']}")
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            check_eq(int(st[cap], 16), 0, f"{name}: {cap} is empty")
+        exe = os.readlink(f"/proc/{pid}/exe")
+        check_eq(exe, BINARY, f"{name}: runs the binary under test")
+        # What ps -C, pgrep -x, top and journald's _COMM show.
+        check_eq(comm_of(pid), os.path.basename(BINARY),
+                 f"{name}: process name (comm) is the binary's name")
+        # Other sockets: the session must not hold the listener (Accept=no)
+        # or anything else but its own connection.
+        listeners = {r[5] for r in tcp_table() if r[4] == "0A"}
+        fds = fd_targets(pid)
+        socks = {fd: t for fd, t in fds.items() if t.startswith("socket:")}
+        bad = {fd: t for fd, t in socks.items()
+               if t != f"socket:[{inode}]"}
+        held_listeners = {fd: t for fd, t in socks.items()
+                          if int(t[8:-1]) in listeners}
+        check(not held_listeners, f"{name}: holds no listening socket",
+              f"listening socket fds {held_listeners}")
+        check(not bad, f"{name}: holds no socket but its connection",
+              f"fds {fds}")
+        if srv.mode == "listen":
+            check_eq(int(st["PPid"]), srv.proc.pid,
+                     f"{name}: a child of the Accept=no listener")
+
+
+# --- curl -----------------------------------------------------------------------
+
+@guarded("curl")
+def test_curl(srv):
+    label = f"{srv.mode}: curl"
+    user, pw = MAIN_USER, MAIN_PW
+    write_spool(user, spool_of(MSGS))
+    ident = spool_identity(user)
+    url = f"pop3://{HOST}:{srv.port}/"
+    auth = ["-u", f"{user}:{pw}"]
+    base = ["curl", "-sS", "--max-time", "30"]
+
+    r = run(base + auth + [url])
+    want = b"".join(b"%d %d\r\n" % (i, len(m.wire)) for i, m in enumerate(MSGS, 1))
+    check(r.returncode == 0 and r.stdout == want,
+          f"{label}: LIST gives every message's CRLF size",
+          f"rc {r.returncode} {r.stderr!r} out {short(r.stdout)} want {short(want)}")
+
+    r = run(base + auth + ["--request", "UIDL", url])
+    uidls = parse_uidl_lines(r.stdout)
+    UIDLS_BY_MODE[srv.mode] = uidls
+    check(r.returncode == 0 and check_uidls(uidls, MSGS),
+          f"{label}: UIDL lists a valid unique id per message",
+          f"rc {r.returncode} {r.stderr!r} out {short(r.stdout)}")
+
+    outdir = WORK / f"curl-{srv.mode}"
+    outdir.mkdir()
+    r = run(base + auth + [f"pop3://{HOST}:{srv.port}/[1-{len(MSGS)}]",
+                           "-o", str(outdir / "m#1")])
+    check(r.returncode == 0, f"{label}: RETR 1..{len(MSGS)} in one run",
+          f"rc {r.returncode} {r.stderr!r}")
+    for i, m in enumerate(MSGS, 1):
+        f = outdir / f"m{i}"
+        got = f.read_bytes() if f.exists() else None
+        check(got == m.wire, f"{label}: message {i} byte for byte ({len(m.wire)} octets)",
+              f"got {short(got)} want {short(m.wire)}")
+
+    r = run(base + auth + ["--request", "TOP 2 0", url])
+    check(r.returncode == 0 and r.stdout == header_part(MSGS[1].wire),
+          f"{label}: TOP 2 0 is the header and the blank line",
+          f"rc {r.returncode} {r.stderr!r} out {short(r.stdout)}")
+
+    check_eq(read_spool(user), spool_of(MSGS), f"{label}: retrieval leaves the spool as it was")
+
+    mark = srv.mark()
+    r = run(base + auth + ["-X", "DELE 1", "-I", url])
+    check(r.returncode == 0, f"{label}: -X 'DELE 1'", f"rc {r.returncode} {r.stderr!r}")
+    check_eq(read_spool(user), spool_of(MSGS[1:]),
+             f"{label}: after DELE 1 and QUIT the spool is exactly messages 2..{len(MSGS)}")
+    check_eq(spool_identity(user), ident,
+             f"{label}: spool inode, owner user:mail, mode 0660 and link count kept")
+    log = srv.wait_log(rb"^<6>logout: ", mark)
+    total = sum(len(m.wire) for m in MSGS)
+    want_logout = (f"<6>logout: user={user} reason=QUIT retrieved=0/0 "
+                   f"deleted=1/{len(MSGS[0].wire)} left={len(MSGS) - 1}/"
+                   f"{total - len(MSGS[0].wire)}").encode()
+    check(has_line(log, want_logout), f"{label}: logout line counts the deletion",
+          f"log {short(log, 600)}")
+
+    r = run(base + auth + ["--request", "UIDL", url])
+    after = parse_uidl_lines(r.stdout)
+    check_eq([u for _i, u in after], [u for _i, u in uidls[1:]],
+             f"{label}: the other messages keep their UIDLs after a deletion")
+
+
+UIDLS_BY_MODE = {}
+
+
+def parse_uidl_lines(text):
+    out = []
+    for ln in text.split(b"\r\n"):
+        if ln:
+            i, _, u = ln.partition(b" ")
+            out.append((int(i), u))
+    return out
+
+
+def check_uidls(uidls, msgs):
+    if [i for i, _ in uidls] != list(range(1, len(msgs) + 1)):
+        return False
+    ids = [u for _i, u in uidls]
+    if len(set(ids)) != len(ids):
+        return False
+    for m, u in zip(msgs, ids):
+        x = re.search(rb"^X-UIDL: (\S+)$", m.stored.split(b"\n\n")[0], re.M)
+        if x:
+            if u != x.group(1):
+                return False
+        elif not re.fullmatch(rb"[0-9a-f]{32}", u):
+            return False
+    return True
+
+
+# --- poplib ---------------------------------------------------------------------
+
+poplib._MAXLINE = 1 << 20  # our messages have lines up to 998 octets anyway
+
+
+def pop(srv):
+    return poplib.POP3(HOST, srv.port, timeout=30)
+
+
+def poplib_join(lines):
+    return b"".join(ln + b"\r\n" for ln in lines)
+
+
+@guarded("poplib")
+def test_poplib(srv):
+    label = f"{srv.mode}: poplib"
+    user, pw = MAIN_USER, MAIN_PW
+    write_spool(user, spool_of(MSGS))
+    ident = spool_identity(user)
+    sizes = [len(m.wire) for m in MSGS]
+    total = sum(sizes)
+    mark = srv.mark()
+
+    p = pop(srv)
+    check_eq(p.getwelcome(), b"+OK pop3d ready", f"{label}: greeting")
+    caps = p.capa()
+    check(all(c in caps for c in ("USER", "UIDL", "TOP", "RESP-CODES",
+                                  "AUTH-RESP-CODE", "PIPELINING")),
+          f"{label}: CAPA lists USER UIDL TOP RESP-CODES AUTH-RESP-CODE PIPELINING",
+          f"{caps}")
+    check_eq(p.user(user), b"+OK send PASS", f"{label}: USER")
+    check_eq(p.pass_(pw), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
+             f"{label}: PASS with the real password")
+
+    check_session_process(srv, p.sock.getsockname()[1], user, label)
+
+    # A second session for the same maildrop is refused while this one lives.
+    q = pop(srv)
+    q.user(user)
+    try:
+        resp = q.pass_(pw)
+    except poplib.error_proto as e:
+        resp = e.args[0]
+    check_eq(resp, b"-ERR [IN-USE] maildrop is locked by another session",
+             f"{label}: a second session gets [IN-USE]")
+    try:
+        closed = q.sock.recv(1) == b""
+    except OSError:
+        closed = True
+    check(closed, f"{label}: ... and its connection is closed")
+    q.sock.close()
+
+    check_eq(p.stat(), (len(MSGS), total), f"{label}: STAT")
+    resp, lst, _ = p.list()
+    check_eq(lst, [b"%d %d" % (i, s) for i, s in enumerate(sizes, 1)], f"{label}: LIST")
+    resp, ul, _ = p.uidl()
+    uidls = [(int(x.split()[0]), x.split()[1]) for x in ul]
+    check(check_uidls(uidls, MSGS), f"{label}: UIDL ids valid, unique, X-UIDL kept",
+          short(ul, 600))
+    for i, m in enumerate(MSGS, 1):
+        resp, lines, _octets = p.retr(i)
+        check(resp == b"+OK %d octets" % len(m.wire) and poplib_join(lines) == m.wire,
+              f"{label}: RETR {i} byte for byte, size in the reply",
+              f"resp {resp!r} got {short(poplib_join(lines))} want {short(m.wire)}")
+    for i, m in enumerate(MSGS, 1):
+        resp, lines, _ = p.top(i, 0)
+        check(poplib_join(lines) == header_part(m.wire),
+              f"{label}: TOP {i} 0 is the header and blank line",
+              f"got {short(poplib_join(lines))}")
+    resp, lines, _ = p.top(2, 3)
+    body = MSGS[1].wire[len(header_part(MSGS[1].wire)):]
+    want_top = header_part(MSGS[1].wire) + b"".join(
+        ln + b"\r\n" for ln in body.split(b"\r\n")[:3])
+    check_eq(poplib_join(lines), want_top, f"{label}: TOP 2 3 adds three body lines")
+
+    check_eq(p.dele(2), b"+OK message 2 deleted", f"{label}: DELE 2")
+    check_eq(p.dele(5), b"+OK message 5 deleted", f"{label}: DELE 5")
+    check_eq(p.rset(), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
+             f"{label}: RSET undeletes")
+    p.dele(2)
+    p.dele(5)
+    try:
+        p.retr(2)
+        got = b"+OK"
+    except poplib.error_proto as e:
+        got = e.args[0]
+    check_eq(got, b"-ERR no such message", f"{label}: RETR of a deleted message")
+    check_eq(p.quit(), b"+OK pop3d signing off (%d messages left)" % (len(MSGS) - 2),
+             f"{label}: QUIT")
+    p.close()
+    kept = [m for i, m in enumerate(MSGS, 1) if i not in (2, 5)]
+    check_eq(read_spool(user), spool_of(kept),
+             f"{label}: spool after UPDATE is exactly the kept messages")
+    check_eq(spool_identity(user), ident,
+             f"{label}: spool inode, owner, mode and link count kept")
+
+    deleted = sizes[1] + sizes[4]
+    want = [
+        b"<6>connect from 127.0.0.1",
+        login_line(user),
+        f"<6>maildrop: user={user} messages={len(MSGS)} bytes={total}".encode(),
+        f"<6>logout: user={user} reason=QUIT retrieved={len(MSGS)}/{total} "
+        f"deleted=2/{deleted} left={len(MSGS) - 2}/{total - deleted}".encode(),
+    ]
+    # (The [IN-USE] session logs lines of its own meanwhile.)
+    log = srv.wait_log(b"^" + re.escape(want[-1]) + b"$", mark)
+    for w in want:
+        check(has_line(log, w), f"{label}: log line {w.decode()!r}",
+              f"log {short(log, 800)}")
+
+
+@guarded("poplib-append")
+def test_append_during_session(srv):
+    """Mail an MTA appends (dotlock + fcntl lock) during a session is not
+    listed in it and survives its UPDATE."""
+    label = f"{srv.mode}: poplib+MTA"
+    user, pw = MAIN_USER, MAIN_PW
+    first = KEEP_MSGS[:2]
+    write_spool(user, spool_of(first))
+    p = pop(srv)
+    p.user(user)
+    p.pass_(pw)
+    late = new_message(50)
+    t0 = time.monotonic()
+    mta_append(user, late)
+    check(time.monotonic() - t0 < 5, f"{label}: the MTA's append is not held up by the session")
+    check_eq(p.stat()[0], 2, f"{label}: mail delivered during the session is not listed")
+    p.dele(1)
+    check_eq(p.quit(), b"+OK pop3d signing off (1 message left)", f"{label}: QUIT")
+    check_eq(read_spool(user), spool_of([first[1], late]),
+             f"{label}: the appended message survives UPDATE byte for byte")
+    check(not Path(str(spool_path(user)) + ".lock").exists(),
+          f"{label}: no dotlock left behind")
+
+
+# --- fetchmail ------------------------------------------------------------------
+
+def mda_script():
+    path = WORK / "mda.sh"
+    if not path.exists():
+        path.write_text('#!/bin/sh\n# one file per message, numbered\n'
+                        'd=$1\nn=$(ls "$d" | wc -l)\n'
+                        'exec cat >"$d/$(printf %03d $((n + 1)))"\n')
+        path.chmod(0o755)
+    return path
+
+
+def delivered(d):
+    return [f.read_bytes() for f in sorted(Path(d).iterdir())]
+
+
+@guarded("fetchmail")
+def test_fetchmail(srv):
+    label = f"{srv.mode}: fetchmail"
+    user, pw = MAIN_USER, MAIN_PW
+    write_spool(user, spool_of(KEEP_MSGS))
+    home = WORK / f"fetchmail-{srv.mode}"
+    home.mkdir()
+    rc = home / "fetchmailrc"
+    # No TLS offered (STLS comes with the TLS issue): sslproto "" keeps
+    # fetchmail 6.4 from insisting on it.
+    rc.write_text(f'poll {HOST} protocol POP3 port {srv.port}\n'
+                  f'  user "{user}" password "{pw}" sslproto ""\n')
+    rc.chmod(0o600)
+    env = dict(os.environ, HOME=str(home), FETCHMAILHOME=str(home))
+    mda = mda_script()
+
+    def fetch(n, keep=True, mda_cmd=None):
+        out = home / f"run{n}"
+        out.mkdir()
+        cmd = ["fetchmail", "-N", "-f", str(rc), "-i", str(home / "ids"),
+               "--pidfile", str(home / "pid"), "--uidl", "--norewrite",
+               "--invisible", "--nobounce",
+               "--mda", mda_cmd or f"{mda} {out}"]
+        cmd += ["--keep"] if keep else ["--nokeep", "--all"]
+        r = run(cmd, env=env)
+        return r, out
+
+    r, out = fetch(1)
+    got = delivered(out)
+    check(r.returncode == 0, f"{label}: keep run 1 succeeds", f"rc {r.returncode} {r.stderr[-500:]!r}")
+    check_eq(len(got), len(KEEP_MSGS), f"{label}: keep run 1 fetches every message")
+    for i, (g, m) in enumerate(zip(got, KEEP_MSGS), 1):
+        check(g == m.lf, f"{label}: message {i} delivered byte for byte",
+              f"got {short(g)} want {short(m.lf)}")
+    check_eq(read_spool(user), spool_of(KEEP_MSGS), f"{label}: --keep leaves the spool as it was")
+
+    r, out = fetch(2)
+    check(r.returncode == 1 and delivered(out) == [],
+          f"{label}: keep run 2 fetches nothing (stable UIDLs)",
+          f"rc {r.returncode} delivered {len(delivered(out))}")
+
+    late = new_message(1)
+    mta_append(user, late)
+    r, out = fetch(3)
+    got = delivered(out)
+    check(r.returncode == 0 and got == [late.lf],
+          f"{label}: after a delivery, keep run 3 fetches exactly the new message",
+          f"rc {r.returncode} got {len(got)} messages {short(got)}")
+
+    mark = srv.mark()
+    mbox = home / "mbox"
+    r, _ = fetch(4, keep=False, mda_cmd=f"sh -c 'cat >> {mbox}'")
+    want = b"".join(m.lf for m in KEEP_MSGS + [late])
+    got = mbox.read_bytes() if mbox.exists() else b""
+    check(r.returncode == 0 and got == want,
+          f"{label}: a deleting run (--all --nokeep) delivers all {len(KEEP_MSGS) + 1} messages byte for byte",
+          f"rc {r.returncode} {r.stderr[-300:]!r} got {len(got)} octets want {len(want)}")
+    check_eq(read_spool(user), b"", f"{label}: ... and leaves the spool empty")
+    log = srv.wait_log(rb"^<6>logout: ", mark)
+    check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=QUIT retrieved=7/\d+ "
+                    rb"deleted=7/\d+ left=0/0$", log, re.M),
+          f"{label}: logout line of the deleting run", short(log, 500))
+
+
+# --- mpop -----------------------------------------------------------------------
+
+def parse_mbox(data):
+    """Split an mbox written by mpop: From_ line, message, separator; undo
+    mboxrd quoting (>From -> From, >>From -> >From)."""
+    msgs = []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    cur = None
+    prev_empty = True
+    for ln in lines:
+        if ln.startswith(b"From ") and prev_empty:
+            if cur is not None:
+                msgs.append(cur[:-1])  # the separator line
+            cur = []
+        else:
+            cur.append(ln)
+        prev_empty = ln == b""
+    if cur is not None:
+        msgs.append(cur[:-1] if cur and cur[-1] == b"" else cur)
+    out = []
+    for m in msgs:
+        body = [re.sub(rb"^>(>*From )", rb"\1", ln) for ln in m]
+        out.append(b"".join(ln + b"\n" for ln in body))
+    return out
+
+
+@guarded("mpop")
+def test_mpop(srv):
+    label = f"{srv.mode}: mpop"
+    user, pw = MAIN_USER, MAIN_PW
+    write_spool(user, spool_of(KEEP_MSGS))
+    home = WORK / f"mpop-{srv.mode}"
+    home.mkdir()
+    mda = mda_script()
+    mbox = home / "mbox"
+
+    def conf(name, out, keep=True):
+        path = home / f"{name}.conf"
+        delivery = (f'delivery mda "{mda} {out}"' if out else f"delivery mbox {mbox}")
+        path.write_text(
+            "defaults\ntls off\nreceived_header off\n"
+            f"account {name}\nhost {HOST}\nport {srv.port}\n"
+            f"user {user}\nauth user\npassword {pw}\n"
+            f"uidls_file {home / 'uidls'}\n{delivery}\n"
+            + ("keep on\nonly_new on\n" if keep else "keep off\nonly_new off\n"))
+        path.chmod(0o600)
+        return path
+
+    def fetch(n, keep=True, to_mbox=False):
+        out = None if to_mbox else home / f"run{n}"
+        if out:
+            out.mkdir()
+        c = conf(f"run{n}", out, keep)
+        r = run(["mpop", "-C", str(c), "-q", f"run{n}"], env=dict(os.environ, HOME=str(home)))
+        return r, out
+
+    r, out = fetch(1)
+    got = delivered(out)
+    check(r.returncode == 0, f"{label}: keep run 1 succeeds", f"rc {r.returncode} {r.stderr[-500:]!r}")
+    check_eq(len(got), len(KEEP_MSGS), f"{label}: keep run 1 fetches every message")
+    for i, (g, m) in enumerate(zip(got, KEEP_MSGS), 1):
+        check(g == m.lf, f"{label}: message {i} delivered byte for byte",
+              f"got {short(g)} want {short(m.lf)}")
+    check_eq(read_spool(user), spool_of(KEEP_MSGS), f"{label}: keep on leaves the spool as it was")
+
+    r, out = fetch(2)
+    check(r.returncode == 0 and delivered(out) == [],
+          f"{label}: keep run 2 fetches nothing (stable UIDLs)",
+          f"rc {r.returncode} delivered {len(delivered(out))}")
+
+    late = new_message(2)
+    mta_append(user, late)
+    r, out = fetch(3)
+    got = delivered(out)
+    check(r.returncode == 0 and got == [late.lf],
+          f"{label}: after a delivery, keep run 3 fetches exactly the new message",
+          f"rc {r.returncode} got {len(got)} messages {short(got)}")
+
+    r, _ = fetch(4, keep=False, to_mbox=True)
+    want = [m.lf for m in KEEP_MSGS + [late]]
+    got = parse_mbox(mbox.read_bytes()) if mbox.exists() else []
+    check(r.returncode == 0 and got == want,
+          f"{label}: a deleting run into an mbox delivers all {len(want)} messages byte for byte",
+          f"rc {r.returncode} {r.stderr[-300:]!r} got {len(got)} messages; "
+          + next((f"first difference at {i + 1}: {short(g)} vs {short(w)}"
+                  for i, (g, w) in enumerate(zip(got, want)) if g != w), ""))
+    check_eq(read_spool(user), b"", f"{label}: ... and leaves the spool empty")
+
+
+# --- PAM items ------------------------------------------------------------------
+
+@guarded("pam-rhost")
+def test_pam_items(mode):
+    """pam_exec (in the account stack of a second PAM service) records the
+    PAM_RHOST and PAM_USER pop3d gave PAM: the peer from getpeername."""
+    label = f"{mode}: PAM items"
+    srv = Server(f"rhost-{mode}", mode, pam=RHOST_PAM)
+    log = WORK / "pam-env.log"
+    try:
+        before = log.read_text().splitlines() if log.exists() else []
+        c = Conn(srv.port)
+        c.cmd(f"USER {B_USER}")
+        r = c.cmd(f"PASS {B_PW}")
+        check(r.startswith(b"+OK maildrop has "), f"{label}: login through {RHOST_PAM}", f"{r!r}")
+        c.cmd("QUIT")
+        c.close()
+        after = log.read_text().splitlines() if log.exists() else []
+        new_lines = after[len(before):]
+        want = f"account service={RHOST_PAM} user={B_USER} rhost=127.0.0.1"
+        check_eq(new_lines, [want], f"{label}: PAM_RHOST is 127.0.0.1, PAM_USER the login name")
+    finally:
+        srv.stop()
+
+
+# --- session edges on the real system ---------------------------------------------
+
+def login(srv, user, pw):
+    c = Conn(srv.port)
+    c.cmd(f"USER {user}")
+    return c, c.cmd(f"PASS {pw}")
+
+
+def b_spool(msgs):
+    write_spool(B_USER, spool_of(msgs))
+    return spool_of(msgs)
+
+
+def edge_tests(srv, timeout_srv):
+    """One after another on B_USER's spool (parallel to the refusals)."""
+    user, pw = B_USER, B_PW
+    msgs = KEEP_MSGS[:3]
+
+    # Idle timeout: no reply, no UPDATE, logged as timeout.
+    label = "inetd --timeout=2"
+    data = b_spool(msgs)
+    mark = timeout_srv.mark()
+    c, r = login(timeout_srv, user, pw)
+    check(r.startswith(b"+OK"), f"{label}: login", f"{r!r}")
+    check_eq(c.cmd("DELE 1"), b"+OK message 1 deleted", f"{label}: DELE 1")
+    t0 = time.monotonic()
+    closed = c.eof(10)
+    dt = time.monotonic() - t0
+    check(closed and 1.5 <= dt <= 6, f"{label}: idle connection closed without a reply",
+          f"closed {closed} after {dt:.1f} s")
+    c.close()
+    check_eq(read_spool(user), data, f"{label}: no UPDATE after the timeout")
+    log = timeout_srv.wait_log(rb"^<6>logout: ", mark)
+    check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=timeout ", log, re.M),
+          f"{label}: logout line says reason=timeout", short(log, 400))
+
+    # Dropped connection: no UPDATE.
+    label = "inetd: dropped connection"
+    mark = srv.mark()
+    c, r = login(srv, user, pw)
+    c.cmd("DELE 1")
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    log = srv.wait_log(rb"^<6>logout: user=" + user.encode(), mark)
+    check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=disconnect ", log, re.M),
+          f"{label}: logout line says reason=disconnect", short(log, 400))
+    check_eq(read_spool(user), data, f"{label}: no UPDATE")
+
+    # UPDATE waits for an MTA's dotlock (taken through the setgid
+    # dotlockfile helper: the user cannot write in /var/mail).
+    label = "inetd: UPDATE and the MTA's dotlock"
+    c, r = login(srv, user, pw)
+    c.cmd("DELE 1")
+    lock = Path(str(spool_path(user)) + ".lock")
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    held = time.monotonic()
+    result = {}
+
+    def quit_():
+        result["reply"] = c.cmd("QUIT")
+        result["t"] = time.monotonic()
+    t = threading.Thread(target=quit_)
+    t.start()
+    time.sleep(1.0)
+    spool_while_locked = read_spool(user)
+    lock.unlink()
+    t.join(30)
+    c.close()
+    check_eq(spool_while_locked, data, f"{label}: the spool is not rewritten while the dotlock is held")
+    check(result.get("reply") == b"+OK pop3d signing off (2 messages left)"
+          and result["t"] - held >= 1.0,
+          f"{label}: QUIT answered +OK only after the dotlock is gone",
+          f"{result.get('reply')!r} after {result.get('t', held) - held:.1f} s")
+    check_eq(read_spool(user), spool_of(msgs[1:]), f"{label}: UPDATE done after it")
+    check(not lock.exists(), f"{label}: pop3d removed its own dotlock")
+
+    # Spools an admin must fix: [SYS/PERM], and nothing is served.
+    path = spool_path(user)
+    perm = b"-ERR [SYS/PERM] maildrop cannot be opened, contact the administrator"
+    for what, make in (
+            ("symlink to /etc/shadow", lambda: os.symlink("/etc/shadow", path)),
+            # Owned by root but open to the user through the group (the
+            # user's own): pop3d can open it, and must refuse it.
+            ("owned by root, group-writable for the user",
+             lambda: (write_spool(user, data),
+                      os.chown(path, 0, pwd.getpwnam(user).pw_gid))),
+            ("writable by others", lambda: (write_spool(user, data), os.chmod(path, 0o666))),
+            ("hard link (2 links)", lambda: (write_spool(user, data),
+                                             os.link(path, str(path) + ".p3st-link")))):
+        label = f"inetd: spool {what}"
+        path.unlink(missing_ok=True)
+        make()
+        before = os.lstat(path)
+        c, r = login(srv, user, pw)
+        check_eq(r, perm, f"{label}: -ERR [SYS/PERM]")
+        check(c.eof(), f"{label}: ... and the connection closes")
+        c.close()
+        after = os.lstat(path)
+        check((before.st_mode, before.st_uid, before.st_size, before.st_mtime_ns)
+              == (after.st_mode, after.st_uid, after.st_size, after.st_mtime_ns),
+              f"{label}: left untouched")
+        path.unlink()
+        Path(str(path) + ".p3st-link").unlink(missing_ok=True)
+
+    # root:mail 0660, as "touch" by root leaves it after a chgrp: the user
+    # cannot open it at all. The spec maps EACCES to [SYS/TEMP].
+    label = "inetd: spool root:mail 0660 (EACCES for the user)"
+    write_spool(user, data)
+    os.chown(path, 0, MAIL_GID)
+    c, r = login(srv, user, pw)
+    check_eq(r, b"-ERR [SYS/TEMP] temporary failure, try again later",
+             f"{label}: -ERR [SYS/TEMP] as the spec says for EACCES")
+    check(c.eof(), f"{label}: ... and the connection closes")
+    c.close()
+    check_eq(read_spool(user), data, f"{label}: left untouched")
+    path.unlink()
+
+    # A missing spool is an empty maildrop, and is not created.
+    label = "inetd: missing spool"
+    c, r = login(srv, user, pw)
+    check_eq(r, b"+OK maildrop has 0 messages (0 octets)", f"{label}: an empty maildrop")
+    c.cmd("QUIT")
+    c.close()
+    check(not path.exists(), f"{label}: not created")
+
+
+# --- refusals ---------------------------------------------------------------------
+
+def refused_login(srv, user, password, label, extra_lines=(), log_user=None, tries=1):
+    """USER/PASS that must fail: -ERR [AUTH] after >= 2 s, the connection
+    still usable (QUIT), the failed-login log line, and no login."""
+    mark = srv.mark()
+    c = Conn(srv.port)
+    check_eq(c.greeting, b"+OK pop3d ready", f"{label}: greeting")
+    for n in range(1, tries + 1):
+        r1 = c.cmd(f"USER {user}")
+        t0 = time.monotonic()
+        r2 = c.cmd(f"PASS {password}")
+        dt = time.monotonic() - t0
+        check(r1 == b"+OK send PASS" and r2 == b"-ERR [AUTH] authentication failed",
+              f"{label}: attempt {n}: -ERR [AUTH]", f"USER {r1!r} PASS {r2!r}")
+        check(dt >= 1.95, f"{label}: attempt {n}: answered after >= 2 s", f"{dt:.2f} s")
+    if tries >= 3:
+        check(c.eof(), f"{label}: the connection closes after the third failure")
+    else:
+        check_eq(c.cmd("QUIT"), b"+OK pop3d signing off", f"{label}: QUIT still answered")
+    c.close()
+    log = srv.wait_log(re.escape(failed_line(log_user or user)), mark, 5)
+    check(has_line(log, failed_line(log_user or user)),
+          f"{label}: log {failed_line(log_user or user).decode()!r}")
+    for rx in extra_lines:
+        check(re.search(rx, log, re.M), f"{label}: log matches {rx.decode()!r}")
+    check(not has_line(log, login_line(user)) and
+          not re.search(rb"^<6>maildrop: user=" + re.escape(user.encode()) + rb" ", log, re.M),
+          f"{label}: no login and no maildrop opened for {user}")
+
+
+def root_refusal(srv):
+    """Root is refused by its uid even where PAM lets everyone in
+    (pam_permit) and --min-uid=0: the man page's "and of root"."""
+    label = f"inetd {PERMIT_PAM} --min-uid=0"
+    # The stack really is permissive: a wrong password gets in. (MAIN_USER:
+    # B_USER's spool is busy in edge_tests meanwhile.)
+    c, r = login(srv, MAIN_USER, "not-" + MAIN_PW)
+    check(r.startswith(b"+OK maildrop has "),
+          f"{label}: pam_permit lets {MAIN_USER} in with a wrong password", f"{r!r}")
+    c.cmd("QUIT")
+    c.close()
+    refused_login(srv, "root", "anything-" + TAG, f"{label}: root, PAM says yes",
+                  extra_lines=[rb"^<5>user root: uid 0 is below --min-uid=0$"])
+
+
+def positive_control(srv, user, pw, label):
+    c = Conn(srv.port)
+    c.cmd(f"USER {user}")
+    r = c.cmd(f"PASS {pw}")
+    check_eq(r, b"+OK maildrop has 0 messages (0 octets)",
+             f"{label}: {user} logs in with the right password before the change")
+    c.cmd("QUIT")
+    c.close()
+
+
+def refusal_jobs(srv, mode):
+    """(callable) list of independent refusal checks against srv."""
+    return [
+        lambda: refused_login(srv, MAIN_USER, MAIN_PW + "x",
+                              f"{mode}: wrong password"),
+        lambda: refused_login(srv, f"{TAG}nobody", "whatever-Pw1",
+                              f"{mode}: unknown user", log_user="UNKNOWN USER"),
+        lambda: refused_login(srv, LOCK_USER, LOCK_PW,
+                              f"{mode}: locked account (usermod -L), right password"),
+        lambda: refused_login(srv, EXP_USER, EXP_PW,
+                              f"{mode}: expired account (chage -E 0), right password",
+                              extra_lines=[rb"^<5>pam_acct_mgmt: "]),
+        lambda: refused_login(srv, SYS_USER, SYS_PW,
+                              f"{mode}: system user uid {pwd.getpwnam(SYS_USER).pw_uid} < 1000, right password",
+                              extra_lines=[rb"^<5>user " + SYS_USER.encode()
+                                           + rb": uid \d+ is below --min-uid=1000$"]),
+        lambda: refused_login(srv, "root", "not-root's-password-" + TAG,
+                              f"{mode}: root with a wrong password"),
+    ]
+
+
+# --- Accept=no limits ------------------------------------------------------------------
+
+@guarded("listen-limits")
+def test_listen_limits():
+    label = "listen"
+    # --max-per-source: the third connection from 127.0.0.1 is closed at once.
+    srv = Server("listen-per-source", "listen", ["--max-per-source=2"])
+    try:
+        a, b = Conn(srv.port), Conn(srv.port)
+        check(a.greeting == b.greeting == b"+OK pop3d ready",
+              f"{label}: --max-per-source=2: two sessions from 127.0.0.1 served")
+        c = Conn(srv.port, greet=False)
+        check(c.eof(5), f"{label}: --max-per-source=2: the third is closed without a greeting")
+        c.close()
+        log = srv.wait_log(rb"refused: ", 0)
+        check(re.search(rb"^<4>connection from 127\.0\.0\.1 refused: 2 sessions already "
+                        rb"\(--max-per-source\)$", log, re.M),
+              f"{label}: --max-per-source: log line for the refused connection", short(log, 400))
+        a.cmd("QUIT")
+        a.close()
+        wait_children(srv, 1)
+        d = Conn(srv.port)
+        check_eq(d.greeting, b"+OK pop3d ready",
+                 f"{label}: --max-per-source: a slot freed by QUIT is used again")
+        for x in (b, d):
+            x.cmd("QUIT")
+            x.close()
+        kids = wait_children(srv, 0)
+        check(kids == [], f"{label}: ended sessions are reaped (no zombies)", f"{kids}")
+    finally:
+        srv.stop()
+
+    # --max-children: further connections wait in the listen queue.
+    srv = Server("listen-children", "listen", ["--max-children=2"])
+    try:
+        a, b = Conn(srv.port), Conn(srv.port)
+        c = Conn(srv.port, greet=False)
+        c.sock.settimeout(1.0)
+        try:
+            early = c.sock.recv(100)
+        except socket.timeout:
+            early = None
+        check(early is None, f"{label}: --max-children=2: a third connection waits",
+              f"got {early!r}")
+        a.cmd("QUIT")
+        a.close()
+        c.sock.settimeout(10)
+        check_eq(c.line(), b"+OK pop3d ready",
+                 f"{label}: --max-children=2: ... and is served when a session ends")
+        for x in (b, c):
+            x.cmd("QUIT")
+            x.close()
+        wait_children(srv, 0)
+    finally:
+        rc = srv.stop()
+    check_eq(rc, 0, f"{label}: the listener exits 0 on SIGTERM")
+    check(has_line(srv.log(), b"<6>stopping; 0 sessions still running"),
+          f"{label}: the listener logs its stop", short(srv.log()[-300:]))
+
+
+# --- fail2ban -------------------------------------------------------------------------
+
+@guarded("fail2ban")
+def test_fail2ban(servers):
+    label = "fail2ban"
+    repo = Path(__file__).resolve().parents[2]
+    fdir = WORK / "fail2ban" / "filter.d"
+    fdir.mkdir(parents=True)
+    (fdir / "common.conf").write_bytes(Path("/etc/fail2ban/filter.d/common.conf").read_bytes())
+    (fdir / "pop3d.conf").write_bytes((repo / "units/fail2ban/filter.d/pop3d.conf").read_bytes())
+    failed, good, other = [], [], []
+    for s in servers:
+        for ln in s.log().split(b"\n"):
+            m = re.match(rb"^<\d>(.*)$", ln)
+            if not m:
+                continue
+            text = m.group(1)
+            if text.startswith(b"login failed: "):
+                failed.append(text)
+            elif text.startswith(b"login: "):
+                good.append(text)
+            else:
+                other.append(text)
+    check(len(failed) >= 18 and any(b"user=UNKNOWN USER" in f for f in failed),
+          f"{label}: the runs produced failed-login lines of every kind", f"{len(failed)} lines")
+
+    def regex(lines, name):
+        path = WORK / "fail2ban" / name
+        path.write_bytes(b"".join(b"Nov 26 08:00:%02d mailhost pop3d[%d]: %s\n"
+                                  % (i % 60, 1000 + i, t) for i, t in enumerate(lines)))
+        r = run(["fail2ban-regex", "--out", "ip", str(path), str(fdir / "pop3d.conf")])
+        return r, [ln for ln in r.stdout.decode().split("\n") if ln.strip()]
+
+    r, ips = regex(failed, "failed.log")
+    check(r.returncode == 0 and len(ips) == len(failed) and set(ips) == {"127.0.0.1"},
+          f"{label}: the filter matches all {len(failed)} failed-login lines, host 127.0.0.1",
+          f"rc {r.returncode} ips {ips[:5]} ... {len(ips)} {r.stderr[-300:]!r}")
+    r, ips = regex(good + other, "other.log")
+    check(r.returncode == 0 and ips == [],
+          f"{label}: the filter matches none of {len(good)} login and {len(other)} other lines",
+          f"rc {r.returncode} matched {ips} {r.stderr[-300:]!r}")
+
+
+# --- main -----------------------------------------------------------------------------
+
+def main():
+    main_pw = pwd.getpwnam(MAIN_USER)
+    check(main_pw.pw_uid >= 1000 and pwd.getpwnam(SYS_USER).pw_uid < 1000,
+          "setup: main user uid >= 1000, system user uid < 1000")
+    servers = {mode: Server(f"srv-{mode}", mode) for mode in MODES}
+
+    # Before the accounts are locked/expired: they work.
+    positive_control(servers["inetd"], LOCK_USER, LOCK_PW, "setup")
+    positive_control(servers["inetd"], EXP_USER, EXP_PW, "setup")
+    subprocess.run(["usermod", "-L", LOCK_USER], check=True)
+    subprocess.run(["chage", "-E", "0", EXP_USER], check=True)
+
+    # The refusals cost >= 2 s each: all at once, in every mode, before the
+    # client tests (no successful login meanwhile, see refused_login).
+    minuid = Server("srv-minuid", "inetd", [f"--min-uid={main_pw.pw_uid + 1}"])
+    tmo = Server("srv-timeout", "inetd", ["--timeout=2"])
+    permit = Server("srv-permit", "inetd", ["--min-uid=0"], pam=PERMIT_PAM)
+    jobs = [lambda: edge_tests(servers["inetd"], tmo)]
+    for mode, srv in servers.items():
+        jobs += refusal_jobs(srv, mode)
+    jobs.append(lambda: refused_login(
+        servers["inetd"], MAIN_USER, MAIN_PW + "y", "inetd: three failures", tries=3))
+    jobs.append(lambda: root_refusal(permit))
+    jobs.append(lambda: refused_login(
+        minuid, MAIN_USER, MAIN_PW,
+        f"inetd --min-uid={main_pw.pw_uid + 1}: uid {main_pw.pw_uid}, right password",
+        extra_lines=[(f"^<5>user {MAIN_USER}: uid {main_pw.pw_uid} is below "
+                      f"--min-uid={main_pw.pw_uid + 1}$").encode()]))
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        futs = [pool.submit(buffered(j)) for j in jobs]
+        for f in futs:
+            for line in f.result():
+                print(line, flush=True)
+
+    for mode, srv in servers.items():
+        test_curl(srv)
+        test_poplib(srv)
+        test_append_during_session(srv)
+        test_fetchmail(srv)
+        test_mpop(srv)
+        test_pam_items(mode)
+    test_listen_limits()
+    check(len(UIDLS_BY_MODE) == len(MODES) and
+          all(u == UIDLS_BY_MODE["inetd"] for u in UIDLS_BY_MODE.values()),
+          "UIDL: the same spool gets the same ids in every mode", short(UIDLS_BY_MODE, 600))
+
+    # Stop the servers, then the checks on everything they logged.
+    for srv in Server.all:
+        if srv.proc.poll() is None:
+            srv.stop()
+    for srv in Server.all:
+        out = srv.out_path.read_bytes()
+        check(out == b"", f"{srv.name}: nothing written to the server's stdout", short(out))
+    leaked = [(s.name, p) for s in Server.all for p in PASSWORDS if p.encode() in s.log()]
+    check(not leaked, "logs: no password in any log line", f"{leaked}")
+    test_fail2ban(Server.all)
+
+
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    # A signal ends the run through the finally below: servers stopped.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        report(False, "systest.py", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    finally:
+        for s in Server.all:
+            try:
+                if s.proc.poll() is None:
+                    s.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        (WORK / "counts").write_text(f"{_counts['passed']} {_counts['failed']}\n")
+    sys.exit(1 if _counts["failed"] else 0)
