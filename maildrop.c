@@ -430,8 +430,8 @@ send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
 	char *lf;
 
 	while (from < to && (lines == NULL || *lines > 0)) {
-		want = to - from < SPOOL_CHUNK_SIZE ? (size_t)(to - from)
-						    : SPOOL_CHUNK_SIZE;
+		want = to - from < (off_t)SPOOL_CHUNK_SIZE ? (size_t)(to - from)
+							   : SPOOL_CHUNK_SIZE;
 		if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
 			return st;
 		do

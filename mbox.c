@@ -30,8 +30,8 @@ reader_offset(const struct reader *r)
 static void
 reader_hash(struct reader *r)
 {
-	if (r->hash != NULL && r->pos > r->hpos)
-		hash_update(r->hash, r->buf + r->hpos, r->pos - r->hpos);
+	if (r->hashing && r->pos > r->hpos)
+		hash_update(&r->hash, r->buf + r->hpos, r->pos - r->hpos);
 	r->hpos = r->pos;
 }
 
@@ -275,7 +275,6 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		   struct uidl_entry *u)
 {
 	struct headers hs = {.h = h};
-	struct content_hash content = {{0}, {0}, 0, 0};
 	bool in_headers = true, blank = false, lf, cr;
 	off_t blank_off = 0;
 	uint64_t len;
@@ -288,7 +287,8 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	uidl_hasher_reset(h);
 	reader_line(r, &lf, &cr, NULL, NULL);
 	m->start = reader_offset(r);
-	r->hash = &content;
+	memset(&r->hash, 0, sizeof(r->hash));
+	r->hashing = true;
 	r->hpos = r->pos;
 	while ((avail = reader_fill(r, LINE_LOOKAHEAD)) > 0) {
 		p = r->buf + r->pos;
@@ -328,8 +328,8 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	m->next = reader_offset(r);
 	m->end = blank ? blank_off : m->next;
 	reader_hash(r);
-	r->hash = NULL;
-	m->content = hash_final(&content);
+	r->hashing = false;
+	m->content = hash_final(&r->hash);
 	if (m->hdr_end < 0)
 		m->hdr_end = m->body = m->end;
 	u->xuidl = hs.xuidl;

@@ -17,12 +17,13 @@ struct reader {
 	int fd;
 	char *buf;
 	size_t cap;
-	off_t base;		   /* file offset of buf[0] */
-	size_t pos, len;	   /* parse position and valid bytes in buf */
-	off_t limit;		   /* never read at or past this offset */
-	bool short_file;	   /* the file ended before limit */
-	int error;		   /* errno of a failed read, or 0 */
-	struct content_hash *hash; /* consumed octets go here, from hpos */
+	off_t base;	 /* file offset of buf[0] */
+	size_t pos, len; /* parse position and valid bytes in buf */
+	off_t limit;	 /* never read at or past this offset */
+	bool short_file; /* the file ended before limit */
+	int error;	 /* errno of a failed read, or 0 */
+	bool hashing;	 /* consumed octets go into hash, from hpos */
+	struct content_hash hash;
 	size_t hpos;
 };
 

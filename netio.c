@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tls.h"
@@ -86,6 +87,34 @@ fill_input(struct netio *io)
 	return NET_OK;
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+net_wait_ms(const struct netio *io)
+{
+	int64_t left;
+
+	if (io->deadline_ms == 0)
+		return io->timeout_ms;
+	left = io->deadline_ms - now_ms();
+	if (left <= 0)
+		return 0;
+	return left < io->timeout_ms ? (int)left : io->timeout_ms;
+}
+
+void
+net_set_deadline(struct netio *io, unsigned seconds)
+{
+	io->deadline_ms = now_ms() + (int64_t)seconds * 1000;
+}
+
 static int
 poll_once(struct pollfd *pfd, int nfds, int timeout_ms)
 {
@@ -107,7 +136,7 @@ wait_tls(struct netio *io)
 		.fd = out ? io->out_fd : io->in_fd,
 		.events = out ? POLLOUT : POLLIN,
 	};
-	int r = poll_once(&pfd, 1, io->timeout_ms);
+	int r = poll_once(&pfd, 1, net_wait_ms(io));
 
 	if (r < 0)
 		return NET_ERROR;
@@ -132,7 +161,7 @@ wait_writable(struct netio *io)
 						 .events = POLLIN};
 			nfds = 2;
 		}
-		r = poll_once(pfd, nfds, io->timeout_ms);
+		r = poll_once(pfd, nfds, net_wait_ms(io));
 		if (r < 0)
 			return NET_ERROR;
 		if (r == 0)
@@ -229,7 +258,7 @@ wait_readable(struct netio *io)
 			return NET_OK;
 		return wait_tls(io);
 	}
-	r = poll_once(&pfd, 1, io->timeout_ms);
+	r = poll_once(&pfd, 1, net_wait_ms(io));
 	if (r < 0)
 		return NET_ERROR;
 	return r == 0 ? NET_TIMEOUT : NET_OK;

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "params.h"
 
@@ -28,6 +29,7 @@ struct netio {
 	int in_fd, out_fd;
 	struct tls_conn *tls; /* NULL: plain read(2)/write(2) */
 	int timeout_ms;
+	int64_t deadline_ms; /* monotonic; 0: none */
 	bool in_eof;
 	bool discarding;	    /* inside an overlong line, up to its LF */
 	enum net_status out_failed; /* NET_OK until a write fails */
@@ -55,6 +57,14 @@ int net_reply(struct netio *io, const char *fmt, ...)
 
 /* Write out everything queued. Returns 0 or -1 as net_write. */
 int net_flush(struct netio *io);
+
+/* Give up waiting altogether after this many seconds from now (the
+ * pre-login time limit), whatever the idle timer says. */
+void net_set_deadline(struct netio *io, unsigned seconds);
+
+/* How long the next wait may take, in ms: the idle timeout, or less if
+ * the deadline is nearer. */
+int net_wait_ms(const struct netio *io);
 
 /* Drop (and wipe) all input read ahead: after STLS, octets sent before
  * the handshake must never be run (R2595-10). */

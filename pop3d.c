@@ -59,12 +59,15 @@ usage(FILE *f)
 		"(default /var/lib/pop3d/empty)\n"
 		"  --journal-dir=DIR    UPDATE's crash recovery journals "
 		"(default /var/lib/pop3d/journal)\n"
+		"  --preauth-timeout=S  most seconds before login "
+		"(default %d)\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n",
 		IDLE_TIMEOUT_DEFAULT, MIN_UID_DEFAULT,
 		MAILDROP_MESSAGES_MAX_DEFAULT,
 		(unsigned long long)MAILDROP_SIZE_MAX_DEFAULT,
-		MAX_CHILDREN_DEFAULT, MAX_PER_SOURCE_DEFAULT);
+		MAX_CHILDREN_DEFAULT, MAX_PER_SOURCE_DEFAULT,
+		PREAUTH_TIMEOUT_DEFAULT);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -124,6 +127,7 @@ parse_options(int argc, char **argv, struct config *cfg)
 		O_PAUSER,
 		O_PADIR,
 		O_JDIR,
+		O_PATIME,
 		O_VERSION,
 		O_HELP
 	};
@@ -144,6 +148,7 @@ parse_options(int argc, char **argv, struct config *cfg)
 		{"preauth-user", required_argument, NULL, O_PAUSER},
 		{"preauth-dir", required_argument, NULL, O_PADIR},
 		{"journal-dir", required_argument, NULL, O_JDIR},
+		{"preauth-timeout", required_argument, NULL, O_PATIME},
 		{"version", no_argument, NULL, O_VERSION},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -164,7 +169,7 @@ parse_options(int argc, char **argv, struct config *cfg)
 			break;
 		case O_TIMEOUT:
 			cfg->timeout =
-				number_option("--timeout", optarg, 24 * 3600);
+				number_option("--timeout", optarg, 24UL * 3600);
 			if (cfg->timeout == 0)
 				bad_option("%s must be at least 1",
 					   "--timeout");
@@ -234,6 +239,13 @@ parse_options(int argc, char **argv, struct config *cfg)
 					   optarg);
 			cfg->journal_dir = optarg;
 			break;
+		case O_PATIME:
+			cfg->preauth_timeout = number_option(
+				"--preauth-timeout", optarg, 24UL * 3600);
+			if (cfg->preauth_timeout == 0)
+				bad_option("%s must be at least 1",
+					   "--preauth-timeout");
+			break;
 		case O_VERSION:
 			printf("pop3d %s\n", POP3D_VERSION);
 			exit(0);
@@ -298,6 +310,7 @@ main(int argc, char **argv)
 		.preauth_user = "pop3d",
 		.preauth_dir = "/var/lib/pop3d/empty",
 		.journal_dir = "/var/lib/pop3d/journal",
+		.preauth_timeout = PREAUTH_TIMEOUT_DEFAULT,
 	};
 
 	/* Sessions started by the Accept=no listener are exec'ed through

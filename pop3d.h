@@ -25,6 +25,7 @@ struct config {
 	const char *preauth_user; /* runs the pre-auth process */
 	const char *preauth_dir;  /* its empty chroot */
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
+	unsigned preauth_timeout; /* seconds from connect to login */
 };
 
 struct peer {

@@ -409,7 +409,7 @@ privsep_serve(const struct config *cfg, int in_fd, int out_fd)
 	static struct netio io;
 	struct peer peer;
 	struct monitor m = {.cfg = cfg, .peer = &peer};
-	int sv[2], fds[2];
+	int sv[2], fds[2] = {-1, -1};
 	bool tls;
 	pid_t pid;
 

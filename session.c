@@ -271,10 +271,13 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 	struct tls_conn *tls;
 
 	*tls_r = false;
+	/* Issue 7: nobody gets to sit unauthenticated for long, however
+	 * slowly they type. */
+	net_set_deadline(io, cfg->preauth_timeout);
 	if (cfg->tls_implicit) {
 		/* RFC 8314: the handshake first; the greeting is the first
 		 * octet sent inside TLS. */
-		tls = tls_accept(io->in_fd, io->out_fd, io->timeout_ms);
+		tls = tls_accept(io->in_fd, io->out_fd, net_wait_ms(io));
 		if (tls == NULL) {
 			log_msg(LOG_INFO,
 				"logout: user=- peer=%s reason=TLS "

@@ -232,7 +232,7 @@ auth_cmd_stls(struct session *s, struct command *c)
 	/* R2595-10: whatever the client sent after STLS, before the
 	 * handshake, is dropped unread (command injection). */
 	net_discard_input(s->io);
-	tls = tls_accept(s->io->in_fd, s->io->out_fd, s->io->timeout_ms);
+	tls = tls_accept(s->io->in_fd, s->io->out_fd, net_wait_ms(s->io));
 	if (tls == NULL) {
 		s->reason = "TLS handshake failed";
 		return POP_ABORT; /* R2595-13: never fall back */
