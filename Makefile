@@ -165,3 +165,26 @@ clean:
 
 .PHONY: all check check-plain check-asan check-system lint demo deps install uninstall \
 	format clean
+
+# --- Reliability tests (issue 5): tests/stress/ and tests/faults/ ----------
+# faultshim.so is an LD_PRELOAD fault injector for these tests only: built
+# here, never linked into pop3d, never installed.
+$(B)/faultshim.so: tests/faults/faultshim.c | $(B)
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+# A bounded stress run (CI): real MDAs (procmail, a local(8)-style writer)
+# deliver while POP3 clients retrieve and delete; then the invariant.
+STRESS_ARGS ?= --users 5 --clients 20 --deliveries 2000
+stress: $(B)/pop3d | deps
+	tests/stress/deps.sh
+	/usr/bin/python3 -B tests/stress/stress.py --binary $(B)/pop3d $(STRESS_ARGS)
+
+# Injected I/O faults, SIGKILL at random moments (200 runs), hang-ups and
+# signals, spool problems. FAULT_ARGS e.g. "--kill-runs 500 --seed 1".
+FAULT_ARGS ?=
+check-faults: $(B)/pop3d $(B)/faultshim.so | deps
+	/usr/bin/python3 -B tests/faults/run.py --binary $(B)/pop3d \
+		--shim $(B)/faultshim.so $(FAULT_ARGS)
+
+.PHONY: stress check-faults

@@ -77,6 +77,7 @@ pwrite_all(int fd, const void *buf, size_t n, off_t at)
 	return 0;
 }
 
+/* 0: read; 1: the file ended first; -1: an I/O error (errno). */
 static int
 pread_all(int fd, void *buf, size_t n, off_t at)
 {
@@ -87,11 +88,10 @@ pread_all(int fd, void *buf, size_t n, off_t at)
 		r = pread(fd, p, n, at);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0) {
-			if (r == 0)
-				errno = EIO; /* shorter than it must be */
+		if (r < 0)
 			return -1;
-		}
+		if (r == 0)
+			return 1;
 		p += r, n -= r, at += r;
 	}
 	return 0;
@@ -107,8 +107,14 @@ copy(int in, off_t from, int out, off_t to, off_t n, char *buf, size_t size,
 
 	while (n > 0) {
 		k = n < (off_t)size ? (size_t)n : size;
-		if (pread_all(in, buf, k, from) < 0 ||
-		    pwrite_all(out, buf, k, to) < 0)
+		switch (pread_all(in, buf, k, from)) {
+		case 1:
+			errno = EIO; /* shorter than it must be */
+				     /* fall through */
+		case -1:
+			return -1;
+		}
+		if (pwrite_all(out, buf, k, to) < 0)
 			return -1;
 		if (h != NULL)
 			hash_update(h, buf, k);
@@ -145,13 +151,20 @@ file_size(int fd)
 	return fstat(fd, &st) < 0 ? -1 : st.st_size;
 }
 
-static bool
+/* 1: the marker stands at at; 0: it does not (or the file ends before
+ * it); -1: an I/O error, which decides nothing. */
+static int
 marker_at(int fd, off_t at, const struct record *rec)
 {
 	unsigned char got[MARK_MAX];
 
-	return pread_all(fd, got, rec->mark_len, at) == 0 &&
-	       memcmp(got, rec->mark, rec->mark_len) == 0;
+	switch (pread_all(fd, got, rec->mark_len, at)) {
+	case -1:
+		return -1;
+	case 1:
+		return 0;
+	}
+	return memcmp(got, rec->mark, rec->mark_len) == 0;
 }
 
 /* --- records -------------------------------------------------------------- */
@@ -225,8 +238,13 @@ get_record(const char *jpath, int fd, struct record *rec, int *jfd_r, char *buf,
 		return errno == ENOENT ? 0 : -1;
 	if (fstat(fd, &st) < 0)
 		goto fail;
-	if (pread_all(jfd, rec, sizeof(*rec), 0) < 0 ||
-	    memcmp(rec->magic, magic, sizeof(magic)) != 0 ||
+	switch (pread_all(jfd, rec, sizeof(*rec), 0)) {
+	case -1:
+		goto fail; /* an I/O error is no proof of a torn record */
+	case 1:
+		goto torn;
+	}
+	if (memcmp(rec->magic, magic, sizeof(magic)) != 0 ||
 	    rec->header_hash !=
 		    digest(rec, offsetof(struct record, header_hash)) ||
 	    rec->kind < UNDO || rec->kind > APPLY || rec->mark_len > MARK_MAX)
@@ -242,8 +260,12 @@ get_record(const char *jpath, int fd, struct record *rec, int *jfd_r, char *buf,
 	for (at = sizeof(*rec), left = rec->data_len; left > 0;
 	     at += k, left -= k) {
 		k = left < (off_t)size ? (size_t)left : size;
-		if (pread_all(jfd, buf, k, at) < 0)
+		switch (pread_all(jfd, buf, k, at)) {
+		case -1:
+			goto fail;
+		case 1:
 			goto torn;
+		}
 		hash_update(&h, buf, k);
 	}
 	if (hash_final(&h) != rec->data_hash)
@@ -337,7 +359,10 @@ recover_record(int fd, int jfd, const char *jpath, struct record *rec,
 				return -1;
 			continue;
 		case TRUNCATE:
-			if (!marker_at(fd, rec->a, rec))
+			r = marker_at(fd, rec->a, rec);
+			if (r < 0)
+				return -1;
+			if (r == 0)
 				return remove_record(jpath); /* truncated */
 			r = finish(fd, jpath, rec, buf, size);
 			if (r != -2)
@@ -353,11 +378,33 @@ recover_record(int fd, int jfd, const char *jpath, struct record *rec,
 	}
 }
 
+static void
+temp_name(const char *jpath, char tmp[PATH_MAX])
+{
+	if ((size_t)snprintf(tmp, PATH_MAX, "%s.new", jpath) >= PATH_MAX)
+		tmp[0] = '\0';
+}
+
+bool
+journal_pending(const char *jpath)
+{
+	char tmp[PATH_MAX];
+
+	temp_name(jpath, tmp);
+	return access(jpath, F_OK) == 0 || (tmp[0] && access(tmp, F_OK) == 0);
+}
+
 int
 journal_recover(int fd, const char *jpath, char *buf, size_t size)
 {
+	char tmp[PATH_MAX];
 	struct record rec;
 	int jfd = -1, r;
+
+	/* A record that never got renamed into place was never acted on. */
+	temp_name(jpath, tmp);
+	if (tmp[0] && unlink(tmp) < 0 && errno != ENOENT)
+		return -1;
 
 	r = get_record(jpath, fd, &rec, &jfd, buf, size);
 	if (r <= 0)

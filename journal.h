@@ -23,6 +23,7 @@
 #ifndef POP3D_JOURNAL_H
 #define POP3D_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -39,6 +40,10 @@ struct region {
  * spool is then unchanged, or the journal (left in place) restores it. */
 int journal_compact(int fd, const char *jpath, off_t dst,
 		    const struct region *r, size_t n, char *buf, size_t size);
+
+/* Is there anything at jpath for journal_recover to look at (a journal,
+ * or a half-written one to clear away)? */
+bool journal_pending(const char *jpath);
 
 /* If jpath holds a journal for this spool, finish or undo what it
  * describes. Returns 0 (also when there was nothing to do), or -1 with

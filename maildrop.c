@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@ struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
 	char *journal; /* the recovery journal's path, or NULL */
+	int io_error;  /* errno of the last failed check, for the log */
 	off_t length;  /* the spool's length when it was parsed */
 	size_t count, cap;
 	struct message *msg;
@@ -232,7 +235,7 @@ recover(struct maildrop *md, const char *dir)
 		md->journal = NULL;
 		return MD_TEMPFAIL;
 	}
-	if (access(md->journal, F_OK) < 0)
+	if (!journal_pending(md->journal))
 		return MD_OK;
 	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
 		return st;
@@ -342,9 +345,11 @@ static bool
 from_line_at(struct maildrop *md, off_t offset)
 {
 	char from[5];
+	ssize_t n = pread(md->fd, from, 5, offset);
 
-	return pread(md->fd, from, 5, offset) == 5 &&
-	       memcmp(from, "From ", 5) == 0;
+	if (n < 0)
+		md->io_error = errno;
+	return n == 5 && memcmp(from, "From ", 5) == 0;
 }
 
 /* Is message i still what we parsed at login? Re-parse it from its From_
@@ -364,9 +369,12 @@ unchanged(struct maildrop *md, size_t i)
 	if (m->next < md->length && !from_line_at(md, m->next))
 		return false;
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from, m->next);
-	if (!reader_at_from_line(&r))
+	if (!reader_at_from_line(&r)) {
+		md->io_error = r.error;
 		return false;
+	}
 	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 || r.short_file) {
+		md->io_error = r.error;
 		free(u.xuidl);
 		return false;
 	}
@@ -384,10 +392,17 @@ unchanged(struct maildrop *md, size_t i)
 static enum md_status
 changed(struct maildrop *md, size_t i)
 {
-	log_msg(LOG_ERR,
-		"%s: message %zu changed by another program; "
-		"not served, nothing deleted",
-		md->path, i + 1);
+	if (md->io_error != 0)
+		log_msg(LOG_ERR,
+			"%s: read error checking message %zu: %s; not "
+			"served, nothing deleted",
+			md->path, i + 1, strerror(md->io_error));
+	else
+		log_msg(LOG_ERR,
+			"%s: message %zu changed by another program; "
+			"not served, nothing deleted",
+			md->path, i + 1);
+	md->io_error = 0;
 	return MD_TEMPFAIL;
 }
 
@@ -567,32 +582,71 @@ expunge(struct maildrop *md, size_t first)
 	free(reg);
 	if (r < 0) {
 		log_msg(LOG_ERR, "%s: update failed: %m", md->path);
+		/* Put the spool back now, still under the locks, so that
+		 * mail readers and the MTA never see it half rewritten. If
+		 * even that fails, the journal stays for the next login. */
+		if (journal_recover(md->fd, md->journal, md->buf,
+				    SPOOL_CHUNK_SIZE) < 0)
+			log_msg(LOG_ERR, "%s: %s kept for the next login: %m",
+				md->path, md->journal);
 		return MD_TEMPFAIL;
 	}
 	return MD_OK;
 }
 
-/* The write lock and the dotlock, as Debian's MTAs and MUAs take them. */
+/* On a local file system our PID goes into the dotlock, so a lock left
+ * by a session that was killed inside UPDATE is stale at once (for us,
+ * and for dotlockfile -p), not only after five minutes of blocked
+ * deliveries. On NFS a PID means nothing to the other hosts, and one of
+ * them could break a live lock: there, age alone decides (design.md §9). */
+static int
+dotlock_flags(struct maildrop *md)
+{
+	struct statfs fs;
+
+	if (fstatfs(md->fd, &fs) < 0 || fs.f_type == NFS_SUPER_MAGIC)
+		return 0;
+	return L_PID;
+}
+
+/* The dotlock, then the write lock, in the order procmail and Postfix
+ * take them: the other order has each side hold one lock while it waits
+ * for the other, and every delivery stalls for the whole wait. Neither
+ * wait happens while we hold the other lock for long. */
 static enum md_status
 lock_for_update(struct maildrop *md, char *dotlock, size_t size)
 {
 	enum md_status st;
 	int r;
 
-	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK)
-		return st;
-	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size) {
-		fcntl_unlock(md);
+	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size)
 		return MD_PERMFAIL;
-	}
-	r = lockfile_create(dotlock, DOTLOCK_RETRIES, 0);
+	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(md));
 	if (r != L_SUCCESS) {
 		log_msg(LOG_WARNING, "%s: dotlock failed (liblockfile %d)",
 			dotlock, r);
-		fcntl_unlock(md);
 		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
 	}
+	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK) {
+		if (lockfile_remove(dotlock) < 0)
+			log_msg(LOG_ERR, "%s: cannot remove dotlock: %m",
+				dotlock);
+		return st;
+	}
 	return MD_OK;
+}
+
+/* Is path still the file we have open? A spool renamed over, or turned
+ * into a symlink, during the session must not be compacted: deleting
+ * from a file nobody reads any more would lose the deletion silently,
+ * and the new one is not what the session listed. */
+static bool
+same_file(const char *path, const struct stat *open_st)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && st.st_dev == open_st->st_dev &&
+	       st.st_ino == open_st->st_ino;
 }
 
 static void
@@ -622,7 +676,8 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
 		goto out;
-	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length) {
+	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
+	    !same_file(md->path, &sb)) {
 		st = changed(md, first);
 		goto unlock;
 	}

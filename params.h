@@ -84,6 +84,11 @@
 #define UIDL_MAX 70
 #define UIDL_DIGEST_BYTES 16
 
+/* After a TLS login the relay gives up this long after the session's own
+ * idle timeout would have fired, so the session always ends first and
+ * logs the real reason. */
+#define RELAY_GRACE_MS 5000
+
 /* Accept=no mode (server.c): how many sessions at once, and from one
  * source address (an IPv6 /64 counts as one source, since one host
  * usually owns a whole /64). systemd's MaxConnections= and

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,7 +195,10 @@ hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
 	explicit_bzero(&h, sizeof(h));
 	close(sp[1]);
 	close(pa->sock);
-	relay_run(io->tls, io->in_fd, io->out_fd, sp[0], io->timeout_ms);
+	/* The session times out first and closes its end; the relay's own
+	 * limit is a backstop, later, so that the session logs why. */
+	relay_run(io->tls, io->in_fd, io->out_fd, sp[0],
+		  io->timeout_ms + RELAY_GRACE_MS);
 	tls_close(io->tls);
 	_exit(0);
 }
@@ -430,14 +434,25 @@ privsep_serve(const struct config *cfg, int in_fd, int out_fd)
 	release_client(in_fd, out_fd);
 	await_login(&m, &h, fds);
 	close(m.sock);
+	tls = h.tls;
+	if (!tls)
+		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
 	auth_become(&m.who);
 	net_init(&io, fds[0], fds[1], cfg->timeout);
 	if (net_preload(&io, h.input, h.len) < 0)
 		fatal("handoff: input does not fit");
-	tls = h.tls;
 	explicit_bzero(&h, sizeof(h));
 	session_transact(cfg, &peer, &io, &m.who, m.method, tls);
+	if (tls) {
+		/* Let the relay send the last reply and close_notify
+		 * before we exit: under systemd our exit ends the unit,
+		 * and every process left in it is killed. */
+		close(fds[0]);
+		if (fds[1] != fds[0])
+			close(fds[1]);
+		waitpid(pid, NULL, 0);
+	}
 	return 0;
 }
 

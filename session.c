@@ -191,6 +191,12 @@ dispatch(struct session *s, char *line, size_t len)
 	return row->run(s, &c);
 }
 
+static const char *
+net_reason(enum net_status st)
+{
+	return st == NET_TIMEOUT ? "timeout" : "disconnect";
+}
+
 /* Turn a result into its reply and decide whether the session goes on. */
 static bool
 conclude(struct session *s, enum pop_result r)
@@ -207,7 +213,10 @@ conclude(struct session *s, enum pop_result r)
 		if (results[r].reply != NULL)
 			net_reply(s->io, "%s", results[r].reply);
 		if (results[r].close && s->reason == NULL)
-			s->reason = r == POP_ABORT ? "error" : "login refused";
+			s->reason = r != POP_ABORT ? "login refused"
+				    : s->io->out_failed != NET_OK
+					    ? net_reason(s->io->out_failed)
+					    : "error";
 		return !results[r].close;
 	}
 	if (++s->bad_commands >= BAD_COMMANDS_MAX) {
@@ -218,12 +227,6 @@ conclude(struct session *s, enum pop_result r)
 	}
 	net_reply(s->io, "%s", results[r].reply);
 	return true;
-}
-
-static const char *
-net_reason(enum net_status st)
-{
-	return st == NET_TIMEOUT ? "timeout" : "disconnect";
 }
 
 /* Read and run commands until the session ends or a login succeeds. */

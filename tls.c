@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -16,14 +17,24 @@ struct tls_conn {
 static SSL_CTX *tls_ctx;
 
 static void
-log_openssl(const char *what)
+log_openssl(int priority, const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char buf[256];
 
 	ERR_error_string_n(e, buf, sizeof(buf));
-	log_msg(LOG_ERR, "%s: %s", what, e ? buf : "failed");
+	log_msg(priority, "%s: %s", what, e ? buf : "failed");
 	ERR_clear_error();
+}
+
+static int
+elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int)((now.tv_sec - start->tv_sec) * 1000 +
+		     (now.tv_nsec - start->tv_nsec) / 1000000);
 }
 
 int
@@ -32,7 +43,7 @@ tls_setup(const char *cert_file, const char *key_file)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	if (ctx == NULL) {
-		log_openssl("TLS setup");
+		log_openssl(LOG_ERR, "TLS setup");
 		return -1;
 	}
 	/* R8314-05: TLS 1.2 or newer; renegotiation and session resumption
@@ -43,12 +54,12 @@ tls_setup(const char *cert_file, const char *key_file)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		log_openssl(cert_file);
+		log_openssl(LOG_ERR, cert_file);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		log_openssl(key_file);
+		log_openssl(LOG_ERR, key_file);
 		goto fail;
 	}
 	tls_ctx = ctx;
@@ -80,24 +91,31 @@ struct tls_conn *
 tls_accept(int in_fd, int out_fd, int timeout_ms)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
-	int r, err;
+	struct timespec start;
+	int r, err, left;
 
 	/* Separate descriptors work too: inetd may give a pipe pair. */
 	if (t == NULL || (t->ssl = SSL_new(tls_ctx)) == NULL ||
 	    SSL_set_rfd(t->ssl, in_fd) != 1 ||
 	    SSL_set_wfd(t->ssl, out_fd) != 1) {
-		log_openssl("TLS connection");
+		log_openssl(LOG_ERR, "TLS connection");
 		goto fail;
 	}
+	/* timeout_ms bounds the whole handshake, not each step: a client
+	 * that trickles its ClientHello gets no more time than one that
+	 * sends nothing. */
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	while ((r = SSL_accept(t->ssl)) != 1) {
 		err = SSL_get_error(t->ssl, r);
 		if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
-			log_openssl("TLS handshake");
+			/* Any client can cause this: not an error of ours. */
+			log_openssl(LOG_NOTICE, "TLS handshake");
 			goto fail;
 		}
-		if (err == SSL_ERROR_WANT_WRITE
-			    ? wait_fd(out_fd, true, timeout_ms) <= 0
-			    : wait_fd(in_fd, false, timeout_ms) <= 0) {
+		left = timeout_ms - elapsed_ms(&start);
+		if (left <= 0 || (err == SSL_ERROR_WANT_WRITE
+					  ? wait_fd(out_fd, true, left) <= 0
+					  : wait_fd(in_fd, false, left) <= 0)) {
 			log_msg(LOG_NOTICE, "TLS handshake timed out");
 			goto fail;
 		}
