@@ -97,6 +97,13 @@ class Environment:
                             and not str(self.workdir).startswith("/tmp/"))
         if not self.private_tmp:
             self.child_env["LD_PRELOAD"] = env["POP3D_CWRAP_PRELOAD"]
+        elif self.binary.startswith("/tmp/"):
+            # The private /tmp would hide a binary built under /tmp (a CI
+            # clone there, say): run a copy from the work dir instead.
+            bindir = self.workdir / "bin"
+            bindir.mkdir()
+            shutil.copy2(self.binary, bindir / "pop3d")
+            self.binary = str(bindir / "pop3d")
         self.really_root = env["POP3D_TEST_ROOT"] == "1"
         self.default_args = env["POP3D_TEST_ARGS"].split()
         self.users = {}
