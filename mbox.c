@@ -188,7 +188,10 @@ take_xuidl(struct headers *hs, const char *p, size_t avail, size_t colon)
 		hs->xuidl = strndup(v, e - v);
 }
 
-/* A header line begins at p: decide whether it is hashed. */
+/* A header line begins at p: decide whether it is hashed. Only the
+ * first LINE_LOOKAHEAD octets count, however many the buffer happens to
+ * hold: the verdict (and so the uid) must not depend on where a read
+ * started, or a re-parse from another offset would disagree. */
 static void
 header_line(struct headers *hs, const char *p, size_t avail)
 {
@@ -196,6 +199,8 @@ header_line(struct headers *hs, const char *p, size_t avail)
 	size_t len;
 
 	hs->held_cr = false;
+	if (avail > LINE_LOOKAHEAD)
+		avail = LINE_LOOKAHEAD;
 	if (p[0] == ' ' || p[0] == '\t')
 		return; /* a folded line belongs to the field above */
 	/* Look no further than this line: what follows it must not change
