@@ -87,6 +87,10 @@ class Env:
 
     def child_env(self, rules=None, paths=(), log=None, trace=False):
         env = dict(self.base.child_env)
+        # command() above runs pop3d directly, not through the harness's
+        # private-/tmp wrapper (these tests run one at a time), so the
+        # wrappers are preloaded here.
+        env["LD_PRELOAD"] = env["POP3D_CWRAP_PRELOAD"]
         if rules is not None or trace:
             check(self.shim is not None, "no fault shim given")
             env["LD_PRELOAD"] = env["LD_PRELOAD"] + ":" + self.shim

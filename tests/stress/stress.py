@@ -140,8 +140,11 @@ def free_port():
 def start_server(env, maildir, logf):
     port = free_port()
     cmd = ["systemd-socket-activate", "--inetd", "--accept", f"--listen=127.0.0.1:{port}"]
-    for name in env.base.child_env["POP3D_CWRAP_VARS"].split():
-        cmd += ["-E", f"{name}={env.base.child_env[name]}"]
+    cw = env.base.child_env
+    for name in cw["POP3D_CWRAP_VARS"].split():
+        # The harness may keep LD_PRELOAD for its private-/tmp wrapper.
+        value = cw["POP3D_CWRAP_PRELOAD"] if name == "LD_PRELOAD" else cw[name]
+        cmd += ["-E", f"{name}={value}"]
     cmd += env.command(maildir)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                             start_new_session=True)
