@@ -196,13 +196,14 @@ lookup_user(const struct config *cfg, const char *name, struct auth_user *who)
 	return AUTH_OK;
 }
 
-/* Become the user for good, then prove that root cannot come back. */
-static void
-drop_privileges(const struct auth_user *who)
+void
+auth_become(const struct auth_user *who)
 {
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 
+	if (geteuid() != 0)
+		return;
 	if (initgroups(who->name, who->gid) < 0)
 		fatal("initgroups(%s): %m", who->name);
 	if (setresgid(who->gid, who->gid, who->gid) < 0)
@@ -213,29 +214,34 @@ drop_privileges(const struct auth_user *who)
 	    ru != who->uid || eu != who->uid || su != who->uid ||
 	    rg != who->gid || eg != who->gid || sg != who->gid)
 		fatal("privilege drop to %s did not take", who->name);
+	/* Prove it: root must be gone for good. */
 	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0)
 		fatal("privilege drop to %s: root regained", who->name);
 }
 
 enum auth_verdict
-auth_login(const struct config *cfg, const struct peer *peer, const char *user,
-	   char *password, struct auth_user *who)
+auth_check(const struct config *cfg, const struct peer *peer,
+	   struct auth_request *req, struct auth_user *who)
 {
 	char name[USER_NAME_MAX + 1];
 	enum auth_verdict v;
 
-	v = run_pam(cfg, peer, user, password, name);
-	explicit_bzero(password, strlen(password));
+	v = run_pam(cfg, peer, req->user, req->password, name);
+	explicit_bzero(req->password, sizeof(req->password));
 	/* Not every PAM stack says PAM_USER_UNKNOWN (pam_unix followed by
 	 * pam_deny does not): a name no account has is unknown all the
 	 * same, and must not be logged (design.md §3). */
-	if (v == AUTH_FAILED && getpwnam(user) == NULL)
+	if (v == AUTH_FAILED && getpwnam(req->user) == NULL)
 		v = AUTH_UNKNOWN_USER;
 	if (v != AUTH_OK)
 		return v;
-	if ((v = lookup_user(cfg, name, who)) != AUTH_OK)
-		return v;
-	if (geteuid() == 0)
-		drop_privileges(who);
-	return AUTH_OK;
+	/* DEC-15 (R4616-06): the password was right; acting as another
+	 * user is not offered. */
+	if (req->authzid[0] != '\0' && strcmp(req->authzid, req->user) != 0 &&
+	    strcmp(req->authzid, name) != 0) {
+		log_msg(LOG_NOTICE, "user %s may not log in as %s", name,
+			req->authzid);
+		return AUTH_REFUSED;
+	}
+	return lookup_user(cfg, name, who);
 }

@@ -27,15 +27,29 @@ struct auth_user {
 	char home[PATH_MAX];
 };
 
+/* One login attempt, as the pre-auth process sends it to the monitor:
+ * a fixed-size record with NUL-terminated fields, nothing to parse. */
+#define AUTH_FIELD_MAX 255 /* RFC 4616 §2; more than a USER line holds */
+struct auth_request {
+	char user[AUTH_FIELD_MAX + 1]; /* USER name, or SASL authcid */
+	char authzid[AUTH_FIELD_MAX + 1];
+	char password[AUTH_FIELD_MAX + 1];
+	char method[8]; /* "USER", "PLAIN" or "LOGIN" */
+	unsigned char tls;
+};
+
 /* Process-wide protection before any secret is read: no core dumps, no
  * ptrace by the same uid. */
 void auth_init(void);
 
-/* Run PAM for user with password, then, on AUTH_OK, become that user for
- * good (started as root) or check that it is us (started as a user).
- * password is wiped before returning, whatever the verdict. */
-enum auth_verdict auth_login(const struct config *cfg, const struct peer *peer,
-			     const char *user, char *password,
-			     struct auth_user *who);
+/* Run PAM for the request and apply the account policy (uid limits, the
+ * authzid rule of DEC-15). Fills who on AUTH_OK. The password is wiped
+ * before returning, whatever the verdict. */
+enum auth_verdict auth_check(const struct config *cfg, const struct peer *peer,
+			     struct auth_request *req, struct auth_user *who);
+
+/* Become who for good (started as root), proving that root cannot be
+ * regained; exits if anything fails. Not root: nothing to do. */
+void auth_become(const struct auth_user *who);
 
 #endif

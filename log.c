@@ -25,7 +25,7 @@ sanitize(char *s)
 			*s = '?';
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 log_vmsg(int priority, const char *fmt, va_list ap)
 {
 	char line[1024];

@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mbox.h"
 #include "uidl.h"
@@ -20,7 +23,9 @@
 struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
-	off_t length; /* the spool's length when it was parsed */
+	char *journal; /* the recovery journal's path, or NULL */
+	int io_error;  /* errno of the last failed check, for the log */
+	off_t length;  /* the spool's length when it was parsed */
 	size_t count, cap;
 	struct message *msg;
 	struct uidl_entry *uid;
@@ -208,6 +213,40 @@ load(struct maildrop *md, const struct md_limits *limits)
 	return st;
 }
 
+static enum md_status lock_for_update(struct maildrop *md, char *dotlock,
+				      size_t size);
+static void unlock_update(struct maildrop *md, const char *dotlock);
+
+/* The journal is named after the spool's device and inode: unique, and
+ * nothing a user can steer. An UPDATE that a crash interrupted is
+ * finished or undone before the spool is read, under the update locks. */
+static enum md_status
+recover(struct maildrop *md, const char *dir)
+{
+	char dotlock[PATH_MAX];
+	enum md_status st;
+	struct stat sb;
+	int r;
+
+	if (fstat(md->fd, &sb) < 0 ||
+	    asprintf(&md->journal, "%s/%llx-%llx", dir,
+		     (unsigned long long)sb.st_dev,
+		     (unsigned long long)sb.st_ino) < 0) {
+		md->journal = NULL;
+		return MD_TEMPFAIL;
+	}
+	if (!journal_pending(md->journal))
+		return MD_OK;
+	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
+		return st;
+	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
+	if (r < 0)
+		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
+			md->journal);
+	unlock_update(md, dotlock);
+	return r < 0 ? MD_TEMPFAIL : MD_OK;
+}
+
 enum md_status
 maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	      struct maildrop **md_r)
@@ -228,6 +267,9 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		goto fail;
 	}
 	if ((st = open_spool(md, owner)) != MD_OK)
+		goto fail;
+	if (md->fd >= 0 && limits->journal_dir != NULL &&
+	    (st = recover(md, limits->journal_dir)) != MD_OK)
 		goto fail;
 	if (md->fd >= 0 && (st = load(md, limits)) != MD_OK)
 		goto fail;
@@ -256,6 +298,7 @@ maildrop_close(struct maildrop *md)
 	free(md->msg);
 	uidl_hasher_free(md->hasher);
 	free(md->buf);
+	free(md->journal);
 	free(md->path);
 	free(md);
 }
@@ -302,9 +345,11 @@ static bool
 from_line_at(struct maildrop *md, off_t offset)
 {
 	char from[5];
+	ssize_t n = pread(md->fd, from, 5, offset);
 
-	return pread(md->fd, from, 5, offset) == 5 &&
-	       memcmp(from, "From ", 5) == 0;
+	if (n < 0)
+		md->io_error = errno;
+	return n == 5 && memcmp(from, "From ", 5) == 0;
 }
 
 /* Is message i still what we parsed at login? Re-parse it from its From_
@@ -324,9 +369,12 @@ unchanged(struct maildrop *md, size_t i)
 	if (m->next < md->length && !from_line_at(md, m->next))
 		return false;
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from, m->next);
-	if (!reader_at_from_line(&r))
+	if (!reader_at_from_line(&r)) {
+		md->io_error = r.error;
 		return false;
+	}
 	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 || r.short_file) {
+		md->io_error = r.error;
 		free(u.xuidl);
 		return false;
 	}
@@ -344,10 +392,17 @@ unchanged(struct maildrop *md, size_t i)
 static enum md_status
 changed(struct maildrop *md, size_t i)
 {
-	log_msg(LOG_ERR,
-		"%s: message %zu changed by another program; "
-		"not served, nothing deleted",
-		md->path, i + 1);
+	if (md->io_error != 0)
+		log_msg(LOG_ERR,
+			"%s: read error checking message %zu: %s; not "
+			"served, nothing deleted",
+			md->path, i + 1, strerror(md->io_error));
+	else
+		log_msg(LOG_ERR,
+			"%s: message %zu changed by another program; "
+			"not served, nothing deleted",
+			md->path, i + 1);
+	md->io_error = 0;
 	return MD_TEMPFAIL;
 }
 
@@ -390,8 +445,8 @@ send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
 	char *lf;
 
 	while (from < to && (lines == NULL || *lines > 0)) {
-		want = to - from < SPOOL_CHUNK_SIZE ? (size_t)(to - from)
-						    : SPOOL_CHUNK_SIZE;
+		want = to - from < (off_t)SPOOL_CHUNK_SIZE ? (size_t)(to - from)
+							   : SPOOL_CHUNK_SIZE;
 		if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
 			return st;
 		do
@@ -448,60 +503,6 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 
 /* --- UPDATE ----------------------------------------------------------- */
 
-static int
-write_all(int fd, const char *p, size_t n, off_t at)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = pwrite(fd, p, n, at);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += w;
-		n -= w;
-		at += w;
-	}
-	return 0;
-}
-
-/* Move [src, src + len) down to dst (dst <= src), front to back, so each
- * byte is read before anything can overwrite it. len < 0: up to EOF.
- * Returns the number of bytes moved, or -1. */
-static off_t
-move_down(struct maildrop *md, off_t src, off_t dst, off_t len)
-{
-	off_t moved = 0;
-	size_t want;
-	ssize_t got;
-
-	while (len < 0 || moved < len) {
-		want = SPOOL_CHUNK_SIZE;
-		if (len >= 0 && len - moved < (off_t)want)
-			want = len - moved;
-		got = pread(md->fd, md->buf, want, src + moved);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -1;
-		if (got == 0) {
-			if (len < 0)
-				break;
-			errno = EIO; /* the file shrank under our lock */
-			return -1;
-		}
-		if (src != dst &&
-		    write_all(md->fd, md->buf, got, dst + moved) < 0)
-			return -1;
-		moved += got;
-	}
-	return moved;
-}
-
 static void
 count_stats(const struct maildrop *md, struct md_update_stats *s)
 {
@@ -547,53 +548,113 @@ tail_start(struct maildrop *md)
 }
 
 /* Compact from the first deleted message on: kept messages, then mail
- * delivered since login, move down over the gaps; then truncate. */
+ * delivered since login, move down over the gaps; then truncate. The
+ * journal makes it safe to be killed at any point (journal.h). */
 static enum md_status
 expunge(struct maildrop *md, size_t first)
 {
-	off_t dst = md->msg[first].from, n;
-	const struct message *m;
+	struct region *reg;
+	size_t n = 0;
+	int r;
 
+	if (md->journal == NULL) {
+		log_msg(LOG_ERR, "%s: no journal directory: UPDATE refused",
+			md->path);
+		return MD_PERMFAIL;
+	}
+	reg = calloc(md->count - first + 1, sizeof(*reg));
+	if (reg == NULL)
+		return MD_TEMPFAIL;
 	for (size_t i = first; i < md->count; i++) {
-		m = &md->msg[i];
+		const struct message *m = &md->msg[i];
+
 		if (m->deleted)
 			continue;
-		if (move_down(md, m->from, dst, m->next - m->from) < 0)
-			goto fail;
-		dst += m->next - m->from;
+		/* Adjacent kept messages move as one region. */
+		if (n > 0 && reg[n - 1].start + reg[n - 1].len == m->from)
+			reg[n - 1].len += m->next - m->from;
+		else
+			reg[n++] = (struct region){m->from, m->next - m->from};
 	}
-	if ((n = move_down(md, tail_start(md), dst, -1)) < 0)
-		goto fail;
-	dst += n;
-	if (ftruncate(md->fd, dst) < 0 || fdatasync(md->fd) < 0)
-		goto fail;
+	reg[n++] = (struct region){tail_start(md), -1};
+	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
+			    md->buf, SPOOL_CHUNK_SIZE);
+	free(reg);
+	if (r < 0) {
+		log_msg(LOG_ERR, "%s: update failed: %m", md->path);
+		/* Put the spool back now, still under the locks, so that
+		 * mail readers and the MTA never see it half rewritten. If
+		 * even that fails, the journal stays for the next login. */
+		if (journal_recover(md->fd, md->journal, md->buf,
+				    SPOOL_CHUNK_SIZE) < 0)
+			log_msg(LOG_ERR, "%s: %s kept for the next login: %m",
+				md->path, md->journal);
+		return MD_TEMPFAIL;
+	}
 	return MD_OK;
-fail:
-	log_msg(LOG_ERR, "%s: update failed: %m", md->path);
-	return MD_TEMPFAIL;
 }
 
-/* The write lock and the dotlock, as Debian's MTAs and MUAs take them. */
+/* On a local file system our PID goes into the dotlock, so a lock left
+ * by a session that was killed inside UPDATE is stale at once (for us,
+ * and for dotlockfile -p), not only after five minutes of blocked
+ * deliveries. On NFS a PID means nothing to the other hosts, and one of
+ * them could break a live lock: there, age alone decides (design.md §9). */
+static int
+dotlock_flags(struct maildrop *md)
+{
+	struct statfs fs;
+
+	if (fstatfs(md->fd, &fs) < 0 || fs.f_type == NFS_SUPER_MAGIC)
+		return 0;
+	return L_PID;
+}
+
+/* The dotlock, then the write lock, in the order procmail and Postfix
+ * take them: the other order has each side hold one lock while it waits
+ * for the other, and every delivery stalls for the whole wait. Neither
+ * wait happens while we hold the other lock for long. */
 static enum md_status
 lock_for_update(struct maildrop *md, char *dotlock, size_t size)
 {
 	enum md_status st;
 	int r;
 
-	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK)
-		return st;
-	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size) {
-		fcntl_unlock(md);
+	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size)
 		return MD_PERMFAIL;
-	}
-	r = lockfile_create(dotlock, DOTLOCK_RETRIES, 0);
+	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(md));
 	if (r != L_SUCCESS) {
 		log_msg(LOG_WARNING, "%s: dotlock failed (liblockfile %d)",
 			dotlock, r);
-		fcntl_unlock(md);
 		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
 	}
+	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK) {
+		if (lockfile_remove(dotlock) < 0)
+			log_msg(LOG_ERR, "%s: cannot remove dotlock: %m",
+				dotlock);
+		return st;
+	}
 	return MD_OK;
+}
+
+/* Is path still the file we have open? A spool renamed over, or turned
+ * into a symlink, during the session must not be compacted: deleting
+ * from a file nobody reads any more would lose the deletion silently,
+ * and the new one is not what the session listed. */
+static bool
+same_file(const char *path, const struct stat *open_st)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && st.st_dev == open_st->st_dev &&
+	       st.st_ino == open_st->st_ino;
+}
+
+static void
+unlock_update(struct maildrop *md, const char *dotlock)
+{
+	if (lockfile_remove(dotlock) < 0)
+		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
+	fcntl_unlock(md);
 }
 
 enum md_status
@@ -615,7 +676,8 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
 		goto out;
-	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length) {
+	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
+	    !same_file(md->path, &sb)) {
 		st = changed(md, first);
 		goto unlock;
 	}
@@ -626,9 +688,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 		}
 	st = expunge(md, first);
 unlock:
-	if (lockfile_remove(dotlock) < 0)
-		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
-	fcntl_unlock(md);
+	unlock_update(md, dotlock);
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return st;

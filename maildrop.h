@@ -23,11 +23,16 @@ enum md_status {
 struct md_limits {
 	unsigned long max_messages;
 	uint64_t max_size;
+	/* Where UPDATE keeps its recovery journal (journal.h): a directory
+	 * of the user's own. UPDATE refuses to run without one. */
+	const char *journal_dir;
 };
 
 /* Open, lock and parse the spool at path as the user who must own it
- * (already the effective uid). A missing file is an empty maildrop. On
- * failure a log line says why; nothing is kept open or locked. */
+ * (already the effective uid). A missing file is an empty maildrop. An
+ * UPDATE that a crash interrupted is finished or undone first, from its
+ * journal. On failure a log line says why; nothing is kept open or
+ * locked. */
 enum md_status maildrop_open(const char *path, uid_t owner,
 			     const struct md_limits *limits,
 			     struct maildrop **md_r);

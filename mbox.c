@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "params.h"
 
 void
@@ -25,71 +26,12 @@ reader_offset(const struct reader *r)
 	return r->base + (off_t)r->pos;
 }
 
-#define HASH_PRIME 0x9e3779b97f4a7c15ULL
-
-static uint64_t
-hash_mix(uint64_t h, uint64_t w)
-{
-	h = (h ^ w) * HASH_PRIME;
-	return h ^ (h >> 29);
-}
-
-/* Four independent lanes over 32-octet blocks keep the multiplier busy:
- * several GB/s, so the digest costs little next to reading the file. */
-static void
-hash_blocks(struct content_hash *c, const char *p, size_t n)
-{
-	uint64_t w[4];
-
-	for (; n >= 32; p += 32, n -= 32) {
-		memcpy(w, p, 32);
-		c->lane[0] = hash_mix(c->lane[0], w[0]);
-		c->lane[1] = hash_mix(c->lane[1], w[1]);
-		c->lane[2] = hash_mix(c->lane[2], w[2]);
-		c->lane[3] = hash_mix(c->lane[3], w[3]);
-	}
-}
-
-static void
-hash_update(struct content_hash *c, const char *p, size_t n)
-{
-	size_t take;
-
-	c->total += n;
-	if (c->ntail > 0) {
-		take = 32 - c->ntail < n ? 32 - c->ntail : n;
-		memcpy(c->tail + c->ntail, p, take);
-		c->ntail += take;
-		p += take;
-		n -= take;
-		if (c->ntail < 32)
-			return;
-		hash_blocks(c, (const char *)c->tail, 32);
-		c->ntail = 0;
-	}
-	hash_blocks(c, p, n & ~(size_t)31);
-	memcpy(c->tail, p + (n & ~(size_t)31), n & 31);
-	c->ntail = n & 31;
-}
-
-static uint64_t
-hash_final(struct content_hash *c)
-{
-	uint64_t h = c->total;
-
-	memset(c->tail + c->ntail, 0, 32 - c->ntail);
-	hash_blocks(c, (const char *)c->tail, 32);
-	for (int i = 0; i < 4; i++)
-		h = hash_mix(h, c->lane[i]);
-	return h;
-}
-
 /* Hash what has been consumed since the last call. */
 static void
 reader_hash(struct reader *r)
 {
-	if (r->hash != NULL && r->pos > r->hpos)
-		hash_update(r->hash, r->buf + r->hpos, r->pos - r->hpos);
+	if (r->hashing && r->pos > r->hpos)
+		hash_update(&r->hash, r->buf + r->hpos, r->pos - r->hpos);
 	r->hpos = r->pos;
 }
 
@@ -246,7 +188,10 @@ take_xuidl(struct headers *hs, const char *p, size_t avail, size_t colon)
 		hs->xuidl = strndup(v, e - v);
 }
 
-/* A header line begins at p: decide whether it is hashed. */
+/* A header line begins at p: decide whether it is hashed. Only the
+ * first LINE_LOOKAHEAD octets count, however many the buffer happens to
+ * hold: the verdict (and so the uid) must not depend on where a read
+ * started, or a re-parse from another offset would disagree. */
 static void
 header_line(struct headers *hs, const char *p, size_t avail)
 {
@@ -254,6 +199,8 @@ header_line(struct headers *hs, const char *p, size_t avail)
 	size_t len;
 
 	hs->held_cr = false;
+	if (avail > LINE_LOOKAHEAD)
+		avail = LINE_LOOKAHEAD;
 	if (p[0] == ' ' || p[0] == '\t')
 		return; /* a folded line belongs to the field above */
 	/* Look no further than this line: what follows it must not change
@@ -333,7 +280,6 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		   struct uidl_entry *u)
 {
 	struct headers hs = {.h = h};
-	struct content_hash content = {{0}, {0}, 0, 0};
 	bool in_headers = true, blank = false, lf, cr;
 	off_t blank_off = 0;
 	uint64_t len;
@@ -346,7 +292,8 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	uidl_hasher_reset(h);
 	reader_line(r, &lf, &cr, NULL, NULL);
 	m->start = reader_offset(r);
-	r->hash = &content;
+	memset(&r->hash, 0, sizeof(r->hash));
+	r->hashing = true;
 	r->hpos = r->pos;
 	while ((avail = reader_fill(r, LINE_LOOKAHEAD)) > 0) {
 		p = r->buf + r->pos;
@@ -386,8 +333,8 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	m->next = reader_offset(r);
 	m->end = blank ? blank_off : m->next;
 	reader_hash(r);
-	r->hash = NULL;
-	m->content = hash_final(&content);
+	r->hashing = false;
+	m->content = hash_final(&r->hash);
 	if (m->hdr_end < 0)
 		m->hdr_end = m->body = m->end;
 	u->xuidl = hs.xuidl;

@@ -9,29 +9,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hash.h"
 #include "uidl.h"
-
-/* A fast 64-bit digest of message content, to notice a message that
- * another program changed in place without changing its length. Not
- * cryptographic: whoever can write the spool needs no collisions. */
-struct content_hash {
-	uint64_t lane[4];
-	unsigned char tail[32];
-	size_t ntail;
-	uint64_t total;
-};
 
 /* A window on the file, refilled with pread as parsing moves on. */
 struct reader {
 	int fd;
 	char *buf;
 	size_t cap;
-	off_t base;		   /* file offset of buf[0] */
-	size_t pos, len;	   /* parse position and valid bytes in buf */
-	off_t limit;		   /* never read at or past this offset */
-	bool short_file;	   /* the file ended before limit */
-	int error;		   /* errno of a failed read, or 0 */
-	struct content_hash *hash; /* consumed octets go here, from hpos */
+	off_t base;	 /* file offset of buf[0] */
+	size_t pos, len; /* parse position and valid bytes in buf */
+	off_t limit;	 /* never read at or past this offset */
+	bool short_file; /* the file ended before limit */
+	int error;	 /* errno of a failed read, or 0 */
+	bool hashing;	 /* consumed octets go into hash, from hpos */
+	struct content_hash hash;
 	size_t hpos;
 };
 

@@ -6,7 +6,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "tls.h"
 
 void
 net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s)
@@ -20,11 +23,14 @@ net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s)
 				 ? 0x7fffffff
 				 : (int)(timeout_s * 1000);
 	io->out_failed = NET_OK;
-	/* Writes must never block past the timeout: poll decides when to
-	 * wait. Reads only follow a poll, so blocking input is fine. */
+	/* Nothing may block past the timeout: poll decides when to wait
+	 * (OpenSSL, too, must see EAGAIN rather than block). */
 	flags = fcntl(out_fd, F_GETFL);
 	if (flags >= 0)
 		(void)fcntl(out_fd, F_SETFL, flags | O_NONBLOCK);
+	flags = fcntl(in_fd, F_GETFL);
+	if (flags >= 0)
+		(void)fcntl(in_fd, F_SETFL, flags | O_NONBLOCK);
 }
 
 /* Make room at the end of the input buffer by moving unread bytes to its
@@ -42,6 +48,22 @@ compact_input(struct netio *io)
 	io->in_start = 0;
 }
 
+static ssize_t
+transport_read(struct netio *io, void *buf, size_t n)
+{
+	if (io->tls != NULL)
+		return tls_read(io->tls, buf, n);
+	return read(io->in_fd, buf, n);
+}
+
+static ssize_t
+transport_write(struct netio *io, const void *buf, size_t n)
+{
+	if (io->tls != NULL)
+		return tls_write(io->tls, buf, n);
+	return write(io->out_fd, buf, n);
+}
+
 /* One read into the free tail of the input buffer. */
 static enum net_status
 fill_input(struct netio *io)
@@ -52,8 +74,8 @@ fill_input(struct netio *io)
 	if (io->in_len == sizeof(io->in))
 		return NET_OK;
 	do
-		n = read(io->in_fd, io->in + io->in_len,
-			 sizeof(io->in) - io->in_len);
+		n = transport_read(io, io->in + io->in_len,
+				   sizeof(io->in) - io->in_len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN ? NET_OK : NET_ERROR;
@@ -65,6 +87,62 @@ fill_input(struct netio *io)
 	return NET_OK;
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+net_wait_ms(const struct netio *io)
+{
+	int64_t left;
+
+	if (io->deadline_ms == 0)
+		return io->timeout_ms;
+	left = io->deadline_ms - now_ms();
+	if (left <= 0)
+		return 0;
+	return left < io->timeout_ms ? (int)left : io->timeout_ms;
+}
+
+void
+net_set_deadline(struct netio *io, unsigned seconds)
+{
+	io->deadline_ms = now_ms() + (int64_t)seconds * 1000;
+}
+
+static int
+poll_once(struct pollfd *pfd, int nfds, int timeout_ms)
+{
+	int r;
+
+	do
+		r = poll(pfd, nfds, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* Under TLS, wait the way OpenSSL asked. Replies before login are small,
+ * so there is no need to read ahead while a write waits. */
+static enum net_status
+wait_tls(struct netio *io)
+{
+	bool out = tls_wants_write(io->tls);
+	struct pollfd pfd = {
+		.fd = out ? io->out_fd : io->in_fd,
+		.events = out ? POLLOUT : POLLIN,
+	};
+	int r = poll_once(&pfd, 1, net_wait_ms(io));
+
+	if (r < 0)
+		return NET_ERROR;
+	return r == 0 ? NET_TIMEOUT : NET_OK;
+}
+
 /* Wait until out_fd is writable; meanwhile keep reading input while it
  * fits, so a client that is still sending cannot deadlock with us. */
 static enum net_status
@@ -73,6 +151,8 @@ wait_writable(struct netio *io)
 	struct pollfd pfd[2];
 	int nfds, r;
 
+	if (io->tls != NULL)
+		return wait_tls(io);
 	for (;;) {
 		pfd[0] = (struct pollfd){.fd = io->out_fd, .events = POLLOUT};
 		nfds = 1;
@@ -81,9 +161,7 @@ wait_writable(struct netio *io)
 						 .events = POLLIN};
 			nfds = 2;
 		}
-		r = poll(pfd, nfds, io->timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
+		r = poll_once(pfd, nfds, net_wait_ms(io));
 		if (r < 0)
 			return NET_ERROR;
 		if (r == 0)
@@ -106,7 +184,7 @@ net_flush(struct netio *io)
 	if (io->out_failed != NET_OK)
 		return -1;
 	while (done < io->out_len) {
-		n = write(io->out_fd, io->out + done, io->out_len - done);
+		n = transport_write(io, io->out + done, io->out_len - done);
 		if (n > 0) {
 			done += n;
 			continue;
@@ -175,9 +253,12 @@ wait_readable(struct netio *io)
 	struct pollfd pfd = {.fd = io->in_fd, .events = POLLIN};
 	int r;
 
-	do
-		r = poll(&pfd, 1, io->timeout_ms);
-	while (r < 0 && errno == EINTR);
+	if (io->tls != NULL) {
+		if (tls_pending(io->tls))
+			return NET_OK;
+		return wait_tls(io);
+	}
+	r = poll_once(&pfd, 1, net_wait_ms(io));
 	if (r < 0)
 		return NET_ERROR;
 	return r == 0 ? NET_TIMEOUT : NET_OK;
@@ -248,4 +329,38 @@ net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 		if (st == NET_ERROR)
 			return st;
 	}
+}
+
+void
+net_discard_input(struct netio *io)
+{
+	explicit_bzero(io->in, sizeof(io->in));
+	io->in_start = io->in_len = 0;
+	io->discarding = false;
+}
+
+void
+net_use_tls(struct netio *io, struct tls_conn *tls)
+{
+	io->tls = tls;
+}
+
+size_t
+net_take_input(struct netio *io, char *buf, size_t size)
+{
+	size_t n = io->in_len < size ? io->in_len : size;
+
+	memcpy(buf, io->in + io->in_start, n);
+	net_discard_input(io);
+	return n;
+}
+
+int
+net_preload(struct netio *io, const char *data, size_t len)
+{
+	if (len > sizeof(io->in) - io->in_start - io->in_len)
+		return -1;
+	memcpy(io->in + io->in_start + io->in_len, data, len);
+	io->in_len += len;
+	return 0;
 }

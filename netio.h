@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "params.h"
 
@@ -22,9 +23,13 @@ enum net_status {
 	NET_ERROR,
 };
 
+struct tls_conn;
+
 struct netio {
 	int in_fd, out_fd;
+	struct tls_conn *tls; /* NULL: plain read(2)/write(2) */
 	int timeout_ms;
+	int64_t deadline_ms; /* monotonic; 0: none */
 	bool in_eof;
 	bool discarding;	    /* inside an overlong line, up to its LF */
 	enum net_status out_failed; /* NET_OK until a write fails */
@@ -52,5 +57,28 @@ int net_reply(struct netio *io, const char *fmt, ...)
 
 /* Write out everything queued. Returns 0 or -1 as net_write. */
 int net_flush(struct netio *io);
+
+/* Give up waiting altogether after this many seconds from now (the
+ * pre-login time limit), whatever the idle timer says. */
+void net_set_deadline(struct netio *io, unsigned seconds);
+
+/* How long the next wait may take, in ms: the idle timeout, or less if
+ * the deadline is nearer. */
+int net_wait_ms(const struct netio *io);
+
+/* Drop (and wipe) all input read ahead: after STLS, octets sent before
+ * the handshake must never be run (R2595-10). */
+void net_discard_input(struct netio *io);
+
+/* From now on, talk through tls (in_fd and out_fd are its socket). */
+void net_use_tls(struct netio *io, struct tls_conn *tls);
+
+/* Hand over the input read ahead (pipelined commands after a login):
+ * copy at most size octets to buf, wipe our copy, return the count. */
+size_t net_take_input(struct netio *io, char *buf, size_t size);
+
+/* Put input read by another process in front of what we read next.
+ * Returns 0, or -1 if it does not fit. */
+int net_preload(struct netio *io, const char *data, size_t len);
 
 #endif

@@ -11,8 +11,18 @@
  * same bound applies to a client that stops reading our replies. */
 #define IDLE_TIMEOUT_DEFAULT 600
 
+/* The longest a connection may stay unauthenticated: long enough for a
+ * person typing into telnet, short enough that idle pre-login
+ * connections cannot pile up (a flag). */
+#define PREAUTH_TIMEOUT_DEFAULT 180
+
 /* RFC 2449 §4: command lines up to 255 octets including CRLF. */
 #define CMD_LINE_MAX 255
+
+/* DEC-13, RFC 5034 §4: AUTH lines (the command with an initial response,
+ * and continuation lines) may be longer; 8 KiB holds OAuth-style tokens
+ * and still bounds every line. */
+#define AUTH_LINE_MAX 8192
 
 /* RFC 1939 §3: the first reply line, greeting included, is at most 512
  * octets including CRLF. Replies are built with snprintf into this. */
@@ -21,12 +31,12 @@
 /* Input read ahead of the command being run (pipelining, RFC 2449 §6.6).
  * Large enough for a burst of short commands and for the 8 KiB AUTH lines
  * the TLS/SASL work adds (DEC-13). */
-#define INPUT_BUFFER_SIZE (16 * 1024)
+#define INPUT_BUFFER_SIZE ((size_t)16 * 1024)
 
 /* Replies are batched and flushed when input runs dry; a full buffer is
  * written at once. 64 KiB is the size of a Linux socket write that still
  * goes out without extra copies. */
-#define OUTPUT_BUFFER_SIZE (64 * 1024)
+#define OUTPUT_BUFFER_SIZE ((size_t)64 * 1024)
 
 /* design.md §3: a failed login costs at least this long, and the third
  * failure closes the connection (DEC-05). */
@@ -53,7 +63,7 @@
 
 /* Spool reads go through a buffer of this size: large enough that the
  * system call count does not matter, small enough to stay in L2 cache. */
-#define SPOOL_CHUNK_SIZE (256 * 1024)
+#define SPOOL_CHUNK_SIZE ((size_t)256 * 1024)
 
 /* How many bytes at the start of a line the parser must see at once to
  * classify it ("From ", a header name, an empty line). A header name
@@ -73,6 +83,11 @@
  * characters, which leaves room for a "-N" duplicate suffix. */
 #define UIDL_MAX 70
 #define UIDL_DIGEST_BYTES 16
+
+/* After a TLS login the relay gives up this long after the session's own
+ * idle timeout would have fired, so the session always ends first and
+ * logs the real reason. */
+#define RELAY_GRACE_MS 5000
 
 /* Accept=no mode (server.c): how many sessions at once, and from one
  * source address (an IPv6 /64 counts as one source, since one host

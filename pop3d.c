@@ -18,12 +18,11 @@
 #include "command.h"
 #include "log.h"
 #include "maildrop.h"
-#include "netio.h"
 #include "params.h"
-#include "peer.h"
+#include "privsep.h"
 #include "pop3d.h"
 #include "server.h"
-#include "session.h"
+#include "tls.h"
 
 static void
 usage(FILE *f)
@@ -50,12 +49,25 @@ usage(FILE *f)
 		"(default %d)\n"
 		"  --max-per-source=N   Accept=no: sessions per client "
 		"address (default %d)\n"
+		"  --tls-cert=FILE      certificate chain (PEM): offer STLS\n"
+		"  --tls-key=FILE       its private key (default: in the "
+		"--tls-cert file)\n"
+		"  --tls-implicit       TLS from the first octet (port 995)\n"
+		"  --preauth-user=NAME  runs the pre-login process "
+		"(default pop3d)\n"
+		"  --preauth-dir=DIR    its empty chroot "
+		"(default /var/lib/pop3d/empty)\n"
+		"  --journal-dir=DIR    UPDATE's crash recovery journals "
+		"(default /var/lib/pop3d/journal)\n"
+		"  --preauth-timeout=S  most seconds before login "
+		"(default %d)\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n",
 		IDLE_TIMEOUT_DEFAULT, MIN_UID_DEFAULT,
 		MAILDROP_MESSAGES_MAX_DEFAULT,
 		(unsigned long long)MAILDROP_SIZE_MAX_DEFAULT,
-		MAX_CHILDREN_DEFAULT, MAX_PER_SOURCE_DEFAULT);
+		MAX_CHILDREN_DEFAULT, MAX_PER_SOURCE_DEFAULT,
+		PREAUTH_TIMEOUT_DEFAULT);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -109,6 +121,13 @@ parse_options(int argc, char **argv, struct config *cfg)
 		O_MAXSIZE,
 		O_MAXCHILD,
 		O_MAXSRC,
+		O_TLSCERT,
+		O_TLSKEY,
+		O_TLSIMPL,
+		O_PAUSER,
+		O_PADIR,
+		O_JDIR,
+		O_PATIME,
 		O_VERSION,
 		O_HELP
 	};
@@ -123,6 +142,13 @@ parse_options(int argc, char **argv, struct config *cfg)
 		{"max-size", required_argument, NULL, O_MAXSIZE},
 		{"max-children", required_argument, NULL, O_MAXCHILD},
 		{"max-per-source", required_argument, NULL, O_MAXSRC},
+		{"tls-cert", required_argument, NULL, O_TLSCERT},
+		{"tls-key", required_argument, NULL, O_TLSKEY},
+		{"tls-implicit", no_argument, NULL, O_TLSIMPL},
+		{"preauth-user", required_argument, NULL, O_PAUSER},
+		{"preauth-dir", required_argument, NULL, O_PADIR},
+		{"journal-dir", required_argument, NULL, O_JDIR},
+		{"preauth-timeout", required_argument, NULL, O_PATIME},
 		{"version", no_argument, NULL, O_VERSION},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -143,7 +169,7 @@ parse_options(int argc, char **argv, struct config *cfg)
 			break;
 		case O_TIMEOUT:
 			cfg->timeout =
-				number_option("--timeout", optarg, 24 * 3600);
+				number_option("--timeout", optarg, 24UL * 3600);
 			if (cfg->timeout == 0)
 				bad_option("%s must be at least 1",
 					   "--timeout");
@@ -187,6 +213,39 @@ parse_options(int argc, char **argv, struct config *cfg)
 				bad_option("%s must be at least 1",
 					   "--max-per-source");
 			break;
+		case O_TLSCERT:
+			cfg->tls_cert = optarg;
+			break;
+		case O_TLSKEY:
+			cfg->tls_key = optarg;
+			break;
+		case O_TLSIMPL:
+			cfg->tls_implicit = true;
+			break;
+		case O_PAUSER:
+			if (optarg[0] == '\0')
+				bad_option("%s", "empty --preauth-user");
+			cfg->preauth_user = optarg;
+			break;
+		case O_PADIR:
+			if (optarg[0] != '/')
+				bad_option("--preauth-dir must be absolute: %s",
+					   optarg);
+			cfg->preauth_dir = optarg;
+			break;
+		case O_JDIR:
+			if (optarg[0] != '/')
+				bad_option("--journal-dir must be absolute: %s",
+					   optarg);
+			cfg->journal_dir = optarg;
+			break;
+		case O_PATIME:
+			cfg->preauth_timeout = number_option(
+				"--preauth-timeout", optarg, 24UL * 3600);
+			if (cfg->preauth_timeout == 0)
+				bad_option("%s must be at least 1",
+					   "--preauth-timeout");
+			break;
 		case O_VERSION:
 			printf("pop3d %s\n", POP3D_VERSION);
 			exit(0);
@@ -200,19 +259,12 @@ parse_options(int argc, char **argv, struct config *cfg)
 	}
 	if (optind < argc)
 		bad_option("unexpected argument: %s", argv[optind]);
-}
-
-/* One session on in_fd/out_fd; the process exits afterwards. */
-static int
-serve(const struct config *cfg, int in_fd, int out_fd)
-{
-	static struct netio io;
-	struct peer peer;
-
-	peer_from_fd(in_fd, &peer);
-	net_init(&io, in_fd, out_fd, cfg->timeout);
-	session_run(cfg, &peer, &io);
-	return 0;
+	if (cfg->tls_key != NULL && cfg->tls_cert == NULL)
+		bad_option("%s", "--tls-key needs --tls-cert");
+	if (cfg->tls_implicit && cfg->tls_cert == NULL)
+		bad_option("%s", "--tls-implicit needs --tls-cert");
+	if (cfg->tls_cert != NULL && cfg->tls_key == NULL)
+		cfg->tls_key = cfg->tls_cert; /* one PEM file with both */
 }
 
 /* What systemd or inetd passed: a connection on stdin/stdout (inetd
@@ -232,13 +284,13 @@ dispatch_mode(const struct config *cfg, char **argv)
 		/* inetd's "wait" mode: the listening socket on stdin. */
 		return server_run(STDIN_FILENO, &limits, argv);
 	if (n == 0)
-		return serve(cfg, STDIN_FILENO, STDOUT_FILENO);
+		return privsep_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
 	if (n > 1)
 		fatal("passed %d sockets; pop3d takes one per service", n);
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
 		return server_run(fd, &limits, argv);
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0)
-		return serve(cfg, fd, fd);
+		return privsep_serve(cfg, fd, fd);
 	fatal("the passed descriptor is not a stream socket");
 }
 
@@ -255,6 +307,10 @@ main(int argc, char **argv)
 		.max_size = MAILDROP_SIZE_MAX_DEFAULT,
 		.max_children = MAX_CHILDREN_DEFAULT,
 		.max_per_source = MAX_PER_SOURCE_DEFAULT,
+		.preauth_user = "pop3d",
+		.preauth_dir = "/var/lib/pop3d/empty",
+		.journal_dir = "/var/lib/pop3d/journal",
+		.preauth_timeout = PREAUTH_TIMEOUT_DEFAULT,
 	};
 
 	/* Sessions started by the Accept=no listener are exec'ed through
@@ -263,6 +319,10 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
 	auth_init();
+	/* As root, before anything else: the key may be root's alone. */
+	if (cfg.tls_cert != NULL && tls_setup(cfg.tls_cert, cfg.tls_key) < 0)
+		fatal("TLS is configured but cannot be set up");
+	privsep_check_dir(&cfg);
 	/* A client that goes away must show up as a failed write, not
 	 * kill us in the middle of something. */
 	signal(SIGPIPE, SIG_IGN);

@@ -20,6 +20,12 @@ struct config {
 	uint64_t max_size;
 	unsigned max_children;	 /* Accept=no mode only */
 	unsigned max_per_source; /* Accept=no mode only */
+	const char *tls_cert, *tls_key;
+	bool tls_implicit;	  /* port 995: TLS before the greeting */
+	const char *preauth_user; /* runs the pre-auth process */
+	const char *preauth_dir;  /* its empty chroot */
+	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
+	unsigned preauth_timeout; /* seconds from connect to login */
 };
 
 struct peer {

@@ -19,12 +19,17 @@ set -eu
 #                         cwrap: PAM (pam_matrix), passwd and root without
 #                         touching /etc, for the integration tests and demo
 #   libcrypt-dev          the ASan build links libcrypt (see Makefile)
+#   procmail              make stress: a real MDA (and formail)
 #   python3               test helpers
+#   openssl               test certificates for the TLS tests
+#   cppcheck clang-tidy   make lint
+#   clang                 make fuzz (libFuzzer)
 #   curl                  the demo's client
 #   systemd               systemd-socket-activate, for the demo
 PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
 liblockfile-dev libsystemd-dev check libpam-wrapper libnss-wrapper
-libuid-wrapper libcrypt-dev python3 curl"
+libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
+clang-tidy clang"
 
 missing=""
 for pkg in $PACKAGES; do

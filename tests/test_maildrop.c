@@ -74,6 +74,7 @@ static char base_dir[PATH_MAX / 2];
 static const struct md_limits no_limits = {
 	MAILDROP_MESSAGES_MAX_DEFAULT,
 	MAILDROP_SIZE_MAX_DEFAULT,
+	base_dir, /* UPDATE's journals */
 };
 
 /* A fresh directory for one test; path gets "<dir>/mbox". */

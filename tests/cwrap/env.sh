@@ -91,24 +91,29 @@ cwrap_setup() {
 	_rgid=$(id -g)
 	if [ "$_ruid" -eq 0 ]; then
 		POP3D_TEST_ROOT=1
-		POP3D_TEST_ARGS=
+		POP3D_TEST_ARGS="--preauth-dir=$_dir/empty --journal-dir=$_dir/journal"
 		_a=1000 _b=1001 _c=1002 _dm=1003 _e=1004 _low=999
 		_ga=1000 _gb=1001 _gc=1002 _gdm=1003 _ge=1004 _glow=999
 	else
 		POP3D_TEST_ROOT=0
-		POP3D_TEST_ARGS="--min-uid=$_ruid"
+		POP3D_TEST_ARGS="--min-uid=$_ruid --preauth-dir=$_dir/empty --journal-dir=$_dir/journal"
 		_a=$_ruid _b=$_ruid _c=$_ruid _dm=$_ruid _e=$_ruid
 		_low=$((_ruid - 1))
 		_ga=$_rgid _gb=$_rgid _gc=$_rgid _gdm=$_rgid _ge=$_rgid _glow=$_rgid
 	fi
 
 	mkdir -p "$_dir/pam.d" "$_dir/home" || return 1
+	# The pre-login process's chroot: empty, owned by root, writable by
+	# nobody (pop3d refuses it otherwise). The chroot itself needs real
+	# root: uid_wrapper cannot fake it.
+	mkdir -p "$_dir/empty" && chmod 0555 "$_dir/empty" || return 1
 	for _u in alice bob carol demo erin daemonish; do
 		mkdir -p "$_dir/home/$_u" || return 1
 	done
 	_h=$_dir/home
 	cat >"$_dir/passwd" <<EOF
 root:x:0:0:root:/root:/bin/sh
+pop3d:x:101:65534:pop3d pre-login:/nonexistent:/usr/sbin/nologin
 daemonish:x:$_low:$_glow:system account:$_h/daemonish:/bin/sh
 alice:x:$_a:$_ga:Alice:$_h/alice:/bin/sh
 bob:x:$_b:$_gb:Bob:$_h/bob:/bin/sh
@@ -121,6 +126,7 @@ EOF
 		cat >"$_dir/group" <<EOF
 root:x:0:
 mail:x:8:alice
+nogroup:x:65534:
 daemonish:x:$_glow:
 alice:x:$_ga:
 bob:x:$_gb:
@@ -132,6 +138,7 @@ EOF
 		cat >"$_dir/group" <<EOF
 root:x:0:
 mail:x:8:alice
+nogroup:x:65534:
 users:x:$_rgid:
 EOF
 	fi

@@ -89,7 +89,21 @@ class Environment:
                 k, v = item.split(b"=", 1)
                 env[k.decode()] = v.decode()
         self.child_env = env
-        self.child_env["LD_PRELOAD"] = env["POP3D_CWRAP_PRELOAD"]
+        # pam_wrapper keeps its copy of the PAM config in /tmp/pam.<letter>,
+        # picked with a race between processes (see PWRAP_RACE_RE); when
+        # we are root each pop3d gets a /tmp of its own (command() below),
+        # and the wrappers are preloaded into pop3d only, not the launcher.
+        self.private_tmp = (os.getuid() == 0 and shutil.which("unshare") is not None
+                            and not str(self.workdir).startswith("/tmp/"))
+        if not self.private_tmp:
+            self.child_env["LD_PRELOAD"] = env["POP3D_CWRAP_PRELOAD"]
+        elif self.binary.startswith("/tmp/"):
+            # The private /tmp would hide a binary built under /tmp (a CI
+            # clone there, say): run a copy from the work dir instead.
+            bindir = self.workdir / "bin"
+            bindir.mkdir()
+            shutil.copy2(self.binary, bindir / "pop3d")
+            self.binary = str(bindir / "pop3d")
         self.really_root = env["POP3D_TEST_ROOT"] == "1"
         self.default_args = env["POP3D_TEST_ARGS"].split()
         self.users = {}
@@ -109,8 +123,15 @@ class Environment:
         return d
 
     def command(self, maildir, args=()):
-        return ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]
+        argv = ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]
                 + self.default_args + list(args))
+        if self.private_tmp:
+            # Same pid as pop3d: unshare and sh exec.
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                    "mount -t tmpfs -o size=8m,mode=1777 pop3d-tmp /tmp && "
+                    'LD_PRELOAD="$POP3D_CWRAP_PRELOAD" && export LD_PRELOAD && '
+                    'exec "$0" "$@"'] + argv
+        return argv
 
     def spawn(self, maildir, args=(), **kw):
         return subprocess.Popen(self.command(maildir, args), env=self.child_env,
@@ -246,20 +267,32 @@ def split_crlf_lines(data, what="output"):
 
 def multiline_command(cmdline):
     """Does a +OK reply to this client line start a multi-line response?
-    Follows RFC 1939/2449: CAPA, RETR, TOP, and LIST/UIDL without argument."""
+    Follows RFC 1939/2449: CAPA, RETR, TOP, and LIST/UIDL without argument;
+    DEC-14: AUTH without argument lists the mechanisms."""
     # DEC-01: a bare LF ends a line too; DEC-02: trailing SP/TAB ignored.
     words = cmdline.rstrip(b" \t\r").split(b" ")
     kw = words[0].upper()
     if kw in (b"CAPA", b"RETR", b"TOP"):
         return True
-    return kw in (b"LIST", b"UIDL") and len(words) == 1
+    return kw in (b"LIST", b"UIDL", b"AUTH") and len(words) == 1
+
+
+# R5034-06: a SASL challenge is "+", SP, base64 (possibly empty), nothing else.
+CHALLENGE_RE = re.compile(rb"^\+ ([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+
+
+def is_sasl_command(cmdline):
+    words = cmdline.rstrip(b" \t\r").split(b" ")
+    return words[0].upper() == b"AUTH" and len(words) > 1
 
 
 def check_transcript(lines, client_lines):
     """Walk the server lines as replies to client_lines (greeting first):
     each status line must match R1939-05 and fit in 512 octets; multi-line
     bodies must end with '.'; UIDL listings must hold valid, unique ids
-    (R1939-48, R1939-50). Returns the number of replies seen."""
+    (R1939-48, R1939-50); an AUTH exchange may hold challenges (R5034-06),
+    each answered by the next client line. Returns the number of replies
+    seen."""
     pos = 0
 
     def status(what):
@@ -276,9 +309,22 @@ def check_transcript(lines, client_lines):
         return 0
     status("greeting")
     replies = 0
-    for cmd in client_lines:
+    client = iter(client_lines)
+    for cmd in client:
         if pos >= len(lines):
             break
+        if is_sasl_command(cmd):
+            # Challenges until the final +OK/-ERR; each consumes one
+            # client line (DEC-20: the exchange's lines belong to AUTH).
+            while pos < len(lines) and (lines[pos].startswith(b"+ ") or lines[pos] == b"+"):
+                check(CHALLENGE_RE.match(lines[pos]),
+                      f"reply line {pos + 1} to {cmd[:40]!r} is not a SASL challenge "
+                      f"'+ base64' (R5034-06): {lines[pos][:100]!r}")
+                pos += 1
+                if next(client, None) is None or pos >= len(lines):
+                    break
+            if pos >= len(lines):
+                break
         st = status(cmd[:40])
         replies += 1
         if st.startswith(b"+OK") and multiline_command(cmd):
@@ -493,7 +539,7 @@ class Sessions:
 
 
 def make_workdir():
-    return Path(tempfile.mkdtemp(prefix="pop3d-it-"))
+    return Path(tempfile.mkdtemp(prefix="pop3d-it-", dir="/var/tmp" if os.getuid() == 0 else None))
 
 
 def remove_workdir(d):

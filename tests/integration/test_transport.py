@@ -12,7 +12,7 @@ import threading
 from harness import TestSkipped, check, check_stderr, fixture
 
 CAPA_LOCAL = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
-              b"USER", b"IMPLEMENTATION pop3d-0.1"]
+              b"USER", b"SASL PLAIN LOGIN", b"IMPLEMENTATION pop3d-0.1"]
 
 
 class SocketClient:

@@ -5,13 +5,15 @@
 # these use no cwrap: real users made with useradd/chpasswd, the real
 # pam_unix through /etc/pam.d/pop3-systest, spools in /var/mail owned
 # user:mail 0660 as Debian's MTAs make them, BINARY run under
-# systemd-socket-activate on 127.0.0.1 in each socket mode, and real
-# clients (curl, fetchmail, mpop, Python's poplib).
+# systemd-socket-activate on 127.0.0.1 in each socket mode, plain and over
+# TLS (STLS, implicit), with its pre-auth process as a throwaway system
+# user in an empty chroot, and real clients (curl, fetchmail, mpop,
+# Python's poplib).
 #
 # This script owns every change to the system: it makes the throwaway
-# users, group and PAM files, hands them to systest.py (the checks), and
-# removes them again on any exit (trap), then checks that nothing is left
-# and prints the final "N passed, N failed".
+# users, group, PAM files, directories and certificate, hands them to
+# systest.py (the checks), and removes them again on any exit (trap), then
+# checks that nothing is left and prints the final "N passed, N failed".
 set -uo pipefail
 
 if [ $# -ne 1 ]; then
@@ -35,6 +37,7 @@ need_pkgs=""
 for pair in fetchmail:/usr/bin/fetchmail mpop:/usr/bin/mpop \
 	fail2ban:/usr/bin/fail2ban-regex passwd:/usr/sbin/useradd \
 	procps:/usr/bin/ps python3:/usr/bin/python3 curl:/usr/bin/curl \
+	openssl:/usr/bin/openssl iproute2:/usr/bin/ss \
 	systemd:/usr/bin/systemd-socket-activate \
 	liblockfile-bin:/usr/bin/dotlockfile; do
 	[ -e "${pair#*:}" ] || need_pkgs="$need_pkgs ${pair%%:*}"
@@ -66,8 +69,9 @@ b_user="${tag}b"      # uid >= 1000, a second mail user for parallel tests
 lock_user="${tag}l"   # usermod -L
 exp_user="${tag}e"    # chage -E 0
 sys_user="${tag}s"    # useradd -r: uid < 1000
+preauth_user="${tag}p" # useradd -r: pop3d's --preauth-user (no password)
 extra_group="${tag}g" # a supplementary group of main_user
-users="$main_user $b_user $lock_user $exp_user $sys_user"
+users="$main_user $b_user $lock_user $exp_user $sys_user $preauth_user"
 pam_service="pop3-systest"
 pam_file="/etc/pam.d/$pam_service"
 # The same with pam_exec recording PAM_RHOST and PAM_USER as pop3d set them.
@@ -79,7 +83,15 @@ permit_service="pop3-systest-permit"
 permit_file="/etc/pam.d/$permit_service"
 
 work=$(mktemp -d /tmp/pop3d-systest.XXXXXX)
-chmod 0755 "$work"
+# Traversable by the test users: the journal directory is below it.
+chmod 0711 "$work"
+# pop3d's --preauth-dir (an empty chroot: root's, writable by nobody) and
+# --journal-dir (the monitor makes <uid>/ in it for each user), and a
+# throwaway certificate for the TLS servers (key root's alone, 0600).
+empty_dir="$work/empty"
+journal_dir="$work/journal"
+tls_cert="$work/tls-cert.pem"
+tls_key="$work/tls-key.pem"
 made_var_mail=0
 cleanup_done=0
 py_pid=""
@@ -93,7 +105,7 @@ remove_user() {
 }
 
 # Leftovers of an earlier run that died without its trap (SIGKILL).
-for u in $(getent passwd | awk -F: -v m="$MARK" '$5 == m && $1 ~ /^p3st[0-9]+[ables]$/ {print $1}'); do
+for u in $(getent passwd | awk -F: -v m="$MARK" '$5 == m && $1 ~ /^p3st[0-9]+[ablesp]$/ {print $1}'); do
 	echo "system tests: removing leftover user $u of an earlier run"
 	remove_user "$u"
 done
@@ -187,6 +199,18 @@ setup() {
 	useradd -m -U -c "$MARK" -s /usr/sbin/nologin "$lock_user" || return 1
 	useradd -m -U -c "$MARK" -s /usr/sbin/nologin "$exp_user" || return 1
 	useradd -r -M -U -c "$MARK" -s /usr/sbin/nologin "$sys_user" || return 1
+	useradd -r -M -U -c "$MARK" -s /usr/sbin/nologin "$preauth_user" || return 1
+	install -d -o root -g root -m 0555 "$empty_dir" || return 1
+	install -d -o root -g root -m 0711 "$journal_dir" || return 1
+	(umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 1 \
+		-subj /CN=localhost -keyout "$tls_key" -out "$tls_cert") \
+		</dev/null >"$work/openssl.out" 2>&1 || {
+		cat "$work/openssl.out" >&2
+		return 1
+	}
+	chown root:root "$tls_key" "$tls_cert" || return 1
+	chmod 0600 "$tls_key" || return 1
+	chmod 0644 "$tls_cert" || return 1
 	main_pw=$(rand_pw a)
 	b_pw=$(rand_pw b)
 	lock_pw=$(rand_pw l)
@@ -198,7 +222,7 @@ setup() {
 }
 
 if ! setup; then
-	echo "FAIL - setup: users, group, PAM file or /var/mail could not be made"
+	echo "FAIL - setup: users, group, PAM file, directories, certificate or /var/mail could not be made"
 	cleanup
 	echo "0 passed, 1 failed"
 	exit 1
@@ -211,7 +235,10 @@ export P3ST_BINARY="$binary" P3ST_WORK="$work" P3ST_PAM="$pam_service" \
 	P3ST_LOCK_USER="$lock_user" P3ST_LOCK_PW="$lock_pw" \
 	P3ST_EXP_USER="$exp_user" P3ST_EXP_PW="$exp_pw" \
 	P3ST_SYS_USER="$sys_user" P3ST_SYS_PW="$sys_pw" \
-	P3ST_EXTRA_GROUP="$extra_group" P3ST_TAG="$tag"
+	P3ST_EXTRA_GROUP="$extra_group" P3ST_TAG="$tag" \
+	P3ST_PREAUTH_USER="$preauth_user" P3ST_PREAUTH_DIR="$empty_dir" \
+	P3ST_JOURNAL_DIR="$journal_dir" \
+	P3ST_TLS_CERT="$tls_cert" P3ST_TLS_KEY="$tls_key"
 
 # --- the checks ---------------------------------------------------------------
 # Debian's python3 on purpose (standard library only). systest.py prints a

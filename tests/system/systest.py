@@ -1,12 +1,16 @@
 """pop3d on the real system: the checks behind tests/system/run.sh.
 
-run.sh (as root) has made the throwaway users, their supplementary group
-and /etc/pam.d/pop3-systest, and passes them in P3ST_* variables. This
-script writes the spools, runs the binary under systemd-socket-activate on
-127.0.0.1 in each socket mode, drives real clients against it, and prints
-one line per check. It stops every server it started (and records their
-pids in $P3ST_WORK/pids for run.sh's trap); run.sh removes the users,
-files and spools.
+run.sh (as root) has made the throwaway users (among them the pre-auth
+process's --preauth-user), their supplementary group, the PAM files, the
+empty chroot, the journal directory and a throwaway certificate, and
+passes them in P3ST_* variables. This script writes the spools, runs the
+binary under systemd-socket-activate on 127.0.0.1 in each socket mode,
+plain, with STLS and with implicit TLS, drives real clients against it,
+checks the processes of a connection in /proc (the root monitor, the
+confined pre-auth process or TLS relay, the session as the user), and
+prints one line per check. It stops every server it started (and records
+their pids in $P3ST_WORK/pids for run.sh's trap); run.sh removes the
+users, files and spools.
 
 Standard library only: runs on Debian's /usr/bin/python3.
 """
@@ -21,6 +25,8 @@ import random
 import re
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -45,6 +51,11 @@ B_USER = os.environ["P3ST_B_USER"]
 B_PW = os.environ["P3ST_B_PW"]
 RHOST_PAM = os.environ["P3ST_RHOST_PAM"]
 PERMIT_PAM = os.environ["P3ST_PERMIT_PAM"]
+PREAUTH_USER = os.environ["P3ST_PREAUTH_USER"]
+PREAUTH_DIR = os.environ["P3ST_PREAUTH_DIR"]
+JOURNAL_DIR = os.environ["P3ST_JOURNAL_DIR"]
+TLS_CERT = os.environ["P3ST_TLS_CERT"]
+TLS_KEY = os.environ["P3ST_TLS_KEY"]
 PASSWORDS = [MAIN_PW, B_PW, LOCK_PW, EXP_PW, SYS_PW]
 
 HOST = "127.0.0.1"
@@ -417,6 +428,21 @@ def fd_targets(pid):
 
 # --- servers ------------------------------------------------------------------
 
+def _help_text():
+    r = subprocess.run([BINARY, "--help"], capture_output=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    return r.stdout.decode(errors="replace")
+
+
+# The throwaway pre-auth user and chroot run.sh made, and the journal
+# directory (--journal-dir: only where the binary has the option).
+HAS_JOURNAL = "--journal-dir=" in _help_text()
+PRIVSEP_ARGS = [f"--preauth-user={PREAUTH_USER}", f"--preauth-dir={PREAUTH_DIR}"]
+if HAS_JOURNAL:
+    PRIVSEP_ARGS.append(f"--journal-dir={JOURNAL_DIR}")
+TLS_ARGS = [f"--tls-cert={TLS_CERT}", f"--tls-key={TLS_KEY}"]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -428,13 +454,18 @@ class Server:
 
     all = []
 
-    def __init__(self, name, mode, extra=(), pam=PAM):
+    def __init__(self, name, mode, extra=(), pam=PAM, tls=None):
+        """tls: None, "stls" (a certificate: STLS offered) or "implicit"."""
         self.name = name
         self.mode = mode
+        self.tls = tls
+        if tls:
+            extra = [*TLS_ARGS, *(["--tls-implicit"] if tls == "implicit" else []), *extra]
         self.port = free_port()
         self.log_path = WORK / f"{name}.log"
         self.out_path = WORK / f"{name}.stdout"
-        self.args = [BINARY, "--log=stderr", f"--pam-service={pam}", *extra]
+        self.args = [BINARY, "--log=stderr", f"--pam-service={pam}",
+                     *PRIVSEP_ARGS, *extra]
         cmd = ["systemd-socket-activate", f"--listen={HOST}:{self.port}",
                *MODES[mode], *self.args]
         with open(self.log_path, "wb") as log, open(self.out_path, "wb") as out:
@@ -497,12 +528,27 @@ class Server:
 
 # --- a raw POP3 client --------------------------------------------------------
 
+def tls_context():
+    """A client context that takes the throwaway certificate."""
+    return ssl._create_unverified_context()  # noqa: S323 - a test certificate
+
+
 class Conn:
-    def __init__(self, port, timeout=20, greet=True):
+    """tls: None, "stls" (STLS after the greeting; the greeting kept is
+    the first one) or "implicit" (TLS from the first octet)."""
+
+    def __init__(self, port, timeout=20, greet=True, tls=None):
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.cport = self.sock.getsockname()[1]
         self.buf = b""
-        self.greeting = self.line() if greet else None
+        if tls == "implicit":
+            self.sock = tls_context().wrap_socket(self.sock, server_hostname="localhost")
+        self.greeting = self.line() if greet or tls == "stls" else None
+        if tls == "stls":
+            r = self.cmd("STLS")
+            if not (r or b"").startswith(b"+OK"):
+                raise RuntimeError(f"STLS answered {r!r}")
+            self.sock = tls_context().wrap_socket(self.sock, server_hostname="localhost")
 
     def line(self):
         while b"\r\n" not in self.buf:
@@ -524,6 +570,9 @@ class Conn:
             return self.buf == b"" and self.sock.recv(1) == b""
         except (socket.timeout, ConnectionResetError):
             return False
+        except ssl.SSLEOFError:
+            # A TLS connection closed without close_notify still ends.
+            return self.buf == b""
 
     def close(self):
         self.sock.close()
@@ -534,75 +583,313 @@ def run(cmd, env=None, timeout=CLIENT_TIMEOUT, **kw):
                           stdin=subprocess.DEVNULL, **kw)
 
 
-def login_line(user):
-    return f"<6>login: user={user} peer=127.0.0.1 method=USER tls=no".encode()
+def login_line(user, tls=False, method="USER"):
+    return (f"<6>login: user={user} peer=127.0.0.1 method={method} "
+            f"tls={'yes' if tls else 'no'}").encode()
 
 
-def failed_line(user):
-    return f"<5>login failed: user={user} peer=127.0.0.1 method=USER tls=no".encode()
+def failed_line(user, tls=False):
+    return (f"<5>login failed: user={user} peer=127.0.0.1 method=USER "
+            f"tls={'yes' if tls else 'no'}").encode()
 
 
 def has_line(text, line):
     return line in text.split(b"\n")
 
 
-# --- the process behind a logged-in session -------------------------------------
+# --- the processes of a connection ------------------------------------------------
 
-@guarded("proc")
-def check_session_process(srv, client_port, user, label):
-    """The process holding the server's end of conn, after PASS: all uids
-    and gids the user's, the user's groups, no capabilities, and no other
-    socket (in particular not the listening one)."""
-    pfx = f"{label}: session process"
+def proc_stat(pid):
+    """(state, ppid, pgrp) from /proc/PID/stat."""
+    data = Path(f"/proc/{pid}/stat").read_text()
+    rest = data[data.rindex(")") + 2:].split()
+    return rest[0], int(rest[1]), int(rest[2])
+
+
+def group_procs(srv):
+    """{pid: (state, ppid)} of the processes in srv's process group but the
+    one systest.py started (systemd-socket-activate, or the Accept=no
+    listener itself): with one connection open, that connection's."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == srv.proc.pid:
+            continue
+        try:
+            state, ppid, pgrp = proc_stat(int(d))
+        except (OSError, ValueError):
+            continue
+        if pgrp == srv.proc.pid:
+            out[int(d)] = (state, ppid)
+    return out
+
+
+def live(procs):
+    """Without zombies (exited, not yet reaped)."""
+    return {p: v for p, v in procs.items() if v[0] != "Z"}
+
+
+def settle(fn, ok, timeout=3.0):
+    """fn() until ok(its result) or the timeout; the last result. For
+    states a process reaches a moment after the client saw the reply."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = fn()
+        if ok(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.02)
+
+
+def socket_fds(pid):
+    """{fd: inode} of pid's sockets."""
+    return {fd: int(t[8:-1]) for fd, t in fd_targets(pid).items()
+            if t.startswith("socket:[")}
+
+
+def tcp_inodes():
+    out = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                out.update(int(line.split()[9]) for line in f)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def unix_types():
+    """{inode: type} of every Unix socket (1 stream, 5 seqpacket)."""
+    out = {}
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            out[int(p[6])] = int(p[4], 16)
+    return out
+
+
+def unix_peers():
+    """{inode: the peer's inode} of every Unix socket, from ss -x (the
+    kernel shows the peer through sock_diag only)."""
+    r = run(["ss", "-xaH"], timeout=10)
+    peers = {}
+    for ln in r.stdout.decode(errors="replace").splitlines():
+        p = ln.split()
+        if len(p) >= 6 and p[-3].isdigit() and p[-1].isdigit():
+            peers[int(p[-3])] = int(p[-1])
+    return peers
+
+
+def ids(st, key):
+    return st[key].split()
+
+
+def check_no_caps(st, name):
+    # CapBnd may stay: with no uid 0 and no_new_privs it grants nothing.
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        check_eq(int(st[cap], 16), 0, f"{name}: {cap} is empty")
+
+
+@guarded("proc-confined")
+def check_confined(pid, name):
+    """The pre-auth process (and, under TLS, the relay it becomes): the
+    --preauth-user, no capabilities, no_new_privs, in the empty chroot."""
+    pw = pwd.getpwnam(PREAUTH_USER)
+    st = proc_status(pid)
+    check_eq(ids(st, "Uid"), [str(pw.pw_uid)] * 4,
+             f"{name}: Uid real/effective/saved/fs are the --preauth-user's")
+    check_eq(ids(st, "Gid"), [str(pw.pw_gid)] * 4,
+             f"{name}: Gid real/effective/saved/fs are the --preauth-user's")
+    check(ids(st, "Groups") in ([], [str(pw.pw_gid)]),
+          f"{name}: Groups empty or only its own group", f"Groups: {st['Groups']!r}")
+    check_no_caps(st, name)
+    check_eq(st.get("NoNewPrivs"), "1", f"{name}: NoNewPrivs is set")
+    check_eq(os.readlink(f"/proc/{pid}/root"), PREAUTH_DIR,
+             f"{name}: its root is the --preauth-dir chroot")
+    check_eq(os.readlink(f"/proc/{pid}/cwd"), PREAUTH_DIR,
+             f"{name}: its working directory is the chroot's /")
+    dirs = {}
+    for fd, t in fd_targets(pid).items():
+        try:
+            if stat.S_ISDIR(os.stat(f"/proc/{pid}/fd/{fd}").st_mode):
+                dirs[fd] = t
+        except OSError:
+            pass
+    check(not dirs, f"{name}: holds no directory descriptor (no way out of the chroot)",
+          f"{dirs}")
+    check_eq(os.readlink(f"/proc/{pid}/exe"), BINARY, f"{name}: runs the binary under test")
+
+
+@guarded("proc-user")
+def check_user_process(pid, user, name):
+    """A session: all uids and gids the user's, the user's groups, no
+    capabilities."""
     pw = pwd.getpwnam(user)
+    st = proc_status(pid)
+    check_eq(ids(st, "Uid"), [str(pw.pw_uid)] * 4,
+             f"{name}: Uid real/effective/saved/fs are the user's")
+    check_eq(ids(st, "Gid"), [str(pw.pw_gid)] * 4,
+             f"{name}: Gid real/effective/saved/fs are the user's")
+    want_groups = sorted(set(os.getgrouplist(user, pw.pw_gid)))
+    got_groups = sorted({int(g) for g in ids(st, "Groups")})
+    check_eq(got_groups, want_groups, f"{name}: Groups are exactly the user's (getgrouplist)")
+    extra_gid = grp.getgrnam(EXTRA_GROUP).gr_gid
+    check(extra_gid in got_groups and 0 not in got_groups and MAIL_GID not in got_groups,
+          f"{name}: Groups hold the extra group {EXTRA_GROUP}, not root's or mail",
+          f"Groups: {st['Groups']}")
+    check_no_caps(st, name)
+    check_eq(os.readlink(f"/proc/{pid}/exe"), BINARY, f"{name}: runs the binary under test")
+    # What ps -C, pgrep -x, top and journald's _COMM show.
+    check_eq(comm_of(pid), os.path.basename(BINARY),
+             f"{name}: process name (comm) is the binary's name")
+
+
+def check_no_root(procs, name):
+    root = {p: (proc_status(p)["Uid"], proc_status(p)["Gid"]) for p in procs
+            if "0" in ids(proc_status(p), "Uid") or "0" in ids(proc_status(p), "Gid")}
+    check(procs and not root,
+          f"{name}: no process of the connection has uid or gid 0 in any field",
+          f"root processes {root} of {sorted(procs)}")
+
+
+@guarded("proc-prelogin")
+def check_prelogin(srv, client_port, label):
+    """After the greeting, before USER: the pre-auth process alone holds the
+    connection, confined; its parent, the monitor, is root and has the
+    client's descriptors pointed at /dev/null."""
+    pfx = f"{label}: before login"
     inode = server_side_inode(srv.port, client_port)
     if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
         return
+    # The monitor drops its copy right after the fork, maybe just after
+    # the pre-auth process sent the greeting.
+    holders = settle(lambda: socket_holders(inode), lambda h: len(h) == 1)
+    check(len(holders) == 1, f"{pfx}: exactly one process holds the connection",
+          f"holders {holders}")
+    if not holders:
+        return
+    pre = holders[0]
+    _state, mon, _pgrp = proc_stat(pre)
+    check_confined(pre, f"{pfx}: pre-auth process")
+    mst = proc_status(mon)
+    name = f"{pfx}: monitor"
+    check_eq(ids(mst, "Uid"), ["0"] * 4, f"{name} (the pre-auth process's parent) is root")
+    check_eq(int(mst["PPid"]), srv.proc.pid, f"{name} is a child of the server")
+    fds = fd_targets(mon)
+    msocks = socket_fds(mon)
+    tcp = tcp_inodes()
+    check(not [i for i in msocks.values() if i in tcp],
+          f"{name}: holds no TCP socket (not the client's, not the listener)", f"fds {fds}")
+    null_fds = (0, 1) if srv.mode in ("inetd", "listen") else (3,)
+    check(all(fds.get(fd) == "/dev/null" for fd in null_fds),
+          f"{name}: its client descriptors {'/'.join(map(str, null_fds))} point to /dev/null",
+          f"fds {fds}")
+    peers = unix_peers()
+    pre_socks = set(socket_fds(pre).values())
+    check(msocks and all(peers.get(i) in pre_socks for i in msocks.values()),
+          f"{name}: its only socket leads to the pre-auth process",
+          f"monitor sockets {msocks} peers {[peers.get(i) for i in msocks.values()]} "
+          f"pre-auth sockets {pre_socks}")
+    other = pre_socks - {inode} - {peers.get(i) for i in msocks.values()}
+    check(not other, f"{pfx}: pre-auth process: holds no socket but the connection "
+          "and its one to the monitor (no listener)", f"fds {fd_targets(pre)}")
+    procs = live(group_procs(srv))
+    check_eq(sorted(procs), sorted([mon, pre]),
+             f"{pfx}: the connection has two processes, monitor and pre-auth")
+    check_eq(sorted(p for p in procs if ids(proc_status(p), "Uid") != ["0"] * 4), [pre],
+             f"{pfx}: only the monitor runs as root")
+
+
+@guarded("proc")
+def check_session_process(srv, client_port, user, label):
+    """After PASS without TLS: the monitor has become the session and holds
+    the connection, alone (the pre-auth process handed it over and
+    exited): the user's ids, no capabilities, and no other socket (in
+    particular not the listening one)."""
+    pfx = f"{label}: session process"
+    inode = server_side_inode(srv.port, client_port)
+    if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
+        return
+    procs = settle(lambda: live(group_procs(srv)), lambda p: len(p) == 1)
     holders = socket_holders(inode)
-    comms = {p: Path(f"/proc/{p}/comm").read_text().strip() for p in holders}
+    comms = {p: comm_of(p) for p in holders}
     check(len(holders) == 1, f"{pfx}: exactly one process holds the connection",
           f"holders {comms}")
     if not holders:
         return
-    for pid in holders:
-        st = proc_status(pid)
-        name = f"{pfx} {pid} ({comms[pid]})"
-        check_eq(st["Uid"].split(), [str(pw.pw_uid)] * 4,
-                 f"{name}: Uid real/effective/saved/fs are the user's")
-        check_eq(st["Gid"].split(), [str(pw.pw_gid)] * 4,
-                 f"{name}: Gid real/effective/saved/fs are the user's")
-        want_groups = sorted(set(os.getgrouplist(user, pw.pw_gid)))
-        got_groups = sorted({int(g) for g in st["Groups"].split()})
-        check_eq(got_groups, want_groups,
-                 f"{name}: Groups are exactly the user's (getgrouplist)")
-        extra_gid = grp.getgrnam(EXTRA_GROUP).gr_gid
-        check(extra_gid in got_groups and 0 not in got_groups
-              and MAIL_GID not in got_groups,
-              f"{name}: Groups hold the extra group {EXTRA_GROUP}, not root's or mail",
-              f"Groups: {st['Groups']}")
-        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
-            check_eq(int(st[cap], 16), 0, f"{name}: {cap} is empty")
-        exe = os.readlink(f"/proc/{pid}/exe")
-        check_eq(exe, BINARY, f"{name}: runs the binary under test")
-        # What ps -C, pgrep -x, top and journald's _COMM show.
-        check_eq(comm_of(pid), os.path.basename(BINARY),
-                 f"{name}: process name (comm) is the binary's name")
-        # Other sockets: the session must not hold the listener (Accept=no)
-        # or anything else but its own connection.
-        listeners = {r[5] for r in tcp_table() if r[4] == "0A"}
-        fds = fd_targets(pid)
-        socks = {fd: t for fd, t in fds.items() if t.startswith("socket:")}
-        bad = {fd: t for fd, t in socks.items()
-               if t != f"socket:[{inode}]"}
-        held_listeners = {fd: t for fd, t in socks.items()
-                          if int(t[8:-1]) in listeners}
-        check(not held_listeners, f"{name}: holds no listening socket",
-              f"listening socket fds {held_listeners}")
-        check(not bad, f"{name}: holds no socket but its connection",
-              f"fds {fds}")
-        if srv.mode == "listen":
-            check_eq(int(st["PPid"]), srv.proc.pid,
-                     f"{name}: a child of the Accept=no listener")
+    pid = holders[0]
+    check_eq(sorted(procs), [pid],
+             f"{pfx}: the only process of the connection (the pre-auth process has exited)")
+    check_no_root(procs, pfx)
+    name = f"{pfx} {pid} ({comms[pid]})"
+    check_user_process(pid, user, name)
+    st = proc_status(pid)
+    # Other sockets: the session must not hold the listener (Accept=no)
+    # or anything else but its own connection.
+    listeners = {r[5] for r in tcp_table() if r[4] == "0A"}
+    socks = socket_fds(pid)
+    bad = {fd: i for fd, i in socks.items() if i != inode}
+    held_listeners = {fd: i for fd, i in socks.items() if i in listeners}
+    check(not held_listeners, f"{name}: holds no listening socket",
+          f"listening socket fds {held_listeners}")
+    check(not bad, f"{name}: holds no socket but its connection", f"fds {fd_targets(pid)}")
+    check_eq(int(st["PPid"]), srv.proc.pid,
+             f"{name}: a child of the server (it was the monitor)")
+
+
+@guarded("proc-tls")
+def check_tls_session(srv, client_port, user, label):
+    """After login under TLS: the relay (the pre-auth process, confined)
+    holds the TCP connection and one end of a Unix socketpair; the session
+    (the monitor, now the user) holds the other end and nothing else; no
+    process of the connection is root."""
+    pfx = f"{label}: logged in"
+    inode = server_side_inode(srv.port, client_port)
+    if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
+        return
+    holders = socket_holders(inode)
+    check(len(holders) == 1, f"{pfx}: exactly one process holds the TCP connection (the relay)",
+          f"holders {holders}")
+    if not holders:
+        return
+    relay = holders[0]
+    sess = proc_stat(relay)[1]
+    check_confined(relay, f"{pfx}: relay")
+    check_user_process(sess, user, f"{pfx}: session (the relay's parent)")
+    check_eq(proc_stat(sess)[1], srv.proc.pid,
+             f"{pfx}: session: a child of the server (it was the monitor)")
+    tcp, utypes, peers = tcp_inodes(), unix_types(), unix_peers()
+    rsocks, ssocks = socket_fds(relay), socket_fds(sess)
+    check(ssocks and all(utypes.get(i) == 1 for i in ssocks.values()),
+          f"{pfx}: session: holds only a Unix stream socket (no TCP socket, no listener)",
+          f"fds {fd_targets(sess)} tcp {[i for i in ssocks.values() if i in tcp]}")
+    check(ssocks and all(peers.get(i) in set(rsocks.values()) for i in ssocks.values()),
+          f"{pfx}: session: the other end of its socket is the relay's",
+          f"session {ssocks} peers {[peers.get(i) for i in ssocks.values()]} relay {rsocks}")
+    other = set(rsocks.values()) - {inode} - {peers.get(i) for i in ssocks.values()}
+    check(not other, f"{pfx}: relay: holds no socket but the connection and the socketpair",
+          f"fds {fd_targets(relay)}")
+    procs = live(group_procs(srv))
+    check_eq(sorted(procs), sorted([relay, sess]),
+             f"{pfx}: the connection has two processes, session and relay")
+    check_no_root(procs, pfx)
+
+
+@guarded("journal")
+def check_journal_dir(user, label):
+    """--journal-dir: the monitor made <dir>/<uid> for the user, 0700."""
+    pw = pwd.getpwnam(user)
+    top = os.lstat(JOURNAL_DIR)
+    check((top.st_uid, stat.S_IMODE(top.st_mode)) == (0, 0o711),
+          f"{label}: --journal-dir stays root's, mode 0711",
+          f"uid {top.st_uid} mode {stat.S_IMODE(top.st_mode):o}")
+    try:
+        st = os.lstat(os.path.join(JOURNAL_DIR, str(pw.pw_uid)))
+        got = (stat.S_ISDIR(st.st_mode), st.st_uid, stat.S_IMODE(st.st_mode))
+    except FileNotFoundError:
+        got = None
+    check_eq(got, (True, pw.pw_uid, 0o700),
+             f"{label}: --journal-dir/<uid> is the user's directory, mode 0700")
 
 
 # --- curl -----------------------------------------------------------------------
@@ -656,11 +943,14 @@ def test_curl(srv):
              f"{label}: after DELE 1 and QUIT the spool is exactly messages 2..{len(MSGS)}")
     check_eq(spool_identity(user), ident,
              f"{label}: spool inode, owner user:mail, mode 0660 and link count kept")
-    log = srv.wait_log(rb"^<6>logout: ", mark)
     total = sum(len(m.wire) for m in MSGS)
     want_logout = (f"<6>logout: user={user} reason=QUIT retrieved=0/0 "
                    f"deleted=1/{len(MSGS[0].wire)} left={len(MSGS) - 1}/"
                    f"{total - len(MSGS[0].wire)}").encode()
+    # The session logs its logout after curl has its QUIT reply, so the
+    # previous run's logout line may come after the mark too: wait for
+    # this one's.
+    log = srv.wait_log(rb"^<6>logout: .* deleted=1/", mark)
     check(has_line(log, want_logout), f"{label}: logout line counts the deletion",
           f"log {short(log, 600)}")
 
@@ -728,11 +1018,18 @@ def test_poplib(srv):
                                   "AUTH-RESP-CODE", "PIPELINING")),
           f"{label}: CAPA lists USER UIDL TOP RESP-CODES AUTH-RESP-CODE PIPELINING",
           f"{caps}")
+    # A loopback peer may send cleartext passwords; no certificate, no STLS.
+    check(caps.get("SASL") == ["PLAIN", "LOGIN"] and "STLS" not in caps,
+          f"{label}: CAPA lists SASL PLAIN LOGIN (local peer) and no STLS (no certificate)",
+          f"{caps}")
+    check_prelogin(srv, p.sock.getsockname()[1], label)
     check_eq(p.user(user), b"+OK send PASS", f"{label}: USER")
     check_eq(p.pass_(pw), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
              f"{label}: PASS with the real password")
 
     check_session_process(srv, p.sock.getsockname()[1], user, label)
+    if HAS_JOURNAL:
+        check_journal_dir(user, label)
 
     # A second session for the same maildrop is refused while this one lives.
     q = pop(srv)
@@ -857,7 +1154,7 @@ def test_fetchmail(srv):
     home = WORK / f"fetchmail-{srv.mode}"
     home.mkdir()
     rc = home / "fetchmailrc"
-    # No TLS offered (STLS comes with the TLS issue): sslproto "" keeps
+    # These servers have no certificate, so no STLS: sslproto "" keeps
     # fetchmail 6.4 from insisting on it.
     rc.write_text(f'poll {HOST} protocol POP3 port {srv.port}\n'
                   f'  user "{user}" password "{pw}" sslproto ""\n')
@@ -907,7 +1204,8 @@ def test_fetchmail(srv):
           f"{label}: a deleting run (--all --nokeep) delivers all {len(KEEP_MSGS) + 1} messages byte for byte",
           f"rc {r.returncode} {r.stderr[-300:]!r} got {len(got)} octets want {len(want)}")
     check_eq(read_spool(user), b"", f"{label}: ... and leaves the spool empty")
-    log = srv.wait_log(rb"^<6>logout: ", mark)
+    # (Not just any logout line: run 3's may come after the mark.)
+    log = srv.wait_log(rb"^<6>logout: .* deleted=7/", mark)
     check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=QUIT retrieved=7/\d+ "
                     rb"deleted=7/\d+ left=0/0$", log, re.M),
           f"{label}: logout line of the deleting run", short(log, 500))
@@ -1031,8 +1329,8 @@ def test_pam_items(mode):
 
 # --- session edges on the real system ---------------------------------------------
 
-def login(srv, user, pw):
-    c = Conn(srv.port)
+def login(srv, user, pw, tls=None):
+    c = Conn(srv.port, tls=tls)
     c.cmd(f"USER {user}")
     return c, c.cmd(f"PASS {pw}")
 
@@ -1042,40 +1340,53 @@ def b_spool(msgs):
     return spool_of(msgs)
 
 
-def edge_tests(srv, timeout_srv):
+def edge_tests(srv, timeout_srv, tls_timeout_srv):
     """One after another on B_USER's spool (parallel to the refusals)."""
     user, pw = B_USER, B_PW
     msgs = KEEP_MSGS[:3]
-
-    # Idle timeout: no reply, no UPDATE, logged as timeout.
-    label = "inetd --timeout=2"
     data = b_spool(msgs)
-    mark = timeout_srv.mark()
-    c, r = login(timeout_srv, user, pw)
-    check(r.startswith(b"+OK"), f"{label}: login", f"{r!r}")
-    check_eq(c.cmd("DELE 1"), b"+OK message 1 deleted", f"{label}: DELE 1")
-    t0 = time.monotonic()
-    closed = c.eof(10)
-    dt = time.monotonic() - t0
-    check(closed and 1.5 <= dt <= 6, f"{label}: idle connection closed without a reply",
-          f"closed {closed} after {dt:.1f} s")
-    c.close()
-    check_eq(read_spool(user), data, f"{label}: no UPDATE after the timeout")
-    log = timeout_srv.wait_log(rb"^<6>logout: ", mark)
-    check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=timeout ", log, re.M),
-          f"{label}: logout line says reason=timeout", short(log, 400))
 
-    # Dropped connection: no UPDATE.
-    label = "inetd: dropped connection"
-    mark = srv.mark()
-    c, r = login(srv, user, pw)
-    c.cmd("DELE 1")
-    c.sock.shutdown(socket.SHUT_RDWR)
-    c.close()
-    log = srv.wait_log(rb"^<6>logout: user=" + user.encode(), mark)
-    check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=disconnect ", log, re.M),
-          f"{label}: logout line says reason=disconnect", short(log, 400))
-    check_eq(read_spool(user), data, f"{label}: no UPDATE")
+    # Idle timeout: no reply, no UPDATE, logged as timeout; under TLS the
+    # relay goes with the session.
+    for tsrv, label in ((timeout_srv, "inetd --timeout=2"),
+                        (tls_timeout_srv, "inetd STLS --timeout=2")):
+        mark = tsrv.mark()
+        c, r = login(tsrv, user, pw, tls=tsrv.tls)
+        check(r.startswith(b"+OK"), f"{label}: login", f"{r!r}")
+        check_eq(c.cmd("DELE 1"), b"+OK message 1 deleted", f"{label}: DELE 1")
+        t0 = time.monotonic()
+        closed = c.eof(10)
+        dt = time.monotonic() - t0
+        check(closed and 1.5 <= dt <= 6, f"{label}: idle connection closed without a reply",
+              f"closed {closed} after {dt:.1f} s")
+        c.close()
+        check_eq(read_spool(user), data, f"{label}: no UPDATE after the timeout")
+        log = tsrv.wait_log(rb"^<6>logout: ", mark)
+        # (Under TLS the relay must not end the connection first: the
+        # session would log reason=disconnect.)
+        check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=timeout ", log, re.M),
+              f"{label}: logout line says reason=timeout", short(log[-400:], 400))
+        left = settle(lambda: live(group_procs(tsrv)), lambda x: not x, 5)
+        check(not left, f"{label}: no process of the connection is left", f"{left}")
+
+    # Dropped connection: no UPDATE; under TLS the session learns it from
+    # the relay.
+    for dsrv, label in ((srv, "inetd: dropped connection"),
+                        (tls_timeout_srv, "inetd STLS: dropped connection")):
+        mark = dsrv.mark()
+        c, r = login(dsrv, user, pw, tls=dsrv.tls)
+        c.cmd("DELE 1")
+        # Under TLS the bare TCP socket: gone without close_notify.
+        sock = socket.socket(fileno=c.sock.detach()) if dsrv.tls else c.sock
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        log = dsrv.wait_log(rb"^<6>logout: user=" + user.encode(), mark)
+        check(re.search(rb"^<6>logout: user=" + user.encode() + rb" reason=disconnect ", log, re.M),
+              f"{label}: logout line says reason=disconnect", short(log, 400))
+        check_eq(read_spool(user), data, f"{label}: no UPDATE")
+        if dsrv.tls:
+            left = settle(lambda: live(group_procs(dsrv)), lambda x: not x, 5)
+            check(not left, f"{label}: no process of the connection is left", f"{left}")
 
     # UPDATE waits for an MTA's dotlock (taken through the setgid
     # dotlockfile helper: the user cannot write in /var/mail).
@@ -1158,11 +1469,13 @@ def edge_tests(srv, timeout_srv):
 
 # --- refusals ---------------------------------------------------------------------
 
-def refused_login(srv, user, password, label, extra_lines=(), log_user=None, tries=1):
+def refused_login(srv, user, password, label, extra_lines=(), log_user=None, tries=1,
+                  tls=None):
     """USER/PASS that must fail: -ERR [AUTH] after >= 2 s, the connection
-    still usable (QUIT), the failed-login log line, and no login."""
+    still usable (QUIT), the failed-login log line, and no login. tls as
+    for Conn."""
     mark = srv.mark()
-    c = Conn(srv.port)
+    c = Conn(srv.port, tls=tls)
     check_eq(c.greeting, b"+OK pop3d ready", f"{label}: greeting")
     for n in range(1, tries + 1):
         r1 = c.cmd(f"USER {user}")
@@ -1177,12 +1490,12 @@ def refused_login(srv, user, password, label, extra_lines=(), log_user=None, tri
     else:
         check_eq(c.cmd("QUIT"), b"+OK pop3d signing off", f"{label}: QUIT still answered")
     c.close()
-    log = srv.wait_log(re.escape(failed_line(log_user or user)), mark, 5)
-    check(has_line(log, failed_line(log_user or user)),
-          f"{label}: log {failed_line(log_user or user).decode()!r}")
+    want = failed_line(log_user or user, tls=tls is not None)
+    log = srv.wait_log(re.escape(want), mark, 5)
+    check(has_line(log, want), f"{label}: log {want.decode()!r}", short(log, 400))
     for rx in extra_lines:
         check(re.search(rx, log, re.M), f"{label}: log matches {rx.decode()!r}")
-    check(not has_line(log, login_line(user)) and
+    check(not re.search(rb"^<6>login: user=" + re.escape(user.encode()) + rb" ", log, re.M) and
           not re.search(rb"^<6>maildrop: user=" + re.escape(user.encode()) + rb" ", log, re.M),
           f"{label}: no login and no maildrop opened for {user}")
 
@@ -1336,6 +1649,121 @@ def test_fail2ban(servers):
           f"rc {r.returncode} matched {ips} {r.stderr[-300:]!r}")
 
 
+# --- TLS ----------------------------------------------------------------------------
+
+def tls_label(srv):
+    return f"{srv.mode} {'implicit TLS' if srv.tls == 'implicit' else 'STLS'}"
+
+
+@guarded("tls")
+def test_tls(srv):
+    """poplib through STLS or implicit TLS with a real pam_unix user: CAPA,
+    the processes before and after login, RETR byte for byte, QUIT; then
+    curl through the same server."""
+    label = tls_label(srv)
+    user, pw = MAIN_USER, MAIN_PW
+    write_spool(user, spool_of(MSGS))
+    total = sum(len(m.wire) for m in MSGS)
+    mark = srv.mark()
+    ctx = tls_context()
+    if srv.tls == "implicit":
+        p = poplib.POP3_SSL(HOST, srv.port, context=ctx, timeout=30)
+    else:
+        p = pop(srv)
+        caps = p.capa()
+        check("STLS" in caps, f"{label}: CAPA lists STLS before TLS", f"{caps}")
+        check_eq(p.stls(ctx), b"+OK begin TLS negotiation", f"{label}: STLS")
+    check_eq(p.getwelcome(), b"+OK pop3d ready", f"{label}: greeting")
+    check(isinstance(p.sock, ssl.SSLSocket) and p.sock.version() in ("TLSv1.2", "TLSv1.3"),
+          f"{label}: TLS 1.2 or newer", f"{getattr(p.sock, 'version', lambda: None)()}")
+    caps = p.capa()
+    check("STLS" not in caps and "USER" in caps and caps.get("SASL") == ["PLAIN", "LOGIN"],
+          f"{label}: CAPA under TLS lists USER and SASL PLAIN LOGIN, not STLS", f"{caps}")
+    cport = p.sock.getsockname()[1]
+    check_prelogin(srv, cport, label)
+    check_eq(p.user(user), b"+OK send PASS", f"{label}: USER")
+    check_eq(p.pass_(pw), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
+             f"{label}: PASS with the real password")
+    check_tls_session(srv, cport, user, label)
+    for i in (2, 3, 5, 7):
+        m = MSGS[i - 1]
+        resp, lines, _ = p.retr(i)
+        check(resp == b"+OK %d octets" % len(m.wire) and poplib_join(lines) == m.wire,
+              f"{label}: RETR {i} through the relay byte for byte ({len(m.wire)} octets)",
+              f"resp {resp!r} got {short(poplib_join(lines))}")
+    check_eq(p.quit(), b"+OK pop3d signing off (%d messages left)" % len(MSGS), f"{label}: QUIT")
+    p.close()
+    left = settle(lambda: live(group_procs(srv)), lambda x: not x, 5)
+    check(not left, f"{label}: after QUIT no process of the connection is left", f"{left}")
+    log = srv.wait_log(rb"^<6>logout: ", mark)
+    for w in (login_line(user, tls=True),
+              f"<6>logout: user={user} reason=QUIT retrieved=4/".encode()):
+        check(any(ln.startswith(w) for ln in log.split(b"\n")),
+              f"{label}: log line {w.decode()!r}", short(log, 600))
+
+    # curl: --ssl-reqd on pop3:// (STLS) or pop3s://; every message.
+    mark = srv.mark()
+    outdir = WORK / f"curl-{srv.name}"
+    outdir.mkdir()
+    scheme = "pop3s" if srv.tls == "implicit" else "pop3"
+    cmd = ["curl", "-sS", "--max-time", "30", "-k", "-u", f"{user}:{pw}"]
+    if srv.tls != "implicit":
+        cmd.append("--ssl-reqd")
+    r = run(cmd + [f"{scheme}://{HOST}:{srv.port}/[1-{len(MSGS)}]", "-o", str(outdir / "m#1")])
+    name = f"{label}: curl {'-k pop3s://' if scheme == 'pop3s' else '--ssl-reqd -k pop3://'}"
+    check(r.returncode == 0, f"{name}: RETR 1..{len(MSGS)}", f"rc {r.returncode} {r.stderr!r}")
+    for i, m in enumerate(MSGS, 1):
+        f = outdir / f"m{i}"
+        got = f.read_bytes() if f.exists() else None
+        check(got == m.wire, f"{name}: message {i} byte for byte ({len(m.wire)} octets)",
+              f"got {short(got)} want {short(m.wire)}")
+    log = srv.wait_log(rb"^<6>logout: ", mark)
+    logins = re.findall(rb"^<6>login: user=" + re.escape(user.encode())
+                        + rb" peer=127\.0\.0\.1 method=(\S+) tls=(\S+)$", log, re.M)
+    check(logins and all(t == b"yes" for _m, t in logins),
+          f"{name}: the log shows its logins with tls=yes", short(log, 600))
+    check(logins and all(m in (b"PLAIN", b"LOGIN") for m, _t in logins),
+          f"{name}: curl logs in with SASL (AUTH PLAIN or LOGIN) through pam_unix",
+          f"{logins}")
+    check_eq(read_spool(user), spool_of(MSGS), f"{label}: retrieval leaves the spool as it was")
+
+
+@guarded("preauth-fallback")
+def test_preauth_fallback():
+    """--preauth-user naming no user: a warning, and the pre-auth process
+    runs as nobody (the real NSS entry), still chrooted."""
+    label = "inetd --preauth-user=<no such user>"
+    missing = f"{TAG}none"
+    srv = Server("preauth-fallback", "inetd", [f"--preauth-user={missing}"])
+    try:
+        c = Conn(srv.port)
+        check_eq(c.greeting, b"+OK pop3d ready", f"{label}: greeting")
+        inode = server_side_inode(srv.port, c.cport)
+        holders = settle(lambda: socket_holders(inode), lambda h: len(h) == 1)
+        nobody = pwd.getpwnam("nobody")
+        st = proc_status(holders[0]) if len(holders) == 1 else {"Uid": "", "Gid": ""}
+        want = ([str(nobody.pw_uid)] * 4, [str(nobody.pw_gid)] * 4)
+        check((ids(st, "Uid"), ids(st, "Gid")) == want,
+              f"{label}: the pre-auth process runs as nobody",
+              f"holders {holders} Uid {st.get('Uid')!r} Gid {st.get('Gid')!r}")
+        if len(holders) == 1:
+            check_eq(os.readlink(f"/proc/{holders[0]}/root"), PREAUTH_DIR,
+                     f"{label}: ... in the chroot")
+        c.cmd("QUIT")
+        c.close()
+        want = f"<4>no user {missing}; pre-auth runs as nobody".encode()
+        log = srv.wait_log(re.escape(want), 0)
+        check(has_line(log, want), f"{label}: log {want.decode()!r}", short(log, 400))
+    finally:
+        srv.stop()
+
+
+def tls_refusal_jobs(srv):
+    label = tls_label(srv)
+    return [lambda: refused_login(srv, MAIN_USER, MAIN_PW + "t",
+                                  f"{label}: wrong password", tls=srv.tls)]
+
+
 # --- main -----------------------------------------------------------------------------
 
 def main():
@@ -1355,9 +1783,14 @@ def main():
     minuid = Server("srv-minuid", "inetd", [f"--min-uid={main_pw.pw_uid + 1}"])
     tmo = Server("srv-timeout", "inetd", ["--timeout=2"])
     permit = Server("srv-permit", "inetd", ["--min-uid=0"], pam=PERMIT_PAM)
-    jobs = [lambda: edge_tests(servers["inetd"], tmo)]
+    tls_servers = [Server(f"tls-{kind}-{mode}", mode, tls=kind)
+                   for mode in MODES for kind in ("stls", "implicit")]
+    tls_tmo = Server("tls-timeout", "inetd", ["--timeout=2"], tls="stls")
+    jobs = [lambda: edge_tests(servers["inetd"], tmo, tls_tmo)]
     for mode, srv in servers.items():
         jobs += refusal_jobs(srv, mode)
+    for srv in tls_servers:
+        jobs += tls_refusal_jobs(srv)
     jobs.append(lambda: refused_login(
         servers["inetd"], MAIN_USER, MAIN_PW + "y", "inetd: three failures", tries=3))
     jobs.append(lambda: root_refusal(permit))
@@ -1379,7 +1812,11 @@ def main():
         test_fetchmail(srv)
         test_mpop(srv)
         test_pam_items(mode)
+    for srv in tls_servers:
+        test_tls(srv)
+        srv.stop()
     test_listen_limits()
+    test_preauth_fallback()
     check(len(UIDLS_BY_MODE) == len(MODES) and
           all(u == UIDLS_BY_MODE["inetd"] for u in UIDLS_BY_MODE.values()),
           "UIDL: the same spool gets the same ids in every mode", short(UIDLS_BY_MODE, 600))

@@ -1,0 +1,246 @@
+/* AUTHORIZATION: USER/PASS (RFC 1939 §7), AUTH PLAIN and LOGIN
+ * (RFC 5034, RFC 4616) and STLS (RFC 2595). Runs in the pre-auth process:
+ * credentials go to the monitor through the login hook. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "params.h"
+#include "sasl.h"
+#include "session_int.h"
+#include "tls.h"
+
+enum pop_result
+auth_cmd_user(struct session *s, struct command *c)
+{
+	if (!session_cleartext_allowed(s))
+		return POP_PLAINTEXT;
+	/* R1939-27, R3206-05: the same answer for every name. */
+	snprintf(s->user, sizeof(s->user), "%s", c->argv[0]);
+	s->have_user = true;
+	net_reply(s->io, "+OK send PASS");
+	return POP_OK;
+}
+
+static enum pop_result
+verdict_result(enum auth_verdict v)
+{
+	switch (v) {
+	case AUTH_OK:
+		return POP_LOGIN;
+	case AUTH_TEMPFAIL:
+		return POP_AUTH_TEMP;
+	case AUTH_PERMFAIL:
+		return POP_AUTH_PERM;
+	default:
+		return POP_AUTH_FAILED;
+	}
+}
+
+/* Ask for a verdict. The monitor makes every failure cost
+ * AUTH_FAIL_DELAY_MS; we count them towards AUTH_FAILS_MAX. */
+static enum pop_result
+login(struct session *s, struct auth_request *req, const char *method)
+{
+	enum auth_verdict v;
+
+	snprintf(req->method, sizeof(req->method), "%s", method);
+	req->tls = s->tls_active;
+	v = s->hooks->login(s->hooks->ctx, req);
+	explicit_bzero(req, sizeof(*req));
+	if (v != AUTH_OK)
+		s->auth_failures++;
+	return verdict_result(v);
+}
+
+enum pop_result
+auth_cmd_pass(struct session *s, struct command *c)
+{
+	struct auth_request req = {0};
+
+	if (!s->have_user)
+		return POP_NO_USER;
+	s->have_user = false;
+	/* A longer password cannot be right for PAM either; it is still
+	 * checked (and fails) so that length tells nothing. */
+	snprintf(req.user, sizeof(req.user), "%s", s->user);
+	snprintf(req.password, sizeof(req.password), "%s", c->rest);
+	return login(s, &req, "USER");
+}
+
+/* --- AUTH ---------------------------------------------------------------- */
+
+/* The mechanisms usable on this connection right now (R5034-02). */
+static bool
+mechanisms_usable(const struct session *s)
+{
+	return session_cleartext_allowed(s);
+}
+
+/* DEC-14: "AUTH" alone lists the mechanisms, one per line. */
+static enum pop_result
+list_mechanisms(struct session *s)
+{
+	net_reply(s->io, "+OK SASL mechanisms follow");
+	if (mechanisms_usable(s)) {
+		net_reply(s->io, "PLAIN");
+		net_reply(s->io, "LOGIN");
+	}
+	net_reply(s->io, ".");
+	return POP_OK;
+}
+
+/* One client response: the initial response if given (where "=" means
+ * present and empty, R5034-08), else the line after a "+ challenge".
+ * Decodes it into out (at most cap octets) and sets *len_r. */
+static enum pop_result
+sasl_response(struct session *s, const char *initial, const char *challenge,
+	      unsigned char *out, size_t cap, size_t *len_r)
+{
+	char line[AUTH_LINE_MAX];
+	enum net_status st;
+	const char *text = initial;
+	size_t len;
+	long n;
+
+	if (text != NULL && strcmp(text, "=") == 0) {
+		*len_r = 0;
+		return POP_OK;
+	}
+	if (text == NULL) {
+		/* R5034-06: "+", SP, base64, CRLF; "+ " alone if empty. */
+		net_reply(s->io, "+ %s", challenge);
+		st = net_read_line(s->io, line, sizeof(line), &len);
+		if (st == NET_TOO_LONG)
+			return POP_TOO_LONG;
+		if (st != NET_OK) {
+			s->gone = st;
+			return POP_GONE;
+		}
+		/* R5034-10: "*" cancels. */
+		if (strcmp(line, "*") == 0)
+			return POP_CANCELLED;
+		text = line;
+	}
+	n = base64_decode(text, strlen(text), out, cap);
+	if (text == line)
+		explicit_bzero(line, sizeof(line));
+	if (n < 0)
+		return POP_BAD_SASL;
+	*len_r = n;
+	return POP_OK;
+}
+
+static enum pop_result
+auth_plain(struct session *s, const char *initial)
+{
+	unsigned char msg[3 * (SASL_FIELD_MAX + 1)];
+	struct auth_request req = {0};
+	struct sasl_plain p;
+	enum pop_result r;
+	size_t len;
+	bool ok;
+
+	r = sasl_response(s, initial, "", msg, sizeof(msg), &len);
+	if (r != POP_OK)
+		return r;
+	ok = sasl_plain_parse(msg, len, &p);
+	explicit_bzero(msg, sizeof(msg));
+	if (!ok) {
+		explicit_bzero(&p, sizeof(p));
+		return POP_BAD_SASL;
+	}
+	memcpy(req.user, p.authcid, sizeof(req.user));
+	memcpy(req.authzid, p.authzid, sizeof(req.authzid));
+	memcpy(req.password, p.passwd, sizeof(req.password));
+	explicit_bzero(&p, sizeof(p));
+	return login(s, &req, "PLAIN");
+}
+
+/* AUTH LOGIN: not standardised, but Outlook and many libraries use it.
+ * Username and password come base64-encoded after fixed prompts. */
+static enum pop_result
+login_field(struct session *s, const char *initial, const char *prompt,
+	    char out[AUTH_FIELD_MAX + 1])
+{
+	unsigned char buf[AUTH_FIELD_MAX + 1];
+	enum pop_result r;
+	size_t len = 0;
+
+	r = sasl_response(s, initial, prompt, buf, sizeof(buf) - 1, &len);
+	if (r == POP_OK && (len == 0 || memchr(buf, '\0', len) != NULL ||
+			    !utf8_valid(buf, len)))
+		r = POP_BAD_SASL;
+	if (r == POP_OK) {
+		memcpy(out, buf, len);
+		out[len] = '\0';
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return r;
+}
+
+static enum pop_result
+auth_login(struct session *s, const char *initial)
+{
+	struct auth_request req = {0};
+	enum pop_result r;
+
+	/* base64 of "Username:" and "Password:". */
+	r = login_field(s, initial, "VXNlcm5hbWU6", req.user);
+	if (r == POP_OK)
+		r = login_field(s, NULL, "UGFzc3dvcmQ6", req.password);
+	if (r != POP_OK) {
+		explicit_bzero(&req, sizeof(req));
+		return r;
+	}
+	return login(s, &req, "LOGIN");
+}
+
+enum pop_result
+auth_cmd_auth(struct session *s, struct command *c)
+{
+	const char *initial = c->argc == 2 ? c->argv[1] : NULL;
+
+	if (c->argc == 0)
+		return list_mechanisms(s);
+	if (strcasecmp(c->argv[0], "PLAIN") != 0 &&
+	    strcasecmp(c->argv[0], "LOGIN") != 0)
+		return POP_NO_MECH;
+	/* R5034-20, R4616-07: no cleartext mechanism without TLS. */
+	if (!mechanisms_usable(s))
+		return POP_PLAINTEXT;
+	if (strcasecmp(c->argv[0], "PLAIN") == 0)
+		return auth_plain(s, initial);
+	return auth_login(s, initial);
+}
+
+/* --- STLS ---------------------------------------------------------------- */
+
+enum pop_result
+auth_cmd_stls(struct session *s, struct command *c)
+{
+	struct tls_conn *tls;
+
+	if (s->tls_active)
+		return POP_TLS_ACTIVE;
+	if (!tls_available())
+		return POP_NO_TLS;
+	net_reply(s->io, "+OK begin TLS negotiation");
+	if (net_flush(s->io) < 0)
+		return POP_ABORT;
+	/* R2595-10: whatever the client sent after STLS, before the
+	 * handshake, is dropped unread (command injection). */
+	net_discard_input(s->io);
+	tls = tls_accept(s->io->in_fd, s->io->out_fd, net_wait_ms(s->io));
+	if (tls == NULL) {
+		s->reason = "TLS handshake failed";
+		return POP_ABORT; /* R2595-13: never fall back */
+	}
+	net_use_tls(s->io, tls);
+	s->tls_active = true;
+	/* R2595-11: a USER given before TLS is forgotten. */
+	s->have_user = false;
+	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr, tls_version(tls));
+	return POP_OK;
+}

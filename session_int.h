@@ -1,0 +1,99 @@
+/* Shared by the parts of the protocol engine: session.c (dispatch,
+ * replies, the loop), session_auth.c (AUTHORIZATION) and session_trans.c
+ * (TRANSACTION). Nothing outside the engine includes this. */
+#ifndef POP3D_SESSION_INT_H
+#define POP3D_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "command.h"
+#include "maildrop.h"
+#include "session.h"
+
+enum state { ST_AUTH = 1, ST_TRANS = 2 };
+
+/* What a command came to. Handlers reply themselves only on success;
+ * every other outcome becomes its reply in one table (session.c). */
+enum pop_result {
+	POP_OK,	   /* replied */
+	POP_QUIT,  /* replied; the session ends */
+	POP_ABORT, /* a reply broke off, or TLS failed: end, say nothing */
+	POP_LOGIN, /* credentials accepted: the session proper takes over */
+	POP_GONE,  /* the client went away or timed out mid-command */
+	POP_UNKNOWN,
+	POP_BAD_CHAR,
+	POP_SYNTAX,
+	POP_TOO_MANY,
+	POP_MISSING,
+	POP_TOO_LONG,
+	POP_WRONG_STATE,
+	POP_BAD_NUMBER,
+	POP_NO_MESSAGE,
+	POP_BAD_LINES,
+	POP_NO_USER,
+	POP_PLAINTEXT,
+	POP_NO_MECH,
+	POP_BAD_SASL,
+	POP_CANCELLED,
+	POP_NO_TLS,
+	POP_TLS_ACTIVE,
+	POP_AUTH_FAILED,
+	POP_AUTH_TEMP,
+	POP_AUTH_PERM,
+	POP_MD_IN_USE,
+	POP_MD_TEMP,
+	POP_MD_PERM,
+	POP_SYS_TEMP,
+	POP_UPDATE_FAILED,
+};
+
+struct session {
+	const struct config *cfg;
+	const struct peer *peer;
+	struct netio *io;
+	const struct session_hooks *hooks;
+	enum state state;
+	bool tls_active;
+	bool have_user;
+	char user[CMD_LINE_MAX];
+	int auth_failures;
+	int bad_commands;
+	enum net_status gone; /* why the client went away mid-command */
+	/* TRANSACTION */
+	struct auth_user who;
+	char method[8];
+	struct maildrop *md;
+	size_t retrieved;
+	uint64_t retrieved_bytes;
+	struct md_update_stats update;
+	const char *reason; /* why the session ended, for the log */
+};
+
+/* Cleartext passwords are fine under TLS, on a local link, or where the
+ * admin said so (R2595-01, DEC-24). */
+bool session_cleartext_allowed(const struct session *s);
+
+/* AUTHORIZATION (session_auth.c). */
+enum pop_result auth_cmd_user(struct session *s, struct command *c);
+enum pop_result auth_cmd_pass(struct session *s, struct command *c);
+enum pop_result auth_cmd_auth(struct session *s, struct command *c);
+enum pop_result auth_cmd_stls(struct session *s, struct command *c);
+
+/* TRANSACTION (session_trans.c). */
+enum pop_result trans_enter(struct session *s);
+enum pop_result trans_cmd_stat(struct session *s, struct command *c);
+enum pop_result trans_cmd_list(struct session *s, struct command *c);
+enum pop_result trans_cmd_uidl(struct session *s, struct command *c);
+enum pop_result trans_cmd_retr(struct session *s, struct command *c);
+enum pop_result trans_cmd_top(struct session *s, struct command *c);
+enum pop_result trans_cmd_dele(struct session *s, struct command *c);
+enum pop_result trans_cmd_noop(struct session *s, struct command *c);
+enum pop_result trans_cmd_rset(struct session *s, struct command *c);
+/* UPDATE; replies. */
+enum pop_result trans_quit(struct session *s);
+/* Totals of the messages not marked deleted. */
+void trans_totals(const struct session *s, size_t *n_r, uint64_t *bytes_r);
+
+#endif

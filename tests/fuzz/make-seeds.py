@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of tests/fuzz/corpus/ (committed; rerun only to
+change them). Each file is one input in its harness's format (see the
+comment at the top of tests/fuzz/fuzz_<harness>.c)."""
+import base64
+import os
+import shutil
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def put(harness, name, data):
+    d = os.path.join(CORPUS, harness)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def crlf(*lines):
+    return "".join(l + "\r\n" for l in lines)
+
+
+# --- fuzz_session: flag byte (bit 0 remote, bits 1-2 spool), client bytes.
+PLAIN = base64.b64encode(b"\0alice\0secret").decode()
+put("fuzz_session", "user-pass-all", "\x00" + crlf(
+    "CAPA", "USER alice", "PASS secret", "STAT", "LIST", "UIDL", "RETR 1",
+    "TOP 2 0", "TOP 6 1", "DELE 1", "RSET", "DELE 3", "LIST 3", "QUIT"))
+put("fuzz_session", "auth-plain", "\x00" + crlf(
+    "AUTH PLAIN " + PLAIN, "RETR 6", "TOP 1 5", "UIDL 4", "DELE 6",
+    "DELE 5", "QUIT"))
+put("fuzz_session", "auth-login", "\x00" + crlf(
+    "AUTH", "AUTH LOGIN", base64.b64encode(b"alice").decode(),
+    base64.b64encode(b"secret").decode(), "LIST 5", "NOOP", "RETR 2",
+    "DELE 2", "DELE 4", "QUIT"))
+put("fuzz_session", "auth-plain-challenge", "\x00" + crlf(
+    "AUTH PLAIN", "*", "AUTH PLAIN", "=", "AUTH PLAIN",
+    base64.b64encode(b"alice\0alice\0secret").decode(), "STAT", "QUIT"))
+put("fuzz_session", "failures", "\x00" + crlf(
+    "USER bob", "PASS wrong", "USER temp", "PASS x", "PASS y",
+    "USER perm", "PASS z", "USER alice", "PASS secret"))
+put("fuzz_session", "bad-commands", "\x00" + crlf(
+    "HELO", "USER", "USER a b", " USER a", "USER\ta", "RETR 1", "XTND",
+    "USER alice", "STAT", "PASS secret", "USER alice", "PASS  secret ",
+    "STLS", "AUTH CRAM-MD5", "AUTH PLAIN !!!!", "x" * 300, "QUIT"))
+put("fuzz_session", "remote-no-tls", "\x01" + crlf(
+    "CAPA", "STLS", "USER alice", "AUTH", "AUTH PLAIN " + PLAIN, "QUIT"))
+put("fuzz_session", "empty-spool", "\x02" + crlf(
+    "USER alice", "PASS secret", "STAT", "LIST", "UIDL", "RETR 1", "QUIT"))
+put("fuzz_session", "no-spool", "\x04" + crlf(
+    "USER alice", "PASS secret", "STAT", "QUIT"))
+put("fuzz_session", "not-mbox", "\x06" + crlf(
+    "USER alice", "PASS secret", "STAT"))
+# Lines over AUTH_LINE_MAX (8 KiB): an AUTH PLAIN response and a command.
+put("fuzz_session", "overlong", "\x00" + crlf(
+    "AUTH PLAIN", "A" * 8300, "B" * 8300, "CAPA", "QUIT"))
+put("fuzz_session", "pipelined-eof", "\x00USER alice\nPASS secret\nDELE 1\n"
+    "TOP 1 18446744073709551616\nLIST 00001\nRETR 7\nDELE 1")
+
+# --- fuzz_mbox: the spool as it is.
+for f in ("M.mbox", "M2.mbox", "nonl.mbox"):
+    with open(os.path.join(ROOT, "tests", "fixtures", f), "rb") as src:
+        put("fuzz_mbox", f, src.read())
+put("fuzz_mbox", "crlf", "From a@b Mon Jan  1 00:00:00 2024\r\n"
+    "Received: x\r\nMessage-ID: <1@b>\r\n\r\nbody\r\n.\r\n\r\n"
+    "From a@b Mon Jan  1 00:00:00 2024\r\nSubject: y\r\n\r\n")
+put("fuzz_mbox", "empty-and-dups", "From a\n\nFrom a\n\nFrom b\nX-UIDL: u1\n"
+    "\nx\n\nFrom c\nX-UIDL: u1\n\nx\n\nFrom d\nDate: 1\n\n\n\n")
+put("fuzz_mbox", "no-blank", "From a\nFrom b\nSubject: s\n\n\nFrom c\n\r")
+put("fuzz_mbox", "not-mbox", "Received: x\n\nFrom a\n")
+put("fuzz_mbox", "fallback-digest", "From x@y Mon Jan  1 00:00:00 2024\n"
+    "Subject: no MTA\nStatus: RO\nX-IMAPbase: 1 2\n folded\nLines: 2\n\n"
+    "a\nb\n")
+
+# --- fuzz_sasl: selector byte (cap), data.
+put("fuzz_sasl", "plain", b"\x80" + PLAIN.encode())
+put("fuzz_sasl", "plain-authzid", b"\x40" + base64.b64encode(
+    b"alice\0alice\0secret"))
+put("fuzz_sasl", "pad1", b"\xff" + b"YWI=")
+put("fuzz_sasl", "pad-bits", b"\x80" + b"YWJ=")
+put("fuzz_sasl", "raw-plain", b"\x00" + b"\0alice\0s\xc3\xa9cret")
+put("fuzz_sasl", "utf8", b"\x01" + "h\u00e9\u20ac\U0001f600".encode()
+    + b"\xed\xa0\x80\xf4\x90\x80\x80\xc0\x80")
+
+# --- fuzz_records: flag byte, fill byte, the record.
+MSG_LOGIN, MSG_VERDICT, MSG_HANDOFF = 0x706f7031, 0x706f7032, 0x706f7033
+
+
+def login(user, authzid, password, method, tls):
+    def field(s, n):
+        return s.ljust(n, b"\0")[:n]
+    return (struct.pack("<I", MSG_LOGIN) + field(user, 256) +
+            field(authzid, 256) + field(password, 256) +
+            field(method, 8) + bytes([tls]))
+
+
+# Length mode 1 (sizeof login), nfds 0, before login, zero fill.
+put("fuzz_records", "login-user", b"\x10\x00" +
+    login(b"alice", b"", b"secret", b"USER", 0))
+put("fuzz_records", "login-plain-tls", b"\x10\x00" +
+    login(b"alice", b"alice", b"secret", b"PLAIN", 1))
+put("fuzz_records", "login-unterminated", b"\x10\x41" +
+    login(b"a" * 256, b"", b"x", b"LOGIN", 0))
+# Length mode 2 (sizeof handoff), nfds index 2 (2 fds), logged in.
+put("fuzz_records", "handoff", b"\x25\x00" +
+    struct.pack("<III", MSG_HANDOFF, 0, 16) + b"STAT\r\nQUIT\r\n")
+put("fuzz_records", "handoff-too-long", b"\x25\x00" +
+    struct.pack("<III", MSG_HANDOFF, 1, 16385))
+put("fuzz_records", "verdict", b"\x30\x00" +
+    struct.pack("<Ii", MSG_VERDICT, 0))
+put("fuzz_records", "raw-length", b"\x50\x00" + struct.pack("<q", -1))
+
+# --- fuzz_uidl: flag byte, parameter byte, header block.
+put("fuzz_uidl", "selected", b"\x00\x00"
+    b"Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\n"
+    b"Message-ID: <m@example.org>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+    b"Subject: s\nStatus: O\n")
+put("fuzz_uidl", "xuidl", b"\x06\x01X-UIDL:   qpopper-7  \r\n"
+    b"Delivered-To: alice@example.org\r\nX-Status: A\r\n")
+put("fuzz_uidl", "fallback", b"\x08\x02From: bob\nSubject: none\n"
+    b"X-IMAP: 12\nX-Keywords: $x\n\tfolded\nContent-Length: 5\n")
+put("fuzz_uidl", "received-twice", b"\x0c\x03Received: one\n"
+    b"Received: two\nMessage-ID: <after@received>\nX-Delivery-ID: d1\n")
+put("fuzz_uidl", "boundary", b"\x03\x20Received: x\nX-UIDL: " +
+    b" " * 100 + b"id-at-the-edge\n")
+put("fuzz_uidl", "more-messages", b"\x00\x00Message-ID: <a>\n\nbody\n\n"
+    b"From x\nMessage-ID: <a>\n")
