@@ -77,7 +77,7 @@ $(BA)/test_%: tests/test_%.c $(MODULES:%=$(BA)/%.o) *.h
 check: deps check-plain check-asan
 
 # Packages first, also under make -j.
-check-plain check-asan check-system demo: | deps
+check-plain check-asan check-system check-valgrind demo: | deps
 
 check-plain: $(B)/pop3d $(UNIT_TESTS:%=$(B)/%)
 	tests/hardening.sh $(B)/pop3d
@@ -87,6 +87,12 @@ check-plain: $(B)/pop3d $(UNIT_TESTS:%=$(B)/%)
 check-asan: $(BA)/pop3d $(UNIT_TESTS:%=$(BA)/%)
 	tests/run-unit.sh $(UNIT_TESTS:%=$(BA)/%)
 	tests/run-integration.sh $(BA)/pop3d
+
+# The integration scripts again, each pop3d under valgrind's memcheck
+# (errors or definite leaks in any of its processes fail the test).
+check-valgrind: $(B)/pop3d
+	POP3D_TEST_WRAPPER=$(CURDIR)/tests/valgrind.sh \
+		tests/run-integration.sh $(B)/pop3d -k scripts/
 
 # Tests on the real system (root): real users, pam_unix, real clients,
 # every socket mode. They clean up after themselves.
@@ -163,7 +169,7 @@ format:
 clean:
 	rm -rf $(B) $(BA) build-fuzz build-fuzz-cov
 
-.PHONY: all check check-plain check-asan check-system lint demo deps install uninstall \
+.PHONY: all check check-plain check-asan check-system check-valgrind lint demo deps install uninstall \
 	format clean
 
 # --- Reliability tests (issue 5): tests/stress/ and tests/faults/ ----------

@@ -116,11 +116,15 @@ static enum auth_verdict
 ask_monitor(void *ctx, struct auth_request *req)
 {
 	struct preauth *pa = ctx;
-	struct msg_login m = {.type = MSG_LOGIN, .req = *req};
+	struct msg_login m;
 	union msg v;
 	int nfds;
 	ssize_t n;
 
+	/* Every octet defined: no stack garbage (padding) crosses over. */
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_LOGIN;
+	m.req = *req;
 	explicit_bzero(req->password, sizeof(req->password));
 	n = send_record(pa->sock, &m, sizeof(m), NULL, 0);
 	explicit_bzero(&m, sizeof(m));

@@ -137,6 +137,9 @@ sasl_plain_parse(const unsigned char *msg, size_t len, struct sasl_plain *p)
 {
 	const unsigned char *nul1, *nul2, *end = msg + len;
 
+	/* Whole fields get copied on: no octet after a terminator may be
+	 * left undefined. */
+	memset(p, 0, sizeof(*p));
 	nul1 = memchr(msg, '\0', len);
 	if (nul1 == NULL)
 		return false;

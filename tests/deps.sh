@@ -24,12 +24,13 @@ set -eu
 #   openssl               test certificates for the TLS tests
 #   cppcheck clang-tidy   make lint
 #   clang                 make fuzz (libFuzzer)
+#   valgrind              make check-valgrind
 #   curl                  the demo's client
 #   systemd               systemd-socket-activate, for the demo
 PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
 liblockfile-dev libsystemd-dev check libpam-wrapper libnss-wrapper
 libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
-clang-tidy clang"
+clang-tidy clang valgrind"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -125,6 +125,10 @@ class Environment:
     def command(self, maildir, args=()):
         argv = ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]
                 + self.default_args + list(args))
+        # make check-valgrind: tests/valgrind.sh in front of pop3d.
+        wrapper = os.environ.get("POP3D_TEST_WRAPPER")
+        if wrapper:
+            argv = [wrapper] + argv
         if self.private_tmp:
             # Same pid as pop3d: unshare and sh exec.
             argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",

@@ -340,6 +340,11 @@ class ScriptTest:
             match_transcript(expected[n - 1], lines, captures, label)
             if sess.duration:
                 lo, hi = sess.duration
+                # Under valgrind (make check-valgrind) every process
+                # starts seconds late: only the lower bound still means
+                # something.
+                if os.environ.get("POP3D_TEST_WRAPPER"):
+                    hi = float("inf")
                 check(lo <= elapsed <= hi,
                       f"{label}: lasted {elapsed:.1f}s, expected {lo}-{hi}s")
             after = dir_snapshot(maildir)
