@@ -837,6 +837,39 @@ def check_session_process(srv, client_port, user, label):
              f"{name}: a child of the server (it was the monitor)")
 
 
+def memory_holds(pid, secret):
+    """Read every readable mapping of pid through /proc/PID/mem (as root,
+    what a core dump would hold) and say whether secret occurs."""
+    found = False
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if "r" not in perms or line.rstrip().endswith("[vvar]"):
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if secret in data:
+                found = True
+    return found
+
+
+def check_no_password_in_memory(srv, client_port, pw, label):
+    """Issue 7: the logged-in session process holds no copy of the
+    password anywhere in its memory (PAM's, the read buffer, the
+    record from the pre-auth process: all wiped)."""
+    inode = server_side_inode(srv.port, client_port)
+    holders = socket_holders(inode) if inode else []
+    if not check(len(holders) == 1, f"{label}: session process found for the memory scan"):
+        return
+    secret = pw.encode() if isinstance(pw, str) else pw
+    check(not memory_holds(holders[0], secret),
+          f"{label}: the password is nowhere in the session's memory (/proc/PID/mem)")
+
+
 @guarded("proc-tls")
 def check_tls_session(srv, client_port, user, label):
     """After login under TLS: the relay (the pre-auth process, confined)
@@ -1028,6 +1061,7 @@ def test_poplib(srv):
              f"{label}: PASS with the real password")
 
     check_session_process(srv, p.sock.getsockname()[1], user, label)
+    check_no_password_in_memory(srv, p.sock.getsockname()[1], pw, label)
     if HAS_JOURNAL:
         check_journal_dir(user, label)
 
