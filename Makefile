@@ -262,3 +262,36 @@ fuzz-clean:
 # The module objects are kept between runs (not intermediate files).
 .SECONDARY: $(MODULES:%=$(BF)/%.o) $(MODULES:%=$(BFC)/%.o)
 .PHONY: fuzz fuzz-build fuzz-coverage fuzz-clean $(FUZZ_RUNS)
+
+# --- Benchmark (bench/, issue 6) -------------------------------------------
+# make bench: pop3d alone under cwrap (no root needed), pipe and loopback
+# TCP, spools of 10 MB, 100 MB and 1 GB; results in bench/out/.
+# make bench-peers: as root, against Debian's dovecot-pop3d and popa3d
+# with a throwaway real user. make bench-profile: perf profiles (needs
+# perf, Debian package linux-perf). BENCH_ARGS passes options to the
+# runner (e.g. BENCH_ARGS="--sets 10M,100M --runs 3"; see bench/run.py).
+# The figures and their analysis: bench/RESULTS.md.
+BENCH_CFLAGS = -O2 -g -std=gnu11 -Wall -Wextra -Werror
+BENCH_TOOLS = $(B)/bench/popbench $(B)/bench/genspool
+
+$(B)/bench/popbench: bench/popbench.c
+	@mkdir -p $(@D)
+	$(SAY) CC $@
+	$(Q)$(CC) $(BENCH_CFLAGS) $(DEPCFLAGS) -o $@ $< -lssl -lcrypto
+$(B)/bench/genspool: bench/genspool.c
+	@mkdir -p $(@D)
+	$(SAY) CC $@
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $< -lm
+
+bench bench-peers bench-profile: | deps
+
+bench: $(B)/pop3d $(BENCH_TOOLS)
+	python3 bench/run.py --build $(B) $(BENCH_ARGS)
+
+bench-profile: $(B)/pop3d $(BENCH_TOOLS)
+	python3 bench/run.py --build $(B) --profile-only $(BENCH_ARGS)
+
+bench-peers: $(B)/pop3d $(BENCH_TOOLS)
+	python3 bench/peers.py --build $(B) $(BENCH_ARGS)
+
+.PHONY: bench bench-peers bench-profile
