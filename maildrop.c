@@ -81,14 +81,59 @@ fcntl_unlock(struct maildrop *md)
 
 /* --- open and parse ----------------------------------------------------- */
 
+/* The spool's directory, opened for openat(): the name is then looked up
+ * in the directory we checked, whatever happens to the path meanwhile. A
+ * directory others may write to without the sticky bit lets them replace
+ * the spool: refused. Returns the descriptor, -2 if the directory does
+ * not exist (an empty maildrop), -3 if refused, -1 on other errors. */
+static int
+open_spool_dir(struct maildrop *md)
+{
+	const char *slash = strrchr(md->path, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+	int dfd;
+
+	if (slash == NULL || slash[1] == '\0' ||
+	    (size_t)(slash - md->path) >= sizeof(dir)) {
+		log_msg(LOG_ERR, "%s: not a path to a file", md->path);
+		return -3;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - md->path), md->path);
+	dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ENOENT)
+			return -2;
+		log_msg(LOG_ERR, "%s: %m", dir);
+		return -1;
+	}
+	if (fstat(dfd, &st) < 0 ||
+	    ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+		log_msg(LOG_ERR,
+			"%s: refused: the spool directory is writable "
+			"by others and not sticky",
+			dir);
+		close(dfd);
+		return -3;
+	}
+	return dfd;
+}
+
 /* design.md §4: never follow a link, never create, never block on a
  * FIFO; the spool must be a plain file of the user's with one name. */
 static enum md_status
 open_spool(struct maildrop *md, uid_t owner)
 {
 	struct stat st;
+	int dfd;
 
-	md->fd = open(md->path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if ((dfd = open_spool_dir(md)) < 0)
+		return dfd == -2   ? MD_OK
+		       : dfd == -3 ? MD_PERMFAIL
+				   : MD_TEMPFAIL;
+	md->fd = openat(dfd, strrchr(md->path, '/') + 1,
+			O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	close(dfd);
 	if (md->fd < 0) {
 		if (errno == ENOENT)
 			return MD_OK;

@@ -1252,6 +1252,28 @@ START_TEST(symlink_refused)
 }
 END_TEST
 
+/* Issue 7: a spool directory anyone may write to (without the sticky
+ * bit) lets anyone swap the spool: refused; with the sticky bit, as /tmp
+ * or a mail spool with mode 1777, it is fine. */
+START_TEST(open_spool_directory_refused)
+{
+	static const char spool[] = THREE;
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct maildrop *md;
+
+	new_spool_path(dir, path);
+	write_file(path, spool, sizeof(spool) - 1);
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	ck_assert_int_eq(open_spool(path, &md), MD_PERMFAIL);
+	ck_assert_int_eq(chmod(dir, 01777), 0);
+	ck_assert_int_eq(open_spool(path, &md), MD_OK);
+	maildrop_close(md);
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+	ck_assert_int_eq(open_spool(path, &md), MD_OK);
+	maildrop_close(md);
+}
+END_TEST
+
 START_TEST(hard_link_refused)
 {
 	static const char spool[] = THREE;
@@ -1796,6 +1818,7 @@ maildrop_suite(void)
 	tc = tcase_create("safety");
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, symlink_refused);
+	tcase_add_test(tc, open_spool_directory_refused);
 	tcase_add_test(tc, hard_link_refused);
 	tcase_add_test(tc, wrong_owner_refused);
 	tcase_add_test(tc, not_a_regular_file_refused);
