@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,8 +603,22 @@ open_common(const char *path, int flags, mode_t mode, int dirfd, int at)
 	const struct rule *r = NULL;
 	int fd;
 
-	if (path[0] == '/')
+	char full[PATH_MAX], link[64];
+	ssize_t n;
+
+	if (path[0] == '/') {
 		r = path_decide(OP_OPEN, path, NULL);
+	} else if (at && dirfd != AT_FDCWD) {
+		/* pop3d opens the spool by name relative to its directory:
+		 * match the whole path the name resolves to. */
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+		n = readlink(link, full, sizeof(full) - 1);
+		if (n > 0 && (size_t)n + 1 + strlen(path) < sizeof(full)) {
+			full[n] = '/';
+			strcpy(full + n + 1, path);
+			r = path_decide(OP_OPEN, full, NULL);
+		}
+	}
 	if (before(r, NULL))
 		return -1;
 	if (at) {
