@@ -132,8 +132,7 @@ puts_(const char *s)
 	put(s, strlen(s));
 }
 
-static void __attribute__((format(printf, 1, 2)))
-putf(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) putf(const char *fmt, ...)
 {
 	char buf[4096];
 	va_list ap;
@@ -150,42 +149,41 @@ putf(const char *fmt, ...)
 /* --- content ------------------------------------------------------------ */
 
 static const char *const words[] = {
-	"the",	   "of",       "and",	  "to",	      "in",	  "is",
-	"that",	   "for",      "it",	  "as",	      "was",	  "with",
-	"be",	   "by",       "on",	  "not",      "he",	  "this",
-	"are",	   "or",       "his",	  "at",	      "which",	  "but",
-	"have",	   "an",       "had",	  "they",     "you",	  "were",
-	"their",   "one",      "all",	  "we",	      "can",	  "her",
-	"has",	   "there",    "been",	  "if",	      "more",	  "when",
-	"will",	   "would",    "who",	  "so",	      "no",	  "mailbox",
-	"server",  "message",  "delivery", "attached", "report",  "meeting",
-	"schedule", "please",  "review",  "thanks",   "regards",  "update",
-	"project", "budget",   "quarter", "invoice",  "customer", "release",
-	"version", "patch",    "kernel",  "network",  "storage",  "backup",
-	"monday",  "tuesday",  "friday",  "tomorrow", "yesterday", "office",
-	"question", "answer",  "problem", "solution", "document", "draft",
-	"final",   "urgent",   "minutes", "agenda",   "travel",   "expense",
+	"the",	    "of",      "and",	   "to",       "in",	    "is",
+	"that",	    "for",     "it",	   "as",       "was",	    "with",
+	"be",	    "by",      "on",	   "not",      "he",	    "this",
+	"are",	    "or",      "his",	   "at",       "which",	    "but",
+	"have",	    "an",      "had",	   "they",     "you",	    "were",
+	"their",    "one",     "all",	   "we",       "can",	    "her",
+	"has",	    "there",   "been",	   "if",       "more",	    "when",
+	"will",	    "would",   "who",	   "so",       "no",	    "mailbox",
+	"server",   "message", "delivery", "attached", "report",    "meeting",
+	"schedule", "please",  "review",   "thanks",   "regards",   "update",
+	"project",  "budget",  "quarter",  "invoice",  "customer",  "release",
+	"version",  "patch",   "kernel",   "network",  "storage",   "backup",
+	"monday",   "tuesday", "friday",   "tomorrow", "yesterday", "office",
+	"question", "answer",  "problem",  "solution", "document",  "draft",
+	"final",    "urgent",  "minutes",  "agenda",   "travel",    "expense",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
 static const char *const names[] = {
-	"alice", "bob",	  "carol", "dave",  "erin",  "frank", "grace",
-	"heidi", "ivan",  "judy",  "mallory", "niaj", "olivia", "peggy",
-	"rupert", "sybil", "trent", "victor", "walter", "zoe",
+	"alice",  "bob",   "carol", "dave",    "erin",	 "frank",  "grace",
+	"heidi",  "ivan",  "judy",  "mallory", "niaj",	 "olivia", "peggy",
+	"rupert", "sybil", "trent", "victor",  "walter", "zoe",
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
 static const char *const domains[] = {
-	"example.org", "example.net",  "example.com", "mail.example.org",
-	"lists.example.net", "corp.example.com",
+	"example.org",	    "example.net",	 "example.com",
+	"mail.example.org", "lists.example.net", "corp.example.com",
 };
 #define NDOMAINS (sizeof(domains) / sizeof(domains[0]))
 
 static const char *const days[] = {"Mon", "Tue", "Wed", "Thu",
 				   "Fri", "Sat", "Sun"};
-static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
-				     "May", "Jun", "Jul", "Aug",
-				     "Sep", "Oct", "Nov", "Dec"};
+static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -229,16 +227,20 @@ text_body(long bytes)
 
 		if (kind < 6) {
 			static const char *const dots[] = {
-				".\n", "..\n", ".signature follows below\n",
-				"...and then the second part\n", ". \n",
+				".\n",
+				"..\n",
+				".signature follows below\n",
+				"...and then the second part\n",
+				". \n",
 				".hidden line\n"};
 			const char *d = dots[rndn(6)];
 
 			n = strlen(d);
 			memcpy(line, d, n);
 		} else if (kind < 10) {
-			n = (size_t)snprintf(line, sizeof(line),
-					     ">From %s's note: ", names[rndn(NNAMES)]);
+			n = (size_t)snprintf(
+				line, sizeof(line),
+				">From %s's note: ", names[rndn(NNAMES)]);
 			n += prose_line(line + n, 50);
 		} else if (kind < 12) {
 			/* One long unwrapped line (1-20 KB). */

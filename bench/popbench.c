@@ -49,10 +49,10 @@
  * with a COMMAND utime=SECONDS stime=SECONDS maxrss=KB. With -r N the
  * times are the median per session and wall is the total.
  *
- * "wrap FILE [-E NAME=VALUE]... -- COMMAND" runs COMMAND as its child with the same standard
- * input and output, closes its own copies (so the peer sees EOF when the
- * child is done), waits and appends "utime=.. stime=.. maxrss=.." to FILE:
- * the same figures for a server started by systemd-socket-activate. The
+ * "wrap FILE [-E NAME=VALUE]... -- COMMAND" runs COMMAND as its child with the
+ * same standard input and output, closes its own copies (so the peer sees EOF
+ * when the child is done), waits and appends "utime=.. stime=.. maxrss=.." to
+ * FILE: the same figures for a server started by systemd-socket-activate. The
  * -E variables are set for COMMAND only (LD_PRELOAD for the cwrap
  * libraries, which the wrapper itself had better not load).
  */
@@ -438,7 +438,8 @@ pipelined(struct conn *c, const char *verb, const char *suffix, long n,
 			memset(&st, 0, sizeof(st));
 			done++;
 		}
-		if (done == total || (sent - done <= window / 2 && sent < total))
+		if (done == total ||
+		    (sent - done <= window / 2 && sent < total))
 			continue;
 		/* Keep an unfinished status line; drop consumed data. */
 		if (c->off < c->have && st.phase == 0) {
@@ -457,7 +458,8 @@ pipelined(struct conn *c, const char *verb, const char *suffix, long n,
 		die("unexpected data after the last reply");
 }
 
-/* --- one session ----------------------------------------------------------- */
+/* --- one session -----------------------------------------------------------
+ */
 
 static void
 start_tls(struct conn *c)
@@ -479,8 +481,8 @@ start_tls(struct conn *c)
 }
 
 static void
-each(struct conn *c, const struct opts *o, const char *verb,
-     const char *suffix, long n, long step, bool multi)
+each(struct conn *c, const struct opts *o, const char *verb, const char *suffix,
+     long n, long step, bool multi)
 {
 	if (o->pipeline > 1) {
 		pipelined(c, verb, suffix, n, step, multi, o->pipeline);
@@ -596,7 +598,8 @@ done:
 	free(c.buf);
 }
 
-/* --- wrap ------------------------------------------------------------------- */
+/* --- wrap -------------------------------------------------------------------
+ */
 
 static int
 wrap(const char *file, char **env, int nenv, char **cmd)
@@ -624,8 +627,9 @@ wrap(const char *file, char **env, int nenv, char **cmd)
 		if (errno != EINTR)
 			die("wait4: %s", strerror(errno));
 	snprintf(line, sizeof(line),
-		 "pid=%d status=%d utime=%.6f stime=%.6f maxrss=%ld\n", (int)pid,
-		 status, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+		 "pid=%d status=%d utime=%.6f stime=%.6f maxrss=%ld\n",
+		 (int)pid, status,
+		 ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
 		 ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, ru.ru_maxrss);
 	fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	if (fd >= 0) {
@@ -682,7 +686,8 @@ main(int argc, char **argv)
 				die("no scenario");
 			o.scenario = argv[optind++];
 		}
-		while ((c = getopt(argc, argv, "+u:p:t:SqP:r:E:L:e:m:")) != -1) {
+		while ((c = getopt(argc, argv, "+u:p:t:SqP:r:E:L:e:m:")) !=
+		       -1) {
 			switch (c) {
 			case 'u':
 				o.user = optarg;
@@ -770,8 +775,7 @@ main(int argc, char **argv)
 	       "rx=%llu",
 	       o.scenario, o.repeat > 1 ? total : wall[0],
 	       median(greet, o.repeat), median(auth, o.repeat),
-	       median(quit, o.repeat), res.msgs,
-	       (unsigned long long)res.rx);
+	       median(quit, o.repeat), res.msgs, (unsigned long long)res.rx);
 	if (o.repeat > 1)
 		printf(" session=%.6f", median(wall, o.repeat));
 	if (res.have_ru)

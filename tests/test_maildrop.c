@@ -72,8 +72,7 @@ buf_free(struct buf *b)
 static char base_dir[PATH_MAX / 2];
 
 static const struct md_limits no_limits = {
-	MAILDROP_MESSAGES_MAX_DEFAULT,
-	MAILDROP_SIZE_MAX_DEFAULT,
+	MAILDROP_MESSAGES_MAX_DEFAULT, MAILDROP_SIZE_MAX_DEFAULT,
 	base_dir, /* UPDATE's journals */
 };
 

@@ -77,9 +77,9 @@ enum op {
 };
 
 static const char *const op_names[OP_COUNT] = {
-	"read",	  "pread", "write", "pwrite", "ftruncate", "fsync",
-	"fdatasync", "open",  "lock",	"flock",  "rename",    "unlink",
-	"link",	  "fstat", "mut",	"any",
+	"read",	     "pread", "write", "pwrite", "ftruncate", "fsync",
+	"fdatasync", "open",  "lock",  "flock",	 "rename",    "unlink",
+	"link",	     "fstat", "mut",   "any",
 };
 
 enum action { A_ERRNO, A_SHORT, A_EOF, A_PAUSE, A_KILL, A_KILLAFTER, A_MARK };
@@ -121,20 +121,20 @@ static struct {
 	int (*fstat)(int, struct stat *);
 } real;
 
-#define REAL(name)                                                      \
-	do {                                                            \
-		if (real.name == NULL)                                  \
-			*(void **)&real.name = dlsym(RTLD_NEXT, #name); \
+#define REAL(name)                                                             \
+	do {                                                                   \
+		if (real.name == NULL)                                         \
+			*(void **)&real.name = dlsym(RTLD_NEXT, #name);        \
 	} while (0)
 
 static const struct {
 	const char *name;
 	int value;
 } errnos[] = {
-	{"EIO", EIO},	  {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
-	{"EFBIG", EFBIG}, {"ENOLCK", ENOLCK}, {"EMFILE", EMFILE},
+	{"EIO", EIO},	    {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
+	{"EFBIG", EFBIG},   {"ENOLCK", ENOLCK}, {"EMFILE", EMFILE},
 	{"ENFILE", ENFILE}, {"EACCES", EACCES}, {"EROFS", EROFS},
-	{"EINTR", EINTR}, {"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM},
+	{"EINTR", EINTR},   {"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM},
 	{"EPERM", EPERM},
 };
 
@@ -406,13 +406,12 @@ after(const struct rule *r)
 		self_kill();
 }
 
-#define FD_PROLOGUE(OPNAME, fd)                                         \
-	char path_[512];                                                \
-	const struct rule *rule_ = NULL;                                \
-	const char *p_;                                                 \
-	init();                                                         \
-	if (active &&                                          \
-	    (p_ = fd_target((fd), path_, sizeof(path_))) != NULL)      \
+#define FD_PROLOGUE(OPNAME, fd)                                                \
+	char path_[512];                                                       \
+	const struct rule *rule_ = NULL;                                       \
+	const char *p_;                                                        \
+	init();                                                                \
+	if (active && (p_ = fd_target((fd), path_, sizeof(path_))) != NULL)    \
 	rule_ = decide((OPNAME), p_)
 
 /* --- reads and writes ---------------------------------------------------- */
@@ -582,7 +581,8 @@ flock(int fd, int how)
 	return r;
 }
 
-/* --- path calls ------------------------------------------------------------ */
+/* --- path calls ------------------------------------------------------------
+ */
 
 static const struct rule *
 path_decide(enum op op, const char *a, const char *b)
