@@ -97,13 +97,19 @@ class Environment:
                             and not str(self.workdir).startswith("/tmp/"))
         if not self.private_tmp:
             self.child_env["LD_PRELOAD"] = env["POP3D_CWRAP_PRELOAD"]
-        elif self.binary.startswith("/tmp/"):
-            # The private /tmp would hide a binary built under /tmp (a CI
-            # clone there, say): run a copy from the work dir instead.
+        # make check-valgrind: tests/valgrind.sh in front of pop3d.
+        self.wrapper = os.environ.get("POP3D_TEST_WRAPPER")
+        if self.private_tmp:
+            # The private /tmp would hide a binary or wrapper under /tmp
+            # (a CI clone there, say): run copies from the work dir.
             bindir = self.workdir / "bin"
             bindir.mkdir()
-            shutil.copy2(self.binary, bindir / "pop3d")
-            self.binary = str(bindir / "pop3d")
+            if self.binary.startswith("/tmp/"):
+                shutil.copy2(self.binary, bindir / "pop3d")
+                self.binary = str(bindir / "pop3d")
+            if self.wrapper and self.wrapper.startswith("/tmp/"):
+                shutil.copy2(self.wrapper, bindir / "wrapper")
+                self.wrapper = str(bindir / "wrapper")
         self.really_root = env["POP3D_TEST_ROOT"] == "1"
         self.default_args = env["POP3D_TEST_ARGS"].split()
         self.users = {}
@@ -125,10 +131,8 @@ class Environment:
     def command(self, maildir, args=()):
         argv = ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]
                 + self.default_args + list(args))
-        # make check-valgrind: tests/valgrind.sh in front of pop3d.
-        wrapper = os.environ.get("POP3D_TEST_WRAPPER")
-        if wrapper:
-            argv = [wrapper] + argv
+        if self.wrapper:
+            argv = [self.wrapper] + argv
         if self.private_tmp:
             # Same pid as pop3d: unshare and sh exec.
             argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
