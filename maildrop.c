@@ -464,17 +464,25 @@ still_in_place(struct maildrop *md, size_t i)
 
 /* --- reading ------------------------------------------------------------- */
 
-enum md_status
-maildrop_verify(struct maildrop *md, size_t i)
+/* Run a check of message i under a read lock; log if it fails. */
+static enum md_status
+check_locked(struct maildrop *md, size_t i,
+	     bool (*check)(struct maildrop *md, size_t i))
 {
 	enum md_status st;
 	bool same;
 
 	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
 		return st;
-	same = unchanged(md, i);
+	same = check(md, i);
 	fcntl_unlock(md);
 	return same ? MD_OK : changed(md, i);
+}
+
+enum md_status
+maildrop_verify(struct maildrop *md, size_t i)
+{
+	return check_locked(md, i, unchanged);
 }
 
 /* Send [from, to) of the spool, each read under its own short read lock
@@ -526,7 +534,6 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 	const struct message *m = &md->msg[i];
 	enum md_status st;
 	uint64_t lines;
-	bool same;
 
 	if (body_lines == NULL || *body_lines >= m->body_lines) {
 		st = send_range(md, m->start, m->end, NULL, sink, ctx);
@@ -539,11 +546,7 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 	}
 	if (st != MD_OK)
 		return st;
-	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
-		return st;
-	same = still_in_place(md, i);
-	fcntl_unlock(md);
-	return same ? MD_OK : changed(md, i);
+	return check_locked(md, i, still_in_place);
 }
 
 /* --- UPDATE ----------------------------------------------------------- */

