@@ -38,13 +38,17 @@ peer_classify(const struct sockaddr *sa, socklen_t len, struct peer *p)
 	case AF_INET6:
 		if (len < (socklen_t)sizeof(*sin6))
 			return -1;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, p->addr, sizeof(p->addr));
-		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
-			p->local = true;
-		} else if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			/* An IPv4 client of a dual-stack socket (systemd's
+			 * ListenStream=110): logs, PAM_RHOST and fail2ban's
+			 * IPv4 rules know it as a.b.c.d, not ::ffff:a.b.c.d. */
 			memcpy(&v4, &sin6->sin6_addr.s6_addr[12], sizeof(v4));
+			inet_ntop(AF_INET, &v4, p->addr, sizeof(p->addr));
 			p->local = ipv4_loopback(&v4);
+			return 0;
 		}
+		inet_ntop(AF_INET6, &sin6->sin6_addr, p->addr, sizeof(p->addr));
+		p->local = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
 		return 0;
 	default:
 		return -1;
