@@ -9,7 +9,8 @@
 #include <sys/types.h>
 
 #include "params.h"
-#include "pop3d.h"
+#include "config.h"
+#include "peer.h"
 
 enum auth_verdict {
 	AUTH_OK,

@@ -20,7 +20,7 @@
 #include "maildrop.h"
 #include "params.h"
 #include "privsep.h"
-#include "pop3d.h"
+#include "config.h"
 #include "server.h"
 #include "tls.h"
 

@@ -5,7 +5,8 @@
 #ifndef POP3D_PRIVSEP_H
 #define POP3D_PRIVSEP_H
 
-#include "pop3d.h"
+#include "config.h"
+#include "peer.h"
 
 /* Serve the connection on in_fd/out_fd. Returns main's exit status. */
 int privsep_serve(const struct config *cfg, int in_fd, int out_fd);

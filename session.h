@@ -10,7 +10,8 @@
 
 #include "auth.h"
 #include "netio.h"
-#include "pop3d.h"
+#include "config.h"
+#include "peer.h"
 
 struct session_hooks {
 	/* Decide on credentials; req->password is wiped on return. On
