@@ -14,15 +14,13 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "command.h"
+#include "config.h"
 #include "log.h"
 #include "maildrop.h"
+#include "monitor.h"
 #include "params.h"
-#include "privsep.h"
-#include "config.h"
 #include "server.h"
-#include "tls.h"
 
 static void
 usage(FILE *f)
@@ -284,13 +282,13 @@ dispatch_mode(const struct config *cfg, char **argv)
 		/* inetd's "wait" mode: the listening socket on stdin. */
 		return server_run(STDIN_FILENO, &limits, argv);
 	if (n == 0)
-		return privsep_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
+		return monitor_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
 	if (n > 1)
 		fatal("passed %d sockets; pop3d takes one per service", n);
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
 		return server_run(fd, &limits, argv);
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0)
-		return privsep_serve(cfg, fd, fd);
+		return monitor_serve(cfg, fd, fd);
 	fatal("the passed descriptor is not a stream socket");
 }
 
@@ -318,11 +316,7 @@ main(int argc, char **argv)
 	(void)prctl(PR_SET_NAME, "pop3d", 0, 0, 0);
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
-	auth_init();
-	/* As root, before anything else: the key may be root's alone. */
-	if (cfg.tls_cert != NULL && tls_setup(cfg.tls_cert, cfg.tls_key) < 0)
-		fatal("TLS is configured but cannot be set up");
-	privsep_check_dir(&cfg);
+	monitor_init(&cfg);
 	/* A client that goes away must show up as a failed write, not
 	 * kill us in the middle of something. */
 	signal(SIGPIPE, SIG_IGN);

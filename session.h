@@ -8,10 +8,10 @@
 
 #include <stdbool.h>
 
-#include "auth.h"
-#include "netio.h"
 #include "config.h"
+#include "netio.h"
 #include "peer.h"
+#include "privsep_msg.h"
 
 struct session_hooks {
 	/* Decide on credentials; req->password is wiped on return. On

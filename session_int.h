@@ -7,9 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "auth.h"
 #include "command.h"
 #include "maildrop.h"
+#include "privsep_msg.h"
 #include "session.h"
 
 enum state { ST_AUTH = 1, ST_TRANS = 2 };
