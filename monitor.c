@@ -64,7 +64,7 @@ struct monitor {
 	int sock;
 	int failures;
 	struct auth_user who;
-	char method[8];
+	char method[AUTH_METHOD_SIZE];
 };
 
 /* Every field must end inside its array; the method must be ours. The

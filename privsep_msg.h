@@ -34,12 +34,11 @@ struct auth_user {
 
 /* One login attempt, as the pre-auth process sends it to the monitor:
  * a fixed-size record with NUL-terminated fields, nothing to parse. */
-#define AUTH_FIELD_MAX 255 /* RFC 4616 §2; more than a USER line holds */
 struct auth_request {
 	char user[AUTH_FIELD_MAX + 1]; /* USER name, or SASL authcid */
 	char authzid[AUTH_FIELD_MAX + 1];
 	char password[AUTH_FIELD_MAX + 1];
-	char method[8]; /* "USER", "PLAIN" or "LOGIN" */
+	char method[AUTH_METHOD_SIZE]; /* "USER", "PLAIN" or "LOGIN" */
 	unsigned char tls;
 };
 

@@ -63,7 +63,7 @@ struct session {
 	enum net_status gone; /* why the client went away mid-command */
 	/* TRANSACTION */
 	struct auth_user who;
-	char method[8];
+	char method[AUTH_METHOD_SIZE];
 	struct maildrop *md;
 	size_t retrieved;
 	uint64_t retrieved_bytes;

@@ -107,7 +107,7 @@ static struct peer peer = {.addr = "fuzz", .local = true};
 struct stub {
 	int calls, failures;
 	bool ok;
-	char method[8];
+	char method[AUTH_METHOD_SIZE];
 };
 
 static enum auth_verdict
