@@ -103,6 +103,14 @@
  * logs the real reason. */
 #define RELAY_GRACE_MS 5000
 
+/* Upper bounds of the numeric options, against typos rather than for
+ * resources: a timeout beyond a day, or more sessions than one host's
+ * process table serves, is a mistake to refuse at start-up. A day of
+ * seconds also stays far inside netio's int milliseconds, and the
+ * Accept=no listener allocates one slot per --max-children. */
+#define OPTION_SECONDS_MAX (24UL * 3600)
+#define OPTION_SESSIONS_MAX 100000UL
+
 /* Accept=no mode (server.c): how many sessions at once, and from one
  * source address (an IPv6 /64 counts as one source, since one host
  * usually owns a whole /64). systemd's MaxConnections= and
