@@ -13,7 +13,8 @@
  * Everything in pop3d that runs as root, file by file:
  *
  *   pop3d.c        main: parse_options, log_init, monitor_init, and the
- *                  choice of mode (dispatch_mode).
+ *                  choice of mode (dispatch_mode, libsystemd's
+ *                  sd_listen_fds).
  *   command.c      command_number, for numeric options.
  *   maildrop.c     maildrop_path, to check the --mailbox pattern.
  *   log.c          log_init, log_msg, fatal.
@@ -300,7 +301,7 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	if (!tls)
 		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
-	auth_become(&m.who);
+	auth_become(&m.who); /* root ends here, for good */
 	run_session(cfg, &peer, &m, &h, fds);
 	if (tls) {
 		/* Let the relay send the last reply and close_notify
