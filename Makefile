@@ -27,7 +27,8 @@ HARDEN_CFLAGS = -fstack-protector-strong -fstack-clash-protection \
 HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 
 # Everything but main(), shared by the binary and the unit tests.
-MODULES = session session_auth session_trans auth privsep relay tls sasl hash \
+MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
+	relay tls sasl hash \
 	journal \
 	maildrop mbox uidl netio command dotstuff peer log server
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer test_sasl \

@@ -1,3 +1,4 @@
+#define POP3D_ROOT_ONLY
 #include "auth.h"
 
 #include <errno.h>

@@ -1,42 +1,20 @@
-/* PAM authentication and the privilege drop (design.md §3). The protocol
- * engine asks for a verdict on {user, password} and never calls PAM or
- * set*id itself; the privilege-separation work moves this behind a
- * monitor process without changing the contract. */
+/* PAM authentication and the privilege drop (design.md §3): root's work,
+ * called by the monitor alone. The protocol engine never sees these
+ * functions; it gets a verdict on {user, password} through its login
+ * hook, and the types it shares with the monitor live in privsep_msg.h. */
 #ifndef POP3D_AUTH_H
 #define POP3D_AUTH_H
 
-#include <limits.h>
-#include <sys/types.h>
+/* The privilege boundary, held by the compiler: code that runs in the
+ * pre-auth or session process cannot even name PAM or the drop. Only
+ * files that run as root (monitor.c, auth.c) define this. */
+#ifndef POP3D_ROOT_ONLY
+#error "auth.h is for code that runs as root (monitor.c, auth.c)"
+#endif
 
-#include "params.h"
-#include "pop3d.h"
-
-enum auth_verdict {
-	AUTH_OK,
-	AUTH_FAILED,	   /* wrong password: [AUTH] */
-	AUTH_UNKNOWN_USER, /* PAM does not know the name: [AUTH] */
-	AUTH_REFUSED,	   /* account locked, expired, or uid not allowed */
-	AUTH_TEMPFAIL,	   /* PAM or system fault: [SYS/TEMP] */
-	AUTH_PERMFAIL,	   /* configuration fault: [SYS/PERM] */
-};
-
-struct auth_user {
-	char name[USER_NAME_MAX + 1]; /* the final PAM_USER */
-	uid_t uid;
-	gid_t gid;
-	char home[PATH_MAX];
-};
-
-/* One login attempt, as the pre-auth process sends it to the monitor:
- * a fixed-size record with NUL-terminated fields, nothing to parse. */
-#define AUTH_FIELD_MAX 255 /* RFC 4616 §2; more than a USER line holds */
-struct auth_request {
-	char user[AUTH_FIELD_MAX + 1]; /* USER name, or SASL authcid */
-	char authzid[AUTH_FIELD_MAX + 1];
-	char password[AUTH_FIELD_MAX + 1];
-	char method[8]; /* "USER", "PLAIN" or "LOGIN" */
-	unsigned char tls;
-};
+#include "config.h"
+#include "peer.h"
+#include "privsep_msg.h"
 
 /* Process-wide protection before any secret is read: no core dumps, no
  * ptrace by the same uid. */

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "params.h"
+
 static enum log_target log_target = LOG_TO_SYSLOG;
 
 void
@@ -28,7 +30,7 @@ sanitize(char *s)
 static void __attribute__((format(printf, 2, 0)))
 log_vmsg(int priority, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[LOG_LINE_MAX];
 	int n;
 
 	n = snprintf(line, sizeof(line), "<%d>", priority);

@@ -54,6 +54,15 @@
  * on Linux is 256, useradd allows 32). */
 #define USER_NAME_MAX 64
 
+/* The fields of a login request (privsep_msg.h): RFC 4616 §2 allows 255
+ * octets for each SASL PLAIN field, more than a USER line can hold. */
+#define AUTH_FIELD_MAX 255
+
+/* The login method as the log names it ("USER", "PLAIN", "LOGIN") with
+ * its NUL: a fixed-size field of the login record, kept by the monitor
+ * and the session for the log lines. */
+#define AUTH_METHOD_SIZE 8
+
 /* Maildrop limits (design.md §6). Each message costs about 80 bytes of
  * memory, so the default message cap bounds a session near 160 MB; the
  * size cap keeps offsets and byte counters far from overflow and refuses
@@ -84,10 +93,23 @@
 #define UIDL_MAX 70
 #define UIDL_DIGEST_BYTES 16
 
+/* Each direction of the TLS relay buffers one TLS record's worth of
+ * plaintext (2^14 octets, RFC 8446 §5.1): one tls_read fills it, one
+ * write empties it. */
+#define RELAY_BUFFER_SIZE ((size_t)16 * 1024)
+
 /* After a TLS login the relay gives up this long after the session's own
  * idle timeout would have fired, so the session always ends first and
  * logs the real reason. */
 #define RELAY_GRACE_MS 5000
+
+/* Upper bounds of the numeric options, against typos rather than for
+ * resources: a timeout beyond a day, or more sessions than one host's
+ * process table serves, is a mistake to refuse at start-up. A day of
+ * seconds also stays far inside netio's int milliseconds, and the
+ * Accept=no listener allocates one slot per --max-children. */
+#define OPTION_SECONDS_MAX (24UL * 3600)
+#define OPTION_SESSIONS_MAX 100000UL
 
 /* Accept=no mode (server.c): how many sessions at once, and from one
  * source address (an IPv6 /64 counts as one source, since one host
@@ -95,5 +117,10 @@
  * MaxConnectionsPerSource= play this role with Accept=yes. */
 #define MAX_CHILDREN_DEFAULT 100
 #define MAX_PER_SOURCE_DEFAULT 10
+
+/* A log line, priority prefix included: RFC 3164 §4.1 bounds a syslog
+ * message to 1024 octets, and journald's stderr lines stay readable.
+ * Longer lines are cut, never split. */
+#define LOG_LINE_MAX 1024
 
 #endif

@@ -3,9 +3,16 @@
 #ifndef POP3D_PEER_H
 #define POP3D_PEER_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
-#include "pop3d.h"
+struct peer {
+	/* "pipe", "unix", or the numeric address; also PAM_RHOST. */
+	char addr[64];
+	/* A pipe, a Unix socket or a loopback address: cleartext passwords
+	 * cannot be sniffed there (DEC-24). */
+	bool local;
+};
 
 /* Describe a socket peer: "unix" or the numeric address. Local means
  * AF_UNIX, 127.0.0.0/8, ::1 or an IPv4-mapped loopback address. Returns 0,

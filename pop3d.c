@@ -14,15 +14,13 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "command.h"
+#include "config.h"
 #include "log.h"
 #include "maildrop.h"
+#include "monitor.h"
 #include "params.h"
-#include "privsep.h"
-#include "pop3d.h"
 #include "server.h"
-#include "tls.h"
 
 static void
 usage(FILE *f)
@@ -83,179 +81,204 @@ bad_option(const char *fmt, ...)
 	exit(2);
 }
 
-static unsigned long
-number_option(const char *name, const char *arg, unsigned long max)
-{
-	unsigned long v;
+/* How an option's argument is checked, and the type of its target. */
+enum opt_kind {
+	OPT_FLAG,  /* no argument; sets a bool */
+	OPT_TEXT,  /* any string the row's check accepts */
+	OPT_UINT,  /* a number in [min, max], into an unsigned */
+	OPT_ULONG, /* the same, into an unsigned long */
+	OPT_U64,   /* the same, into a uint64_t */
+	OPT_UID,   /* the same, into a uid_t */
+	OPT_LOG,   /* syslog or stderr */
+	OPT_VERSION,
+	OPT_HELP,
+};
 
-	if (command_number(arg, &v) != NUMBER_OK || v > max)
-		bad_option("bad value for %s", name);
-	return v;
-}
+/* One command-line option: everything about it is in its row. */
+struct opt_rule {
+	const char *name; /* without the leading "--" */
+	enum opt_kind kind;
+	unsigned long min, max; /* numbers only */
+	/* Exits through bad_option if arg will not do; NULL: anything. */
+	void (*check)(const char *name, const char *arg);
+	/* Typed, so that a row cannot store into a field of another type;
+	 * last, so that rows name it (.to.uint = ...) after the rest. */
+	union {
+		bool *flag;
+		const char **text;
+		unsigned *uint;
+		unsigned long *ulong;
+		uint64_t *u64;
+		uid_t *uid;
+		enum log_target *log;
+	} to;
+};
 
 static void
-check_mailbox_pattern(const char *pattern)
+check_mailbox_pattern(const char *name, const char *pattern)
 {
 	char path[PATH_MAX];
 
 	if (pattern[0] != '/' && strncmp(pattern, "%h/", 3) != 0)
-		bad_option("--mailbox must be an absolute path: %s", pattern);
+		bad_option("--%s must be an absolute path: %s", name, pattern);
 	if (maildrop_path(pattern, "user", "/home/user", path, sizeof(path)) <
 	    0)
-		bad_option("--mailbox: only %%u, %%h and %%%% may follow %%: "
-			   "%s",
-			   pattern);
+		bad_option("--%s: only %%u, %%h and %%%% may follow %%: %s",
+			   name, pattern);
+}
+
+/* The name becomes part of /etc/pam.d/NAME. */
+static void
+check_pam_service(const char *name, const char *arg)
+{
+	if (arg[0] == '\0' || strchr(arg, '/') != NULL)
+		bad_option("bad PAM service name: %s", arg);
+}
+
+static void
+check_absolute(const char *name, const char *arg)
+{
+	if (arg[0] != '/')
+		bad_option("--%s must be absolute: %s", name, arg);
+}
+
+static void
+check_not_empty(const char *name, const char *arg)
+{
+	if (arg[0] == '\0')
+		bad_option("empty --%s", name);
+}
+
+static unsigned long
+number_option(const struct opt_rule *r, const char *arg)
+{
+	unsigned long v;
+
+	if (command_number(arg, &v) != NUMBER_OK || v > r->max)
+		bad_option("bad value for --%s", r->name);
+	if (v < r->min)
+		bad_option("--%s must be at least %lu", r->name, r->min);
+	return v;
+}
+
+static enum log_target
+log_option(const char *arg)
+{
+	if (strcmp(arg, "syslog") == 0)
+		return LOG_TO_SYSLOG;
+	if (strcmp(arg, "stderr") == 0)
+		return LOG_TO_STDERR;
+	bad_option("--log takes syslog or stderr, not %s", arg);
+}
+
+static void
+apply_option(const struct opt_rule *r, const char *arg)
+{
+	if (r->check != NULL)
+		r->check(r->name, arg);
+	switch (r->kind) {
+	case OPT_FLAG:
+		*r->to.flag = true;
+		break;
+	case OPT_TEXT:
+		*r->to.text = arg;
+		break;
+	case OPT_UINT:
+		*r->to.uint = number_option(r, arg);
+		break;
+	case OPT_ULONG:
+		*r->to.ulong = number_option(r, arg);
+		break;
+	case OPT_U64:
+		*r->to.u64 = number_option(r, arg);
+		break;
+	case OPT_UID:
+		*r->to.uid = number_option(r, arg);
+		break;
+	case OPT_LOG:
+		*r->to.log = log_option(arg);
+		break;
+	case OPT_VERSION:
+		printf("pop3d %s\n", POP3D_VERSION);
+		exit(0);
+	case OPT_HELP:
+		usage(stdout);
+		exit(0);
+	}
+}
+
+/* getopt_long's view of the table (n rows, opts has room for n + 1).
+ * Each row gets a value of its own, above any character: glibc takes an
+ * abbreviation that fits several options with the same value as the
+ * first of them, where it must be refused as ambiguous. */
+enum { OPT_VAL_FIRST = 256 };
+
+static void
+getopt_table(const struct opt_rule *rules, int n, struct option *opts)
+{
+	bool takes_arg;
+
+	memset(opts, 0, (n + 1) * sizeof(*opts));
+	for (int i = 0; i < n; i++) {
+		takes_arg = rules[i].kind != OPT_FLAG &&
+			    rules[i].kind != OPT_VERSION &&
+			    rules[i].kind != OPT_HELP;
+		opts[i].name = rules[i].name;
+		opts[i].has_arg = takes_arg ? required_argument : no_argument;
+		opts[i].val = OPT_VAL_FIRST + i;
+	}
 }
 
 static void
 parse_options(int argc, char **argv, struct config *cfg)
 {
-	enum {
-		O_MAILBOX = 256,
-		O_PAM,
-		O_TIMEOUT,
-		O_MINUID,
-		O_PLAIN,
-		O_LOG,
-		O_MAXMSG,
-		O_MAXSIZE,
-		O_MAXCHILD,
-		O_MAXSRC,
-		O_TLSCERT,
-		O_TLSKEY,
-		O_TLSIMPL,
-		O_PAUSER,
-		O_PADIR,
-		O_JDIR,
-		O_PATIME,
-		O_VERSION,
-		O_HELP
+	/* name, kind, min, max, check, target */
+	const struct opt_rule rules[] = {
+		{"mailbox", OPT_TEXT, 0, 0, check_mailbox_pattern,
+		 .to.text = &cfg->mailbox},
+		{"pam-service", OPT_TEXT, 0, 0, check_pam_service,
+		 .to.text = &cfg->pam_service},
+		{"timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
+		 .to.uint = &cfg->timeout},
+		{"min-uid", OPT_UID, 0, UINT32_MAX - 1, NULL,
+		 .to.uid = &cfg->min_uid},
+		{"allow-plaintext", OPT_FLAG, 0, 0, NULL,
+		 .to.flag = &cfg->allow_plaintext},
+		{"log", OPT_LOG, 0, 0, NULL, .to.log = &cfg->log},
+		{"max-messages", OPT_ULONG, 0, ULONG_MAX, NULL,
+		 .to.ulong = &cfg->max_messages},
+		{"max-size", OPT_U64, 0, ULONG_MAX, NULL,
+		 .to.u64 = &cfg->max_size},
+		{"max-children", OPT_UINT, 1, OPTION_SESSIONS_MAX, NULL,
+		 .to.uint = &cfg->max_children},
+		{"max-per-source", OPT_UINT, 1, OPTION_SESSIONS_MAX, NULL,
+		 .to.uint = &cfg->max_per_source},
+		{"tls-cert", OPT_TEXT, 0, 0, NULL, .to.text = &cfg->tls_cert},
+		{"tls-key", OPT_TEXT, 0, 0, NULL, .to.text = &cfg->tls_key},
+		{"tls-implicit", OPT_FLAG, 0, 0, NULL,
+		 .to.flag = &cfg->tls_implicit},
+		{"preauth-user", OPT_TEXT, 0, 0, check_not_empty,
+		 .to.text = &cfg->preauth_user},
+		{"preauth-dir", OPT_TEXT, 0, 0, check_absolute,
+		 .to.text = &cfg->preauth_dir},
+		{"journal-dir", OPT_TEXT, 0, 0, check_absolute,
+		 .to.text = &cfg->journal_dir},
+		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
+		 .to.uint = &cfg->preauth_timeout},
+		{"version", OPT_VERSION, 0, 0, NULL, .to.flag = NULL},
+		{"help", OPT_HELP, 0, 0, NULL, .to.flag = NULL},
 	};
-	static const struct option opts[] = {
-		{"mailbox", required_argument, NULL, O_MAILBOX},
-		{"pam-service", required_argument, NULL, O_PAM},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"min-uid", required_argument, NULL, O_MINUID},
-		{"allow-plaintext", no_argument, NULL, O_PLAIN},
-		{"log", required_argument, NULL, O_LOG},
-		{"max-messages", required_argument, NULL, O_MAXMSG},
-		{"max-size", required_argument, NULL, O_MAXSIZE},
-		{"max-children", required_argument, NULL, O_MAXCHILD},
-		{"max-per-source", required_argument, NULL, O_MAXSRC},
-		{"tls-cert", required_argument, NULL, O_TLSCERT},
-		{"tls-key", required_argument, NULL, O_TLSKEY},
-		{"tls-implicit", no_argument, NULL, O_TLSIMPL},
-		{"preauth-user", required_argument, NULL, O_PAUSER},
-		{"preauth-dir", required_argument, NULL, O_PADIR},
-		{"journal-dir", required_argument, NULL, O_JDIR},
-		{"preauth-timeout", required_argument, NULL, O_PATIME},
-		{"version", no_argument, NULL, O_VERSION},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
-	};
+	enum { N_RULES = sizeof(rules) / sizeof(rules[0]) };
+	struct option opts[N_RULES + 1];
 	int o;
 
+	getopt_table(rules, N_RULES, opts);
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case O_MAILBOX:
-			check_mailbox_pattern(optarg);
-			cfg->mailbox = optarg;
-			break;
-		case O_PAM:
-			if (optarg[0] == '\0' || strchr(optarg, '/') != NULL)
-				bad_option("bad PAM service name: %s", optarg);
-			cfg->pam_service = optarg;
-			break;
-		case O_TIMEOUT:
-			cfg->timeout =
-				number_option("--timeout", optarg, 24UL * 3600);
-			if (cfg->timeout == 0)
-				bad_option("%s must be at least 1",
-					   "--timeout");
-			break;
-		case O_MINUID:
-			cfg->min_uid = number_option("--min-uid", optarg,
-						     UINT32_MAX - 1);
-			break;
-		case O_PLAIN:
-			cfg->allow_plaintext = true;
-			break;
-		case O_LOG:
-			if (strcmp(optarg, "syslog") == 0)
-				cfg->log = LOG_TO_SYSLOG;
-			else if (strcmp(optarg, "stderr") == 0)
-				cfg->log = LOG_TO_STDERR;
-			else
-				bad_option("--log takes syslog or stderr, not "
-					   "%s",
-					   optarg);
-			break;
-		case O_MAXMSG:
-			cfg->max_messages = number_option("--max-messages",
-							  optarg, ULONG_MAX);
-			break;
-		case O_MAXSIZE:
-			cfg->max_size =
-				number_option("--max-size", optarg, ULONG_MAX);
-			break;
-		case O_MAXCHILD:
-			cfg->max_children =
-				number_option("--max-children", optarg, 100000);
-			if (cfg->max_children == 0)
-				bad_option("%s must be at least 1",
-					   "--max-children");
-			break;
-		case O_MAXSRC:
-			cfg->max_per_source = number_option("--max-per-source",
-							    optarg, 100000);
-			if (cfg->max_per_source == 0)
-				bad_option("%s must be at least 1",
-					   "--max-per-source");
-			break;
-		case O_TLSCERT:
-			cfg->tls_cert = optarg;
-			break;
-		case O_TLSKEY:
-			cfg->tls_key = optarg;
-			break;
-		case O_TLSIMPL:
-			cfg->tls_implicit = true;
-			break;
-		case O_PAUSER:
-			if (optarg[0] == '\0')
-				bad_option("%s", "empty --preauth-user");
-			cfg->preauth_user = optarg;
-			break;
-		case O_PADIR:
-			if (optarg[0] != '/')
-				bad_option("--preauth-dir must be absolute: %s",
-					   optarg);
-			cfg->preauth_dir = optarg;
-			break;
-		case O_JDIR:
-			if (optarg[0] != '/')
-				bad_option("--journal-dir must be absolute: %s",
-					   optarg);
-			cfg->journal_dir = optarg;
-			break;
-		case O_PATIME:
-			cfg->preauth_timeout = number_option(
-				"--preauth-timeout", optarg, 24UL * 3600);
-			if (cfg->preauth_timeout == 0)
-				bad_option("%s must be at least 1",
-					   "--preauth-timeout");
-			break;
-		case O_VERSION:
-			printf("pop3d %s\n", POP3D_VERSION);
-			exit(0);
-		case O_HELP:
-			usage(stdout);
-			exit(0);
-		default:
+		if (o < OPT_VAL_FIRST || o >= OPT_VAL_FIRST + N_RULES)
 			bad_option("unknown or incomplete option: %s",
 				   argv[optind - 1]);
-		}
+		apply_option(&rules[o - OPT_VAL_FIRST], optarg);
 	}
 	if (optind < argc)
 		bad_option("unexpected argument: %s", argv[optind]);
@@ -284,13 +307,13 @@ dispatch_mode(const struct config *cfg, char **argv)
 		/* inetd's "wait" mode: the listening socket on stdin. */
 		return server_run(STDIN_FILENO, &limits, argv);
 	if (n == 0)
-		return privsep_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
+		return monitor_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
 	if (n > 1)
 		fatal("passed %d sockets; pop3d takes one per service", n);
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
 		return server_run(fd, &limits, argv);
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0)
-		return privsep_serve(cfg, fd, fd);
+		return monitor_serve(cfg, fd, fd);
 	fatal("the passed descriptor is not a stream socket");
 }
 
@@ -318,11 +341,7 @@ main(int argc, char **argv)
 	(void)prctl(PR_SET_NAME, "pop3d", 0, 0, 0);
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
-	auth_init();
-	/* As root, before anything else: the key may be root's alone. */
-	if (cfg.tls_cert != NULL && tls_setup(cfg.tls_cert, cfg.tls_key) < 0)
-		fatal("TLS is configured but cannot be set up");
-	privsep_check_dir(&cfg);
+	monitor_init(&cfg);
 	/* A client that goes away must show up as a failed write, not
 	 * kill us in the middle of something. */
 	signal(SIGPIPE, SIG_IGN);

@@ -1,15 +1,46 @@
-/* The records between the pre-auth process and the monitor, apart so
- * that tests can forge them. Each travels as one SOCK_SEQPACKET datagram
- * of exactly its size; anything else is refused. */
+/* What crosses the privilege boundary (design.md §2): the login request,
+ * the verdict and the user it names, and the records that carry them
+ * between the pre-auth process and the monitor. Nothing here runs PAM or
+ * changes privileges (auth.h does, for the monitor alone), so this is
+ * the one header both sides share. Each record travels as one
+ * SOCK_SEQPACKET datagram of exactly its size; anything else is refused. */
 #ifndef POP3D_PRIVSEP_MSG_H
 #define POP3D_PRIVSEP_MSG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "auth.h"
 #include "params.h"
+
+enum auth_verdict {
+	AUTH_OK,
+	AUTH_FAILED,	   /* wrong password: [AUTH] */
+	AUTH_UNKNOWN_USER, /* PAM does not know the name: [AUTH] */
+	AUTH_REFUSED,	   /* account locked, expired, or uid not allowed */
+	AUTH_TEMPFAIL,	   /* PAM or system fault: [SYS/TEMP] */
+	AUTH_PERMFAIL,	   /* configuration fault: [SYS/PERM] */
+};
+
+/* Whom a login made the session: filled by the monitor, never sent by
+ * the pre-auth process. */
+struct auth_user {
+	char name[USER_NAME_MAX + 1]; /* the final PAM_USER */
+	uid_t uid;
+	gid_t gid;
+	char home[PATH_MAX];
+};
+
+/* One login attempt, as the pre-auth process sends it to the monitor:
+ * a fixed-size record with NUL-terminated fields, nothing to parse. */
+struct auth_request {
+	char user[AUTH_FIELD_MAX + 1]; /* USER name, or SASL authcid */
+	char authzid[AUTH_FIELD_MAX + 1];
+	char password[AUTH_FIELD_MAX + 1];
+	char method[AUTH_METHOD_SIZE]; /* "USER", "PLAIN" or "LOGIN" */
+	unsigned char tls;
+};
 
 enum msg_type {
 	MSG_LOGIN = 0x706f7031,
@@ -41,9 +72,22 @@ union msg {
 	struct msg_handoff handoff;
 };
 
+/* Send one record of len octets, with nfds (0 to 2) descriptors
+ * attached. Returns 0, or -1 if it did not go out whole. */
+int privsep_send(int sock, const void *rec, size_t len, const int *fds,
+		 int nfds);
+
+/* Receive one record into m; returns its length, 0 at EOF, -1 on error
+ * or a truncated record. Passed descriptors go to fds (at most 2), the
+ * count to *nfds_r; any beyond that are closed. */
+ssize_t privsep_recv(int sock, union msg *m, int *fds, int *nfds_r);
+
 /* Judge a record the monitor received (len octets, nfds descriptors
  * attached): MSG_LOGIN or MSG_HANDOFF if it is well-formed and expected
- * now (a login before the verdict, the handoff after it), else 0. */
+ * now (a login before the verdict, the handoff after it), else 0. Lives
+ * in monitor.c, where it runs as root; declared here, beside the records,
+ * so that the tests and fuzzers of either side can hold the pre-auth
+ * process to it. */
 int privsep_check_record(const union msg *m, ssize_t len, int nfds,
 			 bool logged_in);
 

@@ -8,12 +8,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "params.h"
 #include "tls.h"
 
 /* One direction of the relay: octets read from one side, not yet
  * written to the other. */
 struct pipe_buf {
-	char data[16 * 1024];
+	char data[RELAY_BUFFER_SIZE];
 	size_t start, len;
 	bool eof; /* the source side is done */
 };

@@ -8,9 +8,10 @@
 
 #include <stdbool.h>
 
-#include "auth.h"
+#include "config.h"
 #include "netio.h"
-#include "pop3d.h"
+#include "peer.h"
+#include "privsep_msg.h"
 
 struct session_hooks {
 	/* Decide on credentials; req->password is wiped on return. On

@@ -7,9 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "auth.h"
 #include "command.h"
 #include "maildrop.h"
+#include "privsep_msg.h"
 #include "session.h"
 
 enum state { ST_AUTH = 1, ST_TRANS = 2 };
@@ -63,7 +63,7 @@ struct session {
 	enum net_status gone; /* why the client went away mid-command */
 	/* TRANSACTION */
 	struct auth_user who;
-	char method[8];
+	char method[AUTH_METHOD_SIZE];
 	struct maildrop *md;
 	size_t retrieved;
 	uint64_t retrieved_bytes;

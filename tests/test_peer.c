@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "peer.h"
-#include "pop3d.h"
 
 struct addr_case {
 	int family;

@@ -27,7 +27,7 @@ for h in fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl; do
 		     maildrop.c mbox.c uidl.c dotstuff.c journal.c sasl.c" ;;
 	fuzz_mbox) src="maildrop.c mbox.c uidl.c dotstuff.c journal.c" ;;
 	fuzz_sasl) src="sasl.c" ;;
-	fuzz_records) src="privsep.c" ;;
+	fuzz_records) src="monitor.c" ;;
 	fuzz_uidl) src="mbox.c uidl.c maildrop.c" ;;
 	esac
 	rm -f "$cov/$h".*.profraw
@@ -45,6 +45,6 @@ for h in fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl; do
 	if [ "$h" = fuzz_records ]; then
 		(cd "$top" && "$llvmcov" report "$cov/$h" \
 			-instr-profile="$cov/$h.profdata" -show-functions \
-			privsep.c | grep -E 'Name|privsep_check_record|valid_request')
+			monitor.c | grep -E 'Name|privsep_check_record|valid_request')
 	fi
 done

@@ -34,7 +34,7 @@ known_method(const char *m)
 	       strcmp(m, "LOGIN") == 0;
 }
 
-/* privsep_msg.h, auth.h and privsep.c's contract, written out. */
+/* privsep_msg.h's and monitor.c's contract, written out. */
 static int
 reference(const union msg *m, ssize_t len, int nfds, bool logged_in)
 {
@@ -152,7 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "handoff of %zd octets accepted", len);
 		check(m->handoff.len <= sizeof(m->handoff.input),
 		      "handoff accepted with len %u", m->handoff.len);
-		/* What the monitor does next (privsep_serve). */
+		/* What the monitor does next (monitor_serve). */
 		memset(&io, 0, offsetof(struct netio, in));
 		io.in_fd = io.out_fd = -1;
 		check(net_preload(&io, m->handoff.input, m->handoff.len) == 0,

@@ -2,7 +2,7 @@
  * session_trans.c, command.c, netio.c) on arbitrary client byte streams,
  * in every state: AUTHORIZATION as the pre-auth process runs it, with a
  * stub verdict for credentials, then, after a login, the handoff as
- * privsep.c does it and TRANSACTION/UPDATE over a small spool of the
+ * preauth.c does it and TRANSACTION/UPDATE over a small spool of the
  * awkward kinds.
  *
  * Input: a flag byte, then what the client sends.
@@ -107,7 +107,7 @@ static struct peer peer = {.addr = "fuzz", .local = true};
 struct stub {
 	int calls, failures;
 	bool ok;
-	char method[8];
+	char method[AUTH_METHOD_SIZE];
 };
 
 static enum auth_verdict
@@ -308,7 +308,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(!tls, "TLS active without TLS");
 	check_wiped(&io, "pre-auth");
 	if (end == SESSION_LOGGED_IN) {
-		/* privsep.c: hand_off, then the monitor's side. */
+		/* preauth.c: hand_off, then monitor.c: run_session. */
 		h.type = MSG_HANDOFF;
 		h.tls = tls;
 		h.len = net_take_input(&io, h.input, sizeof(h.input));

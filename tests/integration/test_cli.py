@@ -57,3 +57,47 @@ def test_mailbox_home_and_percent(env):
         check(reply == "+OK maildrop has 2 messages (320 octets)", f"%h/%%: {reply}")
         a.cmd("QUIT")
         a.close()
+
+
+# Each flag's refusal, word for word: admins' scripts and the man page
+# quote them. One row per check of the option table in pop3d.c (bounds,
+# "at least", paths, names), plus the abbreviations getopt must refuse as
+# ambiguous and the pairings checked after parsing.
+FLAG_MESSAGES = [
+    (["--bogus"], "unknown or incomplete option: --bogus"),
+    (["--timeout"], "unknown or incomplete option: --timeout"),
+    (["--help=x"], "unknown or incomplete option: --help=x"),
+    (["--pre=5"], "unknown or incomplete option: --pre=5"),
+    (["--max=5"], "unknown or incomplete option: --max=5"),
+    (["stray"], "unexpected argument: stray"),
+    (["--timeout=abc"], "bad value for --timeout"),
+    (["--timeout=0"], "--timeout must be at least 1"),
+    (["--timeout=86401"], "bad value for --timeout"),
+    (["--min-uid=4294967295"], "bad value for --min-uid"),
+    (["--log=file"], "--log takes syslog or stderr, not file"),
+    (["--max-messages=18446744073709551616"], "bad value for --max-messages"),
+    (["--max-size=1x"], "bad value for --max-size"),
+    (["--max-children=0"], "--max-children must be at least 1"),
+    (["--max-children=100001"], "bad value for --max-children"),
+    (["--max-per-source=0"], "--max-per-source must be at least 1"),
+    (["--preauth-timeout=0"], "--preauth-timeout must be at least 1"),
+    (["--preauth-user="], "empty --preauth-user"),
+    (["--preauth-dir=rel"], "--preauth-dir must be absolute: rel"),
+    (["--journal-dir=rel"], "--journal-dir must be absolute: rel"),
+    (["--mailbox=rel"], "--mailbox must be an absolute path: rel"),
+    (["--mailbox=/x/%z"], "--mailbox: only %u, %h and %% may follow %: /x/%z"),
+    (["--pam-service=a/b"], "bad PAM service name: a/b"),
+    (["--tls-key=k"], "--tls-key needs --tls-cert"),
+    (["--tls-implicit"], "--tls-implicit needs --tls-cert"),
+]
+
+
+def test_bad_flag_messages(env):
+    problems = []
+    for args, message in FLAG_MESSAGES:
+        r = run(env, *args)
+        want = f"pop3d: {message}\nTry 'pop3d --help'.\n".encode()
+        if r.returncode != 2 or r.stdout != b"" or r.stderr != want:
+            problems.append(f"{args}: exit {r.returncode}, stderr {r.stderr[:100]!r}")
+    check(not problems, "flag refused with another message:\n    "
+          + "\n    ".join(problems))

@@ -1,7 +1,8 @@
-/* The two things every module may read: the parsed configuration and
- * what we know about the client. Both are set up once in pop3d.c. */
-#ifndef POP3D_POP3D_H
-#define POP3D_POP3D_H
+/* The parsed configuration: set up once by pop3d.c from the command
+ * line, then only read. Every module that needs a setting gets it from
+ * here, never from the entry point's own header. */
+#ifndef POP3D_CONFIG_H
+#define POP3D_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,14 +27,6 @@ struct config {
 	const char *preauth_dir;  /* its empty chroot */
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
 	unsigned preauth_timeout; /* seconds from connect to login */
-};
-
-struct peer {
-	/* "pipe", "unix", or the numeric address; also PAM_RHOST. */
-	char addr[64];
-	/* A pipe, a Unix socket or a loopback address: cleartext passwords
-	 * cannot be sniffed there (DEC-24). */
-	bool local;
 };
 
 #endif

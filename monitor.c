@@ -1,25 +1,48 @@
-/* One connection as mutually untrusting processes (design.md §2):
+/* The monitor (design.md §2): the root side of a connection, and the
+ * only place that decides who a client is.
  *
- *   pre-auth  the pop3d user, chrooted to an empty directory, with
- *             no_new_privs: greeting, CAPA, STLS/TLS, USER/PASS, AUTH.
- *             Never sees the mail; afterwards, under TLS, the relay.
- *   monitor   root; reads only fixed-size records from its child, runs
- *             PAM, then becomes the user for good and is the session.
- */
-#include "privsep.h"
-#include "privsep_msg.h"
+ * For each connection, monitor_serve runs as root: it forks the pre-auth
+ * process (preauth.c), which parses everything the client sends, and
+ * from then on reads nothing but fixed-size records from that child
+ * (privsep_msg.h), each judged as hostile (privsep_check_record). It
+ * runs PAM for each login (judge), takes the connection at the handoff
+ * (await_login), gives the user a journal directory (journal_prepare),
+ * and drops to the user for good (auth_become). Past that call the same
+ * process is the user's session (run_session): nothing there is root.
+ *
+ * Everything in pop3d that runs as root, file by file:
+ *
+ *   pop3d.c        main: parse_options, log_init, monitor_init, and the
+ *                  choice of mode (dispatch_mode, libsystemd's
+ *                  sd_listen_fds).
+ *   command.c      command_number, for numeric options.
+ *   maildrop.c     maildrop_path, to check the --mailbox pattern.
+ *   log.c          log_init, log_msg, fatal.
+ *   monitor.c      monitor_init (check_preauth_dir) at startup; then, per
+ *                  connection, everything up to auth_become.
+ *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
+ *                  the uid policy); auth_become (initgroups, setresgid,
+ *                  setresuid, the proof that root is gone).
+ *   tls.c          tls_setup: OpenSSL loads the certificate and the key.
+ *   peer.c         peer_from_fd: getpeername for logs and PAM_RHOST.
+ *   privsep_msg.c  privsep_recv and privsep_send: octets and descriptors
+ *                  only; the judging is privsep_check_record, here.
+ *   server.c       the Accept=no listener: accept, fork and exec, each
+ *                  connection starting over in main.
+ *   preauth.c      confine, in the freshly forked child, until it has
+ *                  dropped to --preauth-user.
+ *
+ * Not started as root, the same code runs with the same split, minus the
+ * uid changes and the chroot. */
+#define POP3D_ROOT_ONLY
+#include "monitor.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pwd.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,203 +54,10 @@
 #include "netio.h"
 #include "params.h"
 #include "peer.h"
-#include "relay.h"
+#include "preauth.h"
+#include "privsep_msg.h"
 #include "session.h"
 #include "tls.h"
-
-/* --- both sides ------------------------------------------------------------
- */
-
-static int
-send_record(int sock, const void *rec, size_t len, const int *fds, int nfds)
-{
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
-	struct iovec iov = {(void *)rec, len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	struct cmsghdr *cm;
-	ssize_t n;
-
-	if (nfds > 0) {
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-	}
-	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-/* Receive one record into m; returns its length, 0 at EOF, -1 on error
- * or a truncated record. Passed descriptors go to fds (at most 2), the
- * count to *nfds_r; any beyond that are closed. */
-static ssize_t
-recv_record(int sock, union msg *m, int *fds, int *nfds_r)
-{
-	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	struct iovec iov = {m, sizeof(*m)};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *cm;
-	int got = 0, fd;
-	ssize_t n;
-
-	*nfds_r = 0;
-	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	for (cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm != NULL;
-	     cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0;
-		     i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
-			       sizeof(fd));
-			if (fds != NULL && got < 2)
-				fds[got++] = fd;
-			else
-				close(fd);
-		}
-	}
-	if (n < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		while (got > 0)
-			close(fds[--got]);
-		return -1;
-	}
-	*nfds_r = got;
-	return n;
-}
-
-/* --- the pre-auth process ------------------------------------------------ */
-
-struct preauth {
-	int sock;
-};
-
-static enum auth_verdict
-ask_monitor(void *ctx, struct auth_request *req)
-{
-	struct preauth *pa = ctx;
-	struct msg_login m;
-	union msg v;
-	int nfds;
-	ssize_t n;
-
-	/* Every octet defined: no stack garbage (padding) crosses over. */
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_LOGIN;
-	m.req = *req;
-	explicit_bzero(req->password, sizeof(req->password));
-	n = send_record(pa->sock, &m, sizeof(m), NULL, 0);
-	explicit_bzero(&m, sizeof(m));
-	if (n < 0)
-		fatal("pre-auth: monitor gone");
-	n = recv_record(pa->sock, &v, NULL, &nfds);
-	if (n != sizeof(v.verdict) || v.type != MSG_VERDICT ||
-	    v.verdict.verdict < AUTH_OK || v.verdict.verdict > AUTH_PERMFAIL)
-		fatal("pre-auth: no verdict from the monitor");
-	return v.verdict.verdict;
-}
-
-/* Become the unprivileged pre-auth user in an empty chroot, for good. */
-static void
-confine(const struct config *cfg)
-{
-	struct passwd *pw = NULL;
-	uid_t uid;
-	gid_t gid;
-
-	if (geteuid() == 0) {
-		pw = getpwnam(cfg->preauth_user);
-		if (pw == NULL) {
-			log_msg(LOG_WARNING,
-				"no user %s; pre-auth runs as "
-				"nobody",
-				cfg->preauth_user);
-			pw = getpwnam("nobody");
-		}
-		if (pw == NULL || pw->pw_uid == 0)
-			fatal("no unprivileged user for the pre-auth process");
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-		if (chroot(cfg->preauth_dir) < 0 || chdir("/") < 0)
-			fatal("chroot %s: %m", cfg->preauth_dir);
-		if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
-		    setresuid(uid, uid, uid) < 0)
-			fatal("pre-auth privilege drop: %m");
-		if (setuid(0) == 0 || seteuid(0) == 0)
-			fatal("pre-auth privilege drop: root regained");
-	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		fatal("no_new_privs: %m");
-}
-
-/* Give the monitor the connection and the input read ahead. Without TLS
- * that is the client's descriptors, and we are done; under TLS, one end
- * of a socketpair, and we relay. */
-static void __attribute__((noreturn))
-hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
-	 bool tls)
-{
-	static struct msg_handoff h;
-	int fds[2], sp[2];
-
-	h.type = MSG_HANDOFF;
-	h.tls = tls;
-	h.len = net_take_input(io, h.input, sizeof(h.input));
-	if (!tls) {
-		fds[0] = io->in_fd;
-		fds[1] = io->out_fd;
-		if (send_record(pa->sock, &h, sizeof(h), fds, 2) < 0)
-			fatal("pre-auth: handoff failed: %m");
-		explicit_bzero(&h, sizeof(h));
-		_exit(0);
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		fatal("socketpair: %m");
-	fds[0] = fds[1] = sp[1];
-	if (send_record(pa->sock, &h, sizeof(h), fds, 2) < 0)
-		fatal("pre-auth: handoff failed: %m");
-	explicit_bzero(&h, sizeof(h));
-	close(sp[1]);
-	close(pa->sock);
-	/* The session times out first and closes its end; the relay's own
-	 * limit is a backstop, later, so that the session logs why. */
-	relay_run(io->tls, io->in_fd, io->out_fd, sp[0],
-		  io->timeout_ms + RELAY_GRACE_MS);
-	tls_close(io->tls);
-	_exit(0);
-}
-
-static void __attribute__((noreturn))
-preauth_main(const struct config *cfg, const struct peer *peer, int in_fd,
-	     int out_fd, int sock)
-{
-	static struct netio io;
-	struct preauth pa = {sock};
-	struct session_hooks hooks = {ask_monitor, &pa};
-	bool tls;
-
-	confine(cfg);
-	net_init(&io, in_fd, out_fd, cfg->timeout);
-	if (session_authorize(cfg, peer, &io, &hooks, &tls) ==
-	    SESSION_LOGGED_IN)
-		hand_off(cfg, &pa, &io, tls);
-	if (io.tls != NULL)
-		tls_close(io.tls); /* close_notify after QUIT (R8314-04) */
-	_exit(0);
-}
-
-/* --- the monitor -----------------------------------------------------------
- */
 
 struct monitor {
 	const struct config *cfg;
@@ -235,7 +65,7 @@ struct monitor {
 	int sock;
 	int failures;
 	struct auth_user who;
-	char method[8];
+	char method[AUTH_METHOD_SIZE];
 };
 
 /* Every field must end inside its array; the method must be ours. The
@@ -312,7 +142,7 @@ judge(struct monitor *m, struct auth_request *req)
 	}
 	explicit_bzero(req, sizeof(*req));
 	v.verdict = verdict;
-	if (send_record(m->sock, &v, sizeof(v), NULL, 0) < 0)
+	if (privsep_send(m->sock, &v, sizeof(v), NULL, 0) < 0)
 		_exit(0); /* the pre-auth process is gone */
 	return verdict;
 }
@@ -328,7 +158,7 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 	ssize_t n;
 
 	for (;;) {
-		n = recv_record(m->sock, &msg, fds, &nfds);
+		n = privsep_recv(m->sock, &msg, fds, &nfds);
 		if (n <= 0)
 			_exit(0); /* the session ended before a login */
 		switch (privsep_check_record(&msg, n, nfds, accepted)) {
@@ -410,20 +240,15 @@ tune_socket(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int
-privsep_serve(const struct config *cfg, int in_fd, int out_fd)
+/* Fork the pre-auth process, which keeps the connection until a login.
+ * Returns its pid; *sock_r is our end of the socketpair to it. */
+static pid_t
+start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
+	      int out_fd, int *sock_r)
 {
-	static struct msg_handoff h;
-	static struct netio io;
-	struct peer peer;
-	struct monitor m = {.cfg = cfg, .peer = &peer};
-	int sv[2], fds[2] = {-1, -1};
-	bool tls;
+	int sv[2];
 	pid_t pid;
 
-	peer_from_fd(in_fd, &peer);
-	log_msg(LOG_INFO, "connect from %s", peer.addr);
-	tune_socket(out_fd);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		fatal("socketpair: %m");
 	pid = fork();
@@ -431,10 +256,44 @@ privsep_serve(const struct config *cfg, int in_fd, int out_fd)
 		fatal("fork: %m");
 	if (pid == 0) {
 		close(sv[0]);
-		preauth_main(cfg, &peer, in_fd, out_fd, sv[1]);
+		preauth_run(cfg, peer, in_fd, out_fd, sv[1]);
 	}
 	close(sv[1]);
-	m.sock = sv[0];
+	*sock_r = sv[0];
+	return pid;
+}
+
+/* After auth_become, as the user: the session proper, on the connection
+ * (or the relay's socketpair) and the input the pre-auth process had
+ * read ahead. */
+static void
+run_session(const struct config *cfg, const struct peer *peer,
+	    const struct monitor *m, struct msg_handoff *h, const int fds[2])
+{
+	static struct netio io;
+	bool tls = h->tls;
+
+	net_init(&io, fds[0], fds[1], cfg->timeout);
+	if (net_preload(&io, h->input, h->len) < 0)
+		fatal("handoff: input does not fit");
+	explicit_bzero(h, sizeof(*h));
+	session_transact(cfg, peer, &io, &m->who, m->method, tls);
+}
+
+int
+monitor_serve(const struct config *cfg, int in_fd, int out_fd)
+{
+	static struct msg_handoff h;
+	struct peer peer;
+	struct monitor m = {.cfg = cfg, .peer = &peer};
+	int fds[2] = {-1, -1};
+	bool tls;
+	pid_t pid;
+
+	peer_from_fd(in_fd, &peer);
+	log_msg(LOG_INFO, "connect from %s", peer.addr);
+	tune_socket(out_fd);
+	pid = start_preauth(cfg, &peer, in_fd, out_fd, &m.sock);
 	release_client(in_fd, out_fd);
 	await_login(&m, &h, fds);
 	close(m.sock);
@@ -442,12 +301,8 @@ privsep_serve(const struct config *cfg, int in_fd, int out_fd)
 	if (!tls)
 		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
-	auth_become(&m.who);
-	net_init(&io, fds[0], fds[1], cfg->timeout);
-	if (net_preload(&io, h.input, h.len) < 0)
-		fatal("handoff: input does not fit");
-	explicit_bzero(&h, sizeof(h));
-	session_transact(cfg, &peer, &io, &m.who, m.method, tls);
+	auth_become(&m.who); /* root ends here, for good */
+	run_session(cfg, &peer, &m, &h, fds);
 	if (tls) {
 		/* Let the relay send the last reply and close_notify
 		 * before we exit: under systemd our exit ends the unit,
@@ -460,8 +315,10 @@ privsep_serve(const struct config *cfg, int in_fd, int out_fd)
 	return 0;
 }
 
-void
-privsep_check_dir(const struct config *cfg)
+/* The pre-auth chroot must be root's and unwritable by anyone else, or
+ * the confined process could find (or plant) something in it. */
+static void
+check_preauth_dir(const struct config *cfg)
 {
 	struct stat st;
 
@@ -476,4 +333,14 @@ privsep_check_dir(const struct config *cfg)
 		fatal("--preauth-dir %s must be a directory owned by root and "
 		      "writable by nobody else",
 		      cfg->preauth_dir);
+}
+
+void
+monitor_init(const struct config *cfg)
+{
+	auth_init();
+	/* As root, before anything else: the key may be root's alone. */
+	if (cfg->tls_cert != NULL && tls_setup(cfg->tls_cert, cfg->tls_key) < 0)
+		fatal("TLS is configured but cannot be set up");
+	check_preauth_dir(cfg);
 }

@@ -1,0 +1,154 @@
+/* The pre-auth process (design.md §2): the part of pop3d that parses
+ * what an unauthenticated client sends. The monitor (monitor.c) forks it
+ * for each connection; it starts as root only long enough to confine
+ * itself:
+ *
+ *   as root     confine(): look up --preauth-user (pop3d, else nobody),
+ *               chroot to the empty --preauth-dir, drop to that user
+ *               for good, set no_new_privs.
+ *   as pop3d    the greeting, CAPA, STLS or implicit TLS, USER/PASS and
+ *               AUTH: session_authorize (session.c, session_auth.c) with
+ *               command.c, sasl.c, netio.c and tls.c. Each login goes to
+ *               the monitor as a fixed-size record (ask_monitor); only a
+ *               verdict comes back. After a login, hand_off gives the
+ *               monitor the connection and the input read ahead, and the
+ *               process exits; under TLS it stays on as the relay
+ *               (relay.c) between the client and the session.
+ *
+ * It never runs PAM (auth.h cannot be included here), never learns more
+ * of a user than the verdict, and never sees the mail. Not started as
+ * root: the same, minus the chroot and the user change. */
+#include "preauth.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netio.h"
+#include "params.h"
+#include "privsep_msg.h"
+#include "relay.h"
+#include "session.h"
+#include "tls.h"
+
+struct preauth {
+	int sock;
+};
+
+static enum auth_verdict
+ask_monitor(void *ctx, struct auth_request *req)
+{
+	struct preauth *pa = ctx;
+	struct msg_login m;
+	union msg v;
+	int nfds;
+	ssize_t n;
+
+	/* Every octet defined: no stack garbage (padding) crosses over. */
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_LOGIN;
+	m.req = *req;
+	explicit_bzero(req->password, sizeof(req->password));
+	n = privsep_send(pa->sock, &m, sizeof(m), NULL, 0);
+	explicit_bzero(&m, sizeof(m));
+	if (n < 0)
+		fatal("pre-auth: monitor gone");
+	n = privsep_recv(pa->sock, &v, NULL, &nfds);
+	if (n != sizeof(v.verdict) || v.type != MSG_VERDICT ||
+	    v.verdict.verdict < AUTH_OK || v.verdict.verdict > AUTH_PERMFAIL)
+		fatal("pre-auth: no verdict from the monitor");
+	return v.verdict.verdict;
+}
+
+/* Become the unprivileged pre-auth user in an empty chroot, for good. */
+static void
+confine(const struct config *cfg)
+{
+	struct passwd *pw = NULL;
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() == 0) {
+		pw = getpwnam(cfg->preauth_user);
+		if (pw == NULL) {
+			log_msg(LOG_WARNING,
+				"no user %s; pre-auth runs as "
+				"nobody",
+				cfg->preauth_user);
+			pw = getpwnam("nobody");
+		}
+		if (pw == NULL || pw->pw_uid == 0)
+			fatal("no unprivileged user for the pre-auth process");
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		if (chroot(cfg->preauth_dir) < 0 || chdir("/") < 0)
+			fatal("chroot %s: %m", cfg->preauth_dir);
+		if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			fatal("pre-auth privilege drop: %m");
+		if (setuid(0) == 0 || seteuid(0) == 0)
+			fatal("pre-auth privilege drop: root regained");
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fatal("no_new_privs: %m");
+}
+
+/* Give the monitor the connection and the input read ahead. Without TLS
+ * that is the client's descriptors, and we are done; under TLS, one end
+ * of a socketpair, and we relay. */
+static void __attribute__((noreturn))
+hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
+	 bool tls)
+{
+	static struct msg_handoff h;
+	int fds[2], sp[2];
+
+	h.type = MSG_HANDOFF;
+	h.tls = tls;
+	h.len = net_take_input(io, h.input, sizeof(h.input));
+	if (!tls) {
+		fds[0] = io->in_fd;
+		fds[1] = io->out_fd;
+		if (privsep_send(pa->sock, &h, sizeof(h), fds, 2) < 0)
+			fatal("pre-auth: handoff failed: %m");
+		explicit_bzero(&h, sizeof(h));
+		_exit(0);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		fatal("socketpair: %m");
+	fds[0] = fds[1] = sp[1];
+	if (privsep_send(pa->sock, &h, sizeof(h), fds, 2) < 0)
+		fatal("pre-auth: handoff failed: %m");
+	explicit_bzero(&h, sizeof(h));
+	close(sp[1]);
+	close(pa->sock);
+	/* The session times out first and closes its end; the relay's own
+	 * limit is a backstop, later, so that the session logs why. */
+	relay_run(io->tls, io->in_fd, io->out_fd, sp[0],
+		  io->timeout_ms + RELAY_GRACE_MS);
+	tls_close(io->tls);
+	_exit(0);
+}
+
+void
+preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
+	    int out_fd, int sock)
+{
+	static struct netio io;
+	struct preauth pa = {sock};
+	struct session_hooks hooks = {ask_monitor, &pa};
+	bool tls;
+
+	confine(cfg);
+	net_init(&io, in_fd, out_fd, cfg->timeout);
+	if (session_authorize(cfg, peer, &io, &hooks, &tls) ==
+	    SESSION_LOGGED_IN)
+		hand_off(cfg, &pa, &io, tls);
+	if (io.tls != NULL)
+		tls_close(io.tls); /* close_notify after QUIT (R8314-04) */
+	_exit(0);
+}
