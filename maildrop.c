@@ -696,8 +696,13 @@ lock_for_update(struct maildrop *md, char *dotlock, size_t size)
 		return MD_PERMFAIL;
 	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(md));
 	if (r != L_SUCCESS) {
-		log_msg(LOG_WARNING, "%s: dotlock failed (liblockfile %d)",
-			dotlock, r);
+		if (r == L_MAXTRYS)
+			log_msg(LOG_WARNING,
+				"%s: still held by another program", dotlock);
+		else
+			log_msg(LOG_WARNING,
+				"%s: dotlock failed (liblockfile error %d)",
+				dotlock, r);
 		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
 	}
 	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK) {
