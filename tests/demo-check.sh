@@ -88,6 +88,8 @@ while [ $(($(date +%s) - t0)) -lt "$timeout" ]; do
 	sleep 0.5
 done
 took=$(($(date +%s) - t0))
+# What make installed first, if anything (tests/deps.sh says it).
+grep -m1 '^pop3d: installing missing Debian packages:' "$log" | sed 's/^pop3d: /note demo: /'
 if [ "$up" = 1 ]; then
 	ok "make demo serves $url after ${took}s"
 else
