@@ -3,8 +3,8 @@
 # runs it. Starts "make demo" in the background on a free port (so on a
 # fresh machine make first installs the packages and builds pop3d), waits
 # for the port, fetches message 1 and the LIST with curl, checks what came
-# back, then stops the demo by its pid (SIGTERM to make's process group)
-# and checks that it cleaned up.
+# back, then stops the demo by its pid (SIGTERM to make) and checks that
+# it cleaned up.
 #
 # Run it from the top of a checkout, as root on a fresh machine (it is
 # make that installs the packages). One line per step, "ok" or "FAIL ...";
@@ -38,12 +38,13 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])' 2>/dev/null || echo 11110
 }
 
-# make and the demo script run in a process group of their own (setsid),
-# which gets SIGTERM: SIGINT, what Ctrl-C sends, is ignored by a command
-# started with & from a script. tests/demo.sh then stops its server.
+# make gets SIGTERM, which it passes on to tests/demo.sh, which stops its
+# server. (Not SIGINT, what Ctrl-C sends: a command started with & from a
+# script ignores it.) make and the demo script run in a process group of
+# their own (setsid), watched until it is empty.
 stop_demo() {
 	[ -n "$make_pid" ] || return 0
-	kill -TERM -- "-$make_pid" 2>/dev/null
+	kill -TERM "$make_pid" 2>/dev/null
 	for _ in $(seq 50); do
 		kill -0 -- "-$make_pid" 2>/dev/null || break
 		sleep 0.2
