@@ -42,6 +42,24 @@ BA = build-asan
 Q = $(if $(V),,@)
 SAY = $(if $(V),@true,@printf '  %-6s %s\n')
 
+# Packages first: every goal but these makes sure the Debian packages it
+# needs are installed (tests/deps.sh; as root it installs them, otherwise
+# it names them), while the Makefile is read. That is before any rule
+# runs, so no order of prerequisites and no make -j can compile first (an
+# order-only "| deps" did not: "demo: $(B)/pop3d | deps" compiled before
+# it). make and make install need only the build packages.
+NODEPS_GOALS = clean fuzz-clean format uninstall deps
+BUILD_GOALS = all install $(B)/pop3d $(B)/%.o
+GOALS = $(or $(MAKECMDGOALS),all)
+ifneq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+DEPS_OUT := $(shell tests/deps.sh $(if $(filter-out $(BUILD_GOALS),$(GOALS)),,build) >&2)
+ifneq ($(.SHELLSTATUS),0)
+$(error tests/deps.sh failed: see above)
+endif
+endif
+endif
+
 all: $(B)/pop3d
 
 $(B) $(BA):
@@ -75,10 +93,7 @@ $(BA)/test_%: tests/test_%.c $(MODULES:%=$(BA)/%.o) *.h
 
 # The test command of the README: unit tests and integration tests, on
 # the normal build and again under AddressSanitizer + UBSan.
-check: deps check-plain check-asan
-
-# Packages first, also under make -j.
-check-plain check-asan check-system check-valgrind demo: | deps
+check: check-plain check-asan
 
 check-plain: $(B)/pop3d $(UNIT_TESTS:%=$(B)/%)
 	tests/hardening.sh $(B)/pop3d
@@ -120,7 +135,7 @@ demo: $(B)/pop3d
 	tests/demo.sh $(B)/pop3d
 
 # Install the Debian packages the build and tests need (as root), or say
-# which are missing.
+# which are missing. Every other goal does this first anyway (above).
 deps:
 	@tests/deps.sh
 
@@ -191,14 +206,14 @@ $(B)/faultshim.so: tests/faults/faultshim.c | $(B)
 # A bounded stress run (CI): real MDAs (procmail, a local(8)-style writer)
 # deliver while POP3 clients retrieve and delete; then the invariant.
 STRESS_ARGS ?= --users 5 --clients 20 --deliveries 2000
-stress: $(B)/pop3d | deps
+stress: $(B)/pop3d
 	tests/stress/deps.sh
 	/usr/bin/python3 -B tests/stress/stress.py --binary $(B)/pop3d $(STRESS_ARGS)
 
 # Injected I/O faults, SIGKILL at random moments (200 runs), hang-ups and
 # signals, spool problems. FAULT_ARGS e.g. "--kill-runs 500 --seed 1".
 FAULT_ARGS ?=
-check-faults: $(B)/pop3d $(B)/faultshim.so | deps
+check-faults: $(B)/pop3d $(B)/faultshim.so
 	/usr/bin/python3 -B tests/faults/run.py --binary $(B)/pop3d \
 		--shim $(B)/faultshim.so $(FAULT_ARGS)
 
@@ -291,8 +306,6 @@ $(B)/bench/genspool: bench/genspool.c
 	@mkdir -p $(@D)
 	$(SAY) CC $@
 	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $< -lm
-
-bench bench-peers bench-profile: | deps
 
 bench: $(B)/pop3d $(BENCH_TOOLS)
 	python3 bench/run.py --build $(B) $(BENCH_ARGS)

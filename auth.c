@@ -172,8 +172,10 @@ lookup_user(const struct config *cfg, const char *name, struct auth_user *who)
 		return errno ? AUTH_TEMPFAIL : AUTH_PERMFAIL;
 	}
 	if ((size_t)snprintf(who->home, sizeof(who->home), "%s", pw->pw_dir) >=
-	    sizeof(who->home))
+	    sizeof(who->home)) {
+		log_msg(LOG_ERR, "user %s: home directory path too long", name);
 		return AUTH_PERMFAIL;
+	}
 	snprintf(who->name, sizeof(who->name), "%s", name);
 	who->uid = pw->pw_uid;
 	who->gid = pw->pw_gid;
@@ -188,7 +190,11 @@ lookup_user(const struct config *cfg, const char *name, struct auth_user *who)
 		}
 		return AUTH_OK;
 	}
-	if (who->uid == 0 || who->uid < cfg->min_uid) {
+	if (who->uid == 0) {
+		log_msg(LOG_NOTICE, "user %s: uid 0 is never served", name);
+		return AUTH_REFUSED;
+	}
+	if (who->uid < cfg->min_uid) {
 		log_msg(LOG_NOTICE, "user %s: uid %lu is below --min-uid=%lu",
 			name, (unsigned long)who->uid,
 			(unsigned long)cfg->min_uid);

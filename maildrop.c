@@ -107,8 +107,12 @@ open_spool_dir(struct maildrop *md)
 		log_msg(LOG_ERR, "%s: %m", dir);
 		return -1;
 	}
-	if (fstat(dfd, &st) < 0 ||
-	    ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+	if (fstat(dfd, &st) < 0) {
+		log_msg(LOG_ERR, "%s: fstat: %m", dir);
+		close(dfd);
+		return -1;
+	}
+	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
 		log_msg(LOG_ERR,
 			"%s: refused: the spool directory is writable "
 			"by others and not sticky",
@@ -117,6 +121,28 @@ open_spool_dir(struct maildrop *md)
 		return -3;
 	}
 	return dfd;
+}
+
+/* The spool must be a plain file of the user's with one name that
+ * nobody else may write. Logs the first check that fails, alone, so the
+ * admin knows what to fix. Returns true if the spool is refused. */
+static bool
+spool_refused(const char *path, const struct stat *st, uid_t owner)
+{
+	if (!S_ISREG(st->st_mode))
+		log_msg(LOG_ERR, "%s: refused: not a regular file", path);
+	else if (st->st_uid != owner)
+		log_msg(LOG_ERR, "%s: refused: owned by uid %lu, not %lu", path,
+			(unsigned long)st->st_uid, (unsigned long)owner);
+	else if (st->st_nlink != 1)
+		log_msg(LOG_ERR, "%s: refused: %lu hard links, not 1", path,
+			(unsigned long)st->st_nlink);
+	else if (st->st_mode & S_IWOTH)
+		log_msg(LOG_ERR, "%s: refused: writable by others (mode %04o)",
+			path, (unsigned)(st->st_mode & 07777));
+	else
+		return false;
+	return true;
 }
 
 /* design.md §4: never follow a link, never create, never block on a
@@ -148,19 +174,18 @@ open_spool(struct maildrop *md, uid_t owner)
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
 		return MD_TEMPFAIL;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != owner || st.st_nlink != 1 ||
-	    (st.st_mode & S_IWOTH)) {
-		log_msg(LOG_ERR,
-			"%s: refused: not a regular file of uid %lu with one "
-			"link and no write access for others",
-			md->path, (unsigned long)owner);
+	if (spool_refused(md->path, &st, owner))
 		return MD_PERMFAIL;
-	}
 	/* One POP3 session per maildrop. flock is a lock no MDA takes on
 	 * Linux, so holding it all session long delays no delivery. */
 	if (flock(md->fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
+		if (errno == EWOULDBLOCK) {
+			/* Said here, where it is known: the login itself
+			 * succeeded, and an admin must not think it failed. */
+			log_msg(LOG_NOTICE, "%s: in use by another session",
+				md->path);
 			return MD_IN_USE;
+		}
 		log_msg(LOG_ERR, "%s: flock: %m", md->path);
 		return MD_TEMPFAIL;
 	}
@@ -671,8 +696,13 @@ lock_for_update(struct maildrop *md, char *dotlock, size_t size)
 		return MD_PERMFAIL;
 	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(md));
 	if (r != L_SUCCESS) {
-		log_msg(LOG_WARNING, "%s: dotlock failed (liblockfile %d)",
-			dotlock, r);
+		if (r == L_MAXTRYS)
+			log_msg(LOG_WARNING,
+				"%s: still held by another program", dotlock);
+		else
+			log_msg(LOG_WARNING,
+				"%s: dotlock failed (liblockfile error %d)",
+				dotlock, r);
 		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
 	}
 	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK) {

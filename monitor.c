@@ -204,13 +204,19 @@ journal_prepare(const struct config *cfg, const struct auth_user *who)
 	if (mkdirat(dfd, name, 0700) == 0 && geteuid() == 0 &&
 	    fchownat(dfd, name, who->uid, who->gid, AT_SYMLINK_NOFOLLOW) < 0)
 		log_msg(LOG_ERR, "%s/%s: chown: %m", cfg->journal_dir, name);
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISDIR(st.st_mode) || st.st_uid != who->uid ||
-	    (st.st_mode & 077) != 0)
-		log_msg(LOG_ERR,
-			"%s/%s must be a directory of uid %lu, mode "
-			"0700",
-			cfg->journal_dir, name, (unsigned long)who->uid);
+	/* The one check that failed, so that the admin knows what to fix. */
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		log_msg(LOG_ERR, "%s/%s: %m", cfg->journal_dir, name);
+	else if (!S_ISDIR(st.st_mode))
+		log_msg(LOG_ERR, "%s/%s: not a directory", cfg->journal_dir,
+			name);
+	else if (st.st_uid != who->uid)
+		log_msg(LOG_ERR, "%s/%s: owned by uid %lu, not %lu",
+			cfg->journal_dir, name, (unsigned long)st.st_uid,
+			(unsigned long)who->uid);
+	else if ((st.st_mode & 077) != 0)
+		log_msg(LOG_ERR, "%s/%s: open to others (mode %04o, not 0700)",
+			cfg->journal_dir, name, (unsigned)(st.st_mode & 07777));
 	close(dfd);
 }
 
@@ -328,11 +334,15 @@ check_preauth_dir(const struct config *cfg)
 		fatal("--preauth-dir %s: %m", cfg->preauth_dir);
 	if (lstat(cfg->preauth_dir, &st) < 0)
 		fatal("--preauth-dir %s: %m", cfg->preauth_dir);
-	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH)))
-		fatal("--preauth-dir %s must be a directory owned by root and "
-		      "writable by nobody else",
-		      cfg->preauth_dir);
+	if (!S_ISDIR(st.st_mode))
+		fatal("--preauth-dir %s: not a directory", cfg->preauth_dir);
+	if (st.st_uid != 0)
+		fatal("--preauth-dir %s: owned by uid %lu, not root",
+		      cfg->preauth_dir, (unsigned long)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		fatal("--preauth-dir %s: writable by group or others "
+		      "(mode %04o)",
+		      cfg->preauth_dir, (unsigned)(st.st_mode & 07777));
 }
 
 void

@@ -197,6 +197,28 @@ net_reason(enum net_status st)
 	return st == NET_TIMEOUT ? "timeout" : "disconnect";
 }
 
+/* The logout line's reason for a result that closes the session. A
+ * maildrop that cannot be opened after a good login is named as such:
+ * "login refused" was read as a failed login. Its cause is logged before. */
+static const char *
+close_reason(const struct session *s, enum pop_result r)
+{
+	switch (r) {
+	case POP_MD_IN_USE:
+		return "maildrop in use";
+	case POP_MD_TEMP:
+		return "maildrop temporarily unavailable";
+	case POP_MD_PERM:
+		return "maildrop refused";
+	case POP_ABORT:
+		return s->io->out_failed != NET_OK
+			       ? net_reason(s->io->out_failed)
+			       : "error";
+	default:
+		return "login refused";
+	}
+}
+
 /* Turn a result into its reply and decide whether the session goes on. */
 static bool
 conclude(struct session *s, enum pop_result r)
@@ -213,10 +235,7 @@ conclude(struct session *s, enum pop_result r)
 		if (results[r].reply != NULL)
 			net_reply(s->io, "%s", results[r].reply);
 		if (results[r].close && s->reason == NULL)
-			s->reason = r != POP_ABORT ? "login refused"
-				    : s->io->out_failed != NET_OK
-					    ? net_reason(s->io->out_failed)
-					    : "error";
+			s->reason = close_reason(s, r);
 		return !results[r].close;
 	}
 	if (++s->bad_commands >= BAD_COMMANDS_MAX) {

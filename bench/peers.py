@@ -256,12 +256,19 @@ class Peers:
         empty = self.work / "empty"
         empty.mkdir(mode=0o555)
         empty.chmod(0o555)
+        # UPDATE's journals in the run's own directory: the default,
+        # /var/lib/pop3d/journal, exists only after make install, and
+        # without it every DELE + QUIT is refused ([SYS/TEMP]).
+        journal = self.work / "journal"
+        journal.mkdir(mode=0o711)
+        journal.chmod(0o711)
         self.logs = self.work / "logs"
         self.logs.mkdir()
         self.ru = {}
         pop3d = [str(self.binary), "--log=stderr",
                  f"--pam-service={PAM_SERVICE}", "--mailbox=/var/mail/%u",
-                 "--preauth-user=nobody", f"--preauth-dir={empty}"]
+                 "--preauth-user=nobody", f"--preauth-dir={empty}",
+                 f"--journal-dir={journal}"]
         self.servers = {}
         for name, cmd in (("pop3d", pop3d), ("popa3d", [str(self.popa3d)])):
             ru = bl.RusageFile(self.logs / f"{name}.rusage")

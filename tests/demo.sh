@@ -30,6 +30,9 @@ server_pid=""
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+	# A second signal (make passes SIGTERM on to us, and whoever sent it
+	# may signal our group as well) must not cut the cleanup short.
+	trap '' INT TERM HUP
 	# The server runs in its own session (setsid below): signal the whole
 	# group, so that pop3d processes still serving a client end too.
 	if [ -n "$server_pid" ]; then

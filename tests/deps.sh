@@ -1,6 +1,7 @@
 #!/bin/sh
-# Make sure the Debian packages that the build, the tests and the demo
-# need are installed.
+# tests/deps.sh [build]: make sure the Debian packages that the build, the
+# tests and the demo need are installed; with "build", only those that
+# make and make install need (the Makefile runs this before any rule).
 #
 # Nothing missing: silent, exit 0. Missing and root: install them with
 # apt-get (no prompts; CI runs with stdin closed). Missing and not root:
@@ -27,10 +28,19 @@ set -eu
 #   valgrind              make check-valgrind
 #   curl                  the demo's client
 #   systemd               systemd-socket-activate, for the demo
-PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
-liblockfile-dev libsystemd-dev check libpam-wrapper libnss-wrapper
+BUILD_PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
+liblockfile-dev libsystemd-dev"
+PACKAGES="$BUILD_PACKAGES check libpam-wrapper libnss-wrapper
 libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
 clang-tidy clang valgrind"
+case "${1:-}" in
+build) PACKAGES=$BUILD_PACKAGES ;;
+"") ;;
+*)
+	echo "usage: $0 [build]" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for pkg in $PACKAGES; do
@@ -44,7 +54,8 @@ done
 
 # The systemd package is large and a container may run without it; all
 # the demo needs from it is this one binary.
-if ! command -v systemd-socket-activate >/dev/null 2>&1 &&
+if [ "${1:-}" != build ] &&
+	! command -v systemd-socket-activate >/dev/null 2>&1 &&
 	[ ! -x /usr/bin/systemd-socket-activate ] &&
 	[ ! -x /lib/systemd/systemd-socket-activate ]; then
 	missing="$missing systemd"

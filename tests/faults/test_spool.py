@@ -90,9 +90,6 @@ def _real_file(env, d, name="real", user="alice", mode=0o600):
     return p
 
 
-REFUSED_WORDS = ["refused"]
-
-
 def test_symlink(ctx):
     def setup(env, d):
         _real_file(env, d)
@@ -111,7 +108,7 @@ def test_hard_link(ctx):
     def setup(env, d):
         _real_file(env, d, "alice")
         os.link(d / "alice", d / "other")
-    refused(ctx, "hardlink", setup, REFUSED_WORDS)
+    refused(ctx, "hardlink", setup, ["refused: 2 hard links, not 1"])
 
 
 def test_directory(ctx):
@@ -126,7 +123,7 @@ def test_fifo(ctx):
     def setup(env, d):
         os.mkfifo(d / "alice", 0o600)
         env.chown_to(d / "alice", "alice")
-    refused(ctx, "fifo", setup, REFUSED_WORDS)
+    refused(ctx, "fifo", setup, ["refused: not a regular file"])
 
 
 def test_unix_socket(ctx):
@@ -145,7 +142,7 @@ def test_other_owner(ctx):
     if not ctx.env.really_root:
         raise harness.TestSkipped("needs root to give the file to bob")
     refused(ctx, "owned-by-bob", lambda env, d: _real_file(env, d, "alice", "bob"),
-            REFUSED_WORDS)
+            ["refused: owned by uid"])
 
 
 def test_other_group_world_writable(ctx):
@@ -155,7 +152,16 @@ def test_other_group_world_writable(ctx):
         if env.really_root:
             os.chown(p, env.uid("alice"), env.users["bob"][1])
         os.chmod(p, 0o666)
-    refused(ctx, "group-bob-0666", setup, REFUSED_WORDS)
+    refused(ctx, "group-bob-0666", setup, ["refused: writable by others (mode 0666)"])
+
+
+def test_directory_writable_by_others(ctx):
+    """Anyone could swap the spool in a directory like this (no sticky bit)."""
+    def setup(env, d):
+        _real_file(env, d, "alice")
+        os.chmod(d, 0o777)
+    refused(ctx, "dir-0777", setup,
+            ["refused: the spool directory is writable by others and not sticky"])
 
 
 def test_not_mbox(ctx):

@@ -18,6 +18,7 @@ NAME.in, one client line per line, sent with CRLF appended:
   #!symlink / #!hardlink / #!mkdir / #!mkfifo   make the spool a symlink to
                   a copy of itself / give it a second link / a directory / a FIFO
   #!chown USER    give the spool to USER (needs real root; else skipped)
+  #!chmod MODE    set the spool's mode (octal)
   #!duration MIN MAX   this session must last between MIN and MAX seconds
 The whole script of a session is written at once (pipelining), except
 around #!sleep.
@@ -112,7 +113,7 @@ def parse_in(path):
             elif op == "duration":
                 s.duration = (float(words[1]), float(words[2]))
             elif op in ("user", "spool", "append", "expect-spool", "symlink",
-                        "hardlink", "mkdir", "mkfifo", "chown"):
+                        "hardlink", "mkdir", "mkfifo", "chown", "chmod"):
                 s.actions.append(words)
             else:
                 raise ValueError(f"{path.name}: unknown directive {raw}")
@@ -322,6 +323,8 @@ class ScriptTest:
                     if not env.really_root:
                         raise TestSkipped("needs real root to chown")
                     env.chown_to(spool, act[1])
+                elif op == "chmod":
+                    os.chmod(spool, int(act[1], 8))
 
             data = b"".join(v for k, v in sess.steps if k == "data")
             for line in client_lines(data):

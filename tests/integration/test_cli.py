@@ -2,6 +2,8 @@
 --help, bad flags (exit 2, nothing on stdout, a message on stderr), and the
 --mailbox pattern escapes %h and %%."""
 
+import os
+import re
 import subprocess
 
 from harness import Sessions, check, fixture
@@ -101,3 +103,23 @@ def test_bad_flag_messages(env):
             problems.append(f"{args}: exit {r.returncode}, stderr {r.stderr[:100]!r}")
     check(not problems, "flag refused with another message:\n    "
           + "\n    ".join(problems))
+
+
+def test_preauth_dir_refusal_names_the_fault(env):
+    """Issue 10: a bad --preauth-dir is refused with the one check that
+    failed, not the list of every condition."""
+    d = env.tempdir("preauth-dir")
+    (d / "file").write_bytes(b"")
+    (d / "open").mkdir()
+    os.chmod(d / "open", 0o777)
+    cases = [("file", r"not a directory")]
+    if env.really_root:
+        cases.append(("open", r"writable by group or others \(mode 0777\)"))
+    else:
+        cases.append(("open", r"owned by uid \d+, not root"))
+    for name, want in cases:
+        r = run(env, "--log=stderr", f"--preauth-dir={d / name}")
+        line = rf"<2>--preauth-dir {re.escape(str(d / name))}: {want}"
+        check(r.returncode == 1 and re.fullmatch(line.encode(), r.stderr.strip()),
+              f"--preauth-dir {name}: exit {r.returncode}, stderr {r.stderr[:200]!r}, "
+              f"expected {line!r}")

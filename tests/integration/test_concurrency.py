@@ -27,6 +27,18 @@ NEW_MAIL = (b"From zoe@example.org Wed Jan 10 08:00:00 2024\n"
 NEW_MAIL_SIZE = 110    # CRLF octets of NEW_MAIL's message
 
 
+def check_log_lines(stderr, *patterns):
+    """Each regex must match a whole log line, in this order."""
+    lines = stderr.decode(errors="replace").splitlines()
+    pos = 0
+    for pat in patterns:
+        while pos < len(lines) and not re.fullmatch(pat, lines[pos]):
+            pos += 1
+        check(pos < len(lines), f"no log line (in order) matches {pat!r}; log:\n      "
+              + "\n      ".join(lines))
+        pos += 1
+
+
 def chunks(mbox):
     """Split an mbox into per-message byte ranges, each with its From_ line
     and trailing separator, as UPDATE moves them."""
@@ -58,6 +70,11 @@ def test_second_session_in_use(env):
         check(took < 1.9, f"[IN-USE] took {took:.1f}s: not 'at once'")
         check(b.wait_eof() == b"", "bytes after the [IN-USE] reply")
         b.close()
+        # Issue 10: the log says the maildrop was busy, not that the
+        # login failed.
+        check_log_lines(b.stderr, r"<6>login: user=alice peer=\S+ method=USER tls=no",
+                        r"<5>/\S+/alice: in use by another session",
+                        r"<6>logout: user=alice reason=maildrop in use")
         check(a.cmd("STAT") == "+OK 2 320", "first session disturbed")
         check(a.cmd("QUIT") == "+OK pop3d signing off (2 messages left)", "QUIT")
         a.close()
@@ -183,6 +200,8 @@ def test_lock_wait_timeout_is_in_use(env):
                   f"expected {IN_USE!r}")
             check(a.wait_eof() == b"", "bytes after [IN-USE]")
             a.close()
+            check_log_lines(a.stderr, r"<4>/\S+/alice: still locked after 10000 ms",
+                            r"<6>logout: user=alice reason=maildrop in use")
     finally:
         release.set()
         t.join(10)

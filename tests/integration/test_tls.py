@@ -654,27 +654,31 @@ def test_stls_forgets_user(env):
 
 
 def test_tls11_refused(env):
-    """R8314-05 R2595-03 R2595-13: a client limited to TLS 1.1 (its own
-    security level lowered so that it really offers 1.1) is refused on the
-    implicit port and after STLS; the log says why; TLS 1.2 works."""
+    """R8314-05 R2595-03 R2595-13: a client limited to TLS 1.1 or 1.0 (its
+    own security level lowered so that it really offers it; libc-client
+    2007, PHP's imap, offers only 1.0 on STLS) is refused on the implicit
+    port and after STLS; the log says why; TLS 1.2 works."""
     cafile = str(certs(env).cert)
-    old = ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]
     with Server(env, "tls11-implicit", tls_args(env, implicit=True)) as imp, \
             Server(env, "tls11-stls", tls_args(env)) as stls:
-        for srv, starttls in ((imp, []), (stls, ["-starttls", "pop3"])):
+        for srv, starttls, version in ((imp, [], "-tls1_1"),
+                                       (stls, ["-starttls", "pop3"], "-tls1_1"),
+                                       (stls, ["-starttls", "pop3"], "-tls1")):
+            old = [version, "-cipher", "DEFAULT@SECLEVEL=0"]
             res = run_tool(["openssl", "s_client", "-connect", f"{HOST}:{srv.port}",
                             "-CAfile", cafile, *starttls, *old], input=b"CAPA\r\nQUIT\r\n")
-            check(res.returncode != 0, f"TLS 1.1 handshake succeeded: {tool_output(res)}")
+            check(res.returncode != 0, f"{version} handshake succeeded: {tool_output(res)}")
             check(b"+OK capability" not in res.stdout and b"IMPLEMENTATION" not in res.stdout,
-                  "pop3d answered a TLS 1.1 client")
+                  f"pop3d answered a {version} client")
         res = run_tool(["openssl", "s_client", "-connect", f"{HOST}:{stls.port}",
                         "-CAfile", cafile, "-starttls", "pop3", "-tls1_2", "-quiet"],
                        input=b"QUIT\r\n")
         check(res.returncode == 0 and res.stdout.endswith(b"+OK pop3d signing off\r\n"),
               f"TLS 1.2 refused: {tool_output(res)}")
     for srv in (imp, stls):
-        srv.check_log(r"TLS handshake: .*(unsupported protocol|version)",
+        srv.check_log(r"^<5>TLS handshake: .*unsupported protocol$",
                       r"^<6>logout: user=- peer=127\.0\.0\.1 reason=TLS handshake failed$")
+    stls.check_log(*[r"^<5>TLS handshake: .*unsupported protocol$"] * 2)
     stls.check_log(r"^<6>STLS: peer=127\.0\.0\.1 TLSv1\.2$")
 
 

@@ -163,17 +163,23 @@ def start_server(env, maildir, logf):
 # --- deliveries -------------------------------------------------------------------
 
 class Writers:
-    """One mta_writer.py per user, running as that user."""
+    """One mta_writer.py per user, running as that user. The user may not
+    be able to read the checkout (a clone under /root, or in a mode 0700
+    directory): the writer runs from a copy in the work directory, which
+    is also its working directory."""
 
     def __init__(self, env, spools, order):
         self.procs = {}
         self.locks = {}
+        writer = env.workdir / "mta_writer.py"
+        shutil.copyfile(HERE / "mta_writer.py", writer)
+        os.chmod(writer, 0o644)
         for user, spool in spools.items():
             uid, gid, _ = env.users[user]
             kw = dict(user=uid, group=gid, extra_groups=[]) if env.really_root else {}
             self.procs[user] = subprocess.Popen(
-                ["/usr/bin/python3", "-B", str(HERE / "mta_writer.py"), str(spool), order],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, **kw)
+                ["/usr/bin/python3", "-B", str(writer), str(spool), order],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=env.workdir, **kw)
             self.locks[user] = threading.Lock()
 
     def deliver(self, user, data):
@@ -226,7 +232,7 @@ def procmail_deliver(env, rcfile, user, spool, data):
         kw = {}
         argv = ["procmail", "-m", f"SPOOL={spool}", str(rcfile)]
     t0 = time.monotonic()
-    r = subprocess.run(argv, input=data,
+    r = subprocess.run(argv, input=data, cwd=env.workdir,
                        capture_output=True, env={"PATH": "/usr/bin:/bin", "HOME": home,
                                                  "SHELL": "/bin/sh"}, **kw)
     took = (time.monotonic() - t0) * 1000

@@ -1546,7 +1546,7 @@ def root_refusal(srv):
     c.cmd("QUIT")
     c.close()
     refused_login(srv, "root", "anything-" + TAG, f"{label}: root, PAM says yes",
-                  extra_lines=[rb"^<5>user root: uid 0 is below --min-uid=0$"])
+                  extra_lines=[rb"^<5>user root: uid 0 is never served$"])
 
 
 def positive_control(srv, user, pw, label):
