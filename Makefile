@@ -47,8 +47,9 @@ SAY = $(if $(V),@true,@printf '  %-6s %s\n')
 # it names them), while the Makefile is read. That is before any rule
 # runs, so no order of prerequisites and no make -j can compile first (an
 # order-only "| deps" did not: "demo: $(B)/pop3d | deps" compiled before
-# it). make and make install need only the build packages.
-NODEPS_GOALS = clean fuzz-clean format uninstall deps
+# it). make and make install need only the build packages; check-systemd
+# builds inside its container and has its own (tests/systemd/deps.sh).
+NODEPS_GOALS = clean fuzz-clean format uninstall deps check-systemd
 BUILD_GOALS = all install $(B)/pop3d $(B)/%.o
 GOALS = $(or $(MAKECMDGOALS),all)
 ifneq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
