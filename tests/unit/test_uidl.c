@@ -16,6 +16,7 @@
 
 #include "maildrop.h"
 #include "spool_helpers.h"
+#include "uidl.h"
 
 /* --- UIDL --------------------------------------------------------------- */
 
@@ -307,6 +308,144 @@ START_TEST(uid_stable_when_reopening)
 }
 END_TEST
 
+/* --- uidl.h directly: validity, assignment, the digest ------------------ */
+
+/* R1939-48: 1-70 octets, each 0x21-0x7E. */
+struct valid_case {
+	const char *s;
+	size_t len; /* 0: strlen(s) */
+	bool valid;
+};
+
+#define X70                                                                    \
+	"01234567890123456789012345678901234567890123456789012345678901234567" \
+	"89"
+
+static const struct valid_case valid_cases[] = {
+	{"a", 0, true},
+	{"!", 0, true},
+	{"~", 0, true},
+	{"abc-2", 0, true},
+	{"<1@example.org>", 0, true},
+	{X70, 0, true},
+	{"", 0, false},
+	{X70 "0", 0, false},
+	{"a b", 0, false},
+	{"a\tb", 0, false},
+	{"ab\x7f", 0, false},
+	{"\x80", 0, false},
+	{"\xc3\xa9", 0, false},
+	{"a\0b", 3, false},
+	{"ab\r", 0, false},
+};
+
+START_TEST(valid_table)
+{
+	const struct valid_case *vc = &valid_cases[_i];
+	size_t len = vc->len ? vc->len : strlen(vc->s);
+
+	ck_assert_msg(uidl_valid(vc->s, len) == vc->valid, "\"%s\": want %s",
+		      show(vc->s, len), vc->valid ? "valid" : "invalid");
+}
+END_TEST
+
+/* uidl_assign: entries are a digest byte (the digest is that byte 16
+ * times) or an X-UIDL; want are the ids uidl_format gives. */
+#define D(b) "" #b #b #b #b #b #b #b #b #b #b #b #b #b #b #b #b
+#define DIG(b) D(b) D(b)
+
+struct assign_case {
+	const char *name;
+	int n;
+	unsigned char digest[4];
+	const char *xuidl[4];
+	const char *want[4];
+};
+
+static const struct assign_case assign_cases[] = {
+	{"distinct digests",
+	 3,
+	 {0x11, 0x22, 0x33},
+	 {NULL, NULL, NULL},
+	 {D(11), D(22), D(33)}},
+	{"copies get -2, -3 in mailbox order",
+	 3,
+	 {0x11, 0x11, 0x11},
+	 {NULL, NULL, NULL},
+	 {D(11), D(11) "-2", D(11) "-3"}},
+	{"unique X-UIDLs win",
+	 2,
+	 {0x11, 0x22},
+	 {"qpopper-17", "<x@y>"},
+	 {"qpopper-17", "<x@y>"}},
+	{"a repeated X-UIDL is used by neither message",
+	 3,
+	 {0x11, 0x22, 0x33},
+	 {"dup", NULL, "dup"},
+	 {D(11), D(22), D(33)}},
+	{"a suffix skips an id another message has",
+	 3,
+	 {0x11, 0x11, 0x22},
+	 {NULL, NULL, D(11) "-2"},
+	 {D(11), D(11) "-3", D(11) "-2"}},
+	{"an X-UIDL equal to another message's digest is suffixed",
+	 2,
+	 {0x11, 0x22},
+	 {NULL, D(11)},
+	 {D(11), D(11) "-2"}},
+};
+
+START_TEST(assign_table)
+{
+	const struct assign_case *ac = &assign_cases[_i];
+	struct uidl_entry e[4];
+	char id[UIDL_MAX + 1];
+
+	memset(e, 0, sizeof(e));
+	for (int i = 0; i < ac->n; i++) {
+		memset(e[i].digest, ac->digest[i], sizeof(e[i].digest));
+		if (ac->xuidl[i] != NULL) {
+			e[i].xuidl = strdup(ac->xuidl[i]);
+			ck_assert_ptr_nonnull(e[i].xuidl);
+		}
+	}
+	ck_assert_int_eq(uidl_assign(e, ac->n), 0);
+	for (int i = 0; i < ac->n; i++) {
+		uidl_format(&e[i], id);
+		ck_assert_msg(strcmp(id, ac->want[i]) == 0,
+			      "%s: message %d has \"%s\", want \"%s\"",
+			      ac->name, i + 1, id, ac->want[i]);
+		free(e[i].xuidl);
+	}
+}
+END_TEST
+
+/* The digest is SHA-256 cut to 16 bytes, so ids stay the same across
+ * versions and platforms (FIPS 180-2's "abc" vector), whatever pieces
+ * the parser feeds it in. */
+START_TEST(digest_is_sha256)
+{
+	static const unsigned char want[UIDL_DIGEST_BYTES] = {
+		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+		0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+	};
+	unsigned char got[UIDL_DIGEST_BYTES];
+	struct uidl_hasher *h = uidl_hasher_new();
+
+	ck_assert_ptr_nonnull(h);
+	uidl_hasher_update(h, "abc", 3);
+	uidl_hasher_final(h, got);
+	ck_assert(memcmp(got, want, sizeof(want)) == 0);
+	uidl_hasher_reset(h);
+	uidl_hasher_update(h, "a", 1);
+	uidl_hasher_update(h, "", 0);
+	uidl_hasher_update(h, "bc", 2);
+	uidl_hasher_final(h, got);
+	ck_assert(memcmp(got, want, sizeof(want)) == 0);
+	uidl_hasher_free(h);
+}
+END_TEST
+
 /* --- runner ------------------------------------------------------------- */
 
 static Suite *
@@ -322,6 +461,12 @@ uidl_suite(void)
 	tcase_add_loop_test(tc, xuidl_table, 0, N(xuidl_cases));
 	tcase_add_test(tc, uid_stable_when_reopening);
 	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("api");
+	tcase_add_loop_test(tc, valid_table, 0, N(valid_cases));
+	tcase_add_loop_test(tc, assign_table, 0, N(assign_cases));
+	tcase_add_test(tc, digest_is_sha256);
 	suite_add_tcase(s, tc);
 
 	/* Well under a second when linear; the timeout is the assertion. */
