@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run each unit test binary given as an argument; check prints its own
+# Run each unit test binary given as an argument (built from
+# tests/unit/test_MODULE.c by make); check prints its own
 # summary ("100%: Checks: N, Failures: 0, Errors: 0") and any failures.
 # Exits non-zero if any binary fails, is missing, or dies.
 # CK_VERBOSITY=verbose lists every test; CK_FORK=no helps a debugger.

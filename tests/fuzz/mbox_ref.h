@@ -1,5 +1,5 @@
 /* A reference reading of an mbox spool for the fuzz harnesses, written
- * from maildrop.h's and tests/test_maildrop.c's definition, not from
+ * from maildrop.h's and tests/unit/spool_helpers.h's definition, not from
  * mbox.c, and kept simple rather than fast (whole file in memory):
  *
  *   - a non-empty spool starts with "From "; otherwise it is no mbox;

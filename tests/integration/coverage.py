@@ -1,13 +1,19 @@
 #!/usr/bin/python3
-"""Which checklist IDs the integration tests cover.
+"""Which checklist IDs the integration tests cover, and whether every
+reference in the tree resolves.
 
-    coverage.py [CHECKLIST]   (default: ../shared/rfc-checklist.md from the repo)
+    coverage.py [-q] [CHECKLIST]   (default: docs/rfc-checklist.md)
 
 Script tests declare their IDs in the "# " comment lines of NAME.in; Python
 tests name them in their docstrings. Prints every in-scope ID (issue 2:
 sections 2-7, 9, 13-22; issue 4: sections 1, 8, 11 and 12, TLS and SASL)
-with the tests that cover it, and exits 1 if any is uncovered. IDs that
-do not apply to pop3d are listed apart with the reason.
+with the tests that cover it; IDs that do not apply to pop3d are listed
+apart with the reason. Then checks the references: every checklist ID
+cited anywhere in the sources, tests and documentation must be defined in
+the checklist, and every "design.md §N" (or "design.md section N") must
+name a section of docs/design.md. Exits 1 if an in-scope ID is uncovered
+or a reference does not resolve. -q prints only the problems and the
+summary (make check runs it so).
 """
 
 import re
@@ -17,7 +23,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+DOCS = REPO / "docs"
 ID_RE = re.compile(r"\b(R\d{4}-\d+|DEC-\d+)\b")
+# "design.md §4", "design.md §4.2", "design.md section 4" (across a line
+# break too).
+DESIGN_REF_RE = re.compile(r"design\.md,?\s+(?:§\s*|section\s+)(\d+(?:\.\d+)?)")
+# Where references are looked for: sources, tests, documentation.
+REF_GLOBS = ["*.c", "*.h", "*.md", "*.8", "INSTALL", "Makefile", "docs/*.md",
+             "units/**/*", "tests/**/*.c", "tests/**/*.h", "tests/**/*.py",
+             "tests/**/*.sh", "tests/**/*.in", "tests/**/*.md", "tests/**/README",
+             "bench/*.md", "bench/*.py", "bench/*.c", ".ci/run"]
 SECTIONS = set(range(1, 10)) | set(range(11, 23))
 # In those sections but not applicable to pop3d, with the reason.
 OUT_OF_SCOPE = {
@@ -53,19 +68,69 @@ def covered():
     return cov
 
 
+def defined_ids(checklist):
+    return set(re.findall(r"\*\*(R\d{4}-\d+|DEC-\d+)\*\*", checklist.read_text()))
+
+
+def design_sections(design):
+    secs = set()
+    for line in design.read_text().splitlines():
+        m = re.match(r"#{2,3} (\d+(?:\.\d+)?)\.? ", line)
+        if m:
+            secs.add(m.group(1))
+    return secs
+
+
+def reference_problems(checklist, design):
+    """Cited IDs the checklist does not define, and design.md sections
+    that do not exist, as "file: reference" lines."""
+    ids, secs = defined_ids(checklist), design_sections(design)
+    problems = []
+    files = sorted({p for g in REF_GLOBS for p in REPO.glob(g) if p.is_file()})
+    for p in files:
+        try:
+            text = p.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        rel = p.relative_to(REPO)
+        for i in sorted(set(ID_RE.findall(text)) - ids):
+            problems.append(f"{rel}: {i} is not in {checklist.name}")
+        for n in sorted(set(DESIGN_REF_RE.findall(text)) - secs):
+            problems.append(f"{rel}: design.md §{n} does not exist")
+    return problems
+
+
 def main():
-    checklist = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "rfc-checklist.md"
+    args = sys.argv[1:]
+    quiet = "-q" in args
+    args = [a for a in args if a != "-q"]
+    checklist = Path(args[0]) if args else DOCS / "rfc-checklist.md"
     cov = covered()
     missing = []
     for i, why in OUT_OF_SCOPE.items():
-        print(f"{i:10} n/a: {why}")
+        if not quiet:
+            print(f"{i:10} n/a: {why}")
     for i in in_scope(checklist):
         tests = sorted(cov.get(i, ()))
-        print(f"{i:10} {', '.join(tests) if tests else 'NOT COVERED'}")
+        if not quiet or not tests:
+            print(f"{i:10} {', '.join(tests) if tests else 'NOT COVERED'}")
         if not tests:
             missing.append(i)
     print(f"{len(missing)} in-scope IDs not covered{': ' + ' '.join(missing) if missing else ''}")
-    return 1 if missing else 0
+    problems = reference_problems(checklist, DOCS / "design.md")
+    for p in problems:
+        print(p)
+    cited = set()
+    for g in REF_GLOBS:
+        for p in REPO.glob(g):
+            if p.is_file() and p.resolve() != checklist.resolve():
+                try:
+                    cited |= set(ID_RE.findall(p.read_text()))
+                except (UnicodeDecodeError, OSError):
+                    pass
+    print(f"{len(defined_ids(checklist))} IDs in {checklist.name}, {len(cited)} cited in the "
+          f"tree; {len(problems)} references that do not resolve")
+    return 1 if missing or problems else 0
 
 
 if __name__ == "__main__":

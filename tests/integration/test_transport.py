@@ -1,15 +1,25 @@
 """pop3d on sockets instead of pipes (inetd/systemd Accept=yes hand it a
 connected socket as fd 0/1): the peer names in the log and DEC-24, R2595-14,
 R2449-13 (a Unix socket or a loopback peer is local, so USER is offered and
-accepted).
-Only 127.0.0.1 is ever listened on."""
+accepted); and a peer that is not local, where cleartext logins are
+neither offered nor accepted unless the admin allows them.
+Only 127.0.0.1 is ever listened on, and, for the non-local peer, two
+network namespaces joined by a veth pair (192.0.2.1 for pop3d, 192.0.2.2
+for the client), removed afterwards."""
 
+import ctypes
+import itertools
+import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
 
 from harness import TestSkipped, check, check_stderr, fixture
+from tcp import (CAPA_PLAIN_LOCAL, CAPA_PLAIN_REMOTE, CAPA_TLS, Conn, EXPECTED,
+                 MAILDROP_OK, PLAIN_IR, Server, certs, run_tool, tls_args,
+                 tool_output)
 
 CAPA_LOCAL = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
               b"USER", b"SASL PLAIN LOGIN", b"IMPLEMENTATION pop3d-0.1"]
@@ -105,3 +115,168 @@ def test_v4_mapped_loopback_peer(env):
     except OSError as e:
         raise TestSkipped(f"no IPv6 sockets here: {e}")
     session(env, "mapped-peer", client, server, rb"127\.0\.0\.1")
+
+
+# A peer that is not local: two network namespaces ------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+_ns_counter = itertools.count(1)
+
+
+def _ip(*args):
+    return subprocess.run(["ip", *args], capture_output=True, timeout=30, check=False)
+
+
+class NetnsPair:
+    """Two fresh network namespaces joined by a veth pair: pop3d's side
+    192.0.2.1, the client's 192.0.2.2 (TEST-NET-1). Removed on exit, which
+    also removes the veth pair. Skips the test if namespaces cannot be
+    made here."""
+    SERVER, CLIENT = "192.0.2.1", "192.0.2.2"
+
+    def __init__(self):
+        tag = f"{os.getpid() % 100000}x{next(_ns_counter)}"
+        self.srv, self.cli = f"pop3d-s{tag}", f"pop3d-c{tag}"
+        self.made = []
+
+    def __enter__(self):
+        if shutil.which("ip") is None:
+            raise TestSkipped("no ip(8) here (Debian: iproute2)")
+        res = _ip("netns", "add", self.srv)
+        if res.returncode != 0:
+            raise TestSkipped("cannot create a network namespace here: "
+                              + res.stderr.decode(errors="replace").strip())
+        self.made.append(self.srv)
+        try:
+            for cmd in (["netns", "add", self.cli],
+                        ["link", "add", "p3d0", "netns", self.srv, "type", "veth",
+                         "peer", "name", "p3d1", "netns", self.cli],
+                        ["-n", self.srv, "addr", "add", f"{self.SERVER}/24", "dev", "p3d0"],
+                        ["-n", self.cli, "addr", "add", f"{self.CLIENT}/24", "dev", "p3d1"],
+                        ["-n", self.srv, "link", "set", "p3d0", "up"],
+                        ["-n", self.cli, "link", "set", "p3d1", "up"],
+                        ["-n", self.srv, "link", "set", "lo", "up"],
+                        ["-n", self.cli, "link", "set", "lo", "up"]):
+                res = _ip(*cmd)
+                check(res.returncode == 0, f"ip {' '.join(cmd)}: "
+                      + res.stderr.decode(errors="replace"))
+                if cmd[:2] == ["netns", "add"]:
+                    self.made.append(cmd[2])
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for ns in reversed(self.made):
+            _ip("netns", "del", ns)
+        self.made = []
+        return False
+
+    def socket(self, ns):
+        """A TCP socket that lives in namespace ns: made by a short-lived
+        thread that has entered ns (setns affects only the calling
+        thread; a socket keeps the namespace it was made in)."""
+        out = {}
+
+        def work():
+            try:
+                fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+                try:
+                    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                        e = ctypes.get_errno()
+                        raise OSError(e, f"setns {ns}: {os.strerror(e)}")
+                finally:
+                    os.close(fd)
+                out["sock"] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            except BaseException as e:  # handed to the caller
+                out["err"] = e
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        if "err" in out:
+            raise out["err"]
+        return out["sock"]
+
+    def listener(self):
+        s = self.socket(self.srv)
+        s.bind((self.SERVER, 0))
+        return s
+
+    def connect(self, port):
+        return Conn(port, sock=self.socket(self.cli), host=self.SERVER)
+
+
+def test_nonlocal_peer_cleartext_policy(env):
+    """R5034-20 R4616-07 R2595-01 R2595-12 R2595-14 R5034-02 DEC-24: from a
+    peer that is not local (192.0.2.2, another network namespace) a plain
+    connection offers STLS but neither USER nor SASL; USER, AUTH PLAIN and
+    AUTH LOGIN are refused, with no challenge and no password read; AUTH
+    lists no mechanism. After STLS both are listed and work. curl run in
+    the client's namespace with `ip netns exec` fetches a message over
+    STLS and gets nowhere without TLS. With --allow-plaintext cleartext
+    logins are offered and accepted there (the policy is configurable)."""
+    refused = b"-ERR cleartext login not allowed on this connection"
+    cafile = str(certs(env).cert)
+    with NetnsPair() as ns:
+        with Server(env, "nonlocal", tls_args(env), listener=ns.listener()) as srv, \
+                Server(env, "nonlocal-allow", tls_args(env) + ["--allow-plaintext"],
+                       listener=ns.listener()) as allow:
+            c = ns.connect(srv.port)
+            check(c.line() == b"+OK pop3d ready", "greeting")
+            check(c.capa() == CAPA_PLAIN_REMOTE, "plain CAPA from a non-local peer")
+            check(c.cmd("AUTH") == b"+OK SASL mechanisms follow", "AUTH list")
+            check(c.multiline() == [], "mechanisms offered in cleartext to a non-local peer")
+            check(c.cmd("USER alice") == refused, "USER in cleartext")
+            check(c.cmd("PASS secret") == b"-ERR USER first", "PASS after a refused USER")
+            check(c.cmd("AUTH PLAIN " + PLAIN_IR) == refused, "AUTH PLAIN in cleartext")
+            check(c.cmd("AUTH PLAIN") == refused, "AUTH PLAIN (no challenge) in cleartext")
+            check(c.cmd("AUTH LOGIN") == refused, "AUTH LOGIN in cleartext")
+            check(c.cmd("STLS") == b"+OK begin TLS negotiation", "STLS")
+            c.starttls(env)
+            check(c.capa() == CAPA_TLS, "CAPA after STLS from a non-local peer")
+            check(c.cmd("AUTH") == b"+OK SASL mechanisms follow", "AUTH list")
+            check(c.multiline() == [b"PLAIN", b"LOGIN"], "mechanisms after STLS")
+            check(c.cmd("AUTH PLAIN") == b"+ ", "AUTH PLAIN challenge under TLS")
+            check(c.cmd(PLAIN_IR) == MAILDROP_OK, "AUTH PLAIN under TLS")
+            check(c.retr(1) == EXPECTED[0], "RETR 1 under TLS")
+            c.send(b"QUIT\r\n")
+            check(c.read_to_eof() == b"+OK pop3d signing off (2 messages left)\r\n", "QUIT")
+            c.close()
+
+            c = ns.connect(srv.port)
+            check(c.line() == b"+OK pop3d ready", "greeting")
+            check(c.cmd("STLS") == b"+OK begin TLS negotiation", "STLS")
+            c.starttls(env)
+            check(c.cmd("USER alice") == b"+OK send PASS", "USER after STLS")
+            check(c.cmd("PASS secret") == MAILDROP_OK, "PASS after STLS")
+            check(c.cmd("QUIT") == b"+OK pop3d signing off (2 messages left)", "QUIT")
+            c.close()
+
+            base = ["ip", "netns", "exec", ns.cli, "curl", "-sS", "--max-time", "30",
+                    "-u", "alice:secret", "--cacert", cafile]
+            url = f"pop3://{ns.SERVER}:{srv.port}/1"
+            res = run_tool(base + ["--ssl-reqd", url])
+            check(res.returncode == 0 and res.stdout == EXPECTED[0],
+                  f"curl --ssl-reqd from the client namespace ({res.returncode}): "
+                  + tool_output(res))
+            res = run_tool(base + [url])
+            check(res.returncode != 0 and res.stdout == b"",
+                  f"curl without TLS from a non-local peer fetched mail: {tool_output(res)}")
+
+            c = ns.connect(allow.port)
+            check(c.line() == b"+OK pop3d ready", "greeting")
+            check(c.capa() == CAPA_PLAIN_LOCAL, "plain CAPA with --allow-plaintext")
+            check(c.cmd("USER alice") == b"+OK send PASS", "USER with --allow-plaintext")
+            check(c.cmd("PASS secret") == MAILDROP_OK, "PASS with --allow-plaintext")
+            check(c.cmd("QUIT") == b"+OK pop3d signing off (2 messages left)", "QUIT")
+            c.close()
+    srv.check_log(r"^<6>connect from 192\.0\.2\.2$",
+                  r"^<6>STLS: peer=192\.0\.2\.2 TLSv1\.[23]$",
+                  r"^<6>login: user=alice peer=192\.0\.2\.2 method=PLAIN tls=yes$",
+                  r"^<6>login: user=alice peer=192\.0\.2\.2 method=USER tls=yes$",
+                  r"^<6>login: user=alice peer=192\.0\.2\.2 method=(PLAIN|LOGIN) tls=yes$")
+    srv.check_no_log(r"tls=no")
+    allow.check_log(r"^<6>login: user=alice peer=192\.0\.2\.2 method=USER tls=no$")
