@@ -68,6 +68,19 @@ static const struct {
 			       false, true},
 };
 
+/* The reason= field of the logout line. */
+static const char *const end_text[] = {
+	[END_NONE] = "disconnect",
+	[END_QUIT] = "QUIT",
+	[END_DISCONNECT] = "disconnect",
+	[END_TIMEOUT] = "timeout",
+	[END_TLS_FAILED] = "TLS handshake failed",
+	[END_AUTH_FAILS] = "too many failed logins",
+	[END_BAD_COMMANDS] = "too many bad commands",
+	[END_LOGIN_REFUSED] = "login refused",
+	[END_ERROR] = "error",
+};
+
 bool
 session_cleartext_allowed(const struct session *s)
 {
@@ -96,12 +109,14 @@ cmd_capa(struct session *s, struct command *c)
 	return POP_OK;
 }
 
+/* The one place that decides on UPDATE (R1939-22): the client's QUIT in
+ * TRANSACTION. A timeout, a drop or an error leaves every message. */
 static enum pop_result
 cmd_quit(struct session *s, struct command *c)
 {
+	s->end = END_QUIT;
 	if (s->state == ST_TRANS)
 		return trans_quit(s);
-	s->reason = "QUIT";
 	net_reply(s->io, "+OK pop3d signing off");
 	return POP_QUIT;
 }
@@ -191,10 +206,10 @@ dispatch(struct session *s, char *line, size_t len)
 	return row->run(s, &c);
 }
 
-static const char *
-net_reason(enum net_status st)
+static enum end_reason
+net_end(enum net_status st)
 {
-	return st == NET_TIMEOUT ? "timeout" : "disconnect";
+	return st == NET_TIMEOUT ? END_TIMEOUT : END_DISCONNECT;
 }
 
 /* Turn a result into its reply and decide whether the session goes on. */
@@ -205,24 +220,24 @@ conclude(struct session *s, enum pop_result r)
 		net_reply(s->io, "%s", results[r].reply);
 		if (s->auth_failures < AUTH_FAILS_MAX)
 			return true;
-		s->reason = "too many failed logins";
+		s->end = END_AUTH_FAILS;
 		return false;
 	}
 	if (!results[r].bad) {
 		s->bad_commands = 0;
 		if (results[r].reply != NULL)
 			net_reply(s->io, "%s", results[r].reply);
-		if (results[r].close && s->reason == NULL)
-			s->reason = r != POP_ABORT ? "login refused"
-				    : s->io->out_failed != NET_OK
-					    ? net_reason(s->io->out_failed)
-					    : "error";
+		if (results[r].close && s->end == END_NONE)
+			s->end = r != POP_ABORT ? END_LOGIN_REFUSED
+				 : s->io->out_failed != NET_OK
+					 ? net_end(s->io->out_failed)
+					 : END_ERROR;
 		return !results[r].close;
 	}
 	if (++s->bad_commands >= BAD_COMMANDS_MAX) {
 		net_reply(s->io, "-ERR too many bad commands, closing "
 				 "connection");
-		s->reason = "too many bad commands";
+		s->end = END_BAD_COMMANDS;
 		return false;
 	}
 	net_reply(s->io, "%s", results[r].reply);
@@ -250,12 +265,12 @@ serve(struct session *s)
 		explicit_bzero(line, sizeof(line));
 		if (r == POP_LOGIN)
 			return r;
-		if (r == POP_GONE && s->reason == NULL)
-			s->reason = net_reason(s->gone);
+		if (r == POP_GONE && s->end == END_NONE)
+			s->end = net_end(s->gone);
 		if (!conclude(s, r))
 			return r;
 		if (s->io->out_failed != NET_OK) {
-			s->reason = net_reason(s->io->out_failed);
+			s->end = net_end(s->io->out_failed);
 			return POP_GONE;
 		}
 	}
@@ -282,10 +297,8 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 		 * octet sent inside TLS. */
 		tls = tls_accept(io->in_fd, io->out_fd, net_wait_ms(io));
 		if (tls == NULL) {
-			log_msg(LOG_INFO,
-				"logout: user=- peer=%s reason=TLS "
-				"handshake failed",
-				peer->addr);
+			log_msg(LOG_INFO, "logout: user=- peer=%s reason=%s",
+				peer->addr, end_text[END_TLS_FAILED]);
 			return SESSION_ENDED;
 		}
 		net_use_tls(io, tls);
@@ -298,7 +311,7 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 	}
 	net_flush(io);
 	log_msg(LOG_INFO, "logout: user=- peer=%s reason=%s", peer->addr,
-		s.reason != NULL ? s.reason : "disconnect");
+		end_text[s.end]);
 	return SESSION_ENDED;
 }
 
@@ -308,7 +321,7 @@ log_logout(const struct session *s)
 	log_msg(LOG_INFO,
 		"logout: user=%s reason=%s retrieved=%zu/%" PRIu64
 		" deleted=%zu/%" PRIu64 " left=%zu/%" PRIu64,
-		s->who.name, s->reason, s->retrieved, s->retrieved_bytes,
+		s->who.name, end_text[s->end], s->retrieved, s->retrieved_bytes,
 		s->update.deleted, s->update.deleted_bytes, s->update.left,
 		s->update.left_bytes);
 }
@@ -333,13 +346,13 @@ session_transact(const struct config *cfg, const struct peer *peer,
 		conclude(&s, r);
 		net_flush(io);
 		log_msg(LOG_INFO, "logout: user=%s reason=%s", who->name,
-			s.reason);
+			end_text[s.end]);
 		maildrop_close(s.md);
 		return;
 	}
 	serve(&s);
 	net_flush(io);
-	if (s.reason == NULL || strcmp(s.reason, "QUIT") != 0) {
+	if (s.end != END_QUIT) {
 		/* No UPDATE (R1939-22): every message stays. */
 		s.update = (struct md_update_stats){0};
 		for (size_t i = 0; i < maildrop_count(s.md); i++) {
@@ -347,8 +360,6 @@ session_transact(const struct config *cfg, const struct peer *peer,
 			s.update.left_bytes += maildrop_size(s.md, i);
 		}
 	}
-	if (s.reason == NULL)
-		s.reason = "disconnect";
 	log_logout(&s);
 	maildrop_close(s.md);
 }

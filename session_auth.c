@@ -234,7 +234,7 @@ auth_cmd_stls(struct session *s, struct command *c)
 	net_discard_input(s->io);
 	tls = tls_accept(s->io->in_fd, s->io->out_fd, net_wait_ms(s->io));
 	if (tls == NULL) {
-		s->reason = "TLS handshake failed";
+		s->end = END_TLS_FAILED;
 		return POP_ABORT; /* R2595-13: never fall back */
 	}
 	net_use_tls(s->io, tls);

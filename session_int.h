@@ -49,6 +49,20 @@ enum pop_result {
 	POP_UPDATE_FAILED,
 };
 
+/* Why a session ended. The log text of each is in one table (session.c);
+ * UPDATE runs only for END_QUIT in TRANSACTION (cmd_quit). */
+enum end_reason {
+	END_NONE, /* not yet ended */
+	END_QUIT, /* the client's QUIT */
+	END_DISCONNECT,
+	END_TIMEOUT,
+	END_TLS_FAILED,
+	END_AUTH_FAILS,
+	END_BAD_COMMANDS,
+	END_LOGIN_REFUSED,
+	END_ERROR,
+};
+
 struct session {
 	const struct config *cfg;
 	const struct peer *peer;
@@ -68,7 +82,7 @@ struct session {
 	size_t retrieved;
 	uint64_t retrieved_bytes;
 	struct md_update_stats update;
-	const char *reason; /* why the session ended, for the log */
+	enum end_reason end;
 };
 
 /* Cleartext passwords are fine under TLS, on a local link, or where the

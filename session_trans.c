@@ -265,7 +265,6 @@ trans_cmd_rset(struct session *s, struct command *c)
 enum pop_result
 trans_quit(struct session *s)
 {
-	s->reason = "QUIT";
 	if (maildrop_update(s->md, &s->update) != MD_OK) {
 		s->update.left += s->update.deleted;
 		s->update.left_bytes += s->update.deleted_bytes;
