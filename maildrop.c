@@ -27,6 +27,8 @@ struct maildrop {
 	int io_error;  /* errno of the last failed check, for the log */
 	off_t length;  /* the spool's length when it was parsed */
 	size_t count, cap;
+	uint64_t bytes;	       /* of all count messages */
+	struct md_totals kept; /* not marked deleted */
 	struct message *msg;
 	struct uidl_entry *uid;
 	struct uidl_hasher *hasher;
@@ -219,6 +221,7 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 			free(md->uid[md->count].xuidl);
 			goto read_error;
 		}
+		md->bytes += md->msg[md->count].size;
 		md->count++;
 	}
 	if (r.error == 0 && !r.short_file)
@@ -322,6 +325,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		st = MD_TEMPFAIL;
 		goto fail;
 	}
+	md->kept = (struct md_totals){md->count, md->bytes};
 	*md_r = md;
 	return MD_OK;
 fail:
@@ -381,7 +385,22 @@ maildrop_deleted(const struct maildrop *md, size_t i)
 void
 maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
 {
+	if (md->msg[i].deleted == deleted)
+		return;
 	md->msg[i].deleted = deleted;
+	if (deleted) {
+		md->kept.count--;
+		md->kept.bytes -= md->msg[i].size;
+	} else {
+		md->kept.count++;
+		md->kept.bytes += md->msg[i].size;
+	}
+}
+
+struct md_totals
+maildrop_totals(const struct maildrop *md)
+{
+	return md->kept;
 }
 
 /* --- change detection ----------------------------------------------------- */
@@ -552,18 +571,17 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 /* --- UPDATE ----------------------------------------------------------- */
 
 static void
-count_stats(const struct maildrop *md, struct md_update_stats *s)
+update_stats(const struct maildrop *md, bool done, struct md_update_stats *s)
 {
-	memset(s, 0, sizeof(*s));
-	for (size_t i = 0; i < md->count; i++) {
-		if (md->msg[i].deleted) {
-			s->deleted++;
-			s->deleted_bytes += md->msg[i].size;
-		} else {
-			s->left++;
-			s->left_bytes += md->msg[i].size;
-		}
-	}
+	struct md_totals left =
+		done ? md->kept : (struct md_totals){md->count, md->bytes};
+
+	*s = (struct md_update_stats){
+		.deleted = md->count - left.count,
+		.deleted_bytes = md->bytes - left.bytes,
+		.left = left.count,
+		.left_bytes = left.bytes,
+	};
 }
 
 /* Where the mail delivered since login starts. An MDA that finds the
@@ -714,7 +732,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	struct stat sb;
 	size_t first = 0;
 
-	count_stats(md, stats);
+	update_stats(md, true, stats);
 	while (first < md->count && !md->msg[first].deleted)
 		first++;
 	if (md->fd < 0 || first == md->count)
@@ -739,6 +757,8 @@ unlock:
 	unlock_update(md, dotlock);
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (st != MD_OK)
+		update_stats(md, false, stats);
 	return st;
 }
 

@@ -352,14 +352,6 @@ session_transact(const struct config *cfg, const struct peer *peer,
 	}
 	serve(&s);
 	net_flush(io);
-	if (s.end != END_QUIT) {
-		/* No UPDATE (R1939-22): every message stays. */
-		s.update = (struct md_update_stats){0};
-		for (size_t i = 0; i < maildrop_count(s.md); i++) {
-			s.update.left++;
-			s.update.left_bytes += maildrop_size(s.md, i);
-		}
-	}
 	log_logout(&s);
 	maildrop_close(s.md);
 }

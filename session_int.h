@@ -107,7 +107,5 @@ enum pop_result trans_cmd_noop(struct session *s, struct command *c);
 enum pop_result trans_cmd_rset(struct session *s, struct command *c);
 /* UPDATE; replies. */
 enum pop_result trans_quit(struct session *s);
-/* Totals of the messages not marked deleted. */
-void trans_totals(const struct session *s, size_t *n_r, uint64_t *bytes_r);
 
 #endif

@@ -15,31 +15,20 @@ plural(size_t n)
 	return n == 1 ? "" : "s";
 }
 
+/* At login, where every failure ends the session. */
 static enum pop_result
-md_result(enum md_status st, enum pop_result temp)
+md_result(enum md_status st)
 {
 	switch (st) {
 	case MD_OK:
 		return POP_OK;
 	case MD_IN_USE:
-		return temp == POP_MD_TEMP ? POP_MD_IN_USE : temp;
+		return POP_MD_IN_USE;
 	case MD_PERMFAIL:
-		return temp == POP_MD_TEMP ? POP_MD_PERM : temp;
+		return POP_MD_PERM;
 	default:
-		return temp;
+		return POP_MD_TEMP;
 	}
-}
-
-void
-trans_totals(const struct session *s, size_t *n_r, uint64_t *bytes_r)
-{
-	*n_r = 0;
-	*bytes_r = 0;
-	for (size_t i = 0; i < maildrop_count(s->md); i++)
-		if (!maildrop_deleted(s->md, i)) {
-			(*n_r)++;
-			*bytes_r += maildrop_size(s->md, i);
-		}
 }
 
 /* R1939-16: lock and load the maildrop before saying +OK. */
@@ -50,9 +39,8 @@ trans_enter(struct session *s)
 				   NULL};
 	char jdir[PATH_MAX];
 	char path[PATH_MAX];
+	struct md_totals t;
 	enum md_status st;
-	uint64_t bytes;
-	size_t n;
 
 	if (maildrop_path(s->cfg->mailbox, s->who.name, s->who.home, path,
 			  sizeof(path)) < 0) {
@@ -65,13 +53,16 @@ trans_enter(struct session *s)
 		limits.journal_dir = jdir;
 	st = maildrop_open(path, s->who.uid, &limits, &s->md);
 	if (st != MD_OK)
-		return md_result(st, POP_MD_TEMP);
+		return md_result(st);
 	s->state = ST_TRANS;
-	trans_totals(s, &n, &bytes);
+	t = maildrop_totals(s->md);
+	/* Until UPDATE runs, every message stays. */
+	s->update = (struct md_update_stats){.left = t.count,
+					     .left_bytes = t.bytes};
 	log_msg(LOG_INFO, "maildrop: user=%s messages=%zu bytes=%" PRIu64,
-		s->who.name, n, bytes);
+		s->who.name, t.count, t.bytes);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
-		  n, plural(n), bytes);
+		  t.count, plural(t.count), t.bytes);
 	return POP_OK;
 }
 
@@ -99,11 +90,9 @@ message_arg(struct session *s, const char *arg, size_t *i_r)
 enum pop_result
 trans_cmd_stat(struct session *s, struct command *c)
 {
-	uint64_t bytes;
-	size_t n;
+	struct md_totals t = maildrop_totals(s->md);
 
-	trans_totals(s, &n, &bytes);
-	net_reply(s->io, "+OK %zu %" PRIu64, n, bytes);
+	net_reply(s->io, "+OK %zu %" PRIu64, t.count, t.bytes);
 	return POP_OK;
 }
 
@@ -111,9 +100,9 @@ trans_cmd_stat(struct session *s, struct command *c)
 static enum pop_result
 scan_listing(struct session *s, struct command *c, bool uidl)
 {
+	struct md_totals t;
 	enum pop_result r;
-	uint64_t bytes;
-	size_t i, n;
+	size_t i;
 
 	if (c->argc == 1) {
 		if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
@@ -126,12 +115,12 @@ scan_listing(struct session *s, struct command *c, bool uidl)
 				  maildrop_size(s->md, i));
 		return POP_OK;
 	}
-	trans_totals(s, &n, &bytes);
+	t = maildrop_totals(s->md);
 	if (uidl)
 		net_reply(s->io, "+OK unique-id listing follows");
 	else
-		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)", n,
-			  plural(n), bytes);
+		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)",
+			  t.count, plural(t.count), t.bytes);
 	for (i = 0; i < maildrop_count(s->md); i++) {
 		if (maildrop_deleted(s->md, i))
 			continue;
@@ -250,14 +239,13 @@ trans_cmd_noop(struct session *s, struct command *c)
 enum pop_result
 trans_cmd_rset(struct session *s, struct command *c)
 {
-	uint64_t bytes;
-	size_t n;
+	struct md_totals t;
 
 	for (size_t i = 0; i < maildrop_count(s->md); i++)
 		maildrop_set_deleted(s->md, i, false);
-	trans_totals(s, &n, &bytes);
+	t = maildrop_totals(s->md);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
-		  n, plural(n), bytes);
+		  t.count, plural(t.count), t.bytes);
 	return POP_OK;
 }
 
@@ -265,12 +253,8 @@ trans_cmd_rset(struct session *s, struct command *c)
 enum pop_result
 trans_quit(struct session *s)
 {
-	if (maildrop_update(s->md, &s->update) != MD_OK) {
-		s->update.left += s->update.deleted;
-		s->update.left_bytes += s->update.deleted_bytes;
-		s->update.deleted = s->update.deleted_bytes = 0;
+	if (maildrop_update(s->md, &s->update) != MD_OK)
 		return POP_UPDATE_FAILED;
-	}
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
 		  s->update.left, plural(s->update.left));
 	return POP_QUIT;
