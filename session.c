@@ -2,10 +2,10 @@
  * to replies, and the loop shared by both processes. */
 #include "session.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
 #include "params.h"
@@ -121,28 +121,38 @@ cmd_quit(struct session *s, struct command *c)
 	return POP_QUIT;
 }
 
+/* The rules a row carries besides its states and arity. */
+enum command_flags {
+	CF_KEEPS_USER = 1 << 0,	   /* may come between USER and PASS (DEC-11) */
+	CF_NEEDS_USER = 1 << 1,	   /* only after USER */
+	CF_ONCE_PER_USER = 1 << 2, /* not while a USER name is pending */
+	CF_LONG_LINE = 1 << 3,	   /* up to AUTH_LINE_MAX, not CMD_LINE_MAX
+				    * (DEC-13) */
+};
+
 struct command_row {
 	const char *name;
 	unsigned states;
 	int min_args, max_args;
+	unsigned flags;
 	enum pop_result (*run)(struct session *s, struct command *c);
 };
 
 static const struct command_row commands[] = {
-	{"USER", ST_AUTH, 1, 1, auth_cmd_user},
-	{"PASS", ST_AUTH, 1, 1, auth_cmd_pass},
-	{"AUTH", ST_AUTH, 0, 2, auth_cmd_auth},
-	{"STLS", ST_AUTH, 0, 0, auth_cmd_stls},
-	{"QUIT", ST_AUTH | ST_TRANS, 0, 0, cmd_quit},
-	{"CAPA", ST_AUTH | ST_TRANS, 0, 0, cmd_capa},
-	{"STAT", ST_TRANS, 0, 0, trans_cmd_stat},
-	{"LIST", ST_TRANS, 0, 1, trans_cmd_list},
-	{"RETR", ST_TRANS, 1, 1, trans_cmd_retr},
-	{"DELE", ST_TRANS, 1, 1, trans_cmd_dele},
-	{"NOOP", ST_TRANS, 0, 0, trans_cmd_noop},
-	{"RSET", ST_TRANS, 0, 0, trans_cmd_rset},
-	{"TOP", ST_TRANS, 2, 2, trans_cmd_top},
-	{"UIDL", ST_TRANS, 0, 1, trans_cmd_uidl},
+	{"USER", ST_AUTH, 1, 1, CF_ONCE_PER_USER, auth_cmd_user},
+	{"PASS", ST_AUTH, 1, 1, CF_KEEPS_USER | CF_NEEDS_USER, auth_cmd_pass},
+	{"AUTH", ST_AUTH, 0, 2, CF_LONG_LINE, auth_cmd_auth},
+	{"STLS", ST_AUTH, 0, 0, 0, auth_cmd_stls},
+	{"QUIT", ST_AUTH | ST_TRANS, 0, 0, CF_KEEPS_USER, cmd_quit},
+	{"CAPA", ST_AUTH | ST_TRANS, 0, 0, CF_KEEPS_USER, cmd_capa},
+	{"STAT", ST_TRANS, 0, 0, 0, trans_cmd_stat},
+	{"LIST", ST_TRANS, 0, 1, 0, trans_cmd_list},
+	{"RETR", ST_TRANS, 1, 1, 0, trans_cmd_retr},
+	{"DELE", ST_TRANS, 1, 1, 0, trans_cmd_dele},
+	{"NOOP", ST_TRANS, 0, 0, 0, trans_cmd_noop},
+	{"RSET", ST_TRANS, 0, 0, 0, trans_cmd_rset},
+	{"TOP", ST_TRANS, 2, 2, 0, trans_cmd_top},
+	{"UIDL", ST_TRANS, 0, 1, 0, trans_cmd_uidl},
 };
 
 static const struct command_row *
@@ -152,6 +162,42 @@ find_command(const char *keyword)
 		if (strcmp(commands[i].name, keyword) == 0)
 			return &commands[i];
 	return NULL;
+}
+
+/* How long a line may be, from the row its first word names: decided
+ * before parsing, since an overlong line is refused unparsed. */
+static size_t
+line_max(const char *line, size_t len)
+{
+	size_t klen = strcspn(line, " ");
+	const struct command_row *row;
+	char keyword[5];
+
+	if (klen < 3 || klen > 4 || klen >= len || line[klen] != ' ')
+		return CMD_LINE_MAX;
+	for (size_t i = 0; i < klen; i++)
+		keyword[i] = toupper((unsigned char)line[i]);
+	keyword[klen] = '\0';
+	row = find_command(keyword);
+	return row != NULL && (row->flags & CF_LONG_LINE) ? AUTH_LINE_MAX
+							  : CMD_LINE_MAX;
+}
+
+/* The row's rules, in the order the replies take precedence. */
+static enum pop_result
+check_row(const struct command_row *row, const struct command *c,
+	  enum state state, bool pending_user)
+{
+	if (!(row->states & state) ||
+	    ((row->flags & CF_ONCE_PER_USER) && pending_user))
+		return POP_WRONG_STATE;
+	if (c->argc < row->min_args)
+		return POP_MISSING;
+	if (c->argc > row->max_args)
+		return POP_TOO_MANY;
+	if ((row->flags & CF_NEEDS_USER) && !pending_user)
+		return POP_NO_USER;
+	return POP_OK;
 }
 
 static enum pop_result
@@ -180,29 +226,22 @@ dispatch(struct session *s, char *line, size_t len)
 	bool pending_user = s->have_user;
 	enum pop_result r;
 
-	/* Only AUTH lines may be longer than CMD_LINE_MAX (DEC-13). */
-	if (len + 2 > CMD_LINE_MAX && strncasecmp(line, "AUTH ", 5) != 0) {
+	if (len + 2 > line_max(line, len)) {
 		s->have_user = false;
 		return POP_TOO_LONG;
 	}
 	r = parse_result(command_parse(line, len, &c));
 	row = r == POP_OK ? find_command(c.keyword) : NULL;
-	/* DEC-11: after USER only PASS, QUIT or CAPA may come; anything
-	 * else, another USER included, forgets the name. */
-	if (row == NULL || (row->run != auth_cmd_pass && row->run != cmd_quit &&
-			    row->run != cmd_capa))
+	/* DEC-11: anything but a CF_KEEPS_USER command, another USER
+	 * included, forgets the name. */
+	if (row == NULL || !(row->flags & CF_KEEPS_USER))
 		s->have_user = false;
 	if (r != POP_OK)
 		return r;
 	if (row == NULL)
 		return POP_UNKNOWN;
-	if (!(row->states & s->state) ||
-	    (row->run == auth_cmd_user && pending_user))
-		return POP_WRONG_STATE;
-	if (c.argc < row->min_args)
-		return POP_MISSING;
-	if (c.argc > row->max_args)
-		return POP_TOO_MANY;
+	if ((r = check_row(row, &c, s->state, pending_user)) != POP_OK)
+		return r;
 	return row->run(s, &c);
 }
 

@@ -59,8 +59,6 @@ auth_cmd_pass(struct session *s, struct command *c)
 {
 	struct auth_request req = {0};
 
-	if (!s->have_user)
-		return POP_NO_USER;
 	s->have_user = false;
 	/* A longer password cannot be right for PAM either; it is still
 	 * checked (and fails) so that length tells nothing. */
