@@ -331,18 +331,25 @@ net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 	}
 }
 
-void
-net_discard_input(struct netio *io)
+static void
+discard_input(struct netio *io)
 {
 	explicit_bzero(io->in, sizeof(io->in));
 	io->in_start = io->in_len = 0;
 	io->discarding = false;
 }
 
-void
-net_use_tls(struct netio *io, struct tls_conn *tls)
+int
+net_start_tls(struct netio *io)
 {
+	struct tls_conn *tls;
+
+	discard_input(io);
+	tls = tls_accept(io->in_fd, io->out_fd, net_wait_ms(io));
+	if (tls == NULL)
+		return -1;
 	io->tls = tls;
+	return 0;
 }
 
 size_t
@@ -351,7 +358,7 @@ net_take_input(struct netio *io, char *buf, size_t size)
 	size_t n = io->in_len < size ? io->in_len : size;
 
 	memcpy(buf, io->in + io->in_start, n);
-	net_discard_input(io);
+	discard_input(io);
 	return n;
 }
 

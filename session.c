@@ -325,8 +325,6 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 			    .io = io,
 			    .hooks = hooks,
 			    .state = ST_AUTH};
-	struct tls_conn *tls;
-
 	*tls_r = false;
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
 	 * slowly they type. */
@@ -334,13 +332,11 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 	if (cfg->tls_implicit) {
 		/* RFC 8314: the handshake first; the greeting is the first
 		 * octet sent inside TLS. */
-		tls = tls_accept(io->in_fd, io->out_fd, net_wait_ms(io));
-		if (tls == NULL) {
+		if (net_start_tls(io) < 0) {
 			log_msg(LOG_INFO, "logout: user=- peer=%s reason=%s",
 				peer->addr, end_text[END_TLS_FAILED]);
 			return SESSION_ENDED;
 		}
-		net_use_tls(io, tls);
 		s.tls_active = true;
 	}
 	net_reply(io, "+OK pop3d ready");

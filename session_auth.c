@@ -218,8 +218,6 @@ auth_cmd_auth(struct session *s, struct command *c)
 enum pop_result
 auth_cmd_stls(struct session *s, struct command *c)
 {
-	struct tls_conn *tls;
-
 	if (s->tls_active)
 		return POP_TLS_ACTIVE;
 	if (!tls_available())
@@ -227,18 +225,15 @@ auth_cmd_stls(struct session *s, struct command *c)
 	net_reply(s->io, "+OK begin TLS negotiation");
 	if (net_flush(s->io) < 0)
 		return POP_ABORT;
-	/* R2595-10: whatever the client sent after STLS, before the
-	 * handshake, is dropped unread (command injection). */
-	net_discard_input(s->io);
-	tls = tls_accept(s->io->in_fd, s->io->out_fd, net_wait_ms(s->io));
-	if (tls == NULL) {
+	/* R2595-10: net_start_tls drops what came after STLS unread. */
+	if (net_start_tls(s->io) < 0) {
 		s->end = END_TLS_FAILED;
 		return POP_ABORT; /* R2595-13: never fall back */
 	}
-	net_use_tls(s->io, tls);
 	s->tls_active = true;
 	/* R2595-11: a USER given before TLS is forgotten. */
 	s->have_user = false;
-	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr, tls_version(tls));
+	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr,
+		tls_version(s->io->tls));
 	return POP_OK;
 }
