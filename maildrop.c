@@ -12,12 +12,12 @@
 #include <sys/file.h>
 #include <sys/vfs.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
 #include "log.h"
 #include "mbox.h"
+#include "sysutil.h"
 #include "uidl.h"
 
 struct maildrop {
@@ -37,15 +37,6 @@ struct maildrop {
 };
 
 /* --- locks ------------------------------------------------------------ */
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* An fcntl lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS:
  * MTAs and MUAs hold it for one delivery or rewrite. Polling rather than
@@ -68,7 +59,7 @@ fcntl_lock(struct maildrop *md, short type)
 				md->path, FCNTL_LOCK_WAIT_MS);
 			return MD_IN_USE;
 		}
-		sleep_ms(FCNTL_LOCK_POLL_MS);
+		sys_sleep_ms(FCNTL_LOCK_POLL_MS);
 	}
 }
 
@@ -409,7 +400,7 @@ static bool
 from_line_at(struct maildrop *md, off_t offset)
 {
 	char from[5];
-	ssize_t n = pread(md->fd, from, 5, offset);
+	ssize_t n = sys_pread_full(md->fd, from, 5, offset);
 
 	if (n < 0)
 		md->io_error = errno;
@@ -521,9 +512,7 @@ send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
 							   : SPOOL_CHUNK_SIZE;
 		if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
 			return st;
-		do
-			got = pread(md->fd, md->buf, want, from);
-		while (got < 0 && errno == EINTR);
+		got = sys_pread_full(md->fd, md->buf, want, from);
 		fcntl_unlock(md);
 		if (got <= 0) {
 			log_msg(LOG_ERR, "%s: read: %s", md->path,
@@ -598,7 +587,7 @@ tail_start(struct maildrop *md)
 
 	if (md->count == 0 || !md->msg[md->count - 1].deleted)
 		return md->length;
-	n = pread(md->fd, buf, sizeof(buf), md->length);
+	n = sys_pread_full(md->fd, buf, sizeof(buf), md->length);
 	while (n > 0 && i < (size_t)n) {
 		if (buf[i] == '\n')
 			i++;

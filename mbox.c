@@ -8,6 +8,7 @@
 
 #include "hash.h"
 #include "params.h"
+#include "sysutil.h"
 
 void
 reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
@@ -61,15 +62,15 @@ reader_fill(struct reader *r, size_t want)
 		room = r->cap - r->len;
 		if ((off_t)room > left)
 			room = left;
-		n = pread(r->fd, r->buf + r->len, room, r->base + r->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
+		n = sys_pread_full(r->fd, r->buf + r->len, room,
+				   r->base + r->len);
+		if (n < 0) {
 			r->error = errno;
-		else if (n == 0)
+			break;
+		}
+		r->len += n;
+		if ((size_t)n < room)
 			r->short_file = true;
-		else
-			r->len += n;
 	}
 	return r->len - r->pos;
 }

@@ -6,9 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "sysutil.h"
 #include "tls.h"
 
 void
@@ -87,15 +87,6 @@ fill_input(struct netio *io)
 	return NET_OK;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 net_wait_ms(const struct netio *io)
 {
@@ -103,7 +94,7 @@ net_wait_ms(const struct netio *io)
 
 	if (io->deadline_ms == 0)
 		return io->timeout_ms;
-	left = io->deadline_ms - now_ms();
+	left = io->deadline_ms - sys_now_ms();
 	if (left <= 0)
 		return 0;
 	return left < io->timeout_ms ? (int)left : io->timeout_ms;
@@ -112,18 +103,7 @@ net_wait_ms(const struct netio *io)
 void
 net_set_deadline(struct netio *io, unsigned seconds)
 {
-	io->deadline_ms = now_ms() + (int64_t)seconds * 1000;
-}
-
-static int
-poll_once(struct pollfd *pfd, int nfds, int timeout_ms)
-{
-	int r;
-
-	do
-		r = poll(pfd, nfds, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r;
+	io->deadline_ms = sys_now_ms() + (int64_t)seconds * 1000;
 }
 
 /* Under TLS, wait the way OpenSSL asked. Replies before login are small,
@@ -136,7 +116,7 @@ wait_tls(struct netio *io)
 		.fd = out ? io->out_fd : io->in_fd,
 		.events = out ? POLLOUT : POLLIN,
 	};
-	int r = poll_once(&pfd, 1, net_wait_ms(io));
+	int r = sys_poll(&pfd, 1, net_wait_ms(io));
 
 	if (r < 0)
 		return NET_ERROR;
@@ -161,7 +141,7 @@ wait_writable(struct netio *io)
 						 .events = POLLIN};
 			nfds = 2;
 		}
-		r = poll_once(pfd, nfds, net_wait_ms(io));
+		r = sys_poll(pfd, nfds, net_wait_ms(io));
 		if (r < 0)
 			return NET_ERROR;
 		if (r == 0)
@@ -258,7 +238,7 @@ wait_readable(struct netio *io)
 			return NET_OK;
 		return wait_tls(io);
 	}
-	r = poll_once(&pfd, 1, net_wait_ms(io));
+	r = sys_poll(&pfd, 1, net_wait_ms(io));
 	if (r < 0)
 		return NET_ERROR;
 	return r == 0 ? NET_TIMEOUT : NET_OK;
