@@ -28,7 +28,7 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 
 # Everything but main(), shared by the binary and the unit tests.
 MODULES = session session_auth session_trans auth privsep relay tls sasl hash \
-	journal sysutil \
+	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_peer test_sasl \
 	test_journal \

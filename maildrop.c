@@ -3,18 +3,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <lockfile.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/file.h>
-#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal.h"
+#include "lock.h"
 #include "log.h"
 #include "mbox.h"
 #include "sysutil.h"
@@ -36,40 +33,45 @@ struct maildrop {
 	char uid_text[UIDL_MAX + 1];
 };
 
-/* --- locks ------------------------------------------------------------ */
+/* --- locks (lock.h) ----------------------------------------------------- */
 
-/* An fcntl lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS:
- * MTAs and MUAs hold it for one delivery or rewrite. Polling rather than
- * F_SETLKW keeps the wait bounded without signals. Returns MD_OK,
- * MD_IN_USE after the wait, or MD_TEMPFAIL on an error. */
 static enum md_status
-fcntl_lock(struct maildrop *md, short type)
+lock_result(enum lock_status st)
 {
-	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
-
-	for (int waited = 0;; waited += FCNTL_LOCK_POLL_MS) {
-		if (fcntl(md->fd, F_SETLK, &fl) == 0)
-			return MD_OK;
-		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-			log_msg(LOG_ERR, "%s: fcntl lock: %m", md->path);
-			return MD_TEMPFAIL;
-		}
-		if (waited >= FCNTL_LOCK_WAIT_MS) {
-			log_msg(LOG_WARNING, "%s: still locked after %d ms",
-				md->path, FCNTL_LOCK_WAIT_MS);
-			return MD_IN_USE;
-		}
-		sys_sleep_ms(FCNTL_LOCK_POLL_MS);
+	switch (st) {
+	case LOCK_OK:
+		return MD_OK;
+	case LOCK_BUSY:
+		return MD_IN_USE;
+	case LOCK_REFUSED:
+		return MD_PERMFAIL;
+	default:
+		return MD_TEMPFAIL;
 	}
 }
 
-static void
-fcntl_unlock(struct maildrop *md)
+static enum md_status
+read_lock(struct maildrop *md)
 {
-	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	return lock_result(lock_read(md->fd, md->path));
+}
 
-	if (fcntl(md->fd, F_SETLK, &fl) < 0)
-		log_msg(LOG_ERR, "%s: fcntl unlock: %m", md->path);
+static void
+read_unlock(struct maildrop *md)
+{
+	lock_release(md->fd, md->path);
+}
+
+static enum md_status
+update_lock(struct maildrop *md, char *dotlock, size_t size)
+{
+	return lock_result(lock_update(md->fd, md->path, dotlock, size));
+}
+
+static void
+update_unlock(struct maildrop *md, const char *dotlock)
+{
+	lock_update_end(md->fd, md->path, dotlock);
 }
 
 /* --- open and parse ----------------------------------------------------- */
@@ -149,15 +151,8 @@ open_spool(struct maildrop *md, uid_t owner)
 			md->path, (unsigned long)owner);
 		return MD_PERMFAIL;
 	}
-	/* One POP3 session per maildrop. flock is a lock no MDA takes on
-	 * Linux, so holding it all session long delays no delivery. */
-	if (flock(md->fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			return MD_IN_USE;
-		log_msg(LOG_ERR, "%s: flock: %m", md->path);
-		return MD_TEMPFAIL;
-	}
-	return MD_OK;
+	/* One POP3 session per maildrop, for the whole session. */
+	return lock_result(lock_session(md->fd, md->path));
 }
 
 static int
@@ -232,7 +227,7 @@ load(struct maildrop *md, const struct md_limits *limits)
 	enum md_status st;
 	struct stat sb;
 
-	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+	if ((st = read_lock(md)) != MD_OK)
 		return st;
 	if (fstat(md->fd, &sb) < 0) {
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
@@ -248,13 +243,9 @@ load(struct maildrop *md, const struct md_limits *limits)
 		md->length = sb.st_size;
 		st = parse_spool(md, limits);
 	}
-	fcntl_unlock(md);
+	read_unlock(md);
 	return st;
 }
-
-static enum md_status lock_for_update(struct maildrop *md, char *dotlock,
-				      size_t size);
-static void unlock_update(struct maildrop *md, const char *dotlock);
 
 /* The journal is named after the spool's device and inode: unique, and
  * nothing a user can steer. An UPDATE that a crash interrupted is
@@ -276,13 +267,13 @@ recover(struct maildrop *md, const char *dir)
 	}
 	if (!journal_pending(md->journal))
 		return MD_OK;
-	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
+	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK)
 		return st;
 	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
 	if (r < 0)
 		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
 			md->journal);
-	unlock_update(md, dotlock);
+	update_unlock(md, dotlock);
 	return r < 0 ? MD_TEMPFAIL : MD_OK;
 }
 
@@ -482,10 +473,10 @@ check_locked(struct maildrop *md, size_t i,
 	enum md_status st;
 	bool same;
 
-	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+	if ((st = read_lock(md)) != MD_OK)
 		return st;
 	same = check(md, i);
-	fcntl_unlock(md);
+	read_unlock(md);
 	return same ? MD_OK : changed(md, i);
 }
 
@@ -510,10 +501,10 @@ send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
 	while (from < to && (lines == NULL || *lines > 0)) {
 		want = to - from < (off_t)SPOOL_CHUNK_SIZE ? (size_t)(to - from)
 							   : SPOOL_CHUNK_SIZE;
-		if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+		if ((st = read_lock(md)) != MD_OK)
 			return st;
 		got = sys_pread_full(md->fd, md->buf, want, from);
-		fcntl_unlock(md);
+		read_unlock(md);
 		if (got <= 0) {
 			log_msg(LOG_ERR, "%s: read: %s", md->path,
 				got < 0 ? strerror(errno) : "file shrank");
@@ -581,7 +572,7 @@ update_stats(const struct maildrop *md, bool done, struct md_update_stats *s)
 static off_t
 tail_start(struct maildrop *md)
 {
-	char buf[64];
+	char buf[APPEND_PEEK_SIZE];
 	ssize_t n;
 	size_t i = 0;
 
@@ -649,48 +640,6 @@ expunge(struct maildrop *md, size_t first)
 	return MD_OK;
 }
 
-/* On a local file system our PID goes into the dotlock, so a lock left
- * by a session that was killed inside UPDATE is stale at once (for us,
- * and for dotlockfile -p), not only after five minutes of blocked
- * deliveries. On NFS a PID means nothing to the other hosts, and one of
- * them could break a live lock: there, age alone decides (design.md §9). */
-static int
-dotlock_flags(struct maildrop *md)
-{
-	struct statfs fs;
-
-	if (fstatfs(md->fd, &fs) < 0 || fs.f_type == NFS_SUPER_MAGIC)
-		return 0;
-	return L_PID;
-}
-
-/* The dotlock, then the write lock, in the order procmail and Postfix
- * take them: the other order has each side hold one lock while it waits
- * for the other, and every delivery stalls for the whole wait. Neither
- * wait happens while we hold the other lock for long. */
-static enum md_status
-lock_for_update(struct maildrop *md, char *dotlock, size_t size)
-{
-	enum md_status st;
-	int r;
-
-	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size)
-		return MD_PERMFAIL;
-	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(md));
-	if (r != L_SUCCESS) {
-		log_msg(LOG_WARNING, "%s: dotlock failed (liblockfile %d)",
-			dotlock, r);
-		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
-	}
-	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK) {
-		if (lockfile_remove(dotlock) < 0)
-			log_msg(LOG_ERR, "%s: cannot remove dotlock: %m",
-				dotlock);
-		return st;
-	}
-	return MD_OK;
-}
-
 /* Is path still the file we have open? A spool renamed over, or turned
  * into a symlink, during the session must not be compacted: deleting
  * from a file nobody reads any more would lose the deletion silently,
@@ -702,14 +651,6 @@ same_file(const char *path, const struct stat *open_st)
 
 	return lstat(path, &st) == 0 && st.st_dev == open_st->st_dev &&
 	       st.st_ino == open_st->st_ino;
-}
-
-static void
-unlock_update(struct maildrop *md, const char *dotlock)
-{
-	if (lockfile_remove(dotlock) < 0)
-		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
-	fcntl_unlock(md);
 }
 
 enum md_status
@@ -729,7 +670,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	/* A signal must not stop a rewrite halfway (R1939-22). */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
-	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
+	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK)
 		goto out;
 	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
 	    !same_file(md->path, &sb)) {
@@ -743,7 +684,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 		}
 	st = expunge(md, first);
 unlock:
-	unlock_update(md, dotlock);
+	update_unlock(md, dotlock);
 out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (st != MD_OK)

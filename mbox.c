@@ -255,7 +255,7 @@ static int
 digest_fallback(int fd, const struct message *m, struct uidl_hasher *h)
 {
 	struct headers hs = {.h = h, .fallback = true, .include = true};
-	char buf[8192];
+	char buf[HEADER_REREAD_SIZE];
 	struct reader r;
 	bool lf, cr;
 	size_t avail;
