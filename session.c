@@ -4,7 +4,6 @@
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -218,16 +217,23 @@ parse_result(enum command_error e)
 	return POP_SYNTAX;
 }
 
+static void
+forget_user(struct session *s)
+{
+	if (s->auth != NULL)
+		s->auth->have_user = false;
+}
+
 static enum pop_result
 dispatch(struct session *s, char *line, size_t len)
 {
 	const struct command_row *row;
 	struct command c;
-	bool pending_user = s->have_user;
+	bool pending_user = s->auth != NULL && s->auth->have_user;
 	enum pop_result r;
 
 	if (len + 2 > line_max(line, len)) {
-		s->have_user = false;
+		forget_user(s);
 		return POP_TOO_LONG;
 	}
 	r = parse_result(command_parse(line, len, &c));
@@ -235,7 +241,7 @@ dispatch(struct session *s, char *line, size_t len)
 	/* DEC-11: anything but a CF_KEEPS_USER command, another USER
 	 * included, forgets the name. */
 	if (row == NULL || !(row->flags & CF_KEEPS_USER))
-		s->have_user = false;
+		forget_user(s);
 	if (r != POP_OK)
 		return r;
 	if (row == NULL)
@@ -257,7 +263,7 @@ conclude(struct session *s, enum pop_result r)
 {
 	if (r == POP_AUTH_FAILED || r == POP_AUTH_TEMP || r == POP_AUTH_PERM) {
 		net_reply(s->io, "%s", results[r].reply);
-		if (s->auth_failures < AUTH_FAILS_MAX)
+		if (s->auth->failures < AUTH_FAILS_MAX)
 			return true;
 		s->end = END_AUTH_FAILS;
 		return false;
@@ -320,11 +326,12 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 		  struct netio *io, const struct session_hooks *hooks,
 		  bool *tls_r)
 {
+	struct auth_state a = {.hooks = hooks};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
 			    .io = io,
-			    .hooks = hooks,
-			    .state = ST_AUTH};
+			    .state = ST_AUTH,
+			    .auth = &a};
 	*tls_r = false;
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
 	 * slowly they type. */
@@ -350,15 +357,23 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 	return SESSION_ENDED;
 }
 
+/* The maildrop's figures only if it was loaded. */
 static void
 log_logout(const struct session *s)
 {
+	const struct trans_state *t = s->trans;
+
+	if (s->state != ST_TRANS) {
+		log_msg(LOG_INFO, "logout: user=%s reason=%s", t->who.name,
+			end_text[s->end]);
+		return;
+	}
 	log_msg(LOG_INFO,
 		"logout: user=%s reason=%s retrieved=%zu/%" PRIu64
 		" deleted=%zu/%" PRIu64 " left=%zu/%" PRIu64,
-		s->who.name, end_text[s->end], s->retrieved, s->retrieved_bytes,
-		s->update.deleted, s->update.deleted_bytes, s->update.left,
-		s->update.left_bytes);
+		t->who.name, end_text[s->end], t->retrieved, t->retrieved_bytes,
+		t->update.deleted, t->update.deleted_bytes, t->update.left,
+		t->update.left_bytes);
 }
 
 void
@@ -366,27 +381,22 @@ session_transact(const struct config *cfg, const struct peer *peer,
 		 struct netio *io, const struct auth_user *who,
 		 const char *method, bool tls)
 {
+	struct trans_state t = {.who = *who};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
 			    .io = io,
 			    .state = ST_AUTH,
 			    .tls_active = tls,
-			    .who = *who};
+			    .trans = &t};
 	enum pop_result r;
 
-	snprintf(s.method, sizeof(s.method), "%s", method);
 	/* R1939-16: lock and load first; then answer the login. */
 	r = trans_enter(&s);
-	if (r != POP_OK) {
+	if (r == POP_OK)
+		serve(&s);
+	else
 		conclude(&s, r);
-		net_flush(io);
-		log_msg(LOG_INFO, "logout: user=%s reason=%s", who->name,
-			end_text[s.end]);
-		maildrop_close(s.md);
-		return;
-	}
-	serve(&s);
 	net_flush(io);
 	log_logout(&s);
-	maildrop_close(s.md);
+	maildrop_close(t.md);
 }

@@ -17,8 +17,8 @@ auth_cmd_user(struct session *s, struct command *c)
 	if (!session_cleartext_allowed(s))
 		return POP_PLAINTEXT;
 	/* R1939-27, R3206-05: the same answer for every name. */
-	snprintf(s->user, sizeof(s->user), "%s", c->argv[0]);
-	s->have_user = true;
+	snprintf(s->auth->user, sizeof(s->auth->user), "%s", c->argv[0]);
+	s->auth->have_user = true;
 	net_reply(s->io, "+OK send PASS");
 	return POP_OK;
 }
@@ -47,10 +47,10 @@ login(struct session *s, struct auth_request *req, const char *method)
 
 	snprintf(req->method, sizeof(req->method), "%s", method);
 	req->tls = s->tls_active;
-	v = s->hooks->login(s->hooks->ctx, req);
+	v = s->auth->hooks->login(s->auth->hooks->ctx, req);
 	explicit_bzero(req, sizeof(*req));
 	if (v != AUTH_OK)
-		s->auth_failures++;
+		s->auth->failures++;
 	return verdict_result(v);
 }
 
@@ -59,10 +59,10 @@ auth_cmd_pass(struct session *s, struct command *c)
 {
 	struct auth_request req = {0};
 
-	s->have_user = false;
+	s->auth->have_user = false;
 	/* A longer password cannot be right for PAM either; it is still
 	 * checked (and fails) so that length tells nothing. */
-	snprintf(req.user, sizeof(req.user), "%s", s->user);
+	snprintf(req.user, sizeof(req.user), "%s", s->auth->user);
 	snprintf(req.password, sizeof(req.password), "%s", c->rest);
 	return login(s, &req, "USER");
 }
@@ -232,7 +232,7 @@ auth_cmd_stls(struct session *s, struct command *c)
 	}
 	s->tls_active = true;
 	/* R2595-11: a USER given before TLS is forgotten. */
-	s->have_user = false;
+	s->auth->have_user = false;
 	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr,
 		tls_version(s->io->tls));
 	return POP_OK;

@@ -63,26 +63,35 @@ enum end_reason {
 	END_ERROR,
 };
 
+/* AUTHORIZATION's state: the pre-auth process's half of a session. */
+struct auth_state {
+	const struct session_hooks *hooks;
+	bool have_user; /* a USER name waits for PASS */
+	char user[CMD_LINE_MAX];
+	int failures; /* failed logins, towards AUTH_FAILS_MAX */
+};
+
+/* TRANSACTION's state: the session process's half, as the user. */
+struct trans_state {
+	struct auth_user who;
+	struct maildrop *md;
+	size_t retrieved;
+	uint64_t retrieved_bytes;
+	struct md_update_stats update; /* for the logout line */
+};
+
+/* What both states share; each process fills in its own half. */
 struct session {
 	const struct config *cfg;
 	const struct peer *peer;
 	struct netio *io;
-	const struct session_hooks *hooks;
 	enum state state;
 	bool tls_active;
-	bool have_user;
-	char user[CMD_LINE_MAX];
-	int auth_failures;
 	int bad_commands;
 	enum net_status gone; /* why the client went away mid-command */
-	/* TRANSACTION */
-	struct auth_user who;
-	char method[8];
-	struct maildrop *md;
-	size_t retrieved;
-	uint64_t retrieved_bytes;
-	struct md_update_stats update;
 	enum end_reason end;
+	struct auth_state *auth;   /* NULL in the session process */
+	struct trans_state *trans; /* NULL in the pre-auth process */
 };
 
 /* Cleartext passwords are fine under TLS, on a local link, or where the

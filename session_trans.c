@@ -42,25 +42,26 @@ trans_enter(struct session *s)
 	struct md_totals t;
 	enum md_status st;
 
-	if (maildrop_path(s->cfg->mailbox, s->who.name, s->who.home, path,
-			  sizeof(path)) < 0) {
-		log_msg(LOG_ERR, "user %s: spool path too long", s->who.name);
+	if (maildrop_path(s->cfg->mailbox, s->trans->who.name,
+			  s->trans->who.home, path, sizeof(path)) < 0) {
+		log_msg(LOG_ERR, "user %s: spool path too long",
+			s->trans->who.name);
 		return POP_MD_PERM;
 	}
 	/* The monitor made this directory the user's (journal_prepare). */
 	if ((size_t)snprintf(jdir, sizeof(jdir), "%s/%lu", s->cfg->journal_dir,
-			     (unsigned long)s->who.uid) < sizeof(jdir))
+			     (unsigned long)s->trans->who.uid) < sizeof(jdir))
 		limits.journal_dir = jdir;
-	st = maildrop_open(path, s->who.uid, &limits, &s->md);
+	st = maildrop_open(path, s->trans->who.uid, &limits, &s->trans->md);
 	if (st != MD_OK)
 		return md_result(st);
 	s->state = ST_TRANS;
-	t = maildrop_totals(s->md);
+	t = maildrop_totals(s->trans->md);
 	/* Until UPDATE runs, every message stays. */
-	s->update = (struct md_update_stats){.left = t.count,
-					     .left_bytes = t.bytes};
+	s->trans->update = (struct md_update_stats){.left = t.count,
+						    .left_bytes = t.bytes};
 	log_msg(LOG_INFO, "maildrop: user=%s messages=%zu bytes=%" PRIu64,
-		s->who.name, t.count, t.bytes);
+		s->trans->who.name, t.count, t.bytes);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
 		  t.count, plural(t.count), t.bytes);
 	return POP_OK;
@@ -80,8 +81,8 @@ message_arg(struct session *s, const char *arg, size_t *i_r)
 	case NUMBER_OK:
 		break;
 	}
-	if (n == 0 || n > maildrop_count(s->md) ||
-	    maildrop_deleted(s->md, n - 1))
+	if (n == 0 || n > maildrop_count(s->trans->md) ||
+	    maildrop_deleted(s->trans->md, n - 1))
 		return POP_NO_MESSAGE;
 	*i_r = n - 1;
 	return POP_OK;
@@ -90,7 +91,7 @@ message_arg(struct session *s, const char *arg, size_t *i_r)
 enum pop_result
 trans_cmd_stat(struct session *s, struct command *c)
 {
-	struct md_totals t = maildrop_totals(s->md);
+	struct md_totals t = maildrop_totals(s->trans->md);
 
 	net_reply(s->io, "+OK %zu %" PRIu64, t.count, t.bytes);
 	return POP_OK;
@@ -109,27 +110,27 @@ scan_listing(struct session *s, struct command *c, bool uidl)
 			return r;
 		if (uidl)
 			net_reply(s->io, "+OK %zu %s", i + 1,
-				  maildrop_uid(s->md, i));
+				  maildrop_uid(s->trans->md, i));
 		else
 			net_reply(s->io, "+OK %zu %" PRIu64, i + 1,
-				  maildrop_size(s->md, i));
+				  maildrop_size(s->trans->md, i));
 		return POP_OK;
 	}
-	t = maildrop_totals(s->md);
+	t = maildrop_totals(s->trans->md);
 	if (uidl)
 		net_reply(s->io, "+OK unique-id listing follows");
 	else
 		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)",
 			  t.count, plural(t.count), t.bytes);
-	for (i = 0; i < maildrop_count(s->md); i++) {
-		if (maildrop_deleted(s->md, i))
+	for (i = 0; i < maildrop_count(s->trans->md); i++) {
+		if (maildrop_deleted(s->trans->md, i))
 			continue;
 		if (uidl)
 			net_reply(s->io, "%zu %s", i + 1,
-				  maildrop_uid(s->md, i));
+				  maildrop_uid(s->trans->md, i));
 		else
 			net_reply(s->io, "%zu %" PRIu64, i + 1,
-				  maildrop_size(s->md, i));
+				  maildrop_size(s->trans->md, i));
 	}
 	net_reply(s->io, ".");
 	return POP_OK;
@@ -167,20 +168,20 @@ send_message(struct session *s, size_t i, const unsigned long *lines)
 	struct dotstuff ds;
 	enum md_status st;
 
-	st = maildrop_verify(s->md, i);
+	st = maildrop_verify(s->trans->md, i);
 	if (st != MD_OK)
 		return POP_SYS_TEMP;
 	if (lines == NULL)
 		net_reply(s->io, "+OK %" PRIu64 " octets",
-			  maildrop_size(s->md, i));
+			  maildrop_size(s->trans->md, i));
 	else
 		net_reply(s->io, "+OK top of message follows");
 	dotstuff_init(&ds, write_to_net, s->io);
-	st = maildrop_send(s->md, i, lines, feed_stuffer, &ds);
+	st = maildrop_send(s->trans->md, i, lines, feed_stuffer, &ds);
 	if (st != MD_OK || dotstuff_finish(&ds) < 0) {
 		if (s->io->out_failed == NET_OK)
 			log_msg(LOG_ERR, "user=%s: message %zu broken off",
-				s->who.name, i + 1);
+				s->trans->who.name, i + 1);
 		return POP_ABORT;
 	}
 	return POP_OK;
@@ -195,8 +196,8 @@ trans_cmd_retr(struct session *s, struct command *c)
 	if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
 		return r;
 	if ((r = send_message(s, i, NULL)) == POP_OK) {
-		s->retrieved++;
-		s->retrieved_bytes += maildrop_size(s->md, i);
+		s->trans->retrieved++;
+		s->trans->retrieved_bytes += maildrop_size(s->trans->md, i);
 	}
 	return r;
 }
@@ -224,7 +225,7 @@ trans_cmd_dele(struct session *s, struct command *c)
 
 	if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
 		return r;
-	maildrop_set_deleted(s->md, i, true);
+	maildrop_set_deleted(s->trans->md, i, true);
 	net_reply(s->io, "+OK message %zu deleted", i + 1);
 	return POP_OK;
 }
@@ -241,9 +242,9 @@ trans_cmd_rset(struct session *s, struct command *c)
 {
 	struct md_totals t;
 
-	for (size_t i = 0; i < maildrop_count(s->md); i++)
-		maildrop_set_deleted(s->md, i, false);
-	t = maildrop_totals(s->md);
+	for (size_t i = 0; i < maildrop_count(s->trans->md); i++)
+		maildrop_set_deleted(s->trans->md, i, false);
+	t = maildrop_totals(s->trans->md);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
 		  t.count, plural(t.count), t.bytes);
 	return POP_OK;
@@ -253,9 +254,9 @@ trans_cmd_rset(struct session *s, struct command *c)
 enum pop_result
 trans_quit(struct session *s)
 {
-	if (maildrop_update(s->md, &s->update) != MD_OK)
+	if (maildrop_update(s->trans->md, &s->trans->update) != MD_OK)
 		return POP_UPDATE_FAILED;
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
-		  s->update.left, plural(s->update.left));
+		  s->trans->update.left, plural(s->trans->update.left));
 	return POP_QUIT;
 }
