@@ -332,26 +332,25 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 			    .io = io,
 			    .state = ST_AUTH,
 			    .auth = &a};
+
 	*tls_r = false;
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
 	 * slowly they type. */
 	net_set_deadline(io, cfg->preauth_timeout);
-	if (cfg->tls_implicit) {
-		/* RFC 8314: the handshake first; the greeting is the first
-		 * octet sent inside TLS. */
-		if (net_start_tls(io) < 0) {
-			log_msg(LOG_INFO, "logout: user=- peer=%s reason=%s",
-				peer->addr, end_text[END_TLS_FAILED]);
-			return SESSION_ENDED;
-		}
-		s.tls_active = true;
+	/* RFC 8314: the handshake first; the greeting is the first octet
+	 * sent inside TLS. */
+	if (cfg->tls_implicit && net_start_tls(io) < 0) {
+		s.end = END_TLS_FAILED;
+		goto ended;
 	}
+	s.tls_active = cfg->tls_implicit;
 	net_reply(io, "+OK pop3d ready");
 	if (serve(&s) == POP_LOGIN && net_flush(io) == 0) {
 		*tls_r = s.tls_active;
 		return SESSION_LOGGED_IN;
 	}
 	net_flush(io);
+ended:
 	log_msg(LOG_INFO, "logout: user=- peer=%s reason=%s", peer->addr,
 		end_text[s.end]);
 	return SESSION_ENDED;
