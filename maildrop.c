@@ -174,15 +174,44 @@ grow(struct maildrop *md)
 	return 0;
 }
 
+/* Room for one more message, within --max-messages. */
+static enum md_status
+make_room(struct maildrop *md, const struct md_limits *limits)
+{
+	if (md->count == limits->max_messages) {
+		log_msg(LOG_ERR,
+			"%s: refused: more than %lu messages "
+			"(--max-messages)",
+			md->path, limits->max_messages);
+		return MD_PERMFAIL;
+	}
+	if (md->count == md->cap && grow(md) < 0) {
+		log_msg(LOG_ERR, "%s: out of memory", md->path);
+		return MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+static enum md_status
+read_failed(const struct maildrop *md, const struct reader *r)
+{
+	if (r->error != 0)
+		log_msg(LOG_ERR, "%s: read: %s", md->path, strerror(r->error));
+	else
+		log_msg(LOG_ERR, "%s: shrank while being read", md->path);
+	return MD_TEMPFAIL;
+}
+
 static enum md_status
 parse_spool(struct maildrop *md, const struct md_limits *limits)
 {
+	enum md_status st;
 	struct reader r;
 
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, 0, md->length);
 	if (md->length > 0 && !reader_at_from_line(&r)) {
 		if (r.error != 0 || r.short_file)
-			goto read_error;
+			return read_failed(md, &r);
 		log_msg(LOG_ERR,
 			"%s: refused: not an mbox file "
 			"(does not start with \"From \")",
@@ -190,34 +219,20 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 		return MD_PERMFAIL;
 	}
 	while (!reader_at_end(&r)) {
-		if (md->count == limits->max_messages) {
-			log_msg(LOG_ERR,
-				"%s: refused: more than %lu messages "
-				"(--max-messages)",
-				md->path, limits->max_messages);
-			return MD_PERMFAIL;
-		}
-		if (md->count == md->cap && grow(md) < 0) {
-			log_msg(LOG_ERR, "%s: out of memory", md->path);
-			return MD_TEMPFAIL;
-		}
+		if ((st = make_room(md, limits)) != MD_OK)
+			return st;
 		md->uid[md->count].xuidl = NULL;
 		if (mbox_parse_message(&r, md->hasher, &md->msg[md->count],
 				       &md->uid[md->count]) < 0) {
 			free(md->uid[md->count].xuidl);
-			goto read_error;
+			return read_failed(md, &r);
 		}
 		md->bytes += md->msg[md->count].size;
 		md->count++;
 	}
-	if (r.error == 0 && !r.short_file)
-		return MD_OK;
-read_error:
-	if (r.error != 0)
-		log_msg(LOG_ERR, "%s: read: %s", md->path, strerror(r.error));
-	else
-		log_msg(LOG_ERR, "%s: shrank while being read", md->path);
-	return MD_TEMPFAIL;
+	if (r.error != 0 || r.short_file)
+		return read_failed(md, &r);
+	return MD_OK;
 }
 
 /* Under a read lock, so no delivery is half-written while we look. */
@@ -570,7 +585,7 @@ update_stats(const struct maildrop *md, bool done, struct md_update_stats *s)
  * goes with it when it is deleted, or the message before would grow a
  * line (or the spool would start with a blank line: not mbox). */
 static off_t
-tail_start(struct maildrop *md)
+tail_start(const struct maildrop *md)
 {
 	char buf[APPEND_PEEK_SIZE];
 	ssize_t n;
@@ -593,6 +608,28 @@ tail_start(struct maildrop *md)
 	return md->length;
 }
 
+/* What stays from message first on: the kept messages, adjacent ones as
+ * one region, then the tail delivered since login (length -1: to the
+ * end). Returns the count; reg has room for one per message and one. */
+static size_t
+kept_regions(const struct maildrop *md, size_t first, struct region *reg)
+{
+	size_t n = 0;
+
+	for (size_t i = first; i < md->count; i++) {
+		const struct message *m = &md->msg[i];
+
+		if (m->deleted)
+			continue;
+		if (n > 0 && reg[n - 1].start + reg[n - 1].len == m->from)
+			reg[n - 1].len += m->next - m->from;
+		else
+			reg[n++] = (struct region){m->from, m->next - m->from};
+	}
+	reg[n++] = (struct region){tail_start(md), -1};
+	return n;
+}
+
 /* Compact from the first deleted message on: kept messages, then mail
  * delivered since login, move down over the gaps; then truncate. The
  * journal makes it safe to be killed at any point (journal.h). */
@@ -600,7 +637,7 @@ static enum md_status
 expunge(struct maildrop *md, size_t first)
 {
 	struct region *reg;
-	size_t n = 0;
+	size_t n;
 	int r;
 
 	if (md->journal == NULL) {
@@ -611,18 +648,7 @@ expunge(struct maildrop *md, size_t first)
 	reg = calloc(md->count - first + 1, sizeof(*reg));
 	if (reg == NULL)
 		return MD_TEMPFAIL;
-	for (size_t i = first; i < md->count; i++) {
-		const struct message *m = &md->msg[i];
-
-		if (m->deleted)
-			continue;
-		/* Adjacent kept messages move as one region. */
-		if (n > 0 && reg[n - 1].start + reg[n - 1].len == m->from)
-			reg[n - 1].len += m->next - m->from;
-		else
-			reg[n++] = (struct region){m->from, m->next - m->from};
-	}
-	reg[n++] = (struct region){tail_start(md), -1};
+	n = kept_regions(md, first, reg);
 	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
 			    md->buf, SPOOL_CHUNK_SIZE);
 	free(reg);
