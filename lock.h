@@ -2,8 +2,9 @@
  * sessions (design.md §4). Three locks, each for one purpose:
  *
  *   session   flock(2), exclusive, held from login to logout: one POP3
- *             session per maildrop. No Debian MDA or MUA takes it, so it
- *             holds up no delivery.
+ *             session per maildrop. MDAs and MUAs on Linux take fcntl
+ *             locks and dotlocks, never this, so it holds up no delivery
+ *             (on NFS it does: design.md §9).
  *   read      an fcntl read lock for one step (the parse at login, one
  *             check, one chunk of a RETR): no delivery is half-written
  *             while we look, and none waits on us for long.
@@ -12,7 +13,8 @@
  *             UPDATE.
  *
  * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_RETRIES); then
- * LOCK_BUSY. Failures are logged here, naming path. */
+ * LOCK_BUSY. Errors and waits that ran out are logged here, naming path;
+ * a session lock held by another session is not (the client is told). */
 #ifndef POP3D_LOCK_H
 #define POP3D_LOCK_H
 
