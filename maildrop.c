@@ -116,10 +116,22 @@ open_spool_dir(struct maildrop *md)
 
 /* design.md §4: never follow a link, never create, never block on a
  * FIFO; the spool must be a plain file of the user's with one name. */
+/* Which open(2) failures may pass on a retry ([SYS/TEMP]) rather than
+ * need the admin ([SYS/PERM]). */
+static enum md_status
+open_failure(int err)
+{
+	return err == EACCES || err == EAGAIN || err == EINTR ||
+			       err == ENOMEM || err == EMFILE || err == ENFILE
+		       ? MD_TEMPFAIL
+		       : MD_PERMFAIL;
+}
+
 static enum md_status
 open_spool(struct maildrop *md, uid_t owner)
 {
-	struct stat st;
+	struct stat sb;
+	enum md_status st;
 	int dfd;
 
 	if ((dfd = open_spool_dir(md)) < 0)
@@ -132,19 +144,16 @@ open_spool(struct maildrop *md, uid_t owner)
 	if (md->fd < 0) {
 		if (errno == ENOENT)
 			return MD_OK;
+		st = open_failure(errno);
 		log_msg(LOG_ERR, "%s: open: %m", md->path);
-		return errno == EACCES || errno == EAGAIN || errno == EINTR ||
-				       errno == ENOMEM || errno == EMFILE ||
-				       errno == ENFILE
-			       ? MD_TEMPFAIL
-			       : MD_PERMFAIL;
+		return st;
 	}
-	if (fstat(md->fd, &st) < 0) {
+	if (fstat(md->fd, &sb) < 0) {
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
 		return MD_TEMPFAIL;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != owner || st.st_nlink != 1 ||
-	    (st.st_mode & S_IWOTH)) {
+	if (!S_ISREG(sb.st_mode) || sb.st_uid != owner || sb.st_nlink != 1 ||
+	    (sb.st_mode & S_IWOTH)) {
 		log_msg(LOG_ERR,
 			"%s: refused: not a regular file of uid %lu with one "
 			"link and no write access for others",
@@ -679,13 +688,29 @@ same_file(const char *path, const struct stat *open_st)
 	       st.st_ino == open_st->st_ino;
 }
 
+/* design.md §4, guarantee 4: under the update locks, the file is still
+ * the one we opened, no shorter, and every message from first on is as
+ * parsed. Else nothing may be deleted. */
+static enum md_status
+still_as_parsed(struct maildrop *md, size_t first)
+{
+	struct stat sb;
+
+	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
+	    !same_file(md->path, &sb))
+		return changed(md, first);
+	for (size_t i = first; i < md->count; i++)
+		if (!unchanged(md, i))
+			return changed(md, i);
+	return MD_OK;
+}
+
 enum md_status
 maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 {
 	char dotlock[PATH_MAX];
 	sigset_t all, old;
 	enum md_status st;
-	struct stat sb;
 	size_t first = 0;
 
 	update_stats(md, true, stats);
@@ -696,22 +721,11 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	/* A signal must not stop a rewrite halfway (R1939-22). */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
-	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK)
-		goto out;
-	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
-	    !same_file(md->path, &sb)) {
-		st = changed(md, first);
-		goto unlock;
+	if ((st = update_lock(md, dotlock, sizeof(dotlock))) == MD_OK) {
+		if ((st = still_as_parsed(md, first)) == MD_OK)
+			st = expunge(md, first);
+		update_unlock(md, dotlock);
 	}
-	for (size_t i = first; i < md->count; i++)
-		if (!unchanged(md, i)) {
-			st = changed(md, i);
-			goto unlock;
-		}
-	st = expunge(md, first);
-unlock:
-	update_unlock(md, dotlock);
-out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (st != MD_OK)
 		update_stats(md, false, stats);
