@@ -62,7 +62,7 @@ struct md_totals {
 	uint64_t bytes; /* as maildrop_size counts them */
 };
 
-/* The messages not marked deleted: what STAT reports (R1939-33). Kept
+/* The messages not marked deleted: what STAT reports (R1939-35). Kept
  * current by maildrop_set_deleted, never recounted. */
 struct md_totals maildrop_totals(const struct maildrop *md);
 
