@@ -13,6 +13,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "sysutil.h"
 
 /* The journal is one record, replaced atomically (write a new file,
  * sync it, rename it over the old one, sync the directory):
@@ -81,20 +82,11 @@ pwrite_all(int fd, const void *buf, size_t n, off_t at)
 static int
 pread_all(int fd, void *buf, size_t n, off_t at)
 {
-	char *p = buf;
-	ssize_t r;
+	ssize_t r = sys_pread_full(fd, buf, n, at);
 
-	while (n > 0) {
-		r = pread(fd, p, n, at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return 1;
-		p += r, n -= r, at += r;
-	}
-	return 0;
+	if (r < 0)
+		return -1;
+	return (size_t)r < n ? 1 : 0;
 }
 
 /* Copy n octets from (in, from) to (out, to) through buf, hashing them.

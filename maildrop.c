@@ -3,21 +3,18 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <lockfile.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/file.h>
-#include <sys/vfs.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
+#include "lock.h"
 #include "log.h"
 #include "mbox.h"
+#include "sysutil.h"
 #include "uidl.h"
 
 struct maildrop {
@@ -27,6 +24,8 @@ struct maildrop {
 	int io_error;  /* errno of the last failed check, for the log */
 	off_t length;  /* the spool's length when it was parsed */
 	size_t count, cap;
+	uint64_t bytes;	       /* of all count messages */
+	struct md_totals kept; /* not marked deleted */
 	struct message *msg;
 	struct uidl_entry *uid;
 	struct uidl_hasher *hasher;
@@ -34,49 +33,45 @@ struct maildrop {
 	char uid_text[UIDL_MAX + 1];
 };
 
-/* --- locks ------------------------------------------------------------ */
+/* --- locks (lock.h) ----------------------------------------------------- */
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* An fcntl lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS:
- * MTAs and MUAs hold it for one delivery or rewrite. Polling rather than
- * F_SETLKW keeps the wait bounded without signals. Returns MD_OK,
- * MD_IN_USE after the wait, or MD_TEMPFAIL on an error. */
 static enum md_status
-fcntl_lock(struct maildrop *md, short type)
+lock_result(enum lock_status st)
 {
-	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
-
-	for (int waited = 0;; waited += FCNTL_LOCK_POLL_MS) {
-		if (fcntl(md->fd, F_SETLK, &fl) == 0)
-			return MD_OK;
-		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-			log_msg(LOG_ERR, "%s: fcntl lock: %m", md->path);
-			return MD_TEMPFAIL;
-		}
-		if (waited >= FCNTL_LOCK_WAIT_MS) {
-			log_msg(LOG_WARNING, "%s: still locked after %d ms",
-				md->path, FCNTL_LOCK_WAIT_MS);
-			return MD_IN_USE;
-		}
-		sleep_ms(FCNTL_LOCK_POLL_MS);
+	switch (st) {
+	case LOCK_OK:
+		return MD_OK;
+	case LOCK_BUSY:
+		return MD_IN_USE;
+	case LOCK_REFUSED:
+		return MD_PERMFAIL;
+	default:
+		return MD_TEMPFAIL;
 	}
 }
 
-static void
-fcntl_unlock(struct maildrop *md)
+static enum md_status
+read_lock(struct maildrop *md)
 {
-	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	return lock_result(lock_read(md->fd, md->path));
+}
 
-	if (fcntl(md->fd, F_SETLK, &fl) < 0)
-		log_msg(LOG_ERR, "%s: fcntl unlock: %m", md->path);
+static void
+read_unlock(struct maildrop *md)
+{
+	lock_release(md->fd, md->path);
+}
+
+static enum md_status
+update_lock(struct maildrop *md, char *dotlock, size_t size)
+{
+	return lock_result(lock_update(md->fd, md->path, dotlock, size));
+}
+
+static void
+update_unlock(struct maildrop *md, const char *dotlock)
+{
+	lock_update_end(md->fd, md->path, dotlock);
 }
 
 /* --- open and parse ----------------------------------------------------- */
@@ -147,10 +142,22 @@ spool_refused(const char *path, const struct stat *st, uid_t owner)
 
 /* design.md §4: never follow a link, never create, never block on a
  * FIFO; the spool must be a plain file of the user's with one name. */
+/* Which open(2) failures may pass on a retry ([SYS/TEMP]) rather than
+ * need the admin ([SYS/PERM]). */
+static enum md_status
+open_failure(int err)
+{
+	return err == EACCES || err == EAGAIN || err == EINTR ||
+			       err == ENOMEM || err == EMFILE || err == ENFILE
+		       ? MD_TEMPFAIL
+		       : MD_PERMFAIL;
+}
+
 static enum md_status
 open_spool(struct maildrop *md, uid_t owner)
 {
-	struct stat st;
+	struct stat sb;
+	enum md_status st;
 	int dfd;
 
 	if ((dfd = open_spool_dir(md)) < 0)
@@ -163,33 +170,18 @@ open_spool(struct maildrop *md, uid_t owner)
 	if (md->fd < 0) {
 		if (errno == ENOENT)
 			return MD_OK;
+		st = open_failure(errno);
 		log_msg(LOG_ERR, "%s: open: %m", md->path);
-		return errno == EACCES || errno == EAGAIN || errno == EINTR ||
-				       errno == ENOMEM || errno == EMFILE ||
-				       errno == ENFILE
-			       ? MD_TEMPFAIL
-			       : MD_PERMFAIL;
+		return st;
 	}
-	if (fstat(md->fd, &st) < 0) {
+	if (fstat(md->fd, &sb) < 0) {
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
 		return MD_TEMPFAIL;
 	}
-	if (spool_refused(md->path, &st, owner))
+	if (spool_refused(md->path, &sb, owner))
 		return MD_PERMFAIL;
-	/* One POP3 session per maildrop. flock is a lock no MDA takes on
-	 * Linux, so holding it all session long delays no delivery. */
-	if (flock(md->fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			/* Said here, where it is known: the login itself
-			 * succeeded, and an admin must not think it failed. */
-			log_msg(LOG_NOTICE, "%s: in use by another session",
-				md->path);
-			return MD_IN_USE;
-		}
-		log_msg(LOG_ERR, "%s: flock: %m", md->path);
-		return MD_TEMPFAIL;
-	}
-	return MD_OK;
+	/* One POP3 session per maildrop, for the whole session. */
+	return lock_result(lock_session(md->fd, md->path));
 }
 
 static int
@@ -211,15 +203,44 @@ grow(struct maildrop *md)
 	return 0;
 }
 
+/* Room for one more message, within --max-messages. */
+static enum md_status
+make_room(struct maildrop *md, const struct md_limits *limits)
+{
+	if (md->count == limits->max_messages) {
+		log_msg(LOG_ERR,
+			"%s: refused: more than %lu messages "
+			"(--max-messages)",
+			md->path, limits->max_messages);
+		return MD_PERMFAIL;
+	}
+	if (md->count == md->cap && grow(md) < 0) {
+		log_msg(LOG_ERR, "%s: out of memory", md->path);
+		return MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+static enum md_status
+read_failed(const struct maildrop *md, const struct reader *r)
+{
+	if (r->error != 0)
+		log_msg(LOG_ERR, "%s: read: %s", md->path, strerror(r->error));
+	else
+		log_msg(LOG_ERR, "%s: shrank while being read", md->path);
+	return MD_TEMPFAIL;
+}
+
 static enum md_status
 parse_spool(struct maildrop *md, const struct md_limits *limits)
 {
+	enum md_status st;
 	struct reader r;
 
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, 0, md->length);
 	if (md->length > 0 && !reader_at_from_line(&r)) {
 		if (r.error != 0 || r.short_file)
-			goto read_error;
+			return read_failed(md, &r);
 		log_msg(LOG_ERR,
 			"%s: refused: not an mbox file "
 			"(does not start with \"From \")",
@@ -227,33 +248,20 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 		return MD_PERMFAIL;
 	}
 	while (!reader_at_end(&r)) {
-		if (md->count == limits->max_messages) {
-			log_msg(LOG_ERR,
-				"%s: refused: more than %lu messages "
-				"(--max-messages)",
-				md->path, limits->max_messages);
-			return MD_PERMFAIL;
-		}
-		if (md->count == md->cap && grow(md) < 0) {
-			log_msg(LOG_ERR, "%s: out of memory", md->path);
-			return MD_TEMPFAIL;
-		}
+		if ((st = make_room(md, limits)) != MD_OK)
+			return st;
 		md->uid[md->count].xuidl = NULL;
 		if (mbox_parse_message(&r, md->hasher, &md->msg[md->count],
 				       &md->uid[md->count]) < 0) {
 			free(md->uid[md->count].xuidl);
-			goto read_error;
+			return read_failed(md, &r);
 		}
+		md->bytes += md->msg[md->count].size;
 		md->count++;
 	}
-	if (r.error == 0 && !r.short_file)
-		return MD_OK;
-read_error:
-	if (r.error != 0)
-		log_msg(LOG_ERR, "%s: read: %s", md->path, strerror(r.error));
-	else
-		log_msg(LOG_ERR, "%s: shrank while being read", md->path);
-	return MD_TEMPFAIL;
+	if (r.error != 0 || r.short_file)
+		return read_failed(md, &r);
+	return MD_OK;
 }
 
 /* Under a read lock, so no delivery is half-written while we look. */
@@ -263,7 +271,7 @@ load(struct maildrop *md, const struct md_limits *limits)
 	enum md_status st;
 	struct stat sb;
 
-	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+	if ((st = read_lock(md)) != MD_OK)
 		return st;
 	if (fstat(md->fd, &sb) < 0) {
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
@@ -279,13 +287,9 @@ load(struct maildrop *md, const struct md_limits *limits)
 		md->length = sb.st_size;
 		st = parse_spool(md, limits);
 	}
-	fcntl_unlock(md);
+	read_unlock(md);
 	return st;
 }
-
-static enum md_status lock_for_update(struct maildrop *md, char *dotlock,
-				      size_t size);
-static void unlock_update(struct maildrop *md, const char *dotlock);
 
 /* The journal is named after the spool's device and inode: unique, and
  * nothing a user can steer. An UPDATE that a crash interrupted is
@@ -307,13 +311,13 @@ recover(struct maildrop *md, const char *dir)
 	}
 	if (!journal_pending(md->journal))
 		return MD_OK;
-	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
+	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK)
 		return st;
 	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
 	if (r < 0)
 		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
 			md->journal);
-	unlock_update(md, dotlock);
+	update_unlock(md, dotlock);
 	return r < 0 ? MD_TEMPFAIL : MD_OK;
 }
 
@@ -347,6 +351,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		st = MD_TEMPFAIL;
 		goto fail;
 	}
+	md->kept = (struct md_totals){md->count, md->bytes};
 	*md_r = md;
 	return MD_OK;
 fail:
@@ -406,7 +411,22 @@ maildrop_deleted(const struct maildrop *md, size_t i)
 void
 maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
 {
+	if (md->msg[i].deleted == deleted)
+		return;
 	md->msg[i].deleted = deleted;
+	if (deleted) {
+		md->kept.count--;
+		md->kept.bytes -= md->msg[i].size;
+	} else {
+		md->kept.count++;
+		md->kept.bytes += md->msg[i].size;
+	}
+}
+
+struct md_totals
+maildrop_totals(const struct maildrop *md)
+{
+	return md->kept;
 }
 
 /* --- change detection ----------------------------------------------------- */
@@ -415,7 +435,7 @@ static bool
 from_line_at(struct maildrop *md, off_t offset)
 {
 	char from[5];
-	ssize_t n = pread(md->fd, from, 5, offset);
+	ssize_t n = sys_pread_full(md->fd, from, 5, offset);
 
 	if (n < 0)
 		md->io_error = errno;
@@ -497,10 +517,10 @@ check_locked(struct maildrop *md, size_t i,
 	enum md_status st;
 	bool same;
 
-	if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+	if ((st = read_lock(md)) != MD_OK)
 		return st;
 	same = check(md, i);
-	fcntl_unlock(md);
+	read_unlock(md);
 	return same ? MD_OK : changed(md, i);
 }
 
@@ -525,12 +545,10 @@ send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
 	while (from < to && (lines == NULL || *lines > 0)) {
 		want = to - from < (off_t)SPOOL_CHUNK_SIZE ? (size_t)(to - from)
 							   : SPOOL_CHUNK_SIZE;
-		if ((st = fcntl_lock(md, F_RDLCK)) != MD_OK)
+		if ((st = read_lock(md)) != MD_OK)
 			return st;
-		do
-			got = pread(md->fd, md->buf, want, from);
-		while (got < 0 && errno == EINTR);
-		fcntl_unlock(md);
+		got = sys_pread_full(md->fd, md->buf, want, from);
+		read_unlock(md);
 		if (got <= 0) {
 			log_msg(LOG_ERR, "%s: read: %s", md->path,
 				got < 0 ? strerror(errno) : "file shrank");
@@ -577,18 +595,17 @@ maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
 /* --- UPDATE ----------------------------------------------------------- */
 
 static void
-count_stats(const struct maildrop *md, struct md_update_stats *s)
+update_stats(const struct maildrop *md, bool done, struct md_update_stats *s)
 {
-	memset(s, 0, sizeof(*s));
-	for (size_t i = 0; i < md->count; i++) {
-		if (md->msg[i].deleted) {
-			s->deleted++;
-			s->deleted_bytes += md->msg[i].size;
-		} else {
-			s->left++;
-			s->left_bytes += md->msg[i].size;
-		}
-	}
+	struct md_totals left =
+		done ? md->kept : (struct md_totals){md->count, md->bytes};
+
+	*s = (struct md_update_stats){
+		.deleted = md->count - left.count,
+		.deleted_bytes = md->bytes - left.bytes,
+		.left = left.count,
+		.left_bytes = left.bytes,
+	};
 }
 
 /* Where the mail delivered since login starts. An MDA that finds the
@@ -597,15 +614,15 @@ count_stats(const struct maildrop *md, struct md_update_stats *s)
  * goes with it when it is deleted, or the message before would grow a
  * line (or the spool would start with a blank line: not mbox). */
 static off_t
-tail_start(struct maildrop *md)
+tail_start(const struct maildrop *md)
 {
-	char buf[64];
+	char buf[APPEND_PEEK_SIZE];
 	ssize_t n;
 	size_t i = 0;
 
 	if (md->count == 0 || !md->msg[md->count - 1].deleted)
 		return md->length;
-	n = pread(md->fd, buf, sizeof(buf), md->length);
+	n = sys_pread_full(md->fd, buf, sizeof(buf), md->length);
 	while (n > 0 && i < (size_t)n) {
 		if (buf[i] == '\n')
 			i++;
@@ -620,6 +637,28 @@ tail_start(struct maildrop *md)
 	return md->length;
 }
 
+/* What stays from message first on: the kept messages, adjacent ones as
+ * one region, then the tail delivered since login (length -1: to the
+ * end). Returns the count; reg has room for one per message and one. */
+static size_t
+kept_regions(const struct maildrop *md, size_t first, struct region *reg)
+{
+	size_t n = 0;
+
+	for (size_t i = first; i < md->count; i++) {
+		const struct message *m = &md->msg[i];
+
+		if (m->deleted)
+			continue;
+		if (n > 0 && reg[n - 1].start + reg[n - 1].len == m->from)
+			reg[n - 1].len += m->next - m->from;
+		else
+			reg[n++] = (struct region){m->from, m->next - m->from};
+	}
+	reg[n++] = (struct region){tail_start(md), -1};
+	return n;
+}
+
 /* Compact from the first deleted message on: kept messages, then mail
  * delivered since login, move down over the gaps; then truncate. The
  * journal makes it safe to be killed at any point (journal.h). */
@@ -627,7 +666,7 @@ static enum md_status
 expunge(struct maildrop *md, size_t first)
 {
 	struct region *reg;
-	size_t n = 0;
+	size_t n;
 	int r;
 
 	if (md->journal == NULL) {
@@ -638,18 +677,7 @@ expunge(struct maildrop *md, size_t first)
 	reg = calloc(md->count - first + 1, sizeof(*reg));
 	if (reg == NULL)
 		return MD_TEMPFAIL;
-	for (size_t i = first; i < md->count; i++) {
-		const struct message *m = &md->msg[i];
-
-		if (m->deleted)
-			continue;
-		/* Adjacent kept messages move as one region. */
-		if (n > 0 && reg[n - 1].start + reg[n - 1].len == m->from)
-			reg[n - 1].len += m->next - m->from;
-		else
-			reg[n++] = (struct region){m->from, m->next - m->from};
-	}
-	reg[n++] = (struct region){tail_start(md), -1};
+	n = kept_regions(md, first, reg);
 	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
 			    md->buf, SPOOL_CHUNK_SIZE);
 	free(reg);
@@ -667,53 +695,6 @@ expunge(struct maildrop *md, size_t first)
 	return MD_OK;
 }
 
-/* On a local file system our PID goes into the dotlock, so a lock left
- * by a session that was killed inside UPDATE is stale at once (for us,
- * and for dotlockfile -p), not only after five minutes of blocked
- * deliveries. On NFS a PID means nothing to the other hosts, and one of
- * them could break a live lock: there, age alone decides (design.md §9). */
-static int
-dotlock_flags(struct maildrop *md)
-{
-	struct statfs fs;
-
-	if (fstatfs(md->fd, &fs) < 0 || fs.f_type == NFS_SUPER_MAGIC)
-		return 0;
-	return L_PID;
-}
-
-/* The dotlock, then the write lock, in the order procmail and Postfix
- * take them: the other order has each side hold one lock while it waits
- * for the other, and every delivery stalls for the whole wait. Neither
- * wait happens while we hold the other lock for long. */
-static enum md_status
-lock_for_update(struct maildrop *md, char *dotlock, size_t size)
-{
-	enum md_status st;
-	int r;
-
-	if ((size_t)snprintf(dotlock, size, "%s.lock", md->path) >= size)
-		return MD_PERMFAIL;
-	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(md));
-	if (r != L_SUCCESS) {
-		if (r == L_MAXTRYS)
-			log_msg(LOG_WARNING,
-				"%s: still held by another program", dotlock);
-		else
-			log_msg(LOG_WARNING,
-				"%s: dotlock failed (liblockfile error %d)",
-				dotlock, r);
-		return r == L_MAXTRYS ? MD_IN_USE : MD_TEMPFAIL;
-	}
-	if ((st = fcntl_lock(md, F_WRLCK)) != MD_OK) {
-		if (lockfile_remove(dotlock) < 0)
-			log_msg(LOG_ERR, "%s: cannot remove dotlock: %m",
-				dotlock);
-		return st;
-	}
-	return MD_OK;
-}
-
 /* Is path still the file we have open? A spool renamed over, or turned
  * into a symlink, during the session must not be compacted: deleting
  * from a file nobody reads any more would lose the deletion silently,
@@ -727,12 +708,21 @@ same_file(const char *path, const struct stat *open_st)
 	       st.st_ino == open_st->st_ino;
 }
 
-static void
-unlock_update(struct maildrop *md, const char *dotlock)
+/* design.md §4, guarantee 4: under the update locks, the file is still
+ * the one we opened, no shorter, and every message from first on is as
+ * parsed. Else nothing may be deleted. */
+static enum md_status
+still_as_parsed(struct maildrop *md, size_t first)
 {
-	if (lockfile_remove(dotlock) < 0)
-		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
-	fcntl_unlock(md);
+	struct stat sb;
+
+	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
+	    !same_file(md->path, &sb))
+		return changed(md, first);
+	for (size_t i = first; i < md->count; i++)
+		if (!unchanged(md, i))
+			return changed(md, i);
+	return MD_OK;
 }
 
 enum md_status
@@ -741,10 +731,9 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	char dotlock[PATH_MAX];
 	sigset_t all, old;
 	enum md_status st;
-	struct stat sb;
 	size_t first = 0;
 
-	count_stats(md, stats);
+	update_stats(md, true, stats);
 	while (first < md->count && !md->msg[first].deleted)
 		first++;
 	if (md->fd < 0 || first == md->count)
@@ -752,23 +741,14 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	/* A signal must not stop a rewrite halfway (R1939-22). */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
-	if ((st = lock_for_update(md, dotlock, sizeof(dotlock))) != MD_OK)
-		goto out;
-	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
-	    !same_file(md->path, &sb)) {
-		st = changed(md, first);
-		goto unlock;
+	if ((st = update_lock(md, dotlock, sizeof(dotlock))) == MD_OK) {
+		if ((st = still_as_parsed(md, first)) == MD_OK)
+			st = expunge(md, first);
+		update_unlock(md, dotlock);
 	}
-	for (size_t i = first; i < md->count; i++)
-		if (!unchanged(md, i)) {
-			st = changed(md, i);
-			goto unlock;
-		}
-	st = expunge(md, first);
-unlock:
-	unlock_update(md, dotlock);
-out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (st != MD_OK)
+		update_stats(md, false, stats);
 	return st;
 }
 

@@ -57,6 +57,15 @@ const char *maildrop_uid(const struct maildrop *md, size_t i);
 bool maildrop_deleted(const struct maildrop *md, size_t i);
 void maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted);
 
+struct md_totals {
+	size_t count;
+	uint64_t bytes; /* as maildrop_size counts them */
+};
+
+/* The messages not marked deleted: what STAT reports (R1939-35). Kept
+ * current by maildrop_set_deleted, never recounted. */
+struct md_totals maildrop_totals(const struct maildrop *md);
+
 /* Receives message bytes as stored (without the From_ line); returns 0,
  * or -1 to stop. */
 typedef int (*md_sink_fn)(void *ctx, const char *data, size_t len);
@@ -82,7 +91,8 @@ struct md_update_stats {
 
 /* UPDATE: remove the messages marked deleted, keep everything else and
  * any mail delivered since login. Deletes nothing if a message the
- * session knows has changed. */
+ * session knows has changed. *stats says what was done: on failure,
+ * nothing deleted and every message left. */
 enum md_status maildrop_update(struct maildrop *md,
 			       struct md_update_stats *stats);
 

@@ -8,6 +8,7 @@
 
 #include "hash.h"
 #include "params.h"
+#include "sysutil.h"
 
 void
 reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
@@ -61,15 +62,15 @@ reader_fill(struct reader *r, size_t want)
 		room = r->cap - r->len;
 		if ((off_t)room > left)
 			room = left;
-		n = pread(r->fd, r->buf + r->len, room, r->base + r->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
+		n = sys_pread_full(r->fd, r->buf + r->len, room,
+				   r->base + r->len);
+		if (n < 0) {
 			r->error = errno;
-		else if (n == 0)
+			break;
+		}
+		r->len += n;
+		if ((size_t)n < room)
 			r->short_file = true;
-		else
-			r->len += n;
 	}
 	return r->len - r->pos;
 }
@@ -254,7 +255,7 @@ static int
 digest_fallback(int fd, const struct message *m, struct uidl_hasher *h)
 {
 	struct headers hs = {.h = h, .fallback = true, .include = true};
-	char buf[8192];
+	char buf[HEADER_REREAD_SIZE];
 	struct reader r;
 	bool lf, cr;
 	size_t avail;
@@ -275,6 +276,38 @@ blank_line(const char *p, size_t avail)
 	return p[0] == '\n' || (avail >= 2 && p[0] == '\r' && p[1] == '\n');
 }
 
+/* Skip the From_ line and start the content hash at the message. */
+static void
+begin_message(struct reader *r, struct uidl_hasher *h, struct message *m)
+{
+	bool lf, cr;
+
+	memset(m, 0, sizeof(*m));
+	m->from = reader_offset(r);
+	m->hdr_end = -1;
+	uidl_hasher_reset(h);
+	reader_line(r, &lf, &cr, NULL, NULL);
+	m->start = reader_offset(r);
+	memset(&r->hash, 0, sizeof(r->hash));
+	r->hashing = true;
+	r->hpos = r->pos;
+}
+
+/* At the next From_ line or the limit. A last blank line (at blank_off,
+ * or -1 if none) is the separator mbox writers put after every message,
+ * not part of it. */
+static void
+end_message(struct reader *r, struct message *m, off_t blank_off)
+{
+	m->next = reader_offset(r);
+	m->end = blank_off >= 0 ? blank_off : m->next;
+	reader_hash(r);
+	r->hashing = false;
+	m->content = hash_final(&r->hash);
+	if (m->hdr_end < 0)
+		m->hdr_end = m->body = m->end;
+}
+
 int
 mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		   struct uidl_entry *u)
@@ -286,15 +319,7 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 	size_t avail;
 	const char *p;
 
-	memset(m, 0, sizeof(*m));
-	m->from = reader_offset(r);
-	m->hdr_end = -1;
-	uidl_hasher_reset(h);
-	reader_line(r, &lf, &cr, NULL, NULL);
-	m->start = reader_offset(r);
-	memset(&r->hash, 0, sizeof(r->hash));
-	r->hashing = true;
-	r->hpos = r->pos;
+	begin_message(r, h, m);
 	while ((avail = reader_fill(r, LINE_LOOKAHEAD)) > 0) {
 		p = r->buf + r->pos;
 		if (blank) {
@@ -328,15 +353,7 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		 * final line end is added. */
 		m->size += len + (lf && !cr) + (lf ? 0 : 2);
 	}
-	/* At the limit, a last blank line is the separator mbox writers put
-	 * after every message. */
-	m->next = reader_offset(r);
-	m->end = blank ? blank_off : m->next;
-	reader_hash(r);
-	r->hashing = false;
-	m->content = hash_final(&r->hash);
-	if (m->hdr_end < 0)
-		m->hdr_end = m->body = m->end;
+	end_message(r, m, blank ? blank_off : -1);
 	u->xuidl = hs.xuidl;
 	if (r->error != 0)
 		return -1;

@@ -57,6 +57,7 @@
 #include "preauth.h"
 #include "privsep_msg.h"
 #include "session.h"
+#include "sysutil.h"
 #include "tls.h"
 
 struct monitor {
@@ -98,18 +99,6 @@ privsep_check_record(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	return 0;
 }
 
-static void
-deadline_in(struct timespec *t, long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Run one login; the verdict goes back to the pre-auth process. A failure
  * costs AUTH_FAIL_DELAY_MS here, where the pre-auth process cannot
  * skip it. */
@@ -117,11 +106,10 @@ static enum auth_verdict
 judge(struct monitor *m, struct auth_request *req)
 {
 	struct msg_verdict v = {.type = MSG_VERDICT};
-	struct timespec deadline;
+	int64_t deadline = sys_now_ms() + AUTH_FAIL_DELAY_MS;
 	enum auth_verdict verdict;
 	const char *tls = req->tls ? "yes" : "no";
 
-	deadline_in(&deadline, AUTH_FAIL_DELAY_MS);
 	verdict = auth_check(m->cfg, m->peer, req, &m->who);
 	if (verdict == AUTH_OK) {
 		snprintf(m->method, sizeof(m->method), "%s", req->method);
@@ -136,9 +124,9 @@ judge(struct monitor *m, struct auth_request *req)
 						     : req->user,
 			m->peer->addr, req->method, tls);
 		m->failures++;
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
-				       &deadline, NULL) == EINTR)
-			;
+		/* The delay counts from the attempt, PAM's time included. */
+		if (deadline > sys_now_ms())
+			sys_sleep_ms((long)(deadline - sys_now_ms()));
 	}
 	explicit_bzero(req, sizeof(*req));
 	v.verdict = verdict;

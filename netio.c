@@ -6,9 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "sysutil.h"
 #include "tls.h"
 
 void
@@ -87,15 +87,6 @@ fill_input(struct netio *io)
 	return NET_OK;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 net_wait_ms(const struct netio *io)
 {
@@ -103,7 +94,7 @@ net_wait_ms(const struct netio *io)
 
 	if (io->deadline_ms == 0)
 		return io->timeout_ms;
-	left = io->deadline_ms - now_ms();
+	left = io->deadline_ms - sys_now_ms();
 	if (left <= 0)
 		return 0;
 	return left < io->timeout_ms ? (int)left : io->timeout_ms;
@@ -112,18 +103,7 @@ net_wait_ms(const struct netio *io)
 void
 net_set_deadline(struct netio *io, unsigned seconds)
 {
-	io->deadline_ms = now_ms() + (int64_t)seconds * 1000;
-}
-
-static int
-poll_once(struct pollfd *pfd, int nfds, int timeout_ms)
-{
-	int r;
-
-	do
-		r = poll(pfd, nfds, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r;
+	io->deadline_ms = sys_now_ms() + (int64_t)seconds * 1000;
 }
 
 /* Under TLS, wait the way OpenSSL asked. Replies before login are small,
@@ -136,7 +116,7 @@ wait_tls(struct netio *io)
 		.fd = out ? io->out_fd : io->in_fd,
 		.events = out ? POLLOUT : POLLIN,
 	};
-	int r = poll_once(&pfd, 1, net_wait_ms(io));
+	int r = sys_poll(&pfd, 1, net_wait_ms(io));
 
 	if (r < 0)
 		return NET_ERROR;
@@ -161,7 +141,7 @@ wait_writable(struct netio *io)
 						 .events = POLLIN};
 			nfds = 2;
 		}
-		r = poll_once(pfd, nfds, net_wait_ms(io));
+		r = sys_poll(pfd, nfds, net_wait_ms(io));
 		if (r < 0)
 			return NET_ERROR;
 		if (r == 0)
@@ -258,91 +238,118 @@ wait_readable(struct netio *io)
 			return NET_OK;
 		return wait_tls(io);
 	}
-	r = poll_once(&pfd, 1, net_wait_ms(io));
+	r = sys_poll(&pfd, 1, net_wait_ms(io));
 	if (r < 0)
 		return NET_ERROR;
 	return r == 0 ? NET_TIMEOUT : NET_OK;
+}
+
+/* Take the complete line at the front of the input, ending at lf, into
+ * line; or drop it unread if it is the tail of an overlong line. */
+static enum net_status
+take_line(struct netio *io, char *lf, char *line, size_t max, size_t *len_r)
+{
+	char *start = io->in + io->in_start;
+	size_t len = lf - start, consumed = len + 1;
+	enum net_status st;
+
+	io->in_start += consumed;
+	io->in_len -= consumed;
+	if (io->in_len == 0)
+		io->in_start = 0;
+	if (len > 0 && start[len - 1] == '\r')
+		len--;
+	/* max counts CRLF, whatever ending was sent. */
+	st = io->discarding ? NET_EOF : len + 2 > max ? NET_TOO_LONG : NET_OK;
+	if (st == NET_OK) {
+		memcpy(line, start, len);
+		line[len] = '\0';
+		*len_r = len;
+	}
+	/* The caller wipes its copy after use; ours goes now: it may be a
+	 * PASS line (design.md §3). */
+	explicit_bzero(start, consumed);
+	io->discarding = false;
+	return st;
+}
+
+/* DEC-03: one error per overlong line; whatever else it holds is dropped
+ * unread, never run. True at the first drop of a line. */
+static bool
+drop_overlong(struct netio *io)
+{
+	bool first = !io->discarding;
+
+	explicit_bzero(io->in, io->in_start + io->in_len);
+	io->in_start = io->in_len = 0;
+	io->discarding = true;
+	return first;
+}
+
+/* Out of complete lines: the batched replies go out now. While they do,
+ * more input may arrive (wait_writable reads ahead); only if none did,
+ * wait for more. NET_OK: look at the input again. */
+static enum net_status
+await_input(struct netio *io)
+{
+	size_t had = io->in_len;
+	enum net_status st;
+
+	if (net_flush(io) < 0)
+		return io->out_failed;
+	if (io->in_len != had || io->in_eof)
+		return NET_OK;
+	st = wait_readable(io);
+	if (st != NET_OK)
+		return st;
+	return fill_input(io) == NET_ERROR ? NET_ERROR : NET_OK;
 }
 
 enum net_status
 net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 {
 	enum net_status st;
-	char *start, *lf;
-	size_t len, consumed;
+	bool tail;
+	char *lf;
 
 	for (;;) {
-		start = io->in + io->in_start;
-		lf = memchr(start, '\n', io->in_len);
+		lf = memchr(io->in + io->in_start, '\n', io->in_len);
 		if (lf != NULL) {
-			len = lf - start;
-			consumed = len + 1;
-			io->in_start += consumed;
-			io->in_len -= consumed;
-			if (io->in_len == 0)
-				io->in_start = 0;
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			/* max counts CRLF, whatever ending was sent. */
-			st = io->discarding  ? NET_EOF
-			     : len + 2 > max ? NET_TOO_LONG
-					     : NET_OK;
-			if (st == NET_OK) {
-				memcpy(line, start, len);
-				line[len] = '\0';
-				*len_r = len;
-			}
-			/* The caller wipes its copy after use; ours goes now:
-			 * it may be a PASS line (design.md §3). */
-			explicit_bzero(start, consumed);
-			if (io->discarding) {
-				io->discarding = false;
-				continue;
-			}
-			return st;
+			tail = io->discarding;
+			st = take_line(io, lf, line, max, len_r);
+			if (!tail)
+				return st;
+			continue;
 		}
-		if (io->discarding || io->in_len + 1 > max) {
-			/* DEC-03: one error per overlong line; whatever else
-			 * it holds is dropped unread, never run. */
-			bool first = !io->discarding;
-
-			explicit_bzero(io->in, io->in_start + io->in_len);
-			io->in_start = io->in_len = 0;
-			io->discarding = true;
-			if (first)
-				return NET_TOO_LONG;
-		}
+		if ((io->discarding || io->in_len + 1 > max) &&
+		    drop_overlong(io))
+			return NET_TOO_LONG;
 		if (io->in_eof)
 			return NET_EOF;
-		/* Out of complete lines: the batched replies go out now.
-		 * While they do, more input may arrive (wait_writable reads
-		 * ahead); look at it before waiting for more. */
-		len = io->in_len;
-		if (net_flush(io) < 0)
-			return io->out_failed;
-		if (io->in_len != len || io->in_eof)
-			continue;
-		st = wait_readable(io);
-		if (st != NET_OK)
-			return st;
-		st = fill_input(io);
-		if (st == NET_ERROR)
+		if ((st = await_input(io)) != NET_OK)
 			return st;
 	}
 }
 
-void
-net_discard_input(struct netio *io)
+static void
+discard_input(struct netio *io)
 {
 	explicit_bzero(io->in, sizeof(io->in));
 	io->in_start = io->in_len = 0;
 	io->discarding = false;
 }
 
-void
-net_use_tls(struct netio *io, struct tls_conn *tls)
+int
+net_start_tls(struct netio *io)
 {
+	struct tls_conn *tls;
+
+	discard_input(io);
+	tls = tls_accept(io->in_fd, io->out_fd, net_wait_ms(io));
+	if (tls == NULL)
+		return -1;
 	io->tls = tls;
+	return 0;
 }
 
 size_t
@@ -351,7 +358,7 @@ net_take_input(struct netio *io, char *buf, size_t size)
 	size_t n = io->in_len < size ? io->in_len : size;
 
 	memcpy(buf, io->in + io->in_start, n);
-	net_discard_input(io);
+	discard_input(io);
 	return n;
 }
 

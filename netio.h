@@ -66,12 +66,13 @@ void net_set_deadline(struct netio *io, unsigned seconds);
  * the deadline is nearer. */
 int net_wait_ms(const struct netio *io);
 
-/* Drop (and wipe) all input read ahead: after STLS, octets sent before
- * the handshake must never be run (R2595-10). */
-void net_discard_input(struct netio *io);
-
-/* From now on, talk through tls (in_fd and out_fd are its socket). */
-void net_use_tls(struct netio *io, struct tls_conn *tls);
+/* Run the TLS server handshake (STLS, or implicit TLS before the
+ * greeting), bounded by net_wait_ms, and talk through TLS from then on.
+ * Input read ahead is wiped unread first: octets sent before the
+ * handshake are never run (R2595-10). Returns 0, or -1 after logging why;
+ * the caller ends the session, never falling back to plaintext
+ * (R2595-13). */
+int net_start_tls(struct netio *io);
 
 /* Hand over the input read ahead (pipelined commands after a login):
  * copy at most size octets to buf, wipe our copy, return the count. */

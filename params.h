@@ -79,6 +79,14 @@
  * longer than this is never one of the fields the UIDL digest selects. */
 #define LINE_LOOKAHEAD 128
 
+/* The rare UIDL fallback digest re-reads a message's headers through a
+ * stack buffer this large; the reader refills it, so any size works. */
+#define HEADER_REREAD_SIZE 8192
+
+/* UPDATE looks this far past the old end of the spool for the blank line
+ * an MDA may write before appending a From_ line (one LF or CRLF). */
+#define APPEND_PEEK_SIZE 64
+
 /* Bounded lock waits (design.md §4): a delivery holding the spool for
  * longer than this means something is wrong; the client gets [IN-USE] or
  * [SYS/TEMP] and may retry. */

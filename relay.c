@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "params.h"
+#include "sysutil.h"
 #include "tls.h"
 
 /* One direction of the relay: octets read from one side, not yet
@@ -103,12 +104,7 @@ wait_for_io(struct relay *r, int timeout_ms)
 	}
 	if (nfds == 0)
 		return 1;
-	for (;;) {
-		int n = poll(pfd, nfds, timeout_ms);
-
-		if (n >= 0 || errno != EINTR)
-			return n;
-	}
+	return sys_poll(pfd, nfds, timeout_ms);
 }
 
 void

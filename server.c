@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sysutil.h"
 
 /* What counts as one source for --max-per-source. */
 typedef char source_key[48];
@@ -155,7 +156,7 @@ accept_one(struct server *srv, int listen_fd)
 		    errno == ENOMEM) {
 			log_msg(LOG_ERR, "accept: %m");
 			/* Back off instead of spinning on the same error. */
-			nanosleep(&(struct timespec){0, 100000000L}, NULL);
+			sys_sleep_ms(100);
 		}
 		return;
 	}

@@ -2,10 +2,9 @@
  * to replies, and the loop shared by both processes. */
 #include "session.h"
 
+#include <ctype.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
 #include "params.h"
@@ -68,6 +67,22 @@ static const struct {
 			       false, true},
 };
 
+/* The reason= field of the logout line. */
+static const char *const end_text[] = {
+	[END_NONE] = "disconnect",
+	[END_QUIT] = "QUIT",
+	[END_DISCONNECT] = "disconnect",
+	[END_TIMEOUT] = "timeout",
+	[END_TLS_FAILED] = "TLS handshake failed",
+	[END_AUTH_FAILS] = "too many failed logins",
+	[END_BAD_COMMANDS] = "too many bad commands",
+	[END_LOGIN_REFUSED] = "login refused",
+	[END_MD_IN_USE] = "maildrop in use",
+	[END_MD_TEMP] = "maildrop temporarily unavailable",
+	[END_MD_PERM] = "maildrop refused",
+	[END_ERROR] = "error",
+};
+
 bool
 session_cleartext_allowed(const struct session *s)
 {
@@ -96,38 +111,50 @@ cmd_capa(struct session *s, struct command *c)
 	return POP_OK;
 }
 
+/* The one place that decides on UPDATE (R1939-22): the client's QUIT in
+ * TRANSACTION. A timeout, a drop or an error leaves every message. */
 static enum pop_result
 cmd_quit(struct session *s, struct command *c)
 {
+	s->end = END_QUIT;
 	if (s->state == ST_TRANS)
 		return trans_quit(s);
-	s->reason = "QUIT";
 	net_reply(s->io, "+OK pop3d signing off");
 	return POP_QUIT;
 }
+
+/* The rules a row carries besides its states and arity. */
+enum command_flags {
+	CF_KEEPS_USER = 1 << 0,	   /* may come between USER and PASS (DEC-11) */
+	CF_NEEDS_USER = 1 << 1,	   /* only after USER */
+	CF_ONCE_PER_USER = 1 << 2, /* not while a USER name is pending */
+	CF_LONG_LINE = 1 << 3,	   /* up to AUTH_LINE_MAX, not CMD_LINE_MAX
+				    * (DEC-13) */
+};
 
 struct command_row {
 	const char *name;
 	unsigned states;
 	int min_args, max_args;
+	unsigned flags;
 	enum pop_result (*run)(struct session *s, struct command *c);
 };
 
 static const struct command_row commands[] = {
-	{"USER", ST_AUTH, 1, 1, auth_cmd_user},
-	{"PASS", ST_AUTH, 1, 1, auth_cmd_pass},
-	{"AUTH", ST_AUTH, 0, 2, auth_cmd_auth},
-	{"STLS", ST_AUTH, 0, 0, auth_cmd_stls},
-	{"QUIT", ST_AUTH | ST_TRANS, 0, 0, cmd_quit},
-	{"CAPA", ST_AUTH | ST_TRANS, 0, 0, cmd_capa},
-	{"STAT", ST_TRANS, 0, 0, trans_cmd_stat},
-	{"LIST", ST_TRANS, 0, 1, trans_cmd_list},
-	{"RETR", ST_TRANS, 1, 1, trans_cmd_retr},
-	{"DELE", ST_TRANS, 1, 1, trans_cmd_dele},
-	{"NOOP", ST_TRANS, 0, 0, trans_cmd_noop},
-	{"RSET", ST_TRANS, 0, 0, trans_cmd_rset},
-	{"TOP", ST_TRANS, 2, 2, trans_cmd_top},
-	{"UIDL", ST_TRANS, 0, 1, trans_cmd_uidl},
+	{"USER", ST_AUTH, 1, 1, CF_ONCE_PER_USER, auth_cmd_user},
+	{"PASS", ST_AUTH, 1, 1, CF_KEEPS_USER | CF_NEEDS_USER, auth_cmd_pass},
+	{"AUTH", ST_AUTH, 0, 2, CF_LONG_LINE, auth_cmd_auth},
+	{"STLS", ST_AUTH, 0, 0, 0, auth_cmd_stls},
+	{"QUIT", ST_AUTH | ST_TRANS, 0, 0, CF_KEEPS_USER, cmd_quit},
+	{"CAPA", ST_AUTH | ST_TRANS, 0, 0, CF_KEEPS_USER, cmd_capa},
+	{"STAT", ST_TRANS, 0, 0, 0, trans_cmd_stat},
+	{"LIST", ST_TRANS, 0, 1, 0, trans_cmd_list},
+	{"RETR", ST_TRANS, 1, 1, 0, trans_cmd_retr},
+	{"DELE", ST_TRANS, 1, 1, 0, trans_cmd_dele},
+	{"NOOP", ST_TRANS, 0, 0, 0, trans_cmd_noop},
+	{"RSET", ST_TRANS, 0, 0, 0, trans_cmd_rset},
+	{"TOP", ST_TRANS, 2, 2, 0, trans_cmd_top},
+	{"UIDL", ST_TRANS, 0, 1, 0, trans_cmd_uidl},
 };
 
 static const struct command_row *
@@ -137,6 +164,42 @@ find_command(const char *keyword)
 		if (strcmp(commands[i].name, keyword) == 0)
 			return &commands[i];
 	return NULL;
+}
+
+/* How long a line may be, from the row its first word names: decided
+ * before parsing, since an overlong line is refused unparsed. */
+static size_t
+line_max(const char *line, size_t len)
+{
+	size_t klen = strcspn(line, " ");
+	const struct command_row *row;
+	char keyword[5];
+
+	if (klen < 3 || klen > 4 || klen >= len || line[klen] != ' ')
+		return CMD_LINE_MAX;
+	for (size_t i = 0; i < klen; i++)
+		keyword[i] = toupper((unsigned char)line[i]);
+	keyword[klen] = '\0';
+	row = find_command(keyword);
+	return row != NULL && (row->flags & CF_LONG_LINE) ? AUTH_LINE_MAX
+							  : CMD_LINE_MAX;
+}
+
+/* The row's rules, in the order the replies take precedence. */
+static enum pop_result
+check_row(const struct command_row *row, const struct command *c,
+	  enum state state, bool pending_user)
+{
+	if (!(row->states & state) ||
+	    ((row->flags & CF_ONCE_PER_USER) && pending_user))
+		return POP_WRONG_STATE;
+	if (c->argc < row->min_args)
+		return POP_MISSING;
+	if (c->argc > row->max_args)
+		return POP_TOO_MANY;
+	if ((row->flags & CF_NEEDS_USER) && !pending_user)
+		return POP_NO_USER;
+	return POP_OK;
 }
 
 static enum pop_result
@@ -157,65 +220,64 @@ parse_result(enum command_error e)
 	return POP_SYNTAX;
 }
 
+static void
+forget_user(struct session *s)
+{
+	if (s->auth != NULL)
+		s->auth->have_user = false;
+}
+
 static enum pop_result
 dispatch(struct session *s, char *line, size_t len)
 {
 	const struct command_row *row;
 	struct command c;
-	bool pending_user = s->have_user;
+	bool pending_user = s->auth != NULL && s->auth->have_user;
 	enum pop_result r;
 
-	/* Only AUTH lines may be longer than CMD_LINE_MAX (DEC-13). */
-	if (len + 2 > CMD_LINE_MAX && strncasecmp(line, "AUTH ", 5) != 0) {
-		s->have_user = false;
+	if (len + 2 > line_max(line, len)) {
+		forget_user(s);
 		return POP_TOO_LONG;
 	}
 	r = parse_result(command_parse(line, len, &c));
 	row = r == POP_OK ? find_command(c.keyword) : NULL;
-	/* DEC-11: after USER only PASS, QUIT or CAPA may come; anything
-	 * else, another USER included, forgets the name. */
-	if (row == NULL || (row->run != auth_cmd_pass && row->run != cmd_quit &&
-			    row->run != cmd_capa))
-		s->have_user = false;
+	/* DEC-11: anything but a CF_KEEPS_USER command, another USER
+	 * included, forgets the name. */
+	if (row == NULL || !(row->flags & CF_KEEPS_USER))
+		forget_user(s);
 	if (r != POP_OK)
 		return r;
 	if (row == NULL)
 		return POP_UNKNOWN;
-	if (!(row->states & s->state) ||
-	    (row->run == auth_cmd_user && pending_user))
-		return POP_WRONG_STATE;
-	if (c.argc < row->min_args)
-		return POP_MISSING;
-	if (c.argc > row->max_args)
-		return POP_TOO_MANY;
+	if ((r = check_row(row, &c, s->state, pending_user)) != POP_OK)
+		return r;
 	return row->run(s, &c);
 }
 
-static const char *
-net_reason(enum net_status st)
+static enum end_reason
+net_end(enum net_status st)
 {
-	return st == NET_TIMEOUT ? "timeout" : "disconnect";
+	return st == NET_TIMEOUT ? END_TIMEOUT : END_DISCONNECT;
 }
 
 /* The logout line's reason for a result that closes the session. A
  * maildrop that cannot be opened after a good login is named as such:
  * "login refused" was read as a failed login. Its cause is logged before. */
-static const char *
+static enum end_reason
 close_reason(const struct session *s, enum pop_result r)
 {
 	switch (r) {
 	case POP_MD_IN_USE:
-		return "maildrop in use";
+		return END_MD_IN_USE;
 	case POP_MD_TEMP:
-		return "maildrop temporarily unavailable";
+		return END_MD_TEMP;
 	case POP_MD_PERM:
-		return "maildrop refused";
+		return END_MD_PERM;
 	case POP_ABORT:
-		return s->io->out_failed != NET_OK
-			       ? net_reason(s->io->out_failed)
-			       : "error";
+		return s->io->out_failed != NET_OK ? net_end(s->io->out_failed)
+						   : END_ERROR;
 	default:
-		return "login refused";
+		return END_LOGIN_REFUSED;
 	}
 }
 
@@ -225,23 +287,23 @@ conclude(struct session *s, enum pop_result r)
 {
 	if (r == POP_AUTH_FAILED || r == POP_AUTH_TEMP || r == POP_AUTH_PERM) {
 		net_reply(s->io, "%s", results[r].reply);
-		if (s->auth_failures < AUTH_FAILS_MAX)
+		if (s->auth->failures < AUTH_FAILS_MAX)
 			return true;
-		s->reason = "too many failed logins";
+		s->end = END_AUTH_FAILS;
 		return false;
 	}
 	if (!results[r].bad) {
 		s->bad_commands = 0;
 		if (results[r].reply != NULL)
 			net_reply(s->io, "%s", results[r].reply);
-		if (results[r].close && s->reason == NULL)
-			s->reason = close_reason(s, r);
+		if (results[r].close && s->end == END_NONE)
+			s->end = close_reason(s, r);
 		return !results[r].close;
 	}
 	if (++s->bad_commands >= BAD_COMMANDS_MAX) {
 		net_reply(s->io, "-ERR too many bad commands, closing "
 				 "connection");
-		s->reason = "too many bad commands";
+		s->end = END_BAD_COMMANDS;
 		return false;
 	}
 	net_reply(s->io, "%s", results[r].reply);
@@ -269,12 +331,12 @@ serve(struct session *s)
 		explicit_bzero(line, sizeof(line));
 		if (r == POP_LOGIN)
 			return r;
-		if (r == POP_GONE && s->reason == NULL)
-			s->reason = net_reason(s->gone);
+		if (r == POP_GONE && s->end == END_NONE)
+			s->end = net_end(s->gone);
 		if (!conclude(s, r))
 			return r;
 		if (s->io->out_failed != NET_OK) {
-			s->reason = net_reason(s->io->out_failed);
+			s->end = net_end(s->io->out_failed);
 			return POP_GONE;
 		}
 	}
@@ -285,51 +347,53 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 		  struct netio *io, const struct session_hooks *hooks,
 		  bool *tls_r)
 {
+	struct auth_state a = {.hooks = hooks};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
 			    .io = io,
-			    .hooks = hooks,
-			    .state = ST_AUTH};
-	struct tls_conn *tls;
+			    .state = ST_AUTH,
+			    .auth = &a};
 
 	*tls_r = false;
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
 	 * slowly they type. */
 	net_set_deadline(io, cfg->preauth_timeout);
-	if (cfg->tls_implicit) {
-		/* RFC 8314: the handshake first; the greeting is the first
-		 * octet sent inside TLS. */
-		tls = tls_accept(io->in_fd, io->out_fd, net_wait_ms(io));
-		if (tls == NULL) {
-			log_msg(LOG_INFO,
-				"logout: user=- peer=%s reason=TLS "
-				"handshake failed",
-				peer->addr);
-			return SESSION_ENDED;
-		}
-		net_use_tls(io, tls);
-		s.tls_active = true;
+	/* RFC 8314: the handshake first; the greeting is the first octet
+	 * sent inside TLS. */
+	if (cfg->tls_implicit && net_start_tls(io) < 0) {
+		s.end = END_TLS_FAILED;
+		goto ended;
 	}
+	s.tls_active = cfg->tls_implicit;
 	net_reply(io, "+OK pop3d ready");
 	if (serve(&s) == POP_LOGIN && net_flush(io) == 0) {
 		*tls_r = s.tls_active;
 		return SESSION_LOGGED_IN;
 	}
 	net_flush(io);
+ended:
 	log_msg(LOG_INFO, "logout: user=- peer=%s reason=%s", peer->addr,
-		s.reason != NULL ? s.reason : "disconnect");
+		end_text[s.end]);
 	return SESSION_ENDED;
 }
 
+/* The maildrop's figures only if it was loaded. */
 static void
 log_logout(const struct session *s)
 {
+	const struct trans_state *t = s->trans;
+
+	if (s->state != ST_TRANS) {
+		log_msg(LOG_INFO, "logout: user=%s reason=%s", t->who.name,
+			end_text[s->end]);
+		return;
+	}
 	log_msg(LOG_INFO,
 		"logout: user=%s reason=%s retrieved=%zu/%" PRIu64
 		" deleted=%zu/%" PRIu64 " left=%zu/%" PRIu64,
-		s->who.name, s->reason, s->retrieved, s->retrieved_bytes,
-		s->update.deleted, s->update.deleted_bytes, s->update.left,
-		s->update.left_bytes);
+		t->who.name, end_text[s->end], t->retrieved, t->retrieved_bytes,
+		t->update.deleted, t->update.deleted_bytes, t->update.left,
+		t->update.left_bytes);
 }
 
 void
@@ -337,37 +401,22 @@ session_transact(const struct config *cfg, const struct peer *peer,
 		 struct netio *io, const struct auth_user *who,
 		 const char *method, bool tls)
 {
+	struct trans_state t = {.who = *who};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
 			    .io = io,
 			    .state = ST_AUTH,
 			    .tls_active = tls,
-			    .who = *who};
+			    .trans = &t};
 	enum pop_result r;
 
-	snprintf(s.method, sizeof(s.method), "%s", method);
 	/* R1939-16: lock and load first; then answer the login. */
 	r = trans_enter(&s);
-	if (r != POP_OK) {
+	if (r == POP_OK)
+		serve(&s);
+	else
 		conclude(&s, r);
-		net_flush(io);
-		log_msg(LOG_INFO, "logout: user=%s reason=%s", who->name,
-			s.reason);
-		maildrop_close(s.md);
-		return;
-	}
-	serve(&s);
 	net_flush(io);
-	if (s.reason == NULL || strcmp(s.reason, "QUIT") != 0) {
-		/* No UPDATE (R1939-22): every message stays. */
-		s.update = (struct md_update_stats){0};
-		for (size_t i = 0; i < maildrop_count(s.md); i++) {
-			s.update.left++;
-			s.update.left_bytes += maildrop_size(s.md, i);
-		}
-	}
-	if (s.reason == NULL)
-		s.reason = "disconnect";
 	log_logout(&s);
-	maildrop_close(s.md);
+	maildrop_close(t.md);
 }

@@ -17,8 +17,8 @@ auth_cmd_user(struct session *s, struct command *c)
 	if (!session_cleartext_allowed(s))
 		return POP_PLAINTEXT;
 	/* R1939-27, R3206-05: the same answer for every name. */
-	snprintf(s->user, sizeof(s->user), "%s", c->argv[0]);
-	s->have_user = true;
+	snprintf(s->auth->user, sizeof(s->auth->user), "%s", c->argv[0]);
+	s->auth->have_user = true;
 	net_reply(s->io, "+OK send PASS");
 	return POP_OK;
 }
@@ -47,10 +47,10 @@ login(struct session *s, struct auth_request *req, const char *method)
 
 	snprintf(req->method, sizeof(req->method), "%s", method);
 	req->tls = s->tls_active;
-	v = s->hooks->login(s->hooks->ctx, req);
+	v = s->auth->hooks->login(s->auth->hooks->ctx, req);
 	explicit_bzero(req, sizeof(*req));
 	if (v != AUTH_OK)
-		s->auth_failures++;
+		s->auth->failures++;
 	return verdict_result(v);
 }
 
@@ -59,12 +59,10 @@ auth_cmd_pass(struct session *s, struct command *c)
 {
 	struct auth_request req = {0};
 
-	if (!s->have_user)
-		return POP_NO_USER;
-	s->have_user = false;
+	s->auth->have_user = false;
 	/* A longer password cannot be right for PAM either; it is still
 	 * checked (and fails) so that length tells nothing. */
-	snprintf(req.user, sizeof(req.user), "%s", s->user);
+	snprintf(req.user, sizeof(req.user), "%s", s->auth->user);
 	snprintf(req.password, sizeof(req.password), "%s", c->rest);
 	return login(s, &req, "USER");
 }
@@ -220,8 +218,6 @@ auth_cmd_auth(struct session *s, struct command *c)
 enum pop_result
 auth_cmd_stls(struct session *s, struct command *c)
 {
-	struct tls_conn *tls;
-
 	if (s->tls_active)
 		return POP_TLS_ACTIVE;
 	if (!tls_available())
@@ -229,18 +225,15 @@ auth_cmd_stls(struct session *s, struct command *c)
 	net_reply(s->io, "+OK begin TLS negotiation");
 	if (net_flush(s->io) < 0)
 		return POP_ABORT;
-	/* R2595-10: whatever the client sent after STLS, before the
-	 * handshake, is dropped unread (command injection). */
-	net_discard_input(s->io);
-	tls = tls_accept(s->io->in_fd, s->io->out_fd, net_wait_ms(s->io));
-	if (tls == NULL) {
-		s->reason = "TLS handshake failed";
+	/* R2595-10: net_start_tls drops what came after STLS unread. */
+	if (net_start_tls(s->io) < 0) {
+		s->end = END_TLS_FAILED;
 		return POP_ABORT; /* R2595-13: never fall back */
 	}
-	net_use_tls(s->io, tls);
 	s->tls_active = true;
 	/* R2595-11: a USER given before TLS is forgotten. */
-	s->have_user = false;
-	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr, tls_version(tls));
+	s->auth->have_user = false;
+	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr,
+		tls_version(s->io->tls));
 	return POP_OK;
 }

@@ -49,26 +49,52 @@ enum pop_result {
 	POP_UPDATE_FAILED,
 };
 
+/* Why a session ended. The log text of each is in one table (session.c);
+ * UPDATE runs only for END_QUIT in TRANSACTION (cmd_quit). */
+enum end_reason {
+	END_NONE, /* not yet ended */
+	END_QUIT, /* the client's QUIT */
+	END_DISCONNECT,
+	END_TIMEOUT,
+	END_TLS_FAILED,
+	END_AUTH_FAILS,
+	END_BAD_COMMANDS,
+	END_LOGIN_REFUSED,
+	END_MD_IN_USE, /* credentials fine, the maildrop could not be opened */
+	END_MD_TEMP,
+	END_MD_PERM,
+	END_ERROR,
+};
+
+/* AUTHORIZATION's state: the pre-auth process's half of a session. */
+struct auth_state {
+	const struct session_hooks *hooks;
+	bool have_user; /* a USER name waits for PASS */
+	char user[CMD_LINE_MAX];
+	int failures; /* failed logins, towards AUTH_FAILS_MAX */
+};
+
+/* TRANSACTION's state: the session process's half, as the user. */
+struct trans_state {
+	struct auth_user who;
+	struct maildrop *md;
+	size_t retrieved;
+	uint64_t retrieved_bytes;
+	struct md_update_stats update; /* for the logout line */
+};
+
+/* What both states share; each process fills in its own half. */
 struct session {
 	const struct config *cfg;
 	const struct peer *peer;
 	struct netio *io;
-	const struct session_hooks *hooks;
 	enum state state;
 	bool tls_active;
-	bool have_user;
-	char user[CMD_LINE_MAX];
-	int auth_failures;
 	int bad_commands;
 	enum net_status gone; /* why the client went away mid-command */
-	/* TRANSACTION */
-	struct auth_user who;
-	char method[AUTH_METHOD_SIZE];
-	struct maildrop *md;
-	size_t retrieved;
-	uint64_t retrieved_bytes;
-	struct md_update_stats update;
-	const char *reason; /* why the session ended, for the log */
+	enum end_reason end;
+	struct auth_state *auth;   /* NULL in the session process */
+	struct trans_state *trans; /* NULL in the pre-auth process */
 };
 
 /* Cleartext passwords are fine under TLS, on a local link, or where the
@@ -93,7 +119,5 @@ enum pop_result trans_cmd_noop(struct session *s, struct command *c);
 enum pop_result trans_cmd_rset(struct session *s, struct command *c);
 /* UPDATE; replies. */
 enum pop_result trans_quit(struct session *s);
-/* Totals of the messages not marked deleted. */
-void trans_totals(const struct session *s, size_t *n_r, uint64_t *bytes_r);
 
 #endif

@@ -15,31 +15,20 @@ plural(size_t n)
 	return n == 1 ? "" : "s";
 }
 
+/* At login, where every failure ends the session. */
 static enum pop_result
-md_result(enum md_status st, enum pop_result temp)
+md_result(enum md_status st)
 {
 	switch (st) {
 	case MD_OK:
 		return POP_OK;
 	case MD_IN_USE:
-		return temp == POP_MD_TEMP ? POP_MD_IN_USE : temp;
+		return POP_MD_IN_USE;
 	case MD_PERMFAIL:
-		return temp == POP_MD_TEMP ? POP_MD_PERM : temp;
+		return POP_MD_PERM;
 	default:
-		return temp;
+		return POP_MD_TEMP;
 	}
-}
-
-void
-trans_totals(const struct session *s, size_t *n_r, uint64_t *bytes_r)
-{
-	*n_r = 0;
-	*bytes_r = 0;
-	for (size_t i = 0; i < maildrop_count(s->md); i++)
-		if (!maildrop_deleted(s->md, i)) {
-			(*n_r)++;
-			*bytes_r += maildrop_size(s->md, i);
-		}
 }
 
 /* R1939-16: lock and load the maildrop before saying +OK. */
@@ -50,28 +39,31 @@ trans_enter(struct session *s)
 				   NULL};
 	char jdir[PATH_MAX];
 	char path[PATH_MAX];
+	struct md_totals t;
 	enum md_status st;
-	uint64_t bytes;
-	size_t n;
 
-	if (maildrop_path(s->cfg->mailbox, s->who.name, s->who.home, path,
-			  sizeof(path)) < 0) {
-		log_msg(LOG_ERR, "user %s: spool path too long", s->who.name);
+	if (maildrop_path(s->cfg->mailbox, s->trans->who.name,
+			  s->trans->who.home, path, sizeof(path)) < 0) {
+		log_msg(LOG_ERR, "user %s: spool path too long",
+			s->trans->who.name);
 		return POP_MD_PERM;
 	}
 	/* The monitor made this directory the user's (journal_prepare). */
 	if ((size_t)snprintf(jdir, sizeof(jdir), "%s/%lu", s->cfg->journal_dir,
-			     (unsigned long)s->who.uid) < sizeof(jdir))
+			     (unsigned long)s->trans->who.uid) < sizeof(jdir))
 		limits.journal_dir = jdir;
-	st = maildrop_open(path, s->who.uid, &limits, &s->md);
+	st = maildrop_open(path, s->trans->who.uid, &limits, &s->trans->md);
 	if (st != MD_OK)
-		return md_result(st, POP_MD_TEMP);
+		return md_result(st);
 	s->state = ST_TRANS;
-	trans_totals(s, &n, &bytes);
+	t = maildrop_totals(s->trans->md);
+	/* Until UPDATE runs, every message stays. */
+	s->trans->update = (struct md_update_stats){.left = t.count,
+						    .left_bytes = t.bytes};
 	log_msg(LOG_INFO, "maildrop: user=%s messages=%zu bytes=%" PRIu64,
-		s->who.name, n, bytes);
+		s->trans->who.name, t.count, t.bytes);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
-		  n, plural(n), bytes);
+		  t.count, plural(t.count), t.bytes);
 	return POP_OK;
 }
 
@@ -89,8 +81,8 @@ message_arg(struct session *s, const char *arg, size_t *i_r)
 	case NUMBER_OK:
 		break;
 	}
-	if (n == 0 || n > maildrop_count(s->md) ||
-	    maildrop_deleted(s->md, n - 1))
+	if (n == 0 || n > maildrop_count(s->trans->md) ||
+	    maildrop_deleted(s->trans->md, n - 1))
 		return POP_NO_MESSAGE;
 	*i_r = n - 1;
 	return POP_OK;
@@ -99,11 +91,9 @@ message_arg(struct session *s, const char *arg, size_t *i_r)
 enum pop_result
 trans_cmd_stat(struct session *s, struct command *c)
 {
-	uint64_t bytes;
-	size_t n;
+	struct md_totals t = maildrop_totals(s->trans->md);
 
-	trans_totals(s, &n, &bytes);
-	net_reply(s->io, "+OK %zu %" PRIu64, n, bytes);
+	net_reply(s->io, "+OK %zu %" PRIu64, t.count, t.bytes);
 	return POP_OK;
 }
 
@@ -111,36 +101,36 @@ trans_cmd_stat(struct session *s, struct command *c)
 static enum pop_result
 scan_listing(struct session *s, struct command *c, bool uidl)
 {
+	struct md_totals t;
 	enum pop_result r;
-	uint64_t bytes;
-	size_t i, n;
+	size_t i;
 
 	if (c->argc == 1) {
 		if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
 			return r;
 		if (uidl)
 			net_reply(s->io, "+OK %zu %s", i + 1,
-				  maildrop_uid(s->md, i));
+				  maildrop_uid(s->trans->md, i));
 		else
 			net_reply(s->io, "+OK %zu %" PRIu64, i + 1,
-				  maildrop_size(s->md, i));
+				  maildrop_size(s->trans->md, i));
 		return POP_OK;
 	}
-	trans_totals(s, &n, &bytes);
+	t = maildrop_totals(s->trans->md);
 	if (uidl)
 		net_reply(s->io, "+OK unique-id listing follows");
 	else
-		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)", n,
-			  plural(n), bytes);
-	for (i = 0; i < maildrop_count(s->md); i++) {
-		if (maildrop_deleted(s->md, i))
+		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)",
+			  t.count, plural(t.count), t.bytes);
+	for (i = 0; i < maildrop_count(s->trans->md); i++) {
+		if (maildrop_deleted(s->trans->md, i))
 			continue;
 		if (uidl)
 			net_reply(s->io, "%zu %s", i + 1,
-				  maildrop_uid(s->md, i));
+				  maildrop_uid(s->trans->md, i));
 		else
 			net_reply(s->io, "%zu %" PRIu64, i + 1,
-				  maildrop_size(s->md, i));
+				  maildrop_size(s->trans->md, i));
 	}
 	net_reply(s->io, ".");
 	return POP_OK;
@@ -178,20 +168,20 @@ send_message(struct session *s, size_t i, const unsigned long *lines)
 	struct dotstuff ds;
 	enum md_status st;
 
-	st = maildrop_verify(s->md, i);
+	st = maildrop_verify(s->trans->md, i);
 	if (st != MD_OK)
 		return POP_SYS_TEMP;
 	if (lines == NULL)
 		net_reply(s->io, "+OK %" PRIu64 " octets",
-			  maildrop_size(s->md, i));
+			  maildrop_size(s->trans->md, i));
 	else
 		net_reply(s->io, "+OK top of message follows");
 	dotstuff_init(&ds, write_to_net, s->io);
-	st = maildrop_send(s->md, i, lines, feed_stuffer, &ds);
+	st = maildrop_send(s->trans->md, i, lines, feed_stuffer, &ds);
 	if (st != MD_OK || dotstuff_finish(&ds) < 0) {
 		if (s->io->out_failed == NET_OK)
 			log_msg(LOG_ERR, "user=%s: message %zu broken off",
-				s->who.name, i + 1);
+				s->trans->who.name, i + 1);
 		return POP_ABORT;
 	}
 	return POP_OK;
@@ -206,8 +196,8 @@ trans_cmd_retr(struct session *s, struct command *c)
 	if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
 		return r;
 	if ((r = send_message(s, i, NULL)) == POP_OK) {
-		s->retrieved++;
-		s->retrieved_bytes += maildrop_size(s->md, i);
+		s->trans->retrieved++;
+		s->trans->retrieved_bytes += maildrop_size(s->trans->md, i);
 	}
 	return r;
 }
@@ -235,7 +225,7 @@ trans_cmd_dele(struct session *s, struct command *c)
 
 	if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
 		return r;
-	maildrop_set_deleted(s->md, i, true);
+	maildrop_set_deleted(s->trans->md, i, true);
 	net_reply(s->io, "+OK message %zu deleted", i + 1);
 	return POP_OK;
 }
@@ -250,14 +240,13 @@ trans_cmd_noop(struct session *s, struct command *c)
 enum pop_result
 trans_cmd_rset(struct session *s, struct command *c)
 {
-	uint64_t bytes;
-	size_t n;
+	struct md_totals t;
 
-	for (size_t i = 0; i < maildrop_count(s->md); i++)
-		maildrop_set_deleted(s->md, i, false);
-	trans_totals(s, &n, &bytes);
+	for (size_t i = 0; i < maildrop_count(s->trans->md); i++)
+		maildrop_set_deleted(s->trans->md, i, false);
+	t = maildrop_totals(s->trans->md);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
-		  n, plural(n), bytes);
+		  t.count, plural(t.count), t.bytes);
 	return POP_OK;
 }
 
@@ -265,14 +254,9 @@ trans_cmd_rset(struct session *s, struct command *c)
 enum pop_result
 trans_quit(struct session *s)
 {
-	s->reason = "QUIT";
-	if (maildrop_update(s->md, &s->update) != MD_OK) {
-		s->update.left += s->update.deleted;
-		s->update.left_bytes += s->update.deleted_bytes;
-		s->update.deleted = s->update.deleted_bytes = 0;
+	if (maildrop_update(s->trans->md, &s->trans->update) != MD_OK)
 		return POP_UPDATE_FAILED;
-	}
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
-		  s->update.left, plural(s->update.left));
+		  s->trans->update.left, plural(s->trans->update.left));
 	return POP_QUIT;
 }

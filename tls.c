@@ -5,9 +5,9 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "log.h"
+#include "sysutil.h"
 
 struct tls_conn {
 	SSL *ssl;
@@ -25,16 +25,6 @@ log_openssl(int priority, const char *what)
 	ERR_error_string_n(e, buf, sizeof(buf));
 	log_msg(priority, "%s: %s", what, e ? buf : "failed");
 	ERR_clear_error();
-}
-
-static int
-elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int)((now.tv_sec - start->tv_sec) * 1000 +
-		     (now.tv_nsec - start->tv_nsec) / 1000000);
 }
 
 int
@@ -79,19 +69,15 @@ static int
 wait_fd(int fd, bool for_write, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = fd, .events = for_write ? POLLOUT : POLLIN};
-	int r;
 
-	do
-		r = poll(&pfd, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r;
+	return sys_poll(&pfd, 1, timeout_ms);
 }
 
 struct tls_conn *
 tls_accept(int in_fd, int out_fd, int timeout_ms)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
-	struct timespec start;
+	int64_t start;
 	int r, err, left;
 
 	/* Separate descriptors work too: inetd may give a pipe pair. */
@@ -104,7 +90,7 @@ tls_accept(int in_fd, int out_fd, int timeout_ms)
 	/* timeout_ms bounds the whole handshake, not each step: a client
 	 * that trickles its ClientHello gets no more time than one that
 	 * sends nothing. */
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = sys_now_ms();
 	while ((r = SSL_accept(t->ssl)) != 1) {
 		err = SSL_get_error(t->ssl, r);
 		if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
@@ -112,7 +98,7 @@ tls_accept(int in_fd, int out_fd, int timeout_ms)
 			log_openssl(LOG_NOTICE, "TLS handshake");
 			goto fail;
 		}
-		left = timeout_ms - elapsed_ms(&start);
+		left = timeout_ms - (int)(sys_now_ms() - start);
 		if (left <= 0 || (err == SSL_ERROR_WANT_WRITE
 					  ? wait_fd(out_fd, true, left) <= 0
 					  : wait_fd(in_fd, false, left) <= 0)) {

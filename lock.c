@@ -1,0 +1,123 @@
+#include "lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <lockfile.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/vfs.h>
+
+#include "log.h"
+#include "params.h"
+#include "sysutil.h"
+
+enum lock_status
+lock_session(int fd, const char *path)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return LOCK_OK;
+	if (errno == EWOULDBLOCK) {
+		/* Said here, where it is known: the login itself succeeded,
+		 * and an admin must not think it failed. */
+		log_msg(LOG_NOTICE, "%s: in use by another session", path);
+		return LOCK_BUSY;
+	}
+	log_msg(LOG_ERR, "%s: flock: %m", path);
+	return LOCK_ERROR;
+}
+
+/* An fcntl lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS:
+ * MTAs and MUAs hold it for one delivery or rewrite. Polling rather than
+ * F_SETLKW keeps the wait bounded without signals. */
+static enum lock_status
+fcntl_lock(int fd, const char *path, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+
+	for (int waited = 0;; waited += FCNTL_LOCK_POLL_MS) {
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			return LOCK_OK;
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+			log_msg(LOG_ERR, "%s: fcntl lock: %m", path);
+			return LOCK_ERROR;
+		}
+		if (waited >= FCNTL_LOCK_WAIT_MS) {
+			log_msg(LOG_WARNING, "%s: still locked after %d ms",
+				path, FCNTL_LOCK_WAIT_MS);
+			return LOCK_BUSY;
+		}
+		sys_sleep_ms(FCNTL_LOCK_POLL_MS);
+	}
+}
+
+enum lock_status
+lock_read(int fd, const char *path)
+{
+	return fcntl_lock(fd, path, F_RDLCK);
+}
+
+void
+lock_release(int fd, const char *path)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(fd, F_SETLK, &fl) < 0)
+		log_msg(LOG_ERR, "%s: fcntl unlock: %m", path);
+}
+
+/* On a local file system our PID goes into the dotlock, so a lock left
+ * by a session that was killed inside UPDATE is stale at once (for us,
+ * and for dotlockfile -p), not only after five minutes of blocked
+ * deliveries. On NFS a PID means nothing to the other hosts, and one of
+ * them could break a live lock: there, age alone decides (design.md §9). */
+static int
+dotlock_flags(int fd)
+{
+	struct statfs fs;
+
+	if (fstatfs(fd, &fs) < 0 || fs.f_type == NFS_SUPER_MAGIC)
+		return 0;
+	return L_PID;
+}
+
+static void
+dotlock_remove(const char *dotlock)
+{
+	if (lockfile_remove(dotlock) < 0)
+		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
+}
+
+/* The dotlock first: the other order has each side hold one lock while
+ * it waits for the other, and every delivery stalls for the whole wait.
+ * Neither wait happens while we hold the other lock for long. */
+enum lock_status
+lock_update(int fd, const char *path, char *dotlock, size_t size)
+{
+	enum lock_status st;
+	int r;
+
+	if ((size_t)snprintf(dotlock, size, "%s.lock", path) >= size)
+		return LOCK_REFUSED;
+	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(fd));
+	if (r != L_SUCCESS) {
+		if (r == L_MAXTRYS)
+			log_msg(LOG_WARNING,
+				"%s: still held by another program", dotlock);
+		else
+			log_msg(LOG_WARNING,
+				"%s: dotlock failed (liblockfile error %d)",
+				dotlock, r);
+		return r == L_MAXTRYS ? LOCK_BUSY : LOCK_ERROR;
+	}
+	if ((st = fcntl_lock(fd, path, F_WRLCK)) != LOCK_OK)
+		dotlock_remove(dotlock);
+	return st;
+}
+
+void
+lock_update_end(int fd, const char *path, const char *dotlock)
+{
+	dotlock_remove(dotlock);
+	lock_release(fd, path);
+}

@@ -1,0 +1,48 @@
+/* The locking protocol the spool shares with MTAs, MUAs and other pop3d
+ * sessions (design.md §4). Three locks, each for one purpose:
+ *
+ *   session   flock(2), exclusive, held from login to logout: one POP3
+ *             session per maildrop. MDAs and MUAs on Linux take fcntl
+ *             locks and dotlocks, never this, so it holds up no delivery
+ *             (on NFS it does: design.md §9).
+ *   read      an fcntl read lock for one step (the parse at login, one
+ *             check, one chunk of a RETR): no delivery is half-written
+ *             while we look, and none waits on us for long.
+ *   update    the dotlock (liblockfile), then the fcntl write lock, in
+ *             the order procmail and Postfix take them; for recovery and
+ *             UPDATE.
+ *
+ * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_RETRIES); then
+ * LOCK_BUSY. Errors and waits that ran out are logged here, naming path;
+ * a session lock held by another session is not (the client is told). */
+#ifndef POP3D_LOCK_H
+#define POP3D_LOCK_H
+
+#include <stddef.h>
+
+enum lock_status {
+	LOCK_OK,
+	LOCK_BUSY,    /* held by someone else past the wait */
+	LOCK_ERROR,   /* a system error */
+	LOCK_REFUSED, /* the dotlock's name does not fit */
+};
+
+/* The session lock on fd, without waiting: LOCK_BUSY if another session
+ * has it. Closing fd releases it. */
+enum lock_status lock_session(int fd, const char *path);
+
+/* The read lock on the whole of fd; lock_release ends it. */
+enum lock_status lock_read(int fd, const char *path);
+
+/* Drop the fcntl lock (read or write) on fd. */
+void lock_release(int fd, const char *path);
+
+/* The update locks: path's dotlock, named into dotlock (size octets),
+ * then the write lock. On failure neither is held. */
+enum lock_status lock_update(int fd, const char *path, char *dotlock,
+			     size_t size);
+
+/* Release what lock_update took. */
+void lock_update_end(int fd, const char *path, const char *dotlock);
+
+#endif

@@ -1,0 +1,59 @@
+#include "sysutil.h"
+
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t
+sys_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+sys_poll(struct pollfd *pfd, nfds_t nfds, int timeout_ms)
+{
+	int64_t end = timeout_ms < 0 ? 0 : sys_now_ms() + timeout_ms;
+	int64_t left;
+	int r;
+
+	while ((r = poll(pfd, nfds, timeout_ms)) < 0 && errno == EINTR) {
+		if (timeout_ms < 0)
+			continue;
+		left = end - sys_now_ms();
+		timeout_ms = left > 0 ? (int)left : 0;
+	}
+	return r;
+}
+
+void
+sys_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+ssize_t
+sys_pread_full(int fd, void *buf, size_t n, off_t at)
+{
+	char *p = buf;
+	size_t done = 0;
+	ssize_t r;
+
+	while (done < n) {
+		r = pread(fd, p + done, n - done, at + (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		done += r;
+	}
+	return done;
+}

@@ -1,0 +1,28 @@
+/* The system-call loops and the clock, each written once (in the manner
+ * of OpenSSH's atomicio.c): EINTR, short reads and CLOCK_MONOTONIC are
+ * handled here and nowhere else. */
+#ifndef POP3D_SYSUTIL_H
+#define POP3D_SYSUTIL_H
+
+#include <poll.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* poll(2), resumed after a signal with the time that is left, so that a
+ * stream of signals cannot stretch a bounded wait. A negative timeout
+ * waits for ever. Returns as poll: > 0, 0 on timeout, -1 on an error. */
+int sys_poll(struct pollfd *pfd, nfds_t nfds, int timeout_ms);
+
+/* Milliseconds on CLOCK_MONOTONIC: timeouts and deadlines must not jump
+ * when the wall clock is set. */
+int64_t sys_now_ms(void);
+
+/* Sleep for ms milliseconds, however many signals arrive meanwhile. */
+void sys_sleep_ms(long ms);
+
+/* pread(2) until n octets are read or the file ends, across short reads
+ * and signals. Returns the count read (fewer than n only at the end of
+ * the file), or -1 with errno set. */
+ssize_t sys_pread_full(int fd, void *buf, size_t n, off_t at);
+
+#endif
