@@ -13,8 +13,9 @@
  *             UPDATE.
  *
  * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_RETRIES); then
- * LOCK_BUSY. Errors and waits that ran out are logged here, naming path;
- * a session lock held by another session is not (the client is told). */
+ * LOCK_BUSY. Errors, waits that ran out and a session lock held by
+ * another session are logged here, naming the path: after a good login,
+ * the log must say why the session went no further. */
 #ifndef POP3D_LOCK_H
 #define POP3D_LOCK_H
 
