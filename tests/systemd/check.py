@@ -394,6 +394,45 @@ def journal_checks(ct, user, since):
     return f"{len(wanted)} line kinds, fail2ban matched {fails}/{fails}"
 
 
+def refusals_logged(ct, user):
+    """A second session and a spool open to others: the client gets the
+    response code, and the journal names the one reason."""
+    deliver(ct, user, [make_message(user, 1)])
+    since = ct.out("date", "+%Y-%m-%d %H:%M:%S").strip()
+    first = poplib.POP3(HOST, 110, timeout=30)
+    first.user(user)
+    first.pass_(PASSWORD)
+    second = poplib.POP3(HOST, 110, timeout=30)
+    second.user(user)
+    try:
+        reply = second.pass_(PASSWORD)
+    except poplib.error_proto as e:
+        reply = e.args[0]
+    second.close()
+    first.quit()
+    expect(reply.startswith(b"-ERR [IN-USE]"), f"second session: {reply!r}")
+    ct.run("chmod", "0666", f"/var/mail/{user}")
+    pop = poplib.POP3(HOST, 110, timeout=30)
+    pop.user(user)
+    try:
+        reply = pop.pass_(PASSWORD)
+    except poplib.error_proto as e:
+        reply = e.args[0]
+    pop.close()
+    ct.run("chmod", "0600", f"/var/mail/{user}")
+    expect(reply.startswith(b"-ERR [SYS/PERM]"), f"0666 spool: {reply!r}")
+    time.sleep(1)
+    log = journal_lines(ct, since)
+    for w in (rf"^/var/mail/{user}: in use by another session$",
+              rf"^logout: user={user} reason=maildrop in use$",
+              rf"^/var/mail/{user}: refused: writable by others "
+              r"\(mode 0666\)$",
+              rf"^logout: user={user} reason=maildrop refused$"):
+        expect(re.search(w, log, re.M),
+               f"no journal line like {w!r} in:\n{log[-1500:]}")
+    return "[IN-USE] and [SYS/PERM], each logged with its one reason"
+
+
 def exposure(ct, unit):
     text = ct.out("systemd-analyze", "security", "--no-pager", unit)
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", text)
@@ -619,6 +658,8 @@ def main():
         inspect_session, ct, "alice", cap_bnd)
     step("journal: one line per event, no password, fail2ban-regex")(
         journal_checks, ct, "alice", since)
+    step("journal: a second session and a 0666 spool, logged as such")(
+        refusals_logged, ct, "bob")
     for unit in ("pop3@x.service", "pop3s@x.service", "pop3d.service"):
         step(f"systemd-analyze security {unit} (loaded, <= 2.0)")(
             exposure, ct, unit)
