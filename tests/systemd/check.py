@@ -394,6 +394,18 @@ def journal_checks(ct, user, since):
     return f"{len(wanted)} line kinds, fail2ban matched {fails}/{fails}"
 
 
+def login_reply(user):
+    """The reply to PASS of a login expected to be refused."""
+    pop = poplib.POP3(HOST, 110, timeout=30)
+    pop.user(user)
+    try:
+        return pop.pass_(PASSWORD)
+    except poplib.error_proto as e:
+        return e.args[0]
+    finally:
+        pop.close()
+
+
 def refusals_logged(ct, user):
     """A second session and a spool open to others: the client gets the
     response code, and the journal names the one reason."""
@@ -402,23 +414,11 @@ def refusals_logged(ct, user):
     first = poplib.POP3(HOST, 110, timeout=30)
     first.user(user)
     first.pass_(PASSWORD)
-    second = poplib.POP3(HOST, 110, timeout=30)
-    second.user(user)
-    try:
-        reply = second.pass_(PASSWORD)
-    except poplib.error_proto as e:
-        reply = e.args[0]
-    second.close()
+    reply = login_reply(user)
     first.quit()
     expect(reply.startswith(b"-ERR [IN-USE]"), f"second session: {reply!r}")
     ct.run("chmod", "0666", f"/var/mail/{user}")
-    pop = poplib.POP3(HOST, 110, timeout=30)
-    pop.user(user)
-    try:
-        reply = pop.pass_(PASSWORD)
-    except poplib.error_proto as e:
-        reply = e.args[0]
-    pop.close()
+    reply = login_reply(user)
     ct.run("chmod", "0600", f"/var/mail/{user}")
     expect(reply.startswith(b"-ERR [SYS/PERM]"), f"0666 spool: {reply!r}")
     time.sleep(1)
