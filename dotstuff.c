@@ -46,6 +46,12 @@ dotstuff_feed(struct dotstuff *ds, const char *data, size_t len)
 }
 
 int
+dotstuff_sink(void *ds, const char *data, size_t len)
+{
+	return dotstuff_feed(ds, data, len);
+}
+
+int
 dotstuff_finish(struct dotstuff *ds)
 {
 	/* R1939-08: the content always ends in CRLF before the ".". A

@@ -23,6 +23,11 @@ void dotstuff_init(struct dotstuff *ds, dotstuff_write_fn write, void *ctx);
 /* Feed raw message bytes. Returns 0, or -1 if the writer failed. */
 int dotstuff_feed(struct dotstuff *ds, const char *data, size_t len);
 
+/* dotstuff_feed with the signature of a maildrop sink (maildrop.h), so
+ * that message bytes go from the maildrop to the encoder directly. ds is
+ * a struct dotstuff. */
+int dotstuff_sink(void *ds, const char *data, size_t len);
+
 /* Close the line if needed and write the terminator. Returns 0 or -1. */
 int dotstuff_finish(struct dotstuff *ds);
 

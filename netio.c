@@ -208,6 +208,12 @@ net_write(struct netio *io, const void *data, size_t len)
 }
 
 int
+net_sink(void *io, const void *data, size_t len)
+{
+	return net_write(io, data, len);
+}
+
+int
 net_reply(struct netio *io, const char *fmt, ...)
 {
 	char line[REPLY_LINE_MAX];

@@ -55,6 +55,11 @@ int net_write(struct netio *io, const void *data, size_t len);
 int net_reply(struct netio *io, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* net_write with the signature of a dotstuff writer (dotstuff.h), so that
+ * an encoded message goes to the client without a detour. io is a
+ * struct netio. */
+int net_sink(void *io, const void *data, size_t len);
+
 /* Write out everything queued. Returns 0 or -1 as net_write. */
 int net_flush(struct netio *io);
 

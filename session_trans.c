@@ -148,18 +148,6 @@ trans_cmd_uidl(struct session *s, struct command *c)
 	return scan_listing(s, c, true);
 }
 
-static int
-write_to_net(void *ctx, const void *data, size_t len)
-{
-	return net_write(ctx, data, len);
-}
-
-static int
-feed_stuffer(void *ctx, const char *data, size_t len)
-{
-	return dotstuff_feed(ctx, data, len);
-}
-
 /* RETR and TOP: verify, promise, stream, and end with "." only if every
  * byte went out as it was parsed (design.md §4, guarantee 4). */
 static enum pop_result
@@ -176,8 +164,10 @@ send_message(struct session *s, size_t i, const unsigned long *lines)
 			  maildrop_size(s->trans->md, i));
 	else
 		net_reply(s->io, "+OK top of message follows");
-	dotstuff_init(&ds, write_to_net, s->io);
-	st = maildrop_send(s->trans->md, i, lines, feed_stuffer, &ds);
+	/* The bytes go maildrop -> encoder -> client, not back through
+	 * here. */
+	dotstuff_init(&ds, net_sink, s->io);
+	st = maildrop_send(s->trans->md, i, lines, dotstuff_sink, &ds);
 	if (st != MD_OK || dotstuff_finish(&ds) < 0) {
 		if (s->io->out_failed == NET_OK)
 			log_msg(LOG_ERR, "user=%s: message %zu broken off",

@@ -58,12 +58,6 @@ collect_raw(void *ctx, const char *data, size_t len)
 }
 
 static int
-feed_stuffer(void *ctx, const char *data, size_t len)
-{
-	return dotstuff_feed(ctx, data, len);
-}
-
-static int
 refuse(void *ctx, const char *data, size_t len)
 {
 	return -1;
@@ -137,7 +131,7 @@ check_message(struct maildrop *md, size_t i, const char *p,
 	      "content",
 	      i + 1, raw.len, m->end - m->start);
 	dotstuff_init(&ds, collect, &stuffed);
-	check(maildrop_send(md, i, NULL, feed_stuffer, &ds) == MD_OK &&
+	check(maildrop_send(md, i, NULL, dotstuff_sink, &ds) == MD_OK &&
 		      dotstuff_finish(&ds) == 0,
 	      "message %zu: RETR failed", i + 1);
 	ref_stuff(p, m->start, m->end, &want);
