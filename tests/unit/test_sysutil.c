@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -228,10 +229,12 @@ START_TEST(poll_forever_until_ready)
 }
 END_TEST
 
-/* Errors are returned, not retried: an fd that is not open. */
+/* Ready fds are reported; a closed one as POLLNVAL; an error is returned,
+ * not retried: more fds than RLIMIT_NOFILE allows is EINVAL. */
 START_TEST(poll_ready_and_error)
 {
-	struct pollfd pfd;
+	struct pollfd pfd, many[17];
+	struct rlimit old, low;
 	int p[2];
 
 	ck_assert_int_eq(pipe(p), 0);
@@ -241,12 +244,19 @@ START_TEST(poll_ready_and_error)
 	ck_assert(pfd.revents & POLLIN);
 	close(p[0]);
 	close(p[1]);
-	errno = 0;
 	ck_assert_int_eq(sys_poll(&pfd, 1, -1), 1);
 	ck_assert(pfd.revents & POLLNVAL);
+
+	for (int i = 0; i < N(many); i++)
+		many[i] = (struct pollfd){.fd = -1};
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = N(many) - 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	errno = 0;
-	ck_assert_int_eq(sys_poll(&pfd, (nfds_t)-1, 100), -1);
+	ck_assert_int_eq(sys_poll(many, N(many), -1), -1);
 	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 END_TEST
 
