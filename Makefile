@@ -36,7 +36,8 @@ UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
 	test_sysutil
 # Linked into every unit test: the spool fixtures of test_maildrop,
-# test_mbox and test_uidl.
+# test_mbox and test_uidl, and the temporary directory and main() of
+# those and of test_lock and test_sysutil.
 UNIT_HELPERS = tests/unit/spool_helpers.c
 UNIT_DEPS = $(UNIT_HELPERS) tests/unit/*.h *.h Makefile
 
