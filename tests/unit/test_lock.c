@@ -1,0 +1,573 @@
+/* Unit tests for lock.c, the locking protocol the spool shares with MTAs
+ * and MUAs (design.md §4): one session per maildrop and no delivery held
+ * up by it; the read lock shared with readers, waiting for a writer only
+ * up to FCNTL_LOCK_WAIT_MS; the update locks taken dotlock first, then
+ * the fcntl write lock, as procmail and Postfix take them, with neither
+ * held on failure, a live dotlock never broken and a dead one broken at
+ * once. The other programs are child processes taking the same locks
+ * the way an MDA does (fcntl, liblockfile). */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lockfile.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lock.h"
+#include "params.h"
+#include "spool_helpers.h"
+
+/* liblockfile sleeps 5 s more before each retry than before the last
+ * (at most 60 s): the shortest time lock_update waits for a live
+ * dotlock before it gives up. */
+static long
+dotlock_wait_ms(void)
+{
+	long total = 0, sleep_s = 0;
+
+	for (int i = 0; i < DOTLOCK_RETRIES; i++) {
+		sleep_s = sleep_s + 5 > 60 ? 60 : sleep_s + 5;
+		total += sleep_s;
+	}
+	return total * 1000;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A spool with one message at a fresh path; its dotlock's name. */
+static void
+new_spool(char path[PATH_MAX], char dotlock[PATH_MAX])
+{
+	char dir[PATH_MAX];
+	static const char mail[] = F1 HDRS_PLAIN "\nbody\n";
+
+	new_spool_path(dir, path);
+	write_file(path, mail, sizeof(mail) - 1);
+	ck_assert_int_lt(snprintf(dotlock, PATH_MAX, "%s.lock", path),
+			 PATH_MAX);
+}
+
+static int
+open_rw(const char *path)
+{
+	int fd = open(path, O_RDWR);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* In a child: die with the test, which may end at a failed assertion
+ * before it reaps us. */
+static void
+die_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(1);
+}
+
+static void
+reap(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+/* --- other programs: holders, probes, waiters --------------------------- */
+
+enum hold { HOLD_READ, HOLD_WRITE, HOLD_DOTLOCK };
+
+static int
+hold_take(const char *path, enum hold kind, int *fd)
+{
+	char dotlock[PATH_MAX];
+	struct flock fl = {.l_whence = SEEK_SET};
+
+	if (kind == HOLD_DOTLOCK) {
+		if (snprintf(dotlock, sizeof(dotlock), "%s.lock", path) >=
+		    (int)sizeof(dotlock))
+			return 0;
+		return lockfile_create(dotlock, 0, L_PID) == L_SUCCESS;
+	}
+	fl.l_type = kind == HOLD_READ ? F_RDLCK : F_WRLCK;
+	*fd = open(path, O_RDWR);
+	return *fd >= 0 && fcntl(*fd, F_SETLK, &fl) == 0;
+}
+
+static void
+hold_drop(const char *path, enum hold kind, int fd)
+{
+	char dotlock[PATH_MAX];
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+
+	if (kind == HOLD_DOTLOCK) {
+		if (snprintf(dotlock, sizeof(dotlock), "%s.lock", path) <
+		    (int)sizeof(dotlock))
+			lockfile_remove(dotlock);
+	} else {
+		fcntl(fd, F_SETLK, &fl);
+	}
+}
+
+/* Another program that takes a lock on path the way an MDA or MUA does,
+ * holds it for release_ms (-1: until reaped) and stays alive. Returns
+ * once the lock is held. */
+static pid_t
+hold(const char *path, enum hold kind, long release_ms)
+{
+	int ready[2], fd = -1;
+	char ok = 0;
+	pid_t pid, parent = getpid();
+
+	ck_assert_int_eq(pipe(ready), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		die_with_parent(parent);
+		ok = (char)hold_take(path, kind, &fd);
+		if (write(ready[1], &ok, 1) != 1 || !ok)
+			_exit(1);
+		if (release_ms >= 0) {
+			usleep(release_ms * 1000);
+			hold_drop(path, kind, fd);
+		}
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &ok, 1), 1);
+	close(ready[0]);
+	ck_assert_msg(ok, "the holder could not take its lock on %s", path);
+	return pid;
+}
+
+/* The fcntl lock another process sees on path: F_UNLCK, F_RDLCK or
+ * F_WRLCK, and whose it is. F_GETLK from a child, because a process
+ * never sees its own locks. */
+static short
+lock_seen(const char *path, pid_t *owner_r)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int p[2], status;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDONLY);
+
+		if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(1);
+		_exit(write(p[1], &fl, sizeof(fl)) == sizeof(fl) ? 0 : 1);
+	}
+	close(p[1]);
+	ck_assert_int_eq(read(p[0], &fl, sizeof(fl)), sizeof(fl));
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (owner_r != NULL)
+		*owner_r = fl.l_type == F_UNLCK ? 0 : fl.l_pid;
+	return fl.l_type;
+}
+
+/* Whether a child can take an fcntl write lock now, as a delivery would. */
+static int
+can_deliver(const char *path)
+{
+	return lock_seen(path, NULL) == F_UNLCK;
+}
+
+/* The PID in a dotlock (liblockfile's L_PID), 0 if there is none. */
+static pid_t
+dotlock_pid(const char *dotlock)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(dotlock, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return (pid_t)atol(buf);
+}
+
+enum op { OP_READ, OP_UPDATE };
+
+struct result {
+	enum lock_status st;
+	int64_t ms;
+};
+
+struct waiter {
+	pid_t pid;
+	int fd;
+};
+
+/* lock_read or lock_update on path in a child, which reports what it
+ * returned and how long it took, then exits (dropping what it holds). */
+static struct waiter
+wait_start(const char *path, enum op op)
+{
+	struct waiter w;
+	pid_t parent = getpid();
+	int p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	w.pid = fork();
+	ck_assert_int_ge(w.pid, 0);
+	if (w.pid == 0) {
+		char dotlock[PATH_MAX];
+		int fd = open(path, O_RDWR);
+		int64_t start = now_ms();
+		struct result r;
+
+		die_with_parent(parent);
+		if (fd < 0)
+			_exit(1);
+		r.st = op == OP_READ ? lock_read(fd, path)
+				     : lock_update(fd, path, dotlock,
+						   sizeof(dotlock));
+		r.ms = now_ms() - start;
+		_exit(write(p[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+	}
+	close(p[1]);
+	w.fd = p[0];
+	return w;
+}
+
+static struct result
+wait_end(struct waiter *w)
+{
+	struct result r;
+
+	ck_assert_int_eq(read(w->fd, &r, sizeof(r)), sizeof(r));
+	close(w->fd);
+	reap(w->pid);
+	return r;
+}
+
+/* --- the session lock ---------------------------------------------------- */
+
+/* One POP3 session per maildrop: a second open of the spool (another
+ * session, here or in another process) is told LOCK_BUSY at once, not
+ * after a wait; once the first closes its descriptor, it gets it. */
+START_TEST(session_exclusive)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int fd1, fd2, status;
+	int64_t start;
+	pid_t pid;
+
+	new_spool(path, dotlock);
+	fd1 = open_rw(path);
+	fd2 = open_rw(path);
+	ck_assert_int_eq(lock_session(fd1, path), LOCK_OK);
+	start = now_ms();
+	ck_assert_int_eq(lock_session(fd2, path), LOCK_BUSY);
+	ck_assert_int_lt(now_ms() - start, 1000);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR);
+
+		_exit(fd >= 0 && lock_session(fd, path) == LOCK_BUSY ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "another process got the session lock (status %d)",
+		      status);
+
+	close(fd1);
+	ck_assert_int_eq(lock_session(fd2, path), LOCK_OK);
+	close(fd2);
+}
+END_TEST
+
+/* The session lock holds up no delivery: an MDA's fcntl write lock is
+ * free while a session is logged in, and so is the dotlock. */
+START_TEST(session_lock_lets_mail_in)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int fd;
+
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	ck_assert_int_eq(lock_session(fd, path), LOCK_OK);
+	ck_assert(can_deliver(path));
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
+	close(fd);
+}
+END_TEST
+
+/* An fd that is not open is an error, not "in use". */
+START_TEST(session_error)
+{
+	int p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_int_eq(lock_session(p[0], "closed"), LOCK_ERROR);
+}
+END_TEST
+
+/* --- the read lock -------------------------------------------------------- */
+
+/* Readers share: another reader (an MUA) does not hold us up; while we
+ * read, no delivery can write; lock_release lets it in. */
+START_TEST(read_shared_and_keeps_writers_out)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	pid_t reader, owner;
+	int64_t start;
+	int fd;
+
+	new_spool(path, dotlock);
+	reader = hold(path, HOLD_READ, -1);
+	fd = open_rw(path);
+	start = now_ms();
+	ck_assert_int_eq(lock_read(fd, path), LOCK_OK);
+	ck_assert_int_lt(now_ms() - start, 1000);
+	reap(reader);
+
+	ck_assert_int_eq(lock_seen(path, &owner), F_RDLCK);
+	ck_assert_int_eq(owner, getpid());
+	lock_release(fd, path);
+	ck_assert(can_deliver(path));
+	close(fd);
+}
+END_TEST
+
+/* A delivery in progress: the read waits for it, and gets the lock as
+ * soon as it ends (long before FCNTL_LOCK_WAIT_MS). */
+START_TEST(read_waits_for_delivery)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int64_t start, took;
+	pid_t mda;
+	int fd;
+
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	mda = hold(path, HOLD_WRITE, 300);
+	start = now_ms();
+	ck_assert_int_eq(lock_read(fd, path), LOCK_OK);
+	took = now_ms() - start;
+	reap(mda);
+	ck_assert_int_ge(took, 250);
+	ck_assert_int_lt(took, FCNTL_LOCK_WAIT_MS / 2);
+	ck_assert_int_eq(lock_seen(path, NULL), F_RDLCK);
+	close(fd);
+}
+END_TEST
+
+/* --- the update locks ----------------------------------------------------- */
+
+/* lock_update names and creates <spool>.lock, with our PID in it (stale
+ * at once if we die), and holds the fcntl write lock: no delivery, no
+ * reader. lock_update_end removes the one and drops the other. */
+START_TEST(update_takes_both)
+{
+	char path[PATH_MAX], want[PATH_MAX], dotlock[PATH_MAX];
+	pid_t owner;
+	int fd;
+
+	new_spool(path, want);
+	fd = open_rw(path);
+	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+			 LOCK_OK);
+	ck_assert_str_eq(dotlock, want);
+	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
+	ck_assert_int_eq(lock_seen(path, &owner), F_WRLCK);
+	ck_assert_int_eq(owner, getpid());
+
+	lock_update_end(fd, path, dotlock);
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert(can_deliver(path));
+	/* And again: nothing was left behind. */
+	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+			 LOCK_OK);
+	lock_update_end(fd, path, dotlock);
+	close(fd);
+}
+END_TEST
+
+/* A dotlock name that does not fit its buffer is refused, and nothing is
+ * locked: not a truncated name (another file's lock), not the spool. */
+START_TEST(update_refuses_long_name)
+{
+	char path[PATH_MAX], want[PATH_MAX], dotlock[PATH_MAX];
+	size_t fits;
+	int fd;
+
+	new_spool(path, want);
+	fits = strlen(want) + 1;
+	fd = open_rw(path);
+	ck_assert_int_eq(lock_update(fd, path, dotlock, fits - 1),
+			 LOCK_REFUSED);
+	ck_assert_int_eq(access(want, F_OK), -1);
+	ck_assert(can_deliver(path));
+	ck_assert_int_eq(lock_update(fd, path, dotlock, fits), LOCK_OK);
+	ck_assert_str_eq(dotlock, want);
+	lock_update_end(fd, path, dotlock);
+	close(fd);
+}
+END_TEST
+
+/* A dotlock left by a program that died (its PID is gone) is broken at
+ * once, without liblockfile's first 5 s sleep; the new one is ours. */
+START_TEST(update_breaks_dead_dotlock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX], pidline[32];
+	pid_t dead;
+	int64_t start;
+	int fd, status;
+
+	new_spool(path, dotlock);
+	dead = fork();
+	ck_assert_int_ge(dead, 0);
+	if (dead == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(dead, &status, 0), dead);
+	snprintf(pidline, sizeof(pidline), "%ld\n", (long)dead);
+	write_file(dotlock, pidline, strlen(pidline));
+
+	fd = open_rw(path);
+	start = now_ms();
+	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+			 LOCK_OK);
+	ck_assert_int_lt(now_ms() - start, 4000);
+	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
+	lock_update_end(fd, path, dotlock);
+	close(fd);
+}
+END_TEST
+
+/* --- bounded waits ---------------------------------------------------------
+ */
+
+/* Three spools, each held by another program that does not let go, and
+ * three sessions waiting at once (so the test takes the longest wait,
+ * not the sum):
+ *   A  a delivery holds the write lock: lock_read gives up after
+ *      FCNTL_LOCK_WAIT_MS with LOCK_BUSY;
+ *   B  an MUA holds a read lock: lock_update takes the dotlock, waits
+ *      FCNTL_LOCK_WAIT_MS for the write lock, gives up with LOCK_BUSY
+ *      and removes its dotlock;
+ *   C  an MDA holds the dotlock: lock_update waits liblockfile's
+ *      retries, never breaks the live lock, holds no fcntl lock while it
+ *      waits (the order procmail and Postfix take them in: otherwise the
+ *      MDA, holding the dotlock, would wait for our fcntl lock), and
+ *      gives up with LOCK_BUSY. */
+START_TEST(waits_are_bounded)
+{
+	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX];
+	char a_lock[PATH_MAX], b_lock[PATH_MAX], c_lock[PATH_MAX];
+	struct waiter wa, wb, wc;
+	struct result ra, rb, rc;
+	pid_t ha, hb, hc;
+
+	new_spool(a, a_lock);
+	new_spool(b, b_lock);
+	new_spool(c, c_lock);
+	ha = hold(a, HOLD_WRITE, -1);
+	hb = hold(b, HOLD_READ, -1);
+	hc = hold(c, HOLD_DOTLOCK, -1);
+	wa = wait_start(a, OP_READ);
+	wb = wait_start(b, OP_UPDATE);
+	wc = wait_start(c, OP_UPDATE);
+
+	/* While they wait. */
+	usleep(1000 * 1000);
+	ck_assert_msg(dotlock_pid(b_lock) == wb.pid,
+		      "B: the dotlock is not taken before the fcntl lock");
+	ck_assert_msg(lock_seen(c, NULL) == F_UNLCK,
+		      "C: an fcntl lock is held while waiting for the "
+		      "dotlock");
+	ck_assert_int_eq(dotlock_pid(c_lock), hc);
+
+	ra = wait_end(&wa);
+	ck_assert_int_eq(ra.st, LOCK_BUSY);
+	ck_assert_int_ge(ra.ms, FCNTL_LOCK_WAIT_MS);
+	ck_assert_int_lt(ra.ms, FCNTL_LOCK_WAIT_MS + 8000);
+
+	rb = wait_end(&wb);
+	ck_assert_int_eq(rb.st, LOCK_BUSY);
+	ck_assert_int_ge(rb.ms, FCNTL_LOCK_WAIT_MS);
+	ck_assert_int_lt(rb.ms, FCNTL_LOCK_WAIT_MS + 8000);
+	ck_assert_msg(access(b_lock, F_OK) == -1,
+		      "B: the dotlock is left behind after LOCK_BUSY");
+
+	rc = wait_end(&wc);
+	ck_assert_int_eq(rc.st, LOCK_BUSY);
+	ck_assert_int_ge(rc.ms, dotlock_wait_ms() - 100);
+	ck_assert_int_lt(rc.ms, dotlock_wait_ms() + 8000);
+	ck_assert_int_eq(dotlock_pid(c_lock), hc);
+
+	reap(ha);
+	reap(hb);
+	reap(hc);
+}
+END_TEST
+
+/* --- runner -------------------------------------------------------------- */
+
+static Suite *
+lock_suite(void)
+{
+	Suite *s = suite_create("lock");
+	TCase *tc;
+
+	tc = tcase_create("session");
+	tcase_add_test(tc, session_exclusive);
+	tcase_add_test(tc, session_lock_lets_mail_in);
+	tcase_add_test(tc, session_error);
+	tcase_set_timeout(tc, 10);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("read");
+	tcase_add_test(tc, read_shared_and_keeps_writers_out);
+	tcase_add_test(tc, read_waits_for_delivery);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("update");
+	tcase_add_test(tc, update_takes_both);
+	tcase_add_test(tc, update_refuses_long_name);
+	tcase_add_test(tc, update_breaks_dead_dotlock);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bounded");
+	tcase_add_test(tc, waits_are_bounded);
+	tcase_set_timeout(
+		tc, (FCNTL_LOCK_WAIT_MS + dotlock_wait_ms()) / 1000.0 + 30);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return spool_test_main("pop3d-lock", lock_suite());
+}
