@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "spool_helpers.h"
 
-static char dir[PATH_MAX / 2];
 
 struct fixture {
 	char spool[PATH_MAX], jpath[PATH_MAX];
@@ -39,8 +39,8 @@ make_fixture(struct fixture *f, int blocks)
 	int fd;
 
 	memset(f, 0, sizeof(*f));
-	snprintf(f->spool, sizeof(f->spool), "%s/spool", dir);
-	snprintf(f->jpath, sizeof(f->jpath), "%s/journal", dir);
+	snprintf(f->spool, sizeof(f->spool), "%s/spool", base_dir);
+	snprintf(f->jpath, sizeof(f->jpath), "%s/journal", base_dir);
 	f->before_len = blocks * bs + tail;
 	f->before = malloc(f->before_len);
 	f->after = malloc(f->before_len);
@@ -252,14 +252,5 @@ journal_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(journal_suite());
-	int failed;
-
-	snprintf(dir, sizeof(dir), "/tmp/pop3d-journal-XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		return EXIT_FAILURE;
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return spool_test_main("pop3d-journal", journal_suite());
 }
