@@ -19,7 +19,6 @@
 #include "journal.h"
 #include "spool_helpers.h"
 
-
 struct fixture {
 	char spool[PATH_MAX], jpath[PATH_MAX];
 	char *before, *after; /* the spool before and after compaction */
