@@ -317,6 +317,22 @@ dispatch_mode(const struct config *cfg, char **argv)
 	fatal("the passed descriptor is not a stream socket");
 }
 
+/* Ignored or blocked signals survive exec: started under nohup, or by a
+ * supervisor that blocks SIGTERM, a session would outlive a hangup or a
+ * stop that RFC 1939 ends without UPDATE (R1939-22). Start from the
+ * defaults; the modes install their own handlers. */
+static void
+default_signals(void)
+{
+	static const int ending[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
+	sigset_t none;
+
+	for (size_t i = 0; i < sizeof(ending) / sizeof(ending[0]); i++)
+		signal(ending[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -339,6 +355,7 @@ main(int argc, char **argv)
 	/* Sessions started by the Accept=no listener are exec'ed through
 	 * /proc/self/exe; keep the name ps, pgrep and journald show. */
 	(void)prctl(PR_SET_NAME, "pop3d", 0, 0, 0);
+	default_signals();
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
 	monitor_init(&cfg);

@@ -383,9 +383,9 @@ class Pop3d:
     """One pop3d process driven line by line over pipes, for the tests that
     interleave sessions and other programs. Always stop it with close()."""
 
-    def __init__(self, env, maildir, args=(), expect_greeting=True):
+    def __init__(self, env, maildir, args=(), expect_greeting=True, **spawn_kw):
         self.env = env
-        self.proc = env.spawn(maildir, args)
+        self.proc = env.spawn(maildir, args, **spawn_kw)
         self.pid = self.proc.pid
         self.buf = b""
         self.raw = b""

@@ -231,10 +231,10 @@ def test_update_waits_for_writer(env):
     check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
 
 
-def _killed_session(env, name, sig):
+def _killed_session(env, name, sig, **spawn_kw):
     d, spool, data = setup(env, name, "M.mbox")
     with Sessions(env, d) as s:
-        a = s.start()
+        a = s.start(**spawn_kw)
         a.login()
         a.cmd("DELE 1")
         a.cmd("DELE 3")
@@ -266,6 +266,18 @@ def test_sigterm_after_dele_keeps_spool(env):
 def test_sighup_after_dele_keeps_spool(env):
     """R1939-22: a hangup is not a QUIT either."""
     _killed_session(env, "sighup", signal.SIGHUP)
+
+
+def _ignore_hangups():
+    """What nohup leaves to the programs it starts; it survives exec."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_sighup_when_started_under_nohup(env):
+    """R1939-22: pop3d started with SIGHUP ignored still ends on a hangup,
+    without UPDATE."""
+    _killed_session(env, "sighup-nohup", signal.SIGHUP,
+                    preexec_fn=_ignore_hangups)
 
 
 def _rewritten(env, name, change, retr=None):
