@@ -25,6 +25,8 @@
  *                  setresuid, the proof that root is gone).
  *   tls.c          tls_setup: OpenSSL loads the certificate and the key.
  *   peer.c         peer_from_fd: getpeername for logs and PAM_RHOST.
+ *   sysutil.c      sys_poll, sys_now_ms, sys_sleep_ms: the bounded wait
+ *                  for the pre-auth process and the failure delay.
  *   privsep_msg.c  privsep_recv and privsep_send: octets and descriptors
  *                  only; the judging is privsep_check_record, here.
  *   server.c       the Accept=no listener: accept, fork and exec, each
@@ -41,6 +43,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -64,6 +68,7 @@ struct monitor {
 	const struct config *cfg;
 	const struct peer *peer;
 	int sock;
+	pid_t preauth;
 	int failures;
 	struct auth_user who;
 	char method[AUTH_METHOD_SIZE];
@@ -135,6 +140,25 @@ judge(struct monitor *m, struct auth_request *req)
 	return verdict;
 }
 
+/* Root's own bound on the pre-auth process: its --preauth-timeout is
+ * enforced by that process, which may be wedged or hostile. Past the
+ * deadline it is killed and the connection ends. */
+static void
+wait_for_preauth(const struct monitor *m, int64_t deadline)
+{
+	struct pollfd pfd = {.fd = m->sock, .events = POLLIN};
+	int64_t left = deadline - sys_now_ms();
+
+	if (left > 0 && sys_poll(&pfd, 1, (int)left) != 0)
+		return; /* a record, EOF or an error: privsep_recv says which */
+	log_msg(LOG_WARNING,
+		"pre-login process %ld still there %d ms after "
+		"--preauth-timeout: killed",
+		(long)m->preauth, MONITOR_GRACE_MS);
+	kill(m->preauth, SIGKILL);
+	_exit(0);
+}
+
 /* Wait for logins until one succeeds; then take the connection. Returns
  * only with the handoff done; exits when the pre-auth process ends. */
 static void
@@ -145,7 +169,12 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 	int nfds;
 	ssize_t n;
 
+	int64_t deadline = sys_now_ms() +
+			   (int64_t)m->cfg->preauth_timeout * 1000 +
+			   MONITOR_GRACE_MS;
+
 	for (;;) {
+		wait_for_preauth(m, deadline);
 		n = privsep_recv(m->sock, &msg, fds, &nfds);
 		if (n <= 0)
 			_exit(0); /* the session ended before a login */
@@ -288,6 +317,7 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	log_msg(LOG_INFO, "connect from %s", peer.addr);
 	tune_socket(out_fd);
 	pid = start_preauth(cfg, &peer, in_fd, out_fd, &m.sock);
+	m.preauth = pid;
 	release_client(in_fd, out_fd);
 	await_login(&m, &h, fds);
 	close(m.sock);

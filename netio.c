@@ -318,6 +318,11 @@ net_read_line(struct netio *io, char *line, size_t max, size_t *len_r)
 	bool tail;
 	char *lf;
 
+	/* The pre-login deadline holds however busy the client is: lines
+	 * already read ahead, or arriving faster than they are answered,
+	 * would otherwise never make a wait time out. */
+	if (io->deadline_ms != 0 && sys_now_ms() >= io->deadline_ms)
+		return NET_TIMEOUT;
 	for (;;) {
 		lf = memchr(io->in + io->in_start, '\n', io->in_len);
 		if (lf != NULL) {

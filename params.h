@@ -15,6 +15,11 @@
  * person typing into telnet, short enough that idle pre-login
  * connections cannot pile up (a flag). */
 #define PREAUTH_TIMEOUT_DEFAULT 180
+/* The root monitor's own bound on the pre-auth process, past
+ * --preauth-timeout: time for a login record sent just before that
+ * deadline to be judged (PAM, then the failure delay). A pre-auth
+ * process that is still there after it is wedged or hostile. */
+#define MONITOR_GRACE_MS (AUTH_FAIL_DELAY_MS + 3000)
 
 /* RFC 2449 §4: command lines up to 255 octets including CRLF. */
 #define CMD_LINE_MAX 255

@@ -5,7 +5,13 @@ chroot and the secrets in memory are tested on the real system
 (tests/system/systest.py, make check-system).
 """
 
-from harness import check
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import Sessions, check
 from tcp import Conn, Server, pipelined_cases, run_pipelined, tls_args
 
 
@@ -22,3 +28,53 @@ def test_pipelined_after_pass(env):
             check(c.line() == b"+OK pop3d ready", "greeting")
             run_pipelined(c, data, expect, f"{tag} without TLS")
     plain.check_log(*[r"^<6>logout: user=alice reason=QUIT"] * 3)
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_monitor_kills_wedged_preauth(env):
+    """The root monitor does not wait for ever on the pre-login process: a
+    stopped one (wedged, or hostile and silent) is killed once
+    --preauth-timeout and the monitor's grace (MONITOR_GRACE_MS, 5 s) are
+    over, and the connection ends."""
+    d = env.tempdir("wedged-preauth")
+    with Sessions(env, d) as s:
+        a = s.start(["--preauth-timeout=1"])
+        kids = _children(a.pid)
+        check(len(kids) == 1, f"children of the monitor: {kids}")
+        os.kill(kids[0], signal.SIGSTOP)
+        try:
+            _expect_killed_in_time(a, kids[0])
+        finally:
+            try:
+                os.kill(kids[0], signal.SIGKILL)  # a test stops what it starts
+            except ProcessLookupError:
+                pass
+
+
+def _expect_killed_in_time(a, kid):
+    start = time.monotonic()
+    try:
+        a.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.kill(a.pid, signal.SIGKILL)
+        a.close()
+        check(False, "the monitor still waits 20 s after the stop")
+    took = time.monotonic() - start
+    a.close()
+    check(3.5 <= took <= 12, f"the monitor ended after {took:.1f} s, not 1 + 5")
+    check(re.search(rb"^<4>pre-login process %d still there 5000 ms after "
+                    rb"--preauth-timeout: killed$" % kid, a.stderr, re.M),
+          f"no log line for the kill: {a.stderr[-500:]!r}")
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{kid}") or \
+                open(f"/proc/{kid}/stat").read().split()[2] == "Z":
+            return
+        time.sleep(0.1)
+    check(False, f"pre-login process {kid} still alive")

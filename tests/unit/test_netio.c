@@ -692,6 +692,24 @@ START_TEST(deadline_beats_trickle)
 }
 END_TEST
 
+/* The pre-login deadline is checked on every line, not only when a wait
+ * times out: lines read ahead (a pipelining or fast client) are not run
+ * once it has passed. */
+START_TEST(deadline_beats_read_ahead)
+{
+	struct conn c;
+
+	conn_open(&c, 600);
+	client_send_str(&c, "CAPA\r\nCAPA\r\nCAPA\r\n");
+	net_set_deadline(c.io, 1);
+	expect_str(&c, "CAPA");
+	ck_assert_uint_gt(c.io->in_len, 0); /* two lines read ahead */
+	usleep(1100000);
+	expect_status(&c, CMD_LINE_MAX, NET_TIMEOUT);
+	conn_close(&c);
+}
+END_TEST
+
 /* A client that never reads: the write gives up after the idle timeout
  * instead of blocking the session for ever. */
 START_TEST(write_timeout)
@@ -753,6 +771,7 @@ netio_suite(void)
 	tc = tcase_create("timeouts");
 	tcase_add_test(tc, idle_timeout);
 	tcase_add_test(tc, deadline_beats_trickle);
+	tcase_add_test(tc, deadline_beats_read_ahead);
 	tcase_add_test(tc, write_timeout);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
