@@ -58,160 +58,158 @@ uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1])
 	}
 }
 
-/* A map from strings to a counter: open addressing, linear probing,
- * at most half full. */
-struct slot {
-	char *key;
-	uint32_t next; /* the next "-N" suffix to try for key */
+/* Repeated ids are found by sorting, not hashing (issue 14): X-UIDL
+ * values come from whoever sends mail, and with an unkeyed hash they
+ * could all be made to share one bucket, which made every login
+ * quadratic. A merge sort costs O(n log n) comparisons of at most 70
+ * octets whatever the input, needs no secret key and less memory than
+ * the hash maps did; written here rather than qsort so that the bound
+ * does not depend on the libc (glibc before 2.37 falls back to a
+ * quicksort when it cannot allocate). */
+struct id_ref {
+	const char *id;
+	size_t i; /* the message */
 };
-
-struct strmap {
-	struct slot *slot;
-	size_t mask;
-};
-
-static uint64_t
-str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 static int
-strmap_init(struct strmap *map, size_t entries)
+cmp_ref(const void *key, const void *elem)
 {
-	size_t size = 16;
-
-	while (size < entries * 2)
-		size *= 2;
-	map->slot = calloc(size, sizeof(*map->slot));
-	map->mask = size - 1;
-	return map->slot == NULL ? -1 : 0;
+	return strcmp(key, ((const struct id_ref *)elem)->id);
 }
 
+/* Sort r[0..n) by id, stably (equal ids stay in mailbox order); tmp
+ * has room for n. */
 static void
-strmap_free(struct strmap *map)
+sort_refs(struct id_ref *r, struct id_ref *tmp, size_t n)
 {
-	for (size_t i = 0; i <= map->mask; i++)
-		free(map->slot[i].key);
-	free(map->slot);
+	struct id_ref *from = r, *to = tmp, *t;
+
+	for (size_t w = 1; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = n - lo > w ? lo + w : n;
+			size_t hi = n - mid > w ? mid + w : n;
+			size_t i = lo, j = mid, k = lo;
+
+			while (i < mid && j < hi)
+				to[k++] = strcmp(from[j].id, from[i].id) < 0
+						  ? from[j++]
+						  : from[i++];
+			while (i < mid)
+				to[k++] = from[i++];
+			while (j < hi)
+				to[k++] = from[j++];
+		}
+		t = from;
+		from = to;
+		to = t;
+	}
+	if (from != r)
+		memcpy(r, from, n * sizeof(*r));
 }
 
-/* The slot that holds key, or the empty slot where it would go. */
-static struct slot *
-strmap_find(const struct strmap *map, const char *key)
+/* The end of the run of ids equal to r[a].id in sorted r[0..n). */
+static size_t
+run_end(const struct id_ref *r, size_t n, size_t a)
 {
-	size_t i = str_hash(key) & map->mask;
+	size_t b = a + 1;
 
-	while (map->slot[i].key != NULL && strcmp(map->slot[i].key, key) != 0)
-		i = (i + 1) & map->mask;
-	return &map->slot[i];
-}
-
-/* Add key; returns 1 if added, 0 if present, -1 when out of memory. */
-static int
-strmap_add(struct strmap *map, const char *key)
-{
-	struct slot *slot = strmap_find(map, key);
-
-	if (slot->key != NULL)
-		return 0;
-	slot->key = strdup(key);
-	slot->next = 2;
-	return slot->key == NULL ? -1 : 1;
+	while (b < n && strcmp(r[a].id, r[b].id) == 0)
+		b++;
+	return b;
 }
 
 /* Use an X-UIDL only where no other message carries the same one. */
-static int
-choose_bases(struct uidl_entry *e, size_t n)
+static void
+choose_bases(struct uidl_entry *e, size_t n, struct id_ref *r,
+	     struct id_ref *tmp)
 {
-	struct strmap seen, dup;
-	int r = 0;
+	size_t m = 0;
 
-	if (strmap_init(&seen, n) < 0)
-		return -1;
-	if (strmap_init(&dup, n) < 0) {
-		strmap_free(&seen);
-		return -1;
+	for (size_t i = 0; i < n; i++) {
+		e[i].use_xuidl = false;
+		if (e[i].xuidl != NULL)
+			r[m++] = (struct id_ref){e[i].xuidl, i};
 	}
-	for (size_t i = 0; i < n && r >= 0; i++)
-		if (e[i].xuidl != NULL &&
-		    (r = strmap_add(&seen, e[i].xuidl)) == 0)
-			r = strmap_add(&dup, e[i].xuidl);
-	for (size_t i = 0; i < n && r >= 0; i++)
-		e[i].use_xuidl = e[i].xuidl != NULL &&
-				 strmap_find(&dup, e[i].xuidl)->key == NULL;
-	strmap_free(&seen);
-	strmap_free(&dup);
-	return r < 0 ? -1 : 0;
+	sort_refs(r, tmp, m);
+	for (size_t a = 0, b; a < m; a = b)
+		if ((b = run_end(r, m, a)) == a + 1)
+			e[r[a].i].use_xuidl = true;
 }
 
-/* The first free "base-N" for a repeated base, N counting on from where
- * the last copy of the same base stopped, so that a flood of identical
- * messages costs linear time. A suffixed id must equal neither another
- * message's plain id nor another suffixed one. */
-static int
-suffix(struct uidl_entry *e, struct strmap *bases, struct strmap *taken)
+/* The first k >= from for which "base-k" is no message's base id, in
+ * the n sorted base ids r. A suffixed id never equals another base's
+ * suffixed id either: the digits after its last "-" are k, and what
+ * stands before is its base. */
+static uint32_t
+free_suffix(const struct id_ref *r, size_t n, const char *base, uint32_t from)
 {
-	char id[UIDL_MAX + 1], cand[UIDL_MAX + 12];
-	struct slot *base;
-	int r;
+	char cand[UIDL_MAX + 12];
 
-	base_id(e, id);
-	if (strlen(id) > UIDL_MAX - 11) {
-		/* No room for a suffix; cannot happen for a repeated id
-		 * (X-UIDLs used are unique, digests are 32 characters),
-		 * but if it did, the digest takes over. */
-		e->use_xuidl = false;
-		base_id(e, id);
-		if ((r = strmap_add(taken, id)) != 0)
-			return r < 0 ? -1 : 0;
+	for (uint32_t k = from;; k++) {
+		snprintf(cand, sizeof(cand), "%s-%u", base, k);
+		if (bsearch(cand, r, n, sizeof(*r), cmp_ref) == NULL)
+			return k;
 	}
-	base = strmap_find(bases, id);
-	for (uint32_t k = base->key != NULL ? base->next : 2;; k++) {
-		snprintf(cand, sizeof(cand), "%s-%u", id, k);
-		if (strmap_find(bases, cand)->key != NULL)
-			continue;
-		if ((r = strmap_add(taken, cand)) != 0) {
-			e->suffix = k;
-			if (base->key != NULL)
-				base->next = k + 1;
-			return r < 0 ? -1 : 0;
+}
+
+/* Copies of one base id get "-2", "-3", ... in mailbox order, skipping
+ * ids other messages have; each copy goes on from where the last one
+ * stopped, so each id is skipped at most once and a flood of copies
+ * costs O(n log n). The first copy keeps the plain id. */
+static void
+suffix_copies(struct uidl_entry *e, const struct id_ref *r, size_t n)
+{
+	for (size_t a = 0, b; a < n; a = b) {
+		uint32_t k = 2;
+
+		b = run_end(r, n, a);
+		/* Only a digest (32 characters) can be repeated: X-UIDLs in
+		 * use are unique, and a 32-character one is the longest that
+		 * can equal a digest. */
+		if (b > a + 1 && strlen(r[a].id) > UIDL_MAX - 11)
+			fatal("uidl: a repeated id of %zu characters",
+			      strlen(r[a].id));
+		for (size_t c = a + 1; c < b; c++) {
+			k = free_suffix(r, n, r[a].id, k);
+			e[r[c].i].suffix = k++;
 		}
 	}
 }
 
+#define HEX_SIZE (2 * UIDL_DIGEST_BYTES + 1)
+
 int
 uidl_assign(struct uidl_entry *e, size_t n)
 {
-	struct strmap bases, taken;
-	char id[UIDL_MAX + 1];
-	int r = 0;
+	struct id_ref *r, *tmp;
+	char *hexes;
 
-	if (choose_bases(e, n) < 0)
-		return -1;
-	if (strmap_init(&bases, 2 * n) < 0)
-		return -1;
-	if (strmap_init(&taken, 2 * n) < 0) {
-		strmap_free(&bases);
+	if (n == 0)
+		return 0;
+	r = calloc(n, sizeof(*r));
+	tmp = calloc(n, sizeof(*tmp));
+	hexes = calloc(n, HEX_SIZE);
+	if (r == NULL || tmp == NULL || hexes == NULL) {
+		free(r);
+		free(tmp);
+		free(hexes);
 		return -1;
 	}
-	for (size_t i = 0; i < n && r >= 0; i++) {
-		base_id(&e[i], id);
-		r = strmap_add(&bases, id);
-	}
-	for (size_t i = 0; i < n && r >= 0; i++) {
+	choose_bases(e, n, r, tmp);
+	for (size_t i = 0; i < n; i++) {
 		e[i].suffix = 0;
-		base_id(&e[i], id);
-		if ((r = strmap_add(&taken, id)) == 0)
-			r = suffix(&e[i], &bases, &taken);
+		if (!e[i].use_xuidl)
+			hex(e[i].digest, UIDL_DIGEST_BYTES,
+			    hexes + i * HEX_SIZE);
+		r[i] = (struct id_ref){
+			e[i].use_xuidl ? e[i].xuidl : hexes + i * HEX_SIZE, i};
 	}
-	strmap_free(&bases);
-	strmap_free(&taken);
-	return r < 0 ? -1 : 0;
+	sort_refs(r, tmp, n);
+	suffix_copies(e, r, n);
+	free(r);
+	free(tmp);
+	free(hexes);
+	return 0;
 }
 
 struct uidl_hasher *
