@@ -44,6 +44,7 @@ lock_result(enum lock_status st)
 	case LOCK_BUSY:
 		return MD_IN_USE;
 	case LOCK_REFUSED:
+	case LOCK_FOREIGN:
 		return MD_PERMFAIL;
 	default:
 		return MD_TEMPFAIL;
