@@ -119,6 +119,47 @@ open_spool_dir(struct maildrop *md)
 	return dfd;
 }
 
+/* design.md §4.1 and INSTALL: the supported spool directory is Debian's
+ * 2775 root:mail, where only root and group mail (the setgid dotlockfile
+ * helper among them) create names. A directory anyone may write to is
+ * warned about loudly, not refused: some distributions ship /var/mail
+ * as 1777, and with the sticky bit the spool checks still keep each
+ * user's mail from the others. What they allow is denial of service,
+ * which pop3d can only make visible: another user may pre-create a
+ * spool (refused as not the user's, [SYS/PERM]) or plant <user>.lock
+ * (a foreign dotlock: every UPDATE refused at once, lock.c), and the
+ * same squatter holds up the MDAs' deliveries. Without the sticky bit
+ * every login is refused (open_spool_dir); that too is said here. The
+ * directory is only known here when --mailbox fixes it (/var/mail/%u);
+ * otherwise the per-login log lines name it. */
+void
+maildrop_check_dir(const char *pattern)
+{
+	const char *slash = strrchr(pattern, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (slash == NULL || memchr(pattern, '%', slash - pattern) != NULL ||
+	    (size_t)(slash - pattern) >= sizeof(dir))
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - pattern), pattern);
+	if (stat(dir[0] ? dir : "/", &st) < 0 || !(st.st_mode & S_IWOTH))
+		return;
+	if (!(st.st_mode & S_ISVTX))
+		log_msg(LOG_ERR,
+			"spool directory %s: writable by all users and not "
+			"sticky (mode %04o): every login will be refused; "
+			"the supported layout is 2775 root:mail",
+			dir, (unsigned)(st.st_mode & 07777));
+	else
+		log_msg(LOG_WARNING,
+			"spool directory %s: writable by all users (mode "
+			"%04o): any of them can plant another's spool or "
+			"dotlock and stop that user's logins or deletions; "
+			"the supported layout is 2775 root:mail",
+			dir, (unsigned)(st.st_mode & 07777));
+}
+
 /* The spool must be a plain file of the user's with one name that
  * nobody else may write. Logs the first check that fails, alone, so the
  * admin knows what to fix. Returns true if the spool is refused. */
