@@ -162,15 +162,22 @@ maildrop_check_dir(const char *pattern)
 
 /* The spool must be a plain file of the user's with one name that
  * nobody else may write. Logs the first check that fails, alone, so the
- * admin knows what to fix. Returns true if the spool is refused. */
+ * admin knows what to fix. Returns true if the spool is refused. In a
+ * directory all users may write to, a spool of another's is most likely
+ * planted before the user's first delivery (maildrop_check_dir): said. */
 static bool
-spool_refused(const char *path, const struct stat *st, uid_t owner)
+spool_refused(const char *path, const struct stat *st, uid_t owner,
+	      bool open_dir)
 {
 	if (!S_ISREG(st->st_mode))
 		log_msg(LOG_ERR, "%s: refused: not a regular file", path);
 	else if (st->st_uid != owner)
-		log_msg(LOG_ERR, "%s: refused: owned by uid %lu, not %lu", path,
-			(unsigned long)st->st_uid, (unsigned long)owner);
+		log_msg(LOG_ERR, "%s: refused: owned by uid %lu, not %lu%s",
+			path, (unsigned long)st->st_uid, (unsigned long)owner,
+			open_dir ? "; the spool directory is writable by all "
+				   "users, who can do this: the supported "
+				   "layout is 2775 root:mail"
+				 : "");
 	else if (st->st_nlink != 1)
 		log_msg(LOG_ERR, "%s: refused: %lu hard links, not 1", path,
 			(unsigned long)st->st_nlink);
@@ -198,14 +205,16 @@ open_failure(int err)
 static enum md_status
 open_spool(struct maildrop *md, uid_t owner)
 {
-	struct stat sb;
+	struct stat sb, ds;
 	enum md_status st;
+	bool open_dir;
 	int dfd;
 
 	if ((dfd = open_spool_dir(md)) < 0)
 		return dfd == -2   ? MD_OK
 		       : dfd == -3 ? MD_PERMFAIL
 				   : MD_TEMPFAIL;
+	open_dir = fstat(dfd, &ds) == 0 && (ds.st_mode & S_IWOTH);
 	md->fd = openat(dfd, strrchr(md->path, '/') + 1,
 			O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	close(dfd);
@@ -220,7 +229,7 @@ open_spool(struct maildrop *md, uid_t owner)
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
 		return MD_TEMPFAIL;
 	}
-	if (spool_refused(md->path, &sb, owner))
+	if (spool_refused(md->path, &sb, owner, open_dir))
 		return MD_PERMFAIL;
 	/* One POP3 session per maildrop, for the whole session. */
 	return lock_result(lock_session(md->fd, md->path));

@@ -68,6 +68,29 @@ def test_foreign_dotlock_refused_at_once(env):
     check(lock.exists(), "the foreign lock was removed")
 
 
+def test_planted_spool_names_the_directory(env):
+    """A spool pre-created by another user in a 1777 directory: the login
+    is refused ([SYS/PERM], as before), and the log line names the owner
+    and the world-writable directory that allowed it."""
+    if not env.really_root:
+        raise TestSkipped("needs real root to plant a spool as another uid")
+    d = sticky_dir(env, "planted-spool")
+    env.install_spool(d / "alice", fixture("M2.mbox"), user="bob")
+    bob_uid = env.users["bob"][0]
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.cmd("USER alice")
+        reply = a.cmd("PASS secret")
+        check(reply.startswith("-ERR [SYS/PERM]"), f"PASS: {reply!r}")
+        a.close()
+    pat = (rf"<3>{re.escape(str(d))}/alice: refused: owned by uid {bob_uid}, not \d+; "
+           r"the spool directory is writable by all users, who can do this: the "
+           r"supported layout is 2775 root:mail")
+    log = a.stderr.decode(errors="replace")
+    check(any(re.fullmatch(pat, line) for line in log.splitlines()),
+          f"no log line names the planted spool's owner and the directory; log:\n{log}")
+
+
 def test_own_stale_dotlock_still_broken(env):
     """A dotlock of the user's own (a killed session's, naming a dead
     PID) in the same directory is stale, not foreign: UPDATE breaks it
