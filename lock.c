@@ -3,9 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <limits.h>
 #include <lockfile.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 
 #include "log.h"
@@ -88,6 +93,51 @@ dotlock_remove(const char *dotlock)
 		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
 }
 
+/* Who made the dotlock. On Debian every program that dotlocks a spool
+ * makes it as the spool's owner: liblockfile and its setgid helper
+ * dotlockfile (measured: a lock dotlockfile made for uid 65534 in a
+ * 2775 root:mail directory is 65534:mail), procmail, Postfix local(8)
+ * and Exim's appendfile, which deliver as the recipient; or as root.
+ * Anyone else can only have planted it, which only a directory others
+ * may write to allows (2775 root:mail lets only root and group mail
+ * create names in it). In a sticky directory the user cannot remove
+ * it, and a lock naming PID 1 is never stale for liblockfile: waiting
+ * on it would only fail every UPDATE after 15 s, for good, in silence.
+ * So it is not waited for; the log names it and its owner, and a
+ * world-writable directory, for the admin who must remove it. */
+static bool
+dotlock_foreign(int fd, const char *dotlock)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(dotlock, '/');
+	struct stat lk, sp, ds;
+	struct passwd *pw;
+
+	if (lstat(dotlock, &lk) < 0 || fstat(fd, &sp) < 0 ||
+	    lk.st_uid == sp.st_uid || lk.st_uid == 0)
+		return false;
+	pw = getpwuid(lk.st_uid);
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s",
+			 slash == dotlock ? 1 : (int)(slash - dotlock),
+			 dotlock);
+	log_msg(LOG_ERR,
+		"%s: refused: a foreign dotlock, owned by uid %lu (%s), not "
+		"by the spool's owner (uid %lu) or root; nothing is deleted "
+		"until it is removed%s",
+		dotlock, (unsigned long)lk.st_uid,
+		pw != NULL ? pw->pw_name : "no such user",
+		(unsigned long)sp.st_uid,
+		lstat(dir, &ds) == 0 && (ds.st_mode & S_IWOTH)
+			? "; the spool directory is writable by all users, "
+			  "who can do this: the supported layout is 2775 "
+			  "root:mail"
+			: "");
+	return true;
+}
+
 /* The dotlock first: the other order has each side hold one lock while
  * it waits for the other, and every delivery stalls for the whole wait.
  * Neither wait happens while we hold the other lock for long. */
@@ -99,8 +149,13 @@ lock_update(int fd, const char *path, char *dotlock, size_t size)
 
 	if ((size_t)snprintf(dotlock, size, "%s.lock", path) >= size)
 		return LOCK_REFUSED;
+	if (dotlock_foreign(fd, dotlock))
+		return LOCK_FOREIGN;
 	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(fd));
 	if (r != L_SUCCESS) {
+		/* Planted while we waited: the same, after one wait. */
+		if (r == L_MAXTRYS && dotlock_foreign(fd, dotlock))
+			return LOCK_FOREIGN;
 		if (r == L_MAXTRYS)
 			log_msg(LOG_WARNING,
 				"%s: still held by another program", dotlock);

@@ -13,9 +13,11 @@
  *             UPDATE.
  *
  * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_RETRIES); then
- * LOCK_BUSY. Errors, waits that ran out and a session lock held by
- * another session are logged here, naming the path: after a good login,
- * the log must say why the session went no further. */
+ * LOCK_BUSY. A dotlock owned by anyone but the spool's owner or root is
+ * not waited for at all: LOCK_FOREIGN (lock.c, dotlock_foreign). Errors, waits
+ * that ran out and a session lock held by another session are logged here,
+ * naming the path: after a good login, the log must say why the session went no
+ * further. */
 #ifndef POP3D_LOCK_H
 #define POP3D_LOCK_H
 
@@ -26,6 +28,7 @@ enum lock_status {
 	LOCK_BUSY,    /* held by someone else past the wait */
 	LOCK_ERROR,   /* a system error */
 	LOCK_REFUSED, /* the dotlock's name does not fit */
+	LOCK_FOREIGN, /* the dotlock belongs to another user: for the admin */
 };
 
 /* The session lock on fd, without waiting: LOCK_BUSY if another session
@@ -39,7 +42,9 @@ enum lock_status lock_read(int fd, const char *path);
 void lock_release(int fd, const char *path);
 
 /* The update locks: path's dotlock, named into dotlock (size octets),
- * then the write lock. On failure neither is held. */
+ * then the write lock. On failure neither is held. LOCK_FOREIGN, logged
+ * with the owner, if the dotlock is another user's (before or after the
+ * wait). */
 enum lock_status lock_update(int fd, const char *path, char *dotlock,
 			     size_t size);
 

@@ -44,6 +44,7 @@ lock_result(enum lock_status st)
 	case LOCK_BUSY:
 		return MD_IN_USE;
 	case LOCK_REFUSED:
+	case LOCK_FOREIGN:
 		return MD_PERMFAIL;
 	default:
 		return MD_TEMPFAIL;
@@ -118,17 +119,65 @@ open_spool_dir(struct maildrop *md)
 	return dfd;
 }
 
+/* design.md §4.1 and INSTALL: the supported spool directory is Debian's
+ * 2775 root:mail, where only root and group mail (the setgid dotlockfile
+ * helper among them) create names. A directory anyone may write to is
+ * warned about loudly, not refused: some distributions ship /var/mail
+ * as 1777, and with the sticky bit the spool checks still keep each
+ * user's mail from the others. What they allow is denial of service,
+ * which pop3d can only make visible: another user may pre-create a
+ * spool (refused as not the user's, [SYS/PERM]) or plant <user>.lock
+ * (a foreign dotlock: every UPDATE refused at once, lock.c), and the
+ * same squatter holds up the MDAs' deliveries. Without the sticky bit
+ * every login is refused (open_spool_dir); that too is said here. The
+ * directory is only known here when --mailbox fixes it (/var/mail/%u);
+ * otherwise the per-login log lines name it. */
+void
+maildrop_check_dir(const char *pattern)
+{
+	const char *slash = strrchr(pattern, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (slash == NULL || memchr(pattern, '%', slash - pattern) != NULL ||
+	    (size_t)(slash - pattern) >= sizeof(dir))
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - pattern), pattern);
+	if (stat(dir[0] ? dir : "/", &st) < 0 || !(st.st_mode & S_IWOTH))
+		return;
+	if (!(st.st_mode & S_ISVTX))
+		log_msg(LOG_ERR,
+			"spool directory %s: writable by all users and not "
+			"sticky (mode %04o): every login will be refused; "
+			"the supported layout is 2775 root:mail",
+			dir, (unsigned)(st.st_mode & 07777));
+	else
+		log_msg(LOG_WARNING,
+			"spool directory %s: writable by all users (mode "
+			"%04o): any of them can plant another's spool or "
+			"dotlock and stop that user's logins or deletions; "
+			"the supported layout is 2775 root:mail",
+			dir, (unsigned)(st.st_mode & 07777));
+}
+
 /* The spool must be a plain file of the user's with one name that
  * nobody else may write. Logs the first check that fails, alone, so the
- * admin knows what to fix. Returns true if the spool is refused. */
+ * admin knows what to fix. Returns true if the spool is refused. In a
+ * directory all users may write to, a spool of another's is most likely
+ * planted before the user's first delivery (maildrop_check_dir): said. */
 static bool
-spool_refused(const char *path, const struct stat *st, uid_t owner)
+spool_refused(const char *path, const struct stat *st, uid_t owner,
+	      bool open_dir)
 {
 	if (!S_ISREG(st->st_mode))
 		log_msg(LOG_ERR, "%s: refused: not a regular file", path);
 	else if (st->st_uid != owner)
-		log_msg(LOG_ERR, "%s: refused: owned by uid %lu, not %lu", path,
-			(unsigned long)st->st_uid, (unsigned long)owner);
+		log_msg(LOG_ERR, "%s: refused: owned by uid %lu, not %lu%s",
+			path, (unsigned long)st->st_uid, (unsigned long)owner,
+			open_dir ? "; the spool directory is writable by all "
+				   "users, who can do this: the supported "
+				   "layout is 2775 root:mail"
+				 : "");
 	else if (st->st_nlink != 1)
 		log_msg(LOG_ERR, "%s: refused: %lu hard links, not 1", path,
 			(unsigned long)st->st_nlink);
@@ -156,14 +205,16 @@ open_failure(int err)
 static enum md_status
 open_spool(struct maildrop *md, uid_t owner)
 {
-	struct stat sb;
+	struct stat sb, ds;
 	enum md_status st;
+	bool open_dir;
 	int dfd;
 
 	if ((dfd = open_spool_dir(md)) < 0)
 		return dfd == -2   ? MD_OK
 		       : dfd == -3 ? MD_PERMFAIL
 				   : MD_TEMPFAIL;
+	open_dir = fstat(dfd, &ds) == 0 && (ds.st_mode & S_IWOTH);
 	md->fd = openat(dfd, strrchr(md->path, '/') + 1,
 			O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	close(dfd);
@@ -178,7 +229,7 @@ open_spool(struct maildrop *md, uid_t owner)
 		log_msg(LOG_ERR, "%s: fstat: %m", md->path);
 		return MD_TEMPFAIL;
 	}
-	if (spool_refused(md->path, &sb, owner))
+	if (spool_refused(md->path, &sb, owner, open_dir))
 		return MD_PERMFAIL;
 	/* One POP3 session per maildrop, for the whole session. */
 	return lock_result(lock_session(md->fd, md->path));

@@ -43,6 +43,10 @@ enum md_status maildrop_open(const char *path, uid_t owner,
 int maildrop_path(const char *pattern, const char *user, const char *home,
 		  char *out, size_t size);
 
+/* At start-up: if pattern's directory is fixed (no % escape before its
+ * last slash), log a warning when others may write to it. */
+void maildrop_check_dir(const char *pattern);
+
 /* Release the locks and memory. No changes are made to the spool. */
 void maildrop_close(struct maildrop *md);
 

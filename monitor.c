@@ -16,7 +16,8 @@
  *                  choice of mode (dispatch_mode, libsystemd's
  *                  sd_listen_fds).
  *   command.c      command_number, for numeric options.
- *   maildrop.c     maildrop_path, to check the --mailbox pattern.
+ *   maildrop.c     maildrop_path, to check the --mailbox pattern;
+ *                  maildrop_check_dir, a stat of its directory.
  *   log.c          log_init, log_msg, fatal.
  *   monitor.c      monitor_init (check_preauth_dir) at startup; then, per
  *                  connection, everything up to auth_become.
@@ -55,6 +56,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "maildrop.h"
 #include "netio.h"
 #include "params.h"
 #include "peer.h"
@@ -371,4 +373,5 @@ monitor_init(const struct config *cfg)
 	if (cfg->tls_cert != NULL && tls_setup(cfg->tls_cert, cfg->tls_key) < 0)
 		fatal("TLS is configured but cannot be set up");
 	check_preauth_dir(cfg);
+	maildrop_check_dir(cfg->mailbox);
 }

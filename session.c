@@ -65,6 +65,9 @@ static const struct {
 	[POP_UPDATE_FAILED] = {"-ERR [SYS/TEMP] messages not deleted, try "
 			       "again later",
 			       false, true},
+	[POP_UPDATE_REFUSED] = {"-ERR [SYS/PERM] messages not deleted, "
+				"contact the administrator",
+				false, true},
 };
 
 /* The reason= field of the logout line. */

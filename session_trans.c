@@ -244,7 +244,13 @@ trans_cmd_rset(struct session *s, struct command *c)
 enum pop_result
 trans_quit(struct session *s)
 {
-	if (maildrop_update(s->trans->md, &s->trans->update) != MD_OK)
+	enum md_status st = maildrop_update(s->trans->md, &s->trans->update);
+
+	/* Retrying cannot help when the admin must act (a dotlock another
+	 * user planted, no journal directory): say so (R3206-02). */
+	if (st == MD_PERMFAIL)
+		return POP_UPDATE_REFUSED;
+	if (st != MD_OK)
 		return POP_UPDATE_FAILED;
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
 		  s->trans->update.left, plural(s->trans->update.left));

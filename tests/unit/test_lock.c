@@ -479,6 +479,43 @@ END_TEST
  *      waits (the order procmail and Postfix take them in: otherwise the
  *      MDA, holding the dotlock, would wait for our fcntl lock), and
  *      gives up with LOCK_BUSY. */
+/* Issue 14, point 5: a dotlock another user planted (in a 1777 spool
+ * directory), naming PID 1 so that it is never stale, is not waited for
+ * and not removed: LOCK_FOREIGN at once, and neither lock held. One the
+ * spool's owner made is the user's own and goes through liblockfile as
+ * before (update_breaks_dead_dotlock). Needs root to plant it. */
+START_TEST(update_refuses_foreign_dotlock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int64_t start;
+	int fd, other, status;
+
+	if (geteuid() != 0)
+		return;
+	new_spool(path, dotlock);
+	write_file(dotlock, "1\n", 2);
+	ck_assert_int_eq(chown(dotlock, 54321, 54321), 0);
+
+	fd = open_rw(path);
+	start = now_ms();
+	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+			 LOCK_FOREIGN);
+	ck_assert_int_lt(now_ms() - start, 1000);
+	ck_assert_int_eq(access(dotlock, F_OK), 0);
+	/* No write lock left behind: a writer in another process gets it. */
+	if ((other = fork()) == 0) {
+		int wfd = open(path, O_RDWR);
+
+		_exit(wfd >= 0 && fcntl(wfd, F_SETLK, &fl) == 0 ? 0 : 1);
+	}
+	ck_assert_int_ge(other, 0);
+	ck_assert_int_eq(waitpid(other, &status, 0), other);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
+}
+END_TEST
+
 START_TEST(waits_are_bounded)
 {
 	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX];
@@ -555,6 +592,7 @@ lock_suite(void)
 	tcase_add_test(tc, update_takes_both);
 	tcase_add_test(tc, update_refuses_long_name);
 	tcase_add_test(tc, update_breaks_dead_dotlock);
+	tcase_add_test(tc, update_refuses_foreign_dotlock);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
