@@ -245,6 +245,15 @@ fail:
 	return -1;
 }
 
+void
+tls_forget(void)
+{
+	/* The key's BIGNUMs are wiped as they are freed (BN_clear_free in
+	 * RSA_free and EC_KEY_free) when the last reference goes. */
+	SSL_CTX_free(tls_ctx);
+	tls_ctx = NULL;
+}
+
 bool
 tls_available(void)
 {
