@@ -268,6 +268,37 @@ wait_fd(int fd, bool for_write, int timeout_ms)
 	return sys_poll(&pfd, 1, timeout_ms);
 }
 
+/* After the handshake the private key has no more use (no renegotiation,
+ * no resumption, and TLS 1.3 signs nothing later), but the connection
+ * and the context it holds would keep it for the whole session: in the
+ * relay, beside whatever a client might make of it. Documented for
+ * keys held in hardware, a NULL key puts the certificate's public key in
+ * its place; the last reference going wipes the private one. Returns
+ * 0, or -1 after logging why. */
+static int
+forget_key(SSL *ssl)
+{
+	SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+	X509 *x = SSL_get_certificate(ssl);
+	X509 *cx = SSL_CTX_get0_certificate(ctx);
+	int ok;
+
+	if (x == NULL || cx == NULL)
+		return 0;
+	/* Our own references: each call frees the one it replaces. */
+	X509_up_ref(x);
+	X509_up_ref(cx);
+	ok = SSL_use_cert_and_key(ssl, x, NULL, NULL, 1) == 1 &&
+	     SSL_CTX_use_cert_and_key(ctx, cx, NULL, NULL, 1) == 1;
+	X509_free(x);
+	X509_free(cx);
+	if (!ok) {
+		log_openssl(LOG_ERR, "TLS: forgetting the key");
+		return -1;
+	}
+	return 0;
+}
+
 struct tls_conn *
 tls_accept(int in_fd, int out_fd, int timeout_ms)
 {
@@ -301,6 +332,8 @@ tls_accept(int in_fd, int out_fd, int timeout_ms)
 			goto fail;
 		}
 	}
+	if (forget_key(t->ssl) < 0)
+		goto fail;
 	return t;
 fail:
 	if (t != NULL)
