@@ -320,6 +320,9 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	tune_socket(out_fd);
 	pid = start_preauth(cfg, &peer, in_fd, out_fd, &m.sock);
 	m.preauth = pid;
+	/* TLS is the pre-auth process's alone (then the relay's): the key
+	 * goes before it can reach the user's session. */
+	tls_forget();
 	release_client(in_fd, out_fd);
 	await_login(&m, &h, fds);
 	close(m.sock);

@@ -111,6 +111,11 @@
  * write empties it. */
 #define RELAY_BUFFER_SIZE ((size_t)16 * 1024)
 
+/* --tls-cert and --tls-key are read whole into memory that is wiped
+ * after parsing (the key must leave no copy in a stdio buffer). A 16384
+ * bit RSA key is about 13 KiB of PEM, a long chain a few times that. */
+#define TLS_PEM_FILE_MAX ((size_t)1024 * 1024)
+
 /* After a TLS login the relay gives up this long after the session's own
  * idle timeout would have fired, so the session always ends first and
  * logs the real reason. */

@@ -21,6 +21,7 @@
 #include "monitor.h"
 #include "params.h"
 #include "server.h"
+#include "tls.h"
 
 static void
 usage(FILE *f)
@@ -303,15 +304,22 @@ dispatch_mode(const struct config *cfg, char **argv)
 	n = sd_listen_fds(1);
 	if (n < 0)
 		fatal("sd_listen_fds: %s", strerror(-n));
-	if (n == 0 && sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 1) > 0)
-		/* inetd's "wait" mode: the listening socket on stdin. */
+	if (n == 0 &&
+	    sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+		/* inetd's "wait" mode: the listening socket on stdin. The
+		 * listener execs pop3d for each connection and never does
+		 * TLS: it loaded the key only to refuse a bad one now. */
+		tls_forget();
 		return server_run(STDIN_FILENO, &limits, argv);
+	}
 	if (n == 0)
 		return monitor_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
 	if (n > 1)
 		fatal("passed %d sockets; pop3d takes one per service", n);
-	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+		tls_forget(); /* as above */
 		return server_run(fd, &limits, argv);
+	}
 	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0)
 		return monitor_serve(cfg, fd, fd);
 	fatal("the passed descriptor is not a stream socket");

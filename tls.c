@@ -1,12 +1,19 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "params.h"
 #include "sysutil.h"
 
 struct tls_conn {
@@ -27,36 +34,224 @@ log_openssl(int priority, const char *what)
 	ERR_clear_error();
 }
 
+/* OpenSSL frees the DER of the key it parsed, its temporaries and its
+ * record buffers without wiping them all: every process forked from the
+ * monitor would find them in its heap. So every block OpenSSL frees is
+ * wiped first, whatever it held. */
+static void *
+wiping_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void
+wiping_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* realloc(3) may free the old block unwiped: copy by hand instead. */
+static void *
+wiping_realloc(void *p, size_t n, const char *file, int line)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		wiping_free(p, file, line);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	wiping_free(p, file, line);
+	return q;
+}
+
+/* Read a whole PEM file into memory from malloc; the caller wipes and
+ * frees it (wipe_pem). Ours rather than OpenSSL's file BIO, whose stdio
+ * buffer fclose frees unwiped, leaving the key's PEM in the heap of every
+ * process forked later. Returns the length, or -1 after logging why. */
+static ssize_t
+read_pem(const char *path, char **buf_r)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		log_msg(LOG_ERR, "%s: %m", path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > TLS_PEM_FILE_MAX) {
+		log_msg(LOG_ERR, "%s: not a regular file of at most %zu octets",
+			path, TLS_PEM_FILE_MAX);
+		goto fail;
+	}
+	/* One octet more than the size: a file that grew is seen. */
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		log_msg(LOG_ERR, "%s: out of memory", path);
+		goto fail;
+	}
+	while (len <= (size_t)st.st_size &&
+	       (n = read(fd, buf + len, (size_t)st.st_size + 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_msg(LOG_ERR, "%s: %m", path);
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	if (len != (size_t)st.st_size) {
+		log_msg(LOG_ERR, "%s: changed while read", path);
+		goto fail;
+	}
+	close(fd);
+	*buf_r = buf;
+	return (ssize_t)len;
+fail:
+	if (buf != NULL) {
+		explicit_bzero(buf, (size_t)st.st_size + 1);
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void
+wipe_pem(char *buf, size_t len)
+{
+	explicit_bzero(buf, len);
+	free(buf);
+}
+
+/* The certificate, then its chain, as SSL_CTX_use_certificate_chain_file
+ * does, from memory. */
+static int
+use_chain(SSL_CTX *ctx, const char *buf, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(buf, (int)len);
+	X509 *x;
+	int ok = 0;
+
+	if (bio == NULL)
+		return 0;
+	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+	if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1)
+		goto done;
+	X509_free(x);
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
+			goto done;
+	}
+	/* The end of the file is the only way out of the loop that is
+	 * not an error. */
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE)
+		goto done;
+	ERR_clear_error();
+	ok = 1;
+	x = NULL;
+done:
+	X509_free(x);
+	BIO_free(bio);
+	return ok;
+}
+
+static int
+use_key(SSL_CTX *ctx, const char *buf, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(buf, (int)len);
+	EVP_PKEY *key;
+	int ok = 0;
+
+	if (bio == NULL)
+		return 0;
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	/* The context holds its own reference from here on. */
+	if (key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1)
+		ok = 1;
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	return ok;
+}
+
 int
 tls_setup(const char *cert_file, const char *key_file)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	static bool wiping;
+	SSL_CTX *ctx;
+	char *pem = NULL;
+	ssize_t len;
 
-	if (ctx == NULL) {
+	/* Only possible before OpenSSL's first allocation. */
+	if (!wiping && CRYPTO_set_mem_functions(wiping_malloc, wiping_realloc,
+						wiping_free) != 1) {
+		log_msg(LOG_ERR, "TLS setup: OpenSSL's memory functions "
+				 "cannot be set");
+		return -1;
+	}
+	wiping = true;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		log_openssl(LOG_ERR, "TLS setup");
 		return -1;
 	}
 	/* R8314-05: TLS 1.2 or newer; renegotiation and session resumption
-	 * buy nothing for one short session per process. */
+	 * buy nothing for one short session per process. Decrypted records
+	 * are wiped once read (USER and PASS arrive in one: the relay would
+	 * keep it for the whole session), and idle buffers given back. */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+					 SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	/* The certificate file may hold the key too: wiped all the same. */
+	if ((len = read_pem(cert_file, &pem)) < 0)
+		goto fail;
+	if (!use_chain(ctx, pem, (size_t)len)) {
+		wipe_pem(pem, (size_t)len);
 		log_openssl(LOG_ERR, cert_file);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	wipe_pem(pem, (size_t)len);
+	if ((len = read_pem(key_file, &pem)) < 0)
+		goto fail;
+	if (!use_key(ctx, pem, (size_t)len)) {
+		wipe_pem(pem, (size_t)len);
 		log_openssl(LOG_ERR, key_file);
 		goto fail;
 	}
+	wipe_pem(pem, (size_t)len);
 	tls_ctx = ctx;
 	return 0;
 fail:
 	SSL_CTX_free(ctx);
 	return -1;
+}
+
+void
+tls_forget(void)
+{
+	/* The key's BIGNUMs are wiped as they are freed (BN_clear_free in
+	 * RSA_free and EC_KEY_free) when the last reference goes. */
+	SSL_CTX_free(tls_ctx);
+	tls_ctx = NULL;
 }
 
 bool
@@ -71,6 +266,37 @@ wait_fd(int fd, bool for_write, int timeout_ms)
 	struct pollfd pfd = {.fd = fd, .events = for_write ? POLLOUT : POLLIN};
 
 	return sys_poll(&pfd, 1, timeout_ms);
+}
+
+/* After the handshake the private key has no more use (no renegotiation,
+ * no resumption, and TLS 1.3 signs nothing later), but the connection
+ * and the context it holds would keep it for the whole session: in the
+ * relay, beside whatever a client might make of it. Documented for
+ * keys held in hardware, a NULL key puts the certificate's public key in
+ * its place; the last reference going wipes the private one. Returns
+ * 0, or -1 after logging why. */
+static int
+forget_key(SSL *ssl)
+{
+	SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+	X509 *x = SSL_get_certificate(ssl);
+	X509 *cx = SSL_CTX_get0_certificate(ctx);
+	int ok;
+
+	if (x == NULL || cx == NULL)
+		return 0;
+	/* Our own references: each call frees the one it replaces. */
+	X509_up_ref(x);
+	X509_up_ref(cx);
+	ok = SSL_use_cert_and_key(ssl, x, NULL, NULL, 1) == 1 &&
+	     SSL_CTX_use_cert_and_key(ctx, cx, NULL, NULL, 1) == 1;
+	X509_free(x);
+	X509_free(cx);
+	if (!ok) {
+		log_openssl(LOG_ERR, "TLS: forgetting the key");
+		return -1;
+	}
+	return 0;
 }
 
 struct tls_conn *
@@ -106,6 +332,8 @@ tls_accept(int in_fd, int out_fd, int timeout_ms)
 			goto fail;
 		}
 	}
+	if (forget_key(t->ssl) < 0)
+		goto fail;
 	return t;
 fail:
 	if (t != NULL)

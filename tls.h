@@ -14,6 +14,13 @@ struct tls_conn;
  * logging why. */
 int tls_setup(const char *cert_file, const char *key_file);
 
+/* Free the context, the certificate and the private key (wiped), in a
+ * process that will do no TLS handshake: the monitor once it has forked
+ * the pre-auth process, before it becomes the user. tls_available() is
+ * false afterwards. A connection from tls_accept keeps its own
+ * reference. */
+void tls_forget(void);
+
 /* True once tls_setup succeeded: STLS or implicit TLS can be offered. */
 bool tls_available(void);
 

@@ -857,6 +857,82 @@ def memory_holds(pid, secret):
     return found
 
 
+def memory_finds(pid, secrets):
+    """The names in secrets ({name: octets}) whose octets occur anywhere
+    in pid's readable memory."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if "r" not in perms or line.rstrip().endswith("[vvar]"):
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found |= {name for name, s in secrets.items() if s in data}
+    return found
+
+
+def key_secrets(key_file):
+    """What of the TLS private key must not outlive its use: 32-octet
+    chunks from the middle of the private exponent and of each prime, in
+    big-endian (DER) and little-endian (a BIGNUM's limbs on x86-64)
+    order; the modulus little-endian (a live RSA key or its Montgomery
+    context: big-endian it is also in the public certificate); and a
+    line of the PEM file (the file's read buffer)."""
+    text = subprocess.run(["openssl", "pkey", "-in", key_file, "-noout", "-text"],
+                          check=True, capture_output=True, text=True).stdout
+    fields, name = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^(\w+):\s*$", line)
+        if m:
+            name = m.group(1)
+            fields[name] = ""
+        elif name and re.match(r"^\s+[0-9a-f:]+$", line):
+            fields[name] += line.strip()
+        else:
+            name = None
+    out = {}
+    for f in ("privateExponent", "prime1", "prime2", "modulus"):
+        b = bytes.fromhex(fields[f].replace(":", "")).lstrip(b"\0")
+        mid = b[len(b) // 2 - 16:len(b) // 2 + 16]
+        if f != "modulus":
+            out[f"{f} (big-endian)"] = mid
+        out[f"{f} (little-endian)"] = b[::-1][len(b) // 2 - 16:len(b) // 2 + 16]
+    pem = [ln for ln in Path(key_file).read_text().splitlines() if not ln.startswith("-")]
+    out["a line of the key's PEM file"] = pem[len(pem) // 2].encode()
+    return out
+
+
+@guarded("tls-memory")
+def check_tls_secrets_in_memory(srv, client_port, pw, label):
+    """Issue 14 point 4: after a login under TLS, no process of the
+    connection (the relay, the session) holds the password or anything
+    of the TLS private key: the monitor freed the context right after
+    forking the pre-auth process, before the drop to the user, and the
+    relay dropped the key after the handshake."""
+    inode = server_side_inode(srv.port, client_port)
+    holders = socket_holders(inode) if inode else []
+    if not check(len(holders) == 1, f"{label}: relay found for the memory scan"):
+        return
+    relay = holders[0]
+    sess = proc_stat(relay)[1]
+    key = key_secrets(TLS_KEY)
+    secrets = {"the password": pw.encode(), **key}
+    for pid, who in ((relay, "relay"), (sess, "session")):
+        found = memory_finds(pid, secrets)
+        check("the password" not in found,
+              f"{label}: the password is nowhere in the {who}'s memory (/proc/PID/mem)")
+        # The relay keeps the certificate's public key: the modulus.
+        private = {k for k in key if who == "session" or not k.startswith("modulus")}
+        check(not (found & private),
+              f"{label}: nothing of the TLS private key in the {who}'s memory",
+              f"found {sorted(found & private)}")
+
+
 def check_no_password_in_memory(srv, client_port, pw, label):
     """Issue 7: the logged-in session process holds no copy of the
     password anywhere in its memory (PAM's, the read buffer, the
@@ -1719,6 +1795,7 @@ def test_tls(srv):
     check_eq(p.pass_(pw), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
              f"{label}: PASS with the real password")
     check_tls_session(srv, cport, user, label)
+    check_tls_secrets_in_memory(srv, cport, pw, label)
     for i in (2, 3, 5, 7):
         m = MSGS[i - 1]
         resp, lines, _ = p.retr(i)
