@@ -618,11 +618,13 @@ uidl_suite(void)
 	tcase_add_test(tc, digest_is_sha256);
 	suite_add_tcase(s, tc);
 
-	/* Well under a second when linear; the timeout is the assertion. */
+	/* Well under a second when linear, even under ASan on a loaded
+	 * machine; quadratic suffixing took 36 s for 20,000 copies. The
+	 * timeout is the assertion. */
 	tc = tcase_create("scale");
 	tcase_add_test(tc, flood_of_identical_messages);
 	tcase_add_test(tc, suffixes_skip_many_taken_ids);
-	tcase_set_timeout(tc, 3);
+	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
 	/* Each open about 0.05 s (0.2 s under ASan); with the FNV-1a maps
