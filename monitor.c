@@ -363,6 +363,37 @@ check_preauth_dir(const struct config *cfg)
 		      cfg->preauth_dir, (unsigned)(st.st_mode & 07777));
 }
 
+/* The same for the journal directory: anyone who can write it could
+ * plant a per-user directory, and in it a "journal" that the victim's
+ * next login would write into the victim's spool (issue 14). */
+static void
+check_journal_dir(const struct config *cfg)
+{
+	struct stat st;
+
+	if (geteuid() != 0) {
+		/* The user's own journals, in a directory of theirs; without
+		 * one the session refuses UPDATE (maildrop.c), as before. */
+		if (mkdir(cfg->journal_dir, 0700) < 0 && errno != EEXIST)
+			log_msg(LOG_ERR, "--journal-dir %s: %m",
+				cfg->journal_dir);
+		return;
+	}
+	if (mkdir(cfg->journal_dir, 0711) < 0 && errno != EEXIST)
+		fatal("--journal-dir %s: %m", cfg->journal_dir);
+	if (lstat(cfg->journal_dir, &st) < 0)
+		fatal("--journal-dir %s: %m", cfg->journal_dir);
+	if (!S_ISDIR(st.st_mode))
+		fatal("--journal-dir %s: not a directory", cfg->journal_dir);
+	if (st.st_uid != 0)
+		fatal("--journal-dir %s: owned by uid %lu, not root",
+		      cfg->journal_dir, (unsigned long)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		fatal("--journal-dir %s: writable by group or others "
+		      "(mode %04o)",
+		      cfg->journal_dir, (unsigned)(st.st_mode & 07777));
+}
+
 void
 monitor_init(const struct config *cfg)
 {
@@ -371,4 +402,5 @@ monitor_init(const struct config *cfg)
 	if (cfg->tls_cert != NULL && tls_setup(cfg->tls_cert, cfg->tls_key) < 0)
 		fatal("TLS is configured but cannot be set up");
 	check_preauth_dir(cfg);
+	check_journal_dir(cfg);
 }
