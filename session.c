@@ -65,6 +65,11 @@ static const struct {
 	[POP_UPDATE_FAILED] = {"-ERR [SYS/TEMP] messages not deleted, try "
 			       "again later",
 			       false, true},
+	/* No journal directory that can be trusted (issue 14), or a hostile
+	 * dotlock: a retry cannot help. */
+	[POP_UPDATE_PERM] = {"-ERR [SYS/PERM] messages not deleted, contact "
+			     "the administrator",
+			     false, true},
 };
 
 /* The reason= field of the logout line. */

@@ -48,7 +48,8 @@ trans_enter(struct session *s)
 			s->trans->who.name);
 		return POP_MD_PERM;
 	}
-	/* The monitor made this directory the user's (journal_prepare). */
+	/* The monitor made this directory the user's (journal_prepare);
+	 * maildrop_open judges it before trusting a journal in it. */
 	if ((size_t)snprintf(jdir, sizeof(jdir), "%s/%lu", s->cfg->journal_dir,
 			     (unsigned long)s->trans->who.uid) < sizeof(jdir))
 		limits.journal_dir = jdir;
@@ -244,8 +245,14 @@ trans_cmd_rset(struct session *s, struct command *c)
 enum pop_result
 trans_quit(struct session *s)
 {
-	if (maildrop_update(s->trans->md, &s->trans->update) != MD_OK)
+	switch (maildrop_update(s->trans->md, &s->trans->update)) {
+	case MD_OK:
+		break;
+	case MD_PERMFAIL:
+		return POP_UPDATE_PERM;
+	default:
 		return POP_UPDATE_FAILED;
+	}
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
 		  s->trans->update.left, plural(s->trans->update.left));
 	return POP_QUIT;
