@@ -18,8 +18,9 @@
  *   command.c      command_number, for numeric options.
  *   maildrop.c     maildrop_path, to check the --mailbox pattern.
  *   log.c          log_init, log_msg, fatal.
- *   monitor.c      monitor_init (check_preauth_dir) at startup; then, per
- *                  connection, everything up to auth_become.
+ *   monitor.c      monitor_init (check_preauth_dir, check_journal_dir) at
+ *                  startup; then, per connection, everything up to
+ *                  auth_become.
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
