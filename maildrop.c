@@ -31,6 +31,8 @@ struct maildrop {
 	struct uidl_hasher *hasher;
 	char *buf; /* SPOOL_CHUNK_SIZE */
 	char uid_text[UIDL_MAX + 1];
+	/* Why there is no journal: "<dir>: <the failed check>", or "". */
+	char journal_refused[PATH_MAX + 64];
 };
 
 /* --- locks (lock.h) ----------------------------------------------------- */
@@ -342,15 +344,49 @@ load(struct maildrop *md, const struct md_limits *limits)
 	return st;
 }
 
+/* A journal is written back into the spool at the next login, so
+ * whoever can write one can write the user's mail (issue 14): its
+ * directory must be the user's own, mode 0700, and no symlink. Judged by
+ * path, as the user: <journal-dir> is root's and writable by root alone
+ * (monitor.c refuses anything else at start-up), so no other user can
+ * swap <journal-dir>/<uid> between this lstat and the journal's open.
+ * Returns true, with the one failed check in why, if it is refused. */
+static bool
+journal_dir_refused(const char *dir, uid_t owner, char *why, size_t size)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		snprintf(why, size, "%s: %s", dir, strerror(errno));
+	else if (S_ISLNK(st.st_mode))
+		snprintf(why, size, "%s: a symlink", dir);
+	else if (!S_ISDIR(st.st_mode))
+		snprintf(why, size, "%s: not a directory", dir);
+	else if (st.st_uid != owner)
+		snprintf(why, size, "%s: owned by uid %lu, not %lu", dir,
+			 (unsigned long)st.st_uid, (unsigned long)owner);
+	else if ((st.st_mode & 07777) != 0700)
+		snprintf(why, size, "%s: mode %04o, not 0700", dir,
+			 (unsigned)(st.st_mode & 07777));
+	else
+		return false;
+	return true;
+}
+
 /* The journal is named after the spool's device and inode: unique, and
  * nothing a user can steer. An UPDATE that a crash interrupted is
- * finished or undone before the spool is read, under the update locks. */
+ * finished or undone before the spool is read, under the update locks.
+ * In a refused directory nothing is recovered and UPDATE will refuse to
+ * move mail; if a journal is pending there, the spool may be half
+ * rewritten and the journal cannot be trusted to mend it, so the login
+ * is refused ([SYS/PERM]) until the admin looks. */
 static enum md_status
-recover(struct maildrop *md, const char *dir)
+recover(struct maildrop *md, const char *dir, uid_t owner)
 {
 	char dotlock[PATH_MAX];
 	enum md_status st;
 	struct stat sb;
+	bool pending;
 	int r;
 
 	if (fstat(md->fd, &sb) < 0 ||
@@ -359,6 +395,17 @@ recover(struct maildrop *md, const char *dir)
 		     (unsigned long long)sb.st_ino) < 0) {
 		md->journal = NULL;
 		return MD_TEMPFAIL;
+	}
+	if (journal_dir_refused(dir, owner, md->journal_refused,
+				sizeof(md->journal_refused))) {
+		pending = journal_pending(md->journal);
+		log_msg(LOG_ERR, "journal directory refused: %s; %s",
+			md->journal_refused,
+			pending ? "a journal is pending there: login refused"
+				: "UPDATE will not delete");
+		free(md->journal);
+		md->journal = NULL;
+		return pending ? MD_PERMFAIL : MD_OK;
 	}
 	if (!journal_pending(md->journal))
 		return MD_OK;
@@ -394,7 +441,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	if ((st = open_spool(md, owner)) != MD_OK)
 		goto fail;
 	if (md->fd >= 0 && limits->journal_dir != NULL &&
-	    (st = recover(md, limits->journal_dir)) != MD_OK)
+	    (st = recover(md, limits->journal_dir, owner)) != MD_OK)
 		goto fail;
 	if (md->fd >= 0 && (st = load(md, limits)) != MD_OK)
 		goto fail;
@@ -721,8 +768,10 @@ expunge(struct maildrop *md, size_t first)
 	int r;
 
 	if (md->journal == NULL) {
-		log_msg(LOG_ERR, "%s: no journal directory: UPDATE refused",
-			md->path);
+		log_msg(LOG_ERR, "%s: UPDATE refused: journal directory %s",
+			md->path,
+			md->journal_refused[0] != '\0' ? md->journal_refused
+						       : "not usable");
 		return MD_PERMFAIL;
 	}
 	reg = calloc(md->count - first + 1, sizeof(*reg));

@@ -19,8 +19,9 @@
  *   maildrop.c     maildrop_path, to check the --mailbox pattern;
  *                  maildrop_check_dir, a stat of its directory.
  *   log.c          log_init, log_msg, fatal.
- *   monitor.c      monitor_init (check_preauth_dir) at startup; then, per
- *                  connection, everything up to auth_become.
+ *   monitor.c      monitor_init (check_preauth_dir, check_journal_dir) at
+ *                  startup; then, per connection, everything up to
+ *                  auth_become.
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
@@ -198,44 +199,83 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 	}
 }
 
+/* <journal-dir> must be root's and writable by root alone (checked at
+ * start-up, check_journal_dir, and again here on the open descriptor):
+ * then only root can create, rename or replace names in it, and the
+ * per-user directory made below cannot be swapped for a symlink or a
+ * hard link between mkdirat and fchown. Returns the open directory or
+ * -1 (logged). */
+static int
+open_journal_root(const char *dir)
+{
+	struct stat st;
+	int dfd;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		log_msg(LOG_ERR, "--journal-dir %s: %m", dir);
+		return -1;
+	}
+	if (geteuid() != 0)
+		return dfd;
+	if (fstat(dfd, &st) < 0)
+		log_msg(LOG_ERR, "--journal-dir %s: fstat: %m", dir);
+	else if (st.st_uid != 0)
+		log_msg(LOG_ERR, "--journal-dir %s: owned by uid %lu, not root",
+			dir, (unsigned long)st.st_uid);
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		log_msg(LOG_ERR,
+			"--journal-dir %s: writable by group or others "
+			"(mode %04o)",
+			dir, (unsigned)(st.st_mode & 07777));
+	else
+		return dfd;
+	close(dfd);
+	return -1;
+}
+
 /* As root, give the user a journal directory of their own for UPDATE:
- * <journal-dir>/<uid>, mode 0700. Nobody else can write <journal-dir>,
- * so nobody can plant anything there. A failure is logged; the session
- * then refuses UPDATE rather than risk mail. */
+ * <journal-dir>/<uid>, mode 0700. Made here and handed over through a
+ * descriptor: mkdirat, then openat with O_NOFOLLOW | O_DIRECTORY, fstat
+ * and fchown that descriptor, so root never chowns by path. One that
+ * exists already is left exactly as it is: the session judges it
+ * (maildrop.c, journal_dir_refused) and, if it is not the user's own
+ * 0700 directory, refuses recovery and any UPDATE that moves mail.
+ * A failure here is logged; the session then fails closed the same way. */
 static void
 journal_prepare(const struct config *cfg, const struct auth_user *who)
 {
 	char name[32];
 	struct stat st;
-	int dfd;
+	int dfd, fd;
 
-	if (mkdir(cfg->journal_dir, 0711) < 0 && errno != EEXIST) {
-		log_msg(LOG_ERR, "--journal-dir %s: %m", cfg->journal_dir);
+	if ((dfd = open_journal_root(cfg->journal_dir)) < 0)
 		return;
-	}
-	dfd = open(cfg->journal_dir,
-		   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		log_msg(LOG_ERR, "--journal-dir %s: %m", cfg->journal_dir);
-		return;
-	}
 	snprintf(name, sizeof(name), "%lu", (unsigned long)who->uid);
-	if (mkdirat(dfd, name, 0700) == 0 && geteuid() == 0 &&
-	    fchownat(dfd, name, who->uid, who->gid, AT_SYMLINK_NOFOLLOW) < 0)
-		log_msg(LOG_ERR, "%s/%s: chown: %m", cfg->journal_dir, name);
-	/* The one check that failed, so that the admin knows what to fix. */
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (mkdirat(dfd, name, 0700) < 0) {
+		if (errno != EEXIST)
+			log_msg(LOG_ERR, "%s/%s: mkdir: %m", cfg->journal_dir,
+				name);
+		close(dfd);
+		return;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		log_msg(LOG_ERR, "%s/%s: %m", cfg->journal_dir, name);
-	else if (!S_ISDIR(st.st_mode))
-		log_msg(LOG_ERR, "%s/%s: not a directory", cfg->journal_dir,
-			name);
-	else if (st.st_uid != who->uid)
-		log_msg(LOG_ERR, "%s/%s: owned by uid %lu, not %lu",
-			cfg->journal_dir, name, (unsigned long)st.st_uid,
-			(unsigned long)who->uid);
-	else if ((st.st_mode & 077) != 0)
-		log_msg(LOG_ERR, "%s/%s: open to others (mode %04o, not 0700)",
-			cfg->journal_dir, name, (unsigned)(st.st_mode & 07777));
+	else if (fstat(fd, &st) < 0)
+		log_msg(LOG_ERR, "%s/%s: fstat: %m", cfg->journal_dir, name);
+	else if (geteuid() == 0 && st.st_uid != 0)
+		/* Not the directory we just made: nobody else can write
+		 * <journal-dir>, so this is never expected. */
+		log_msg(LOG_ERR, "%s/%s: owned by uid %lu after mkdir",
+			cfg->journal_dir, name, (unsigned long)st.st_uid);
+	/* fchmod while it is still ours: the units give no CAP_FOWNER. */
+	else if (fchmod(fd, 0700) < 0) /* whatever the umask took */
+		log_msg(LOG_ERR, "%s/%s: fchmod: %m", cfg->journal_dir, name);
+	else if (geteuid() == 0 && fchown(fd, who->uid, who->gid) < 0)
+		log_msg(LOG_ERR, "%s/%s: fchown: %m", cfg->journal_dir, name);
+	if (fd >= 0)
+		close(fd);
 	close(dfd);
 }
 
@@ -368,6 +408,37 @@ check_preauth_dir(const struct config *cfg)
 		      cfg->preauth_dir, (unsigned)(st.st_mode & 07777));
 }
 
+/* The same for the journal directory: anyone who can write it could
+ * plant a per-user directory, and in it a "journal" that the victim's
+ * next login would write into the victim's spool (issue 14). */
+static void
+check_journal_dir(const struct config *cfg)
+{
+	struct stat st;
+
+	if (geteuid() != 0) {
+		/* The user's own journals, in a directory of theirs; without
+		 * one the session refuses UPDATE (maildrop.c), as before. */
+		if (mkdir(cfg->journal_dir, 0700) < 0 && errno != EEXIST)
+			log_msg(LOG_ERR, "--journal-dir %s: %m",
+				cfg->journal_dir);
+		return;
+	}
+	if (mkdir(cfg->journal_dir, 0711) < 0 && errno != EEXIST)
+		fatal("--journal-dir %s: %m", cfg->journal_dir);
+	if (lstat(cfg->journal_dir, &st) < 0)
+		fatal("--journal-dir %s: %m", cfg->journal_dir);
+	if (!S_ISDIR(st.st_mode))
+		fatal("--journal-dir %s: not a directory", cfg->journal_dir);
+	if (st.st_uid != 0)
+		fatal("--journal-dir %s: owned by uid %lu, not root",
+		      cfg->journal_dir, (unsigned long)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		fatal("--journal-dir %s: writable by group or others "
+		      "(mode %04o)",
+		      cfg->journal_dir, (unsigned)(st.st_mode & 07777));
+}
+
 void
 monitor_init(const struct config *cfg)
 {
@@ -376,5 +447,6 @@ monitor_init(const struct config *cfg)
 	if (cfg->tls_cert != NULL && tls_setup(cfg->tls_cert, cfg->tls_key) < 0)
 		fatal("TLS is configured but cannot be set up");
 	check_preauth_dir(cfg);
+	check_journal_dir(cfg);
 	maildrop_check_dir(cfg->mailbox);
 }

@@ -65,9 +65,12 @@ static const struct {
 	[POP_UPDATE_FAILED] = {"-ERR [SYS/TEMP] messages not deleted, try "
 			       "again later",
 			       false, true},
-	[POP_UPDATE_REFUSED] = {"-ERR [SYS/PERM] messages not deleted, "
-				"contact the administrator",
-				false, true},
+	/* UPDATE needs the admin (R3206-02): no journal directory that can
+	 * be trusted, or a dotlock another user planted. Retrying cannot
+	 * help. */
+	[POP_UPDATE_PERM] = {"-ERR [SYS/PERM] messages not deleted, contact "
+			     "the administrator",
+			     false, true},
 };
 
 /* The reason= field of the logout line. */

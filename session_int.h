@@ -47,7 +47,7 @@ enum pop_result {
 	POP_MD_PERM,
 	POP_SYS_TEMP,
 	POP_UPDATE_FAILED,
-	POP_UPDATE_REFUSED, /* UPDATE needs the admin: a foreign dotlock */
+	POP_UPDATE_PERM, /* nothing deleted until the admin acts */
 };
 
 /* Why a session ended. The log text of each is in one table (session.c);

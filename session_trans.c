@@ -48,7 +48,8 @@ trans_enter(struct session *s)
 			s->trans->who.name);
 		return POP_MD_PERM;
 	}
-	/* The monitor made this directory the user's (journal_prepare). */
+	/* The monitor made this directory the user's (journal_prepare);
+	 * maildrop_open judges it before trusting a journal in it. */
 	if ((size_t)snprintf(jdir, sizeof(jdir), "%s/%lu", s->cfg->journal_dir,
 			     (unsigned long)s->trans->who.uid) < sizeof(jdir))
 		limits.journal_dir = jdir;
@@ -249,7 +250,7 @@ trans_quit(struct session *s)
 	/* Retrying cannot help when the admin must act (a dotlock another
 	 * user planted, no journal directory): say so (R3206-02). */
 	if (st == MD_PERMFAIL)
-		return POP_UPDATE_REFUSED;
+		return POP_UPDATE_PERM;
 	if (st != MD_OK)
 		return POP_UPDATE_FAILED;
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",

@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 
-from harness import Sessions, check, fixture
+from harness import Sessions, TestSkipped, check, fixture
 
 FLAGS = ["--mailbox", "--pam-service", "--timeout", "--min-uid", "--allow-plaintext",
          "--log", "--max-messages", "--max-size", "--version", "--help"]
@@ -103,6 +103,34 @@ def test_bad_flag_messages(env):
             problems.append(f"{args}: exit {r.returncode}, stderr {r.stderr[:100]!r}")
     check(not problems, "flag refused with another message:\n    "
           + "\n    ".join(problems))
+
+
+def test_journal_dir_refusal_names_the_fault(env):
+    """Issue 14: a --journal-dir that another user can write (mode 1777)
+    or that is not root's is refused at start-up, as --preauth-dir is:
+    anyone who can write it can plant a journal that a victim's next login
+    writes into the victim's spool (test_journal_dir.py)."""
+    if not env.really_root:
+        raise TestSkipped("needs real root")
+    d = env.tempdir("journal-dir")
+    (d / "file").write_bytes(b"")
+    for name, mode in (("sticky", 0o1777), ("group", 0o775), ("bobs", 0o755)):
+        (d / name).mkdir()
+        os.chmod(d / name, mode)
+    env.chown_to(d / "bobs", "bob")
+    cases = [("file", r"not a directory"),
+             ("sticky", r"writable by group or others \(mode 1777\)"),
+             ("group", r"writable by group or others \(mode 0775\)"),
+             ("bobs", rf"owned by uid {env.users['bob'][0]}, not root")]
+    preauth = [a for a in env.default_args if a.startswith("--preauth-dir=")]
+    problems = []
+    for name, want in cases:
+        r = run(env, "--log=stderr", *preauth, f"--journal-dir={d / name}")
+        line = rf"<2>--journal-dir {re.escape(str(d / name))}: {want}"
+        if r.returncode != 1 or not re.fullmatch(line.encode(), r.stderr.strip()):
+            problems.append(f"{name}: exit {r.returncode}, stderr {r.stderr[:200]!r}, "
+                            f"expected {line!r}")
+    check(not problems, "\n    ".join(problems))
 
 
 def test_preauth_dir_refusal_names_the_fault(env):

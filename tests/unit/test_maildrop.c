@@ -578,6 +578,98 @@ START_TEST(update_after_foreign_change)
 END_TEST
 
 /* UPDATE on an empty or missing maildrop changes nothing. */
+/* Issue 14: a journal is written back into the spool, so its directory
+ * must be the user's own, 0700, no symlink. Otherwise nothing is
+ * recovered, UPDATE refuses to move mail (MD_PERMFAIL, [SYS/PERM]) and
+ * the spool stays as it was; a journal pending there refuses the open. */
+enum bad_jdir { JD_MODE, JD_SYMLINK, JD_FILE, JD_MISSING, JD_OWNER, JD_N };
+
+static void
+make_bad_jdir(enum bad_jdir kind, const char *dir, const char *jdir)
+{
+	char real[PATH_MAX];
+
+	switch (kind) {
+	case JD_MODE:
+		ck_assert_int_eq(mkdir(jdir, 0700), 0);
+		ck_assert_int_eq(chmod(jdir, 0750), 0);
+		break;
+	case JD_SYMLINK:
+		ck_assert((size_t)snprintf(real, sizeof(real), "%s/real", dir) <
+			  sizeof(real));
+		ck_assert_int_eq(mkdir(real, 0700), 0);
+		ck_assert_int_eq(symlink(real, jdir), 0);
+		break;
+	case JD_FILE:
+		write_file(jdir, "", 0);
+		break;
+	case JD_MISSING:
+		break;
+	case JD_OWNER:
+		ck_assert_int_eq(mkdir(jdir, 0700), 0);
+		ck_assert_int_eq(chown(jdir, getuid() + 1, getgid()), 0);
+		break;
+	default:
+		ck_abort();
+	}
+}
+
+START_TEST(update_refused_without_trusted_journal_dir)
+{
+	static const char mail[] = "From a\n\none\n\nFrom b\n\ntwo\n";
+	char dir[PATH_MAX], path[PATH_MAX], jdir[PATH_MAX];
+	struct md_limits lim = no_limits;
+	struct md_update_stats stats;
+	struct maildrop *md;
+	struct buf got = {0};
+
+	if (_i == JD_OWNER && getuid() != 0)
+		return; /* only root can give a directory away */
+	new_spool_path(dir, path);
+	write_file(path, mail, sizeof(mail) - 1);
+	ck_assert((size_t)snprintf(jdir, sizeof(jdir), "%s/journal", dir) <
+		  sizeof(jdir));
+	make_bad_jdir((enum bad_jdir)_i, dir, jdir);
+	lim.journal_dir = jdir;
+	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md), MD_OK);
+	ck_assert_uint_eq(maildrop_count(md), 2);
+	maildrop_set_deleted(md, 0, true);
+	ck_assert_int_eq(maildrop_update(md, &stats), MD_PERMFAIL);
+	maildrop_close(md);
+	read_whole_file(path, &got);
+	ck_assert_uint_eq(got.len, sizeof(mail) - 1);
+	ck_assert_mem_eq(got.data, mail, got.len);
+	free(got.data);
+}
+END_TEST
+
+START_TEST(pending_journal_in_untrusted_dir_refuses_open)
+{
+	char dir[PATH_MAX], path[PATH_MAX], jdir[PATH_MAX], jpath[PATH_MAX];
+	struct md_limits lim = no_limits;
+	struct maildrop *md;
+	struct stat st;
+
+	new_spool_path(dir, path);
+	write_file(path, "From a\n\none\n", 12);
+	ck_assert((size_t)snprintf(jdir, sizeof(jdir), "%s/journal", dir) <
+		  sizeof(jdir));
+	ck_assert_int_eq(mkdir(jdir, 0755), 0);
+	ck_assert_int_eq(chmod(jdir, 0755), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert((size_t)snprintf(jpath, sizeof(jpath), "%s/%llx-%llx", jdir,
+				   (unsigned long long)st.st_dev,
+				   (unsigned long long)st.st_ino) <
+		  sizeof(jpath));
+	write_file(jpath, "forged", 6);
+	lim.journal_dir = jdir;
+	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md), MD_PERMFAIL);
+	ck_assert_ptr_null(md);
+	/* Left for the admin to judge. */
+	ck_assert_int_eq(stat(jpath, &st), 0);
+}
+END_TEST
+
 START_TEST(update_empty)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
@@ -630,6 +722,9 @@ maildrop_suite(void)
 	tcase_add_loop_test(tc, update_tail_after_unseparated_last, 0, 8);
 	tcase_add_test(tc, update_after_foreign_change);
 	tcase_add_test(tc, update_empty);
+	tcase_add_loop_test(tc, update_refused_without_trusted_journal_dir, 0,
+			    JD_N);
+	tcase_add_test(tc, pending_journal_in_untrusted_dir_refuses_open);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
