@@ -25,7 +25,10 @@
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
- *   tls.c          tls_setup: OpenSSL loads the certificate and the key.
+ *   tls.c          tls_setup: installs OpenSSL's wiping memory functions,
+ *                  reads the certificate and the key into wiped buffers;
+ *                  tls_forget, right after the pre-auth fork, frees them
+ *                  so that the session never holds the key.
  *   peer.c         peer_from_fd: getpeername for logs and PAM_RHOST.
  *   sysutil.c      sys_poll, sys_now_ms, sys_sleep_ms: the bounded wait
  *                  for the pre-auth process and the failure delay.
