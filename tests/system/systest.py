@@ -840,21 +840,7 @@ def check_session_process(srv, client_port, user, label):
 def memory_holds(pid, secret):
     """Read every readable mapping of pid through /proc/PID/mem (as root,
     what a core dump would hold) and say whether secret occurs."""
-    found = False
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            addr, perms = line.split()[:2]
-            if "r" not in perms or line.rstrip().endswith("[vvar]"):
-                continue
-            lo, hi = (int(x, 16) for x in addr.split("-"))
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except (OSError, ValueError, OverflowError):
-                continue
-            if secret in data:
-                found = True
-    return found
+    return bool(memory_finds(pid, {"secret": secret}))
 
 
 def memory_finds(pid, secrets):
