@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -16,6 +17,24 @@
 #include "mbox.h"
 #include "sysutil.h"
 #include "uidl.h"
+
+/* What fstat said of the spool at login, under the read lock: while it
+ * still says the same, nobody has written the file since (§4.6). */
+struct snapshot {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+	bool trusted; /* old enough that the next write must move them */
+};
+
+/* The start of a message read by maildrop_verify under its lock, for
+ * maildrop_send to use: buf holds [off, off + len) of message msg. */
+struct prefetch {
+	size_t msg; /* SIZE_MAX: none */
+	off_t off;
+	size_t len;
+};
 
 struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
@@ -26,6 +45,12 @@ struct maildrop {
 	size_t count, cap;
 	uint64_t bytes;	       /* of all count messages */
 	struct md_totals kept; /* not marked deleted */
+	struct snapshot snap;
+	struct prefetch pre;
+	/* The messages marked deleted since login or the last RSET (some
+	 * perhaps unmarked since): what maildrop_reset walks. */
+	size_t *marked;
+	size_t nmarked, marked_cap;
 	struct message *msg;
 	struct uidl_entry *uid;
 	struct uidl_hasher *hasher;
@@ -317,6 +342,59 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 	return MD_OK;
 }
 
+static int64_t
+ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/* Taken under the read lock, so it describes the bytes parsed. Every
+ * write, truncate or rename onto the file sets its ctime (and an
+ * unprivileged program cannot set it back) to the clock's coarse time,
+ * cut to the file system's granularity. So if the last change is older
+ * than that time by more than one grain, any later change must show:
+ * then the snapshot is trusted. A file changed just before login (the
+ * same tick, or the same second where only seconds are kept: no
+ * nanoseconds in either time) is not, and every check parses again. */
+static void
+take_snapshot(struct maildrop *md, const struct stat *sb)
+{
+	struct timespec now;
+	int64_t last, settle;
+
+	md->snap = (struct snapshot){.dev = sb->st_dev,
+				     .ino = sb->st_ino,
+				     .size = sb->st_size,
+				     .mtim = sb->st_mtim,
+				     .ctim = sb->st_ctim};
+	last = ts_ns(&sb->st_ctim) > ts_ns(&sb->st_mtim) ? ts_ns(&sb->st_ctim)
+							 : ts_ns(&sb->st_mtim);
+	settle = sb->st_ctim.tv_nsec == 0 && sb->st_mtim.tv_nsec == 0
+			 ? SNAPSHOT_SETTLE_COARSE_NS
+			 : SNAPSHOT_SETTLE_NS;
+	md->snap.trusted = clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 &&
+			   last + settle < ts_ns(&now);
+}
+
+/* Under a lock: has nobody written the spool since login? False if the
+ * snapshot is not trusted, or fstat fails (io_error then says why). */
+static bool
+snapshot_holds(struct maildrop *md)
+{
+	const struct snapshot *s = &md->snap;
+	struct stat sb;
+
+	if (!s->trusted)
+		return false;
+	if (fstat(md->fd, &sb) < 0) {
+		md->io_error = errno;
+		return false;
+	}
+	return sb.st_dev == s->dev && sb.st_ino == s->ino &&
+	       sb.st_size == s->size && ts_ns(&sb.st_mtim) == ts_ns(&s->mtim) &&
+	       ts_ns(&sb.st_ctim) == ts_ns(&s->ctim);
+}
+
 /* Under a read lock, so no delivery is half-written while we look. */
 static enum md_status
 load(struct maildrop *md, const struct md_limits *limits)
@@ -338,6 +416,7 @@ load(struct maildrop *md, const struct md_limits *limits)
 		st = MD_PERMFAIL;
 	} else {
 		md->length = sb.st_size;
+		take_snapshot(md, &sb);
 		st = parse_spool(md, limits);
 	}
 	read_unlock(md);
@@ -431,6 +510,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	if (md == NULL)
 		return MD_TEMPFAIL;
 	md->fd = -1;
+	md->pre.msg = SIZE_MAX;
 	md->path = strdup(path);
 	md->buf = malloc(SPOOL_CHUNK_SIZE);
 	md->hasher = uidl_hasher_new();
@@ -469,6 +549,7 @@ maildrop_close(struct maildrop *md)
 		free(md->uid[i].xuidl);
 	free(md->uid);
 	free(md->msg);
+	free(md->marked);
 	uidl_hasher_free(md->hasher);
 	free(md->buf);
 	free(md->journal);
@@ -506,11 +587,32 @@ maildrop_deleted(const struct maildrop *md, size_t i)
 	return md->msg[i].deleted;
 }
 
-void
+/* Remember i for maildrop_reset. Returns -1 when out of memory. */
+static int
+remember_marked(struct maildrop *md, size_t i)
+{
+	size_t cap;
+	size_t *m;
+
+	if (md->nmarked == md->marked_cap) {
+		cap = md->marked_cap ? md->marked_cap * 2 : 64;
+		m = reallocarray(md->marked, cap, sizeof(*m));
+		if (m == NULL)
+			return -1;
+		md->marked = m;
+		md->marked_cap = cap;
+	}
+	md->marked[md->nmarked++] = i;
+	return 0;
+}
+
+int
 maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
 {
 	if (md->msg[i].deleted == deleted)
-		return;
+		return 0;
+	if (deleted && remember_marked(md, i) < 0)
+		return -1;
 	md->msg[i].deleted = deleted;
 	if (deleted) {
 		md->kept.count--;
@@ -519,6 +621,15 @@ maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
 		md->kept.count++;
 		md->kept.bytes += md->msg[i].size;
 	}
+	return 0;
+}
+
+void
+maildrop_reset(struct maildrop *md)
+{
+	for (size_t k = 0; k < md->nmarked; k++)
+		maildrop_set_deleted(md, md->marked[k], false);
+	md->nmarked = 0;
 }
 
 struct md_totals
@@ -594,18 +705,16 @@ changed(struct maildrop *md, size_t i)
 	return MD_TEMPFAIL;
 }
 
-/* After a message was sent: is it still delimited as it was? Cheaper
- * than unchanged(): its From_ line and the next one are where they were. */
-static bool
-still_in_place(struct maildrop *md, size_t i)
-{
-	const struct message *m = &md->msg[i];
-
-	return from_line_at(md, m->from) &&
-	       (m->next >= md->length || from_line_at(md, m->next));
-}
-
 /* --- reading ------------------------------------------------------------- */
+
+/* Is message i still what was parsed at login? If the snapshot holds,
+ * nothing was written since; otherwise (mail arrived, or the spool
+ * changed just before login) it is parsed again and compared. */
+static bool
+as_parsed(struct maildrop *md, size_t i)
+{
+	return snapshot_holds(md) || unchanged(md, i);
+}
 
 /* Run a check of message i under a read lock; log if it fails. */
 static enum md_status
@@ -622,72 +731,146 @@ check_locked(struct maildrop *md, size_t i,
 	return same ? MD_OK : changed(md, i);
 }
 
+/* Read [off, off + want) of the spool into buf, with a lock held. */
+static enum md_status
+read_chunk(struct maildrop *md, off_t off, size_t want)
+{
+	ssize_t got = sys_pread_full(md->fd, md->buf, want, off);
+
+	if (got < 0 || (size_t)got < want) {
+		log_msg(LOG_ERR, "%s: read: %s", md->path,
+			got < 0 ? strerror(errno) : "file shrank");
+		return MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+static size_t
+first_chunk(const struct message *m)
+{
+	return m->end - m->start < (off_t)SEND_CHUNK_SIZE
+		       ? (size_t)(m->end - m->start)
+		       : SEND_CHUNK_SIZE;
+}
+
+/* One lock for the check and the message's first chunk: most messages
+ * are sent whole from it, with no lock taken again. */
 enum md_status
 maildrop_verify(struct maildrop *md, size_t i)
 {
-	return check_locked(md, i, unchanged);
+	const struct message *m = &md->msg[i];
+	size_t want = first_chunk(m);
+	enum md_status st;
+
+	md->pre.msg = SIZE_MAX;
+	if ((st = read_lock(md)) != MD_OK)
+		return st;
+	if (!as_parsed(md, i)) {
+		read_unlock(md);
+		return changed(md, i);
+	}
+	st = read_chunk(md, m->start, want);
+	read_unlock(md);
+	if (st == MD_OK)
+		md->pre = (struct prefetch){i, m->start, want};
+	return st;
 }
 
-/* Send [from, to) of the spool, each read under its own short read lock
- * so a slow client never holds up a delivery for long. With lines set,
- * stop after that many lines and count them down. */
-static enum md_status
-send_range(struct maildrop *md, off_t from, off_t to, uint64_t *lines,
-	   md_sink_fn sink, void *ctx)
+/* How much of p[0..n) to send to end after *lines more lines; counts
+ * them down. */
+static size_t
+take_lines(const char *p, size_t n, uint64_t *lines)
 {
+	const char *lf;
+
+	for (size_t i = 0; i<n && * lines> 0; i = lf - p + 1) {
+		lf = memchr(p + i, '\n', n - i);
+		if (lf == NULL)
+			break;
+		if (--*lines == 0)
+			return lf - p + 1;
+	}
+	return n;
+}
+
+/* Send [from, to) of message i: from what maildrop_verify read, else in
+ * chunks each read under its own short read lock, so a slow client
+ * never holds up a delivery for long (*fresh_r is then set). With lines
+ * set, stop after that many lines and count them down. */
+static enum md_status
+send_range(struct maildrop *md, size_t i, off_t from, off_t to, uint64_t *lines,
+	   md_sink_fn sink, void *ctx, bool *fresh_r)
+{
+	const struct prefetch *pre = &md->pre;
 	enum md_status st;
-	size_t want, n, i;
-	ssize_t got;
-	char *lf;
+	const char *p;
+	size_t n;
 
 	while (from < to && (lines == NULL || *lines > 0)) {
-		want = to - from < (off_t)SPOOL_CHUNK_SIZE ? (size_t)(to - from)
-							   : SPOOL_CHUNK_SIZE;
-		if ((st = read_lock(md)) != MD_OK)
-			return st;
-		got = sys_pread_full(md->fd, md->buf, want, from);
-		read_unlock(md);
-		if (got <= 0) {
-			log_msg(LOG_ERR, "%s: read: %s", md->path,
-				got < 0 ? strerror(errno) : "file shrank");
-			return MD_TEMPFAIL;
+		if (pre->msg == i && from >= pre->off &&
+		    from < pre->off + (off_t)pre->len) {
+			p = md->buf + (from - pre->off);
+			n = pre->off + pre->len - from;
+		} else {
+			n = to - from < (off_t)SEND_CHUNK_SIZE
+				    ? (size_t)(to - from)
+				    : SEND_CHUNK_SIZE;
+			if ((st = read_lock(md)) != MD_OK)
+				return st;
+			st = read_chunk(md, from, n);
+			read_unlock(md);
+			if (st != MD_OK)
+				return st;
+			md->pre = (struct prefetch){i, from, n};
+			p = md->buf;
+			*fresh_r = true;
 		}
-		n = got;
-		for (i = 0; lines != NULL && i<n && * lines> 0;
-		     i = lf - md->buf + 1) {
-			lf = memchr(md->buf + i, '\n', n - i);
-			if (lf == NULL)
-				break;
-			if (--*lines == 0)
-				n = lf - md->buf + 1;
-		}
-		if (sink(ctx, md->buf, n) < 0)
+		if ((off_t)n > to - from)
+			n = to - from;
+		if (lines != NULL)
+			n = take_lines(p, n, lines);
+		if (sink(ctx, p, n) < 0)
 			return MD_TEMPFAIL;
 		from += n;
 	}
 	return MD_OK;
 }
 
-enum md_status
-maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
-	      md_sink_fn sink, void *ctx)
+static enum md_status
+send_parts(struct maildrop *md, size_t i, const unsigned long *body_lines,
+	   md_sink_fn sink, void *ctx, bool *fresh_r)
 {
 	const struct message *m = &md->msg[i];
 	enum md_status st;
 	uint64_t lines;
 
-	if (body_lines == NULL || *body_lines >= m->body_lines) {
-		st = send_range(md, m->start, m->end, NULL, sink, ctx);
-	} else {
-		/* TOP: the headers and the blank line, then the lines. */
-		lines = *body_lines;
-		st = send_range(md, m->start, m->body, NULL, sink, ctx);
-		if (st == MD_OK && lines > 0)
-			st = send_range(md, m->body, m->end, &lines, sink, ctx);
-	}
+	if (body_lines == NULL || *body_lines >= m->body_lines)
+		return send_range(md, i, m->start, m->end, NULL, sink, ctx,
+				  fresh_r);
+	/* TOP: the headers and the blank line, then the lines. */
+	lines = *body_lines;
+	st = send_range(md, i, m->start, m->body, NULL, sink, ctx, fresh_r);
+	if (st == MD_OK && lines > 0)
+		st = send_range(md, i, m->body, m->end, &lines, sink, ctx,
+				fresh_r);
+	return st;
+}
+
+/* Bytes that came from maildrop_verify's read were checked under the
+ * same lock; if anything was read later, the message is checked again
+ * after the last byte, in full unless the spool is untouched. */
+enum md_status
+maildrop_send(struct maildrop *md, size_t i, const unsigned long *body_lines,
+	      md_sink_fn sink, void *ctx)
+{
+	bool fresh = md->pre.msg != i;
+	enum md_status st;
+
+	st = send_parts(md, i, body_lines, sink, ctx, &fresh);
+	md->pre.msg = SIZE_MAX;
 	if (st != MD_OK)
 		return st;
-	return check_locked(md, i, still_in_place);
+	return fresh ? check_locked(md, i, as_parsed) : MD_OK;
 }
 
 /* --- UPDATE ----------------------------------------------------------- */

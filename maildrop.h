@@ -59,7 +59,12 @@ uint64_t maildrop_size(const struct maildrop *md, size_t i);
 const char *maildrop_uid(const struct maildrop *md, size_t i);
 
 bool maildrop_deleted(const struct maildrop *md, size_t i);
-void maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted);
+/* Mark or unmark message i. Returns 0, or -1 (nothing changed) when out
+ * of memory to remember the mark for maildrop_reset. */
+int maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted);
+/* Unmark every message (RSET). Costs the number marked since the last
+ * reset, not the number of messages. */
+void maildrop_reset(struct maildrop *md);
 
 struct md_totals {
 	size_t count;

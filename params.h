@@ -79,6 +79,18 @@
  * system call count does not matter, small enough to stay in L2 cache. */
 #define SPOOL_CHUNK_SIZE ((size_t)256 * 1024)
 
+/* RETR and TOP read a message in pieces of this size, each under its own
+ * short read lock (design.md §4.2, guarantee 2): the output buffer's
+ * size, so one read feeds one write and a slow client holds no lock. */
+#define SEND_CHUNK_SIZE ((size_t)64 * 1024)
+
+/* How long after a spool's last change its ctime and mtime are trusted
+ * to move on the next write (design.md §4.6): a write within the same
+ * clock tick, or the same second on a file system that keeps only
+ * seconds, would leave them as they were. */
+#define SNAPSHOT_SETTLE_NS (20LL * 1000 * 1000)
+#define SNAPSHOT_SETTLE_COARSE_NS (2LL * 1000 * 1000 * 1000)
+
 /* How many bytes at the start of a line the parser must see at once to
  * classify it ("From ", a header name, an empty line). A header name
  * longer than this is never one of the fields the UIDL digest selects. */

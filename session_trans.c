@@ -216,7 +216,8 @@ trans_cmd_dele(struct session *s, struct command *c)
 
 	if ((r = message_arg(s, c->argv[0], &i)) != POP_OK)
 		return r;
-	maildrop_set_deleted(s->trans->md, i, true);
+	if (maildrop_set_deleted(s->trans->md, i, true) < 0)
+		return POP_SYS_TEMP;
 	net_reply(s->io, "+OK message %zu deleted", i + 1);
 	return POP_OK;
 }
@@ -233,8 +234,7 @@ trans_cmd_rset(struct session *s, struct command *c)
 {
 	struct md_totals t;
 
-	for (size_t i = 0; i < maildrop_count(s->trans->md); i++)
-		maildrop_set_deleted(s->trans->md, i, false);
+	maildrop_reset(s->trans->md);
 	t = maildrop_totals(s->trans->md);
 	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
 		  t.count, plural(t.count), t.bytes);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,239 @@ START_TEST(send_after_rewrite)
 	maildrop_close(md);
 	buf_free(&out);
 	buf_free(&now);
+}
+END_TEST
+
+/* RETR as the session does it: check, then send. */
+static enum md_status
+retr(struct maildrop *md, size_t i, const unsigned long *top, struct buf *out)
+{
+	enum md_status st = maildrop_verify(md, i);
+
+	if (st != MD_OK)
+		return st;
+	return send_msg(md, i, top, out);
+}
+
+/* With _i set, let the spool's last change age well past the settling
+ * time, so that the session trusts its snapshot of the spool and skips
+ * the re-parse (design.md §4.6); without, it re-parses at every check.
+ * Both must detect the same changes. */
+static void
+maybe_settle(int settle)
+{
+	if (settle)
+		usleep(3 * SNAPSHOT_SETTLE_NS / 1000);
+}
+
+/* A same-length edit in place, as a broken or malicious program would
+ * make it: no offset moves, the spool keeps its length. */
+static void
+poke(const char *path, const char *spool, size_t len, const char *old,
+     const char *new)
+{
+	const char *at = memmem(spool, len, old, strlen(old));
+	int fd;
+
+	ck_assert_ptr_nonnull(at);
+	ck_assert_uint_eq(strlen(old), strlen(new));
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, new, strlen(new), at - spool),
+			 (ssize_t)strlen(new));
+	ck_assert_int_eq(close(fd), 0);
+}
+
+START_TEST(send_after_same_length_edit)
+{
+	static const char spool[] = THREE;
+	char path[PATH_MAX];
+	struct maildrop *md;
+	struct buf out = {0};
+	unsigned long zero = 0;
+
+	make_spool(path, spool, sizeof(spool) - 1);
+	maybe_settle(_i);
+	md = open_ok(path);
+	ck_assert_int_eq(retr(md, 1, NULL, &out), MD_OK);
+	poke(path, spool, sizeof(spool) - 1, "body 2", "BODY 2");
+	ck_assert_int_eq(retr(md, 1, NULL, &out), MD_TEMPFAIL);
+	ck_assert_int_eq(retr(md, 1, &zero, &out), MD_TEMPFAIL);
+	/* The others are as they were, and still served. */
+	ck_assert_int_eq(retr(md, 0, NULL, &out), MD_OK);
+	ck_assert_int_eq(retr(md, 2, &zero, &out), MD_OK);
+	maildrop_close(md);
+	buf_free(&out);
+}
+END_TEST
+
+/* Mail delivered during the session is no change to the messages
+ * listed; an edit made together with it still is. */
+START_TEST(send_after_append_and_edit)
+{
+	static const char spool[] = THREE;
+	static const char more[] = "\n" F1 "Subject: new\n\nnew\n";
+	char path[PATH_MAX];
+	struct maildrop *md;
+	struct buf before[3] = {{0}}, out = {0};
+
+	make_spool(path, spool, sizeof(spool) - 1);
+	maybe_settle(_i);
+	md = open_ok(path);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(retr(md, i, NULL, &before[i]), MD_OK);
+	append_file(path, more, sizeof(more) - 1);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(retr(md, i, NULL, &out), MD_OK);
+		expect_bytes("after an append", out.data, out.len,
+			     before[i].data, before[i].len);
+	}
+	poke(path, spool, sizeof(spool) - 1, "body 2", "BODY 2");
+	ck_assert_int_eq(retr(md, 1, NULL, &out), MD_TEMPFAIL);
+	ck_assert_int_eq(retr(md, 0, NULL, &out), MD_OK);
+	ck_assert_int_eq(retr(md, 2, NULL, &out), MD_OK);
+	maildrop_close(md);
+	for (size_t i = 0; i < 3; i++)
+		buf_free(&before[i]);
+	buf_free(&out);
+}
+END_TEST
+
+/* A message larger than one read: every byte and every TOP cut right,
+ * whichever chunk it falls in. */
+static void
+big_spool(struct buf *spool, struct buf *body)
+{
+	char line[32];
+
+	buf_str(spool, F1 HDRS_RECEIVED "\n");
+	for (int n = 0; body->len < 3 * SEND_CHUNK_SIZE + 123; n++) {
+		snprintf(line, sizeof(line), "line %d\n", n);
+		buf_str(body, line);
+	}
+	buf_add(spool, body->data, body->len);
+	buf_str(spool, "\n" F2 "Subject: two\n\nbody 2\n");
+}
+
+START_TEST(send_big_message)
+{
+	char path[PATH_MAX];
+	struct maildrop *md;
+	struct buf spool = {0}, body = {0}, out = {0};
+	const char *msg;
+	size_t len, nlines;
+	unsigned long k;
+
+	big_spool(&spool, &body);
+	make_spool(path, spool.data, spool.len);
+	maybe_settle(_i);
+	md = open_ok(path);
+	msg = strchr(spool.data, '\n') + 1;
+	len = (const char *)memmem(spool.data, spool.len, "\n\n" F2,
+				   sizeof("\n\n" F2) - 1) +
+	      1 - msg;
+	ck_assert_int_eq(retr(md, 0, NULL, &out), MD_OK);
+	expect_bytes("RETR of a big message", out.data, out.len, msg, len);
+	nlines = count_lines(body.data, body.len);
+	for (k = 0; k <= nlines + 1; k += k < 5 ? 1 : nlines / 7) {
+		ck_assert_int_eq(retr(md, 0, &k, &out), MD_OK);
+		expect_bytes("TOP of a big message", out.data, out.len, msg,
+			     top_model(msg, len, k));
+	}
+	maildrop_close(md);
+	buf_free(&spool);
+	buf_free(&body);
+	buf_free(&out);
+}
+END_TEST
+
+/* A sink that changes the spool in place, same length, while the
+ * message is on its way: at the first call, before the later chunks. */
+struct edit_while_sending {
+	struct buf *out;
+	const char *path;
+	off_t at;
+	bool done;
+};
+
+static int
+sink_edit(void *ctx, const char *data, size_t len)
+{
+	struct edit_while_sending *e = ctx;
+	int fd;
+
+	if (!e->done) {
+		fd = open(e->path, O_WRONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pwrite(fd, "X", 1, e->at), 1);
+		ck_assert_int_eq(close(fd), 0);
+		e->done = true;
+	}
+	return sink_collect(e->out, data, len);
+}
+
+/* The bytes of a message that does not fit in one read are checked
+ * again after the last one: a change made while it was sent is never
+ * presented as complete. */
+START_TEST(edit_while_sending_big_message)
+{
+	char path[PATH_MAX];
+	struct maildrop *md;
+	struct buf spool = {0}, body = {0}, out = {0};
+	struct edit_while_sending e = {.out = &out, .path = path};
+
+	big_spool(&spool, &body);
+	make_spool(path, spool.data, spool.len);
+	maybe_settle(_i);
+	md = open_ok(path);
+	e.at = spool.len - 1000; /* in the last chunk of message 1 */
+	ck_assert_int_eq(maildrop_verify(md, 0), MD_OK);
+	ck_assert_int_eq(maildrop_send(md, 0, NULL, sink_edit, &e),
+			 MD_TEMPFAIL);
+	ck_assert(e.done);
+	maildrop_close(md);
+	buf_free(&spool);
+	buf_free(&body);
+	buf_free(&out);
+}
+END_TEST
+
+/* RSET unmarks every message marked since login or the last RSET, and
+ * the totals come back exactly. */
+START_TEST(reset_unmarks)
+{
+	static const char spool[] = THREE;
+	char path[PATH_MAX];
+	struct maildrop *md;
+	struct md_totals all, t;
+
+	make_spool(path, spool, sizeof(spool) - 1);
+	md = open_ok(path);
+	all = maildrop_totals(md);
+	ck_assert_int_eq(maildrop_set_deleted(md, 0, true), 0);
+	ck_assert_int_eq(maildrop_set_deleted(md, 2, true), 0);
+	t = maildrop_totals(md);
+	ck_assert_uint_eq(t.count, 1);
+	ck_assert_uint_eq(t.bytes, maildrop_size(md, 1));
+	maildrop_reset(md);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert(!maildrop_deleted(md, i));
+	t = maildrop_totals(md);
+	ck_assert_uint_eq(t.count, all.count);
+	ck_assert_uint_eq(t.bytes, all.bytes);
+	/* Marked, unmarked, marked again: still one message, once. */
+	maildrop_set_deleted(md, 1, true);
+	maildrop_set_deleted(md, 1, false);
+	maildrop_set_deleted(md, 1, true);
+	ck_assert_uint_eq(maildrop_totals(md).count, 2);
+	maildrop_reset(md);
+	ck_assert(!maildrop_deleted(md, 1));
+	t = maildrop_totals(md);
+	ck_assert_uint_eq(t.count, all.count);
+	ck_assert_uint_eq(t.bytes, all.bytes);
+	maildrop_reset(md);
+	ck_assert_uint_eq(maildrop_totals(md).count, all.count);
+	maildrop_close(md);
 }
 END_TEST
 
@@ -715,6 +949,14 @@ maildrop_suite(void)
 	tcase_add_test(tc, send_after_truncation);
 	tcase_add_test(tc, send_after_rewrite);
 	tcase_add_test(tc, deleted_flags);
+	tcase_add_test(tc, reset_unmarks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("change detection");
+	tcase_add_loop_test(tc, send_after_same_length_edit, 0, 2);
+	tcase_add_loop_test(tc, send_after_append_and_edit, 0, 2);
+	tcase_add_loop_test(tc, send_big_message, 0, 2);
+	tcase_add_loop_test(tc, edit_while_sending_big_message, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("update");
