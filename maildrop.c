@@ -348,32 +348,48 @@ ts_ns(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
-/* Taken under the read lock, so it describes the bytes parsed. Every
- * write, truncate or rename onto the file sets its ctime (and an
- * unprivileged program cannot set it back) to the clock's coarse time,
- * cut to the file system's granularity. So if the last change is older
- * than that time by more than one grain, any later change must show:
- * then the snapshot is trusted. A file changed just before login (the
- * same tick, or the same second where only seconds are kept: no
- * nanoseconds in either time) is not, and every check parses again. */
+/* Taken under the read lock, so it describes the bytes parsed. */
 static void
 take_snapshot(struct maildrop *md, const struct stat *sb)
 {
-	struct timespec now;
-	int64_t last, settle;
-
 	md->snap = (struct snapshot){.dev = sb->st_dev,
 				     .ino = sb->st_ino,
 				     .size = sb->st_size,
 				     .mtim = sb->st_mtim,
 				     .ctim = sb->st_ctim};
-	last = ts_ns(&sb->st_ctim) > ts_ns(&sb->st_mtim) ? ts_ns(&sb->st_ctim)
-							 : ts_ns(&sb->st_mtim);
-	settle = sb->st_ctim.tv_nsec == 0 && sb->st_mtim.tv_nsec == 0
-			 ? SNAPSHOT_SETTLE_COARSE_NS
-			 : SNAPSHOT_SETTLE_NS;
-	md->snap.trusted = clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 &&
-			   last + settle < ts_ns(&now);
+}
+
+/* Still under the read lock, after the parse. Every write, truncate or
+ * rename onto the file sets its ctime (which an unprivileged program
+ * cannot set back) to the clock's coarse time, cut to the file system's
+ * granularity. So once that time has passed the last change by more
+ * than one grain, any later change must show: then the snapshot is
+ * trusted. A spool changed just before login is waited for, a few
+ * milliseconds with the lock held; where only seconds are kept (no
+ * nanoseconds in either time) that would be too long, and a recent
+ * change leaves the snapshot untrusted: every check parses again. */
+static void
+settle_snapshot(struct maildrop *md)
+{
+	const struct snapshot *s = &md->snap;
+	bool coarse = s->ctim.tv_nsec == 0 && s->mtim.tv_nsec == 0;
+	int64_t last = ts_ns(&s->ctim) > ts_ns(&s->mtim) ? ts_ns(&s->ctim)
+							 : ts_ns(&s->mtim);
+	int64_t settled = last + (coarse ? SNAPSHOT_SETTLE_COARSE_NS
+					 : SNAPSHOT_SETTLE_NS);
+	struct timespec now, wait;
+
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+		return;
+	if (!coarse && settled >= ts_ns(&now) &&
+	    settled - ts_ns(&now) < SNAPSHOT_SETTLE_NS) {
+		wait.tv_sec = 0;
+		wait.tv_nsec = settled - ts_ns(&now) + 1;
+		nanosleep(&wait, NULL);
+		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+			return;
+	}
+	md->snap.trusted = settled < ts_ns(&now);
 }
 
 /* Under a lock: has nobody written the spool since login? False if the
@@ -417,7 +433,8 @@ load(struct maildrop *md, const struct md_limits *limits)
 	} else {
 		md->length = sb.st_size;
 		take_snapshot(md, &sb);
-		st = parse_spool(md, limits);
+		if ((st = parse_spool(md, limits)) == MD_OK)
+			settle_snapshot(md);
 	}
 	read_unlock(md);
 	return st;

@@ -5,10 +5,18 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "hash.h"
 #include "params.h"
 #include "sysutil.h"
+
+/* Octets kept before the parse position when the window moves on: the
+ * body scan decides whether the line before a From_ line is blank by
+ * looking back over "\r\n". */
+#define READER_HISTORY 8
 
 void
 reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
@@ -18,7 +26,8 @@ reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
 			     .buf = buf,
 			     .cap = cap,
 			     .base = offset,
-			     .limit = limit};
+			     .limit = limit,
+			     .hash_stop = limit};
 }
 
 static off_t
@@ -31,8 +40,14 @@ reader_offset(const struct reader *r)
 static void
 reader_hash(struct reader *r)
 {
-	if (r->hashing && r->pos > r->hpos)
-		hash_update(&r->hash, r->buf + r->hpos, r->pos - r->hpos);
+	size_t to = r->pos;
+
+	if (r->base + (off_t)to > r->hash_stop)
+		to = r->hash_stop > r->base + (off_t)r->hpos
+			     ? (size_t)(r->hash_stop - r->base)
+			     : r->hpos;
+	if (r->hashing && to > r->hpos)
+		hash_update(&r->hash, r->buf + r->hpos, to - r->hpos);
 	r->hpos = r->pos;
 }
 
@@ -42,20 +57,22 @@ reader_hash(struct reader *r)
 static size_t
 reader_fill(struct reader *r, size_t want)
 {
+	size_t room, drop;
 	off_t left;
-	size_t room;
 	ssize_t n;
 
 	if (r->len - r->pos >= want)
 		return r->len - r->pos;
-	if (r->pos > 0) {
+	if (r->pos > READER_HISTORY) {
+		/* The body scan looks at the two octets before pos. */
+		drop = r->pos - READER_HISTORY;
 		reader_hash(r);
-		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-		r->base += r->pos;
-		r->len -= r->pos;
-		r->pos = r->hpos = 0;
+		memmove(r->buf, r->buf + drop, r->len - drop);
+		r->base += drop;
+		r->len -= drop;
+		r->pos = r->hpos = READER_HISTORY;
 	}
-	while (r->len < want && !r->short_file && r->error == 0) {
+	while (r->len - r->pos < want && !r->short_file && r->error == 0) {
 		left = r->limit - (r->base + (off_t)r->len);
 		if (left <= 0)
 			break;
@@ -291,6 +308,7 @@ begin_message(struct reader *r, struct uidl_hasher *h, struct message *m)
 	memset(&r->hash, 0, sizeof(r->hash));
 	r->hashing = true;
 	r->hpos = r->pos;
+	r->hash_stop = m->start + CONTENT_HASH_SPAN;
 }
 
 /* At the next From_ line or the limit. A last blank line (at blank_off,
@@ -308,13 +326,178 @@ end_message(struct reader *r, struct message *m, off_t blank_off)
 		m->hdr_end = m->body = m->end;
 }
 
+/* Line ends in a stretch of body: LFs, and those with a CR before. */
+struct line_ends {
+	uint64_t lf, crlf;
+};
+
+#ifdef __SSE2__
+static uint64_t
+sum_bytes(__m128i acc)
+{
+	__m128i s = _mm_sad_epu8(acc, _mm_setzero_si128());
+
+	return (uint64_t)_mm_cvtsi128_si64(s) +
+	       (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s));
+}
+#endif
+
+/* Count the line ends in p[0..n); p[-1] must be readable (a CR there
+ * pairs with an LF at p[0]). 16 octets at a time where SSE2 is there:
+ * the body is most of the spool, and this and find_from are all the
+ * work it gets. */
+static void
+count_ends(const char *p, size_t n, struct line_ends *c)
+{
+	size_t i = 0;
+
+#ifdef __SSE2__
+	const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+
+	while (n - i >= 16) {
+		__m128i nl = _mm_setzero_si128(), crnl = _mm_setzero_si128();
+
+		/* Byte counters: at most 255 rounds before they are summed. */
+		for (int k = 0; k < 255 && n - i >= 16; k++, i += 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+			__m128i w =
+				_mm_loadu_si128((const __m128i *)(p + i - 1));
+			__m128i e = _mm_cmpeq_epi8(v, lf);
+
+			nl = _mm_sub_epi8(nl, e);
+			crnl = _mm_sub_epi8(
+				crnl, _mm_and_si128(e, _mm_cmpeq_epi8(w, cr)));
+		}
+		c->lf += sum_bytes(nl);
+		c->crlf += sum_bytes(crnl);
+	}
+#endif
+	for (; i < n; i++) {
+		if (p[i] == '\n') {
+			c->lf++;
+			c->crlf += p[(ptrdiff_t)i - 1] == '\r';
+		}
+	}
+}
+
+/* The first i in [from, safe) with an LF at p[i] and F after it (a
+ * From_ line may start there), or safe. p[safe] must be readable. */
+static size_t
+find_from(const char *p, size_t from, size_t safe)
+{
+	size_t i = from;
+
+#ifdef __SSE2__
+	const __m128i lf = _mm_set1_epi8('\n'), f = _mm_set1_epi8('F');
+
+	for (; safe - i >= 16; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+		__m128i w = _mm_loadu_si128((const __m128i *)(p + i + 1));
+		int hits = _mm_movemask_epi8(_mm_and_si128(
+			_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(w, f)));
+
+		if (hits != 0)
+			return i + __builtin_ctz(hits);
+	}
+#endif
+	for (; i < safe; i++)
+		if (p[i] == '\n' && p[i + 1] == 'F')
+			return i;
+	return safe;
+}
+
+/* With an LF at p[i] and p[i + 1 .. i + 6) present: is the line that LF
+ * ends blank, and a From_ line next? Then *blank_r is where the blank
+ * line starts. p[-2] must be readable. */
+static bool
+separator_at(const char *p, size_t i, size_t *blank_r)
+{
+	if (memcmp(p + i + 1, "From ", 5) != 0)
+		return false;
+	if (p[(ptrdiff_t)i - 1] == '\n')
+		*blank_r = i;
+	else if (p[(ptrdiff_t)i - 1] == '\r' && p[(ptrdiff_t)i - 2] == '\n')
+		*blank_r = i - 1;
+	else
+		return false;
+	return true;
+}
+
+/* Has the reader's window reached the limit (or the end of the file)? */
+static bool
+window_is_last(const struct reader *r)
+{
+	return r->base + (off_t)r->len >= r->limit || r->short_file ||
+	       r->error != 0;
+}
+
+/* Consume the body from the reader's position (a line start, whose
+ * previous octet is the LF of the blank line ending the headers) up to
+ * the separator before the next From_ line, or to the limit. Only line
+ * ends are counted: no line is looked at on its own. Returns the
+ * offset of the separating blank line, or -1; the reader is left at
+ * the next From_ line or at the limit. */
+static off_t
+scan_body(struct reader *r, struct line_ends *c)
+{
+	size_t avail, search, used, i, blank;
+	const char *p;
+	off_t at;
+
+	while ((avail = reader_fill(r, 16)) > 0) {
+		p = r->buf + r->pos;
+		/* An LF at i < search has its 5 octets after it here; the
+		 * rest waits for the next window, unless this is the last. */
+		search = avail >= 5 ? avail - 5 : 0;
+		for (i = find_from(p, 0, search); i < search;
+		     i = find_from(p, i + 1, search)) {
+			if (separator_at(p, i, &blank)) {
+				count_ends(p, blank, c);
+				r->pos += blank;
+				at = reader_offset(r);
+				r->pos += i + 1 - blank;
+				return at;
+			}
+		}
+		used = window_is_last(r) ? avail : search;
+		count_ends(p, used, c);
+		r->pos += used;
+	}
+	/* A blank line at the limit is a separator too. */
+	p = r->buf + r->pos;
+	if (r->pos >= 2 && p[-1] == '\n' && p[-2] == '\n') {
+		c->lf--;
+		return reader_offset(r) - 1;
+	}
+	if (r->pos >= 3 && p[-1] == '\n' && p[-2] == '\r' && p[-3] == '\n') {
+		c->lf--;
+		c->crlf--;
+		return reader_offset(r) - 2;
+	}
+	return -1;
+}
+
+/* The body's sizes from its line ends: each LF without a CR goes out
+ * as CRLF, and a missing final line end is added (R1939-38, DEC-17). */
+static void
+body_facts(struct reader *r, struct message *m, const struct line_ends *c,
+	   off_t end)
+{
+	bool unended = end > m->body && end == reader_offset(r) &&
+		       r->buf[r->pos - 1] != '\n';
+
+	m->body_lines = c->lf + unended;
+	m->size += (uint64_t)(end - m->body) + c->lf - c->crlf + 2 * unended;
+}
+
 int
 mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		   struct uidl_entry *u)
 {
 	struct headers hs = {.h = h};
-	bool in_headers = true, blank = false, lf, cr;
-	off_t blank_off = 0;
+	struct line_ends c = {0, 0};
+	bool blank = false, lf, cr;
+	off_t blank_off = -1;
 	uint64_t len;
 	size_t avail;
 	const char *p;
@@ -324,18 +507,18 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		p = r->buf + r->pos;
 		if (blank) {
 			/* A blank line before a From_ line separates
-			 * messages; anywhere else it is content. */
+			 * messages; anywhere else it ends the headers. */
 			if (avail >= 5 && memcmp(p, "From ", 5) == 0)
 				break;
-			blank = false;
 			m->size += 2;
-			if (in_headers) {
-				in_headers = false;
-				m->hdr_end = blank_off;
-				m->body = reader_offset(r);
-			} else {
-				m->body_lines++;
-			}
+			m->hdr_end = blank_off;
+			m->body = reader_offset(r);
+			blank_off = scan_body(r, &c);
+			body_facts(r, m, &c,
+				   blank_off >= 0 ? blank_off
+						  : reader_offset(r));
+			blank = blank_off >= 0;
+			break;
 		}
 		if (blank_line(p, avail)) {
 			blank = true;
@@ -343,14 +526,8 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 			r->pos += p[0] == '\n' ? 1 : 2;
 			continue;
 		}
-		if (in_headers)
-			header_line(&hs, p, avail);
-		else
-			m->body_lines++;
-		len = reader_line(r, &lf, &cr, in_headers ? header_piece : NULL,
-				  &hs);
-		/* R1939-38: a bare LF goes out as CRLF, and a missing
-		 * final line end is added. */
+		header_line(&hs, p, avail);
+		len = reader_line(r, &lf, &cr, header_piece, &hs);
 		m->size += len + (lf && !cr) + (lf ? 0 : 2);
 	}
 	end_message(r, m, blank ? blank_off : -1);

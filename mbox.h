@@ -25,6 +25,7 @@ struct reader {
 	bool hashing;	 /* consumed octets go into hash, from hpos */
 	struct content_hash hash;
 	size_t hpos;
+	off_t hash_stop; /* nothing at or past this offset is hashed */
 };
 
 struct message {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "maildrop.h"
+#include "mbox.h"
 #include "spool_helpers.h"
 
 /* --- parse table ---------------------------------------------------------- */
@@ -406,6 +407,84 @@ START_TEST(random_mailboxes)
 }
 END_TEST
 
+/* Every fact of every message of the spool at fd, parsed through a
+ * window of cap octets. Returns the count. */
+static size_t
+parse_with_window(int fd, off_t len, size_t cap, struct message *m,
+		  struct uidl_entry *u, size_t max)
+{
+	struct uidl_hasher *h = uidl_hasher_new();
+	char *buf = malloc(cap);
+	struct reader r;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_nonnull(buf);
+	reader_init(&r, fd, buf, cap, 0, len);
+	while (!reader_at_end(&r)) {
+		ck_assert_uint_lt(n, max);
+		u[n].xuidl = NULL;
+		ck_assert_int_eq(mbox_parse_message(&r, h, &m[n], &u[n]), 0);
+		n++;
+	}
+	free(buf);
+	uidl_hasher_free(h);
+	return n;
+}
+
+/* The facts must not depend on where the reads fall: windows from the
+ * smallest the parser works with up, against one that holds the whole
+ * spool, on random spools with bodies long enough to cross many. */
+START_TEST(window_sizes_agree)
+{
+	unsigned seed = 2000 + _i;
+
+	for (int round = 0; round < 20; round++) {
+		struct message want[8], got[8];
+		struct uidl_entry wu[8], gu[8];
+		struct buf spool = {0}, msgs[5];
+		char path[PATH_MAX];
+		size_t count, n;
+		int fd;
+
+		memset(msgs, 0, sizeof(msgs));
+		random_spool(&seed, &spool, msgs, &count);
+		make_spool(path, spool.data, spool.len);
+		fd = open(path, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		n = parse_with_window(fd, spool.len, spool.len + 4096, want, wu,
+				      8);
+		ck_assert_uint_eq(n, count);
+		for (size_t cap = LINE_LOOKAHEAD + 8; cap < LINE_LOOKAHEAD + 80;
+		     cap += 1 + rand_r(&seed) % 7) {
+			ck_assert_uint_eq(parse_with_window(fd, spool.len, cap,
+							    got, gu, 8),
+					  n);
+			for (size_t i = 0; i < n; i++) {
+				got[i].deleted = want[i].deleted;
+				ck_assert_msg(memcmp(&got[i], &want[i],
+						     sizeof(got[i])) == 0,
+					      "window %zu, message %zu of "
+					      "\"%s\"",
+					      cap, i + 1,
+					      show(spool.data, spool.len));
+				ck_assert(memcmp(gu[i].digest, wu[i].digest,
+						 sizeof(gu[i].digest)) == 0);
+				ck_assert((gu[i].xuidl == NULL) ==
+					  (wu[i].xuidl == NULL));
+				free(gu[i].xuidl);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			free(wu[i].xuidl);
+		close(fd);
+		for (size_t i = 0; i < 5; i++)
+			buf_free(&msgs[i]);
+		buf_free(&spool);
+	}
+}
+END_TEST
+
 /* --- TOP --------------------------------------------------------------------
  */
 
@@ -489,6 +568,7 @@ mbox_suite(void)
 	tcase_add_test(tc, one_megabyte_line);
 	tcase_add_test(tc, one_megabyte_header_and_from_line);
 	tcase_add_loop_test(tc, separator_at_chunk_boundary, 0, 3);
+	tcase_add_loop_test(tc, window_sizes_agree, 0, 10);
 	tcase_add_loop_test(tc, random_mailboxes, 0, 3);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
