@@ -62,27 +62,43 @@ uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1])
  * values come from whoever sends mail, and with an unkeyed hash they
  * could all be made to share one bucket, which made every login
  * quadratic. A merge sort costs O(n log n) comparisons of at most 70
- * octets whatever the input, needs no secret key and less memory than
- * the hash maps did; written here rather than qsort so that the bound
- * does not depend on the libc (glibc before 2.37 falls back to a
- * quicksort when it cannot allocate). */
-struct id_ref {
-	const char *id;
-	size_t i; /* the message */
-};
+ * octets whatever the input, and needs no secret key; written here
+ * rather than qsort so that the bound does not depend on the libc
+ * (glibc before 2.37 falls back to a quicksort when it cannot
+ * allocate). What is sorted is message numbers, 4 octets each, compared
+ * by their ids' text: no id is copied or formatted ahead (issue 12). */
+#define HEX_SIZE (2 * UIDL_DIGEST_BYTES + 1)
 
-static int
-cmp_ref(const void *key, const void *elem)
+/* The text an entry is sorted by: its X-UIDL when it uses one (or, with
+ * by_xuidl, whenever it has one), else its digest in hex, in buf. */
+static const char *
+key_text(const struct uidl_entry *e, bool by_xuidl, char buf[HEX_SIZE])
 {
-	return strcmp(key, ((const struct id_ref *)elem)->id);
+	if (by_xuidl || e->use_xuidl)
+		return e->xuidl;
+	hex(e->digest, UIDL_DIGEST_BYTES, buf);
+	return buf;
 }
 
-/* Sort r[0..n) by id, stably (equal ids stay in mailbox order); tmp
- * has room for n. */
-static void
-sort_refs(struct id_ref *r, struct id_ref *tmp, size_t n)
+/* strcmp of the two keys. Hex keeps the order of the octets, so two
+ * digests compare as their hex would without formatting either. */
+static int
+cmp_keys(const struct uidl_entry *a, const struct uidl_entry *b, bool by_xuidl)
 {
-	struct id_ref *from = r, *to = tmp, *t;
+	char ha[HEX_SIZE], hb[HEX_SIZE];
+
+	if (!by_xuidl && !a->use_xuidl && !b->use_xuidl)
+		return memcmp(a->digest, b->digest, UIDL_DIGEST_BYTES);
+	return strcmp(key_text(a, by_xuidl, ha), key_text(b, by_xuidl, hb));
+}
+
+/* Sort the message numbers r[0..n) by key, stably (equal ids stay in
+ * mailbox order); tmp has room for n. */
+static void
+sort_refs(const struct uidl_entry *e, uint32_t *r, uint32_t *tmp, size_t n,
+	  bool by_xuidl)
+{
+	uint32_t *from = r, *to = tmp, *t;
 
 	for (size_t w = 1; w < n; w *= 2) {
 		for (size_t lo = 0; lo < n; lo += 2 * w) {
@@ -91,7 +107,8 @@ sort_refs(struct id_ref *r, struct id_ref *tmp, size_t n)
 			size_t i = lo, j = mid, k = lo;
 
 			while (i < mid && j < hi)
-				to[k++] = strcmp(from[j].id, from[i].id) < 0
+				to[k++] = cmp_keys(&e[from[j]], &e[from[i]],
+						   by_xuidl) < 0
 						  ? from[j++]
 						  : from[i++];
 			while (i < mid)
@@ -107,33 +124,55 @@ sort_refs(struct id_ref *r, struct id_ref *tmp, size_t n)
 		memcpy(r, from, n * sizeof(*r));
 }
 
-/* The end of the run of ids equal to r[a].id in sorted r[0..n). */
+/* The end of the run of keys equal to r[a]'s in sorted r[0..n). */
 static size_t
-run_end(const struct id_ref *r, size_t n, size_t a)
+run_end(const struct uidl_entry *e, const uint32_t *r, size_t n, size_t a,
+	bool by_xuidl)
 {
 	size_t b = a + 1;
 
-	while (b < n && strcmp(r[a].id, r[b].id) == 0)
+	while (b < n && cmp_keys(&e[r[a]], &e[r[b]], by_xuidl) == 0)
 		b++;
 	return b;
 }
 
 /* Use an X-UIDL only where no other message carries the same one. */
 static void
-choose_bases(struct uidl_entry *e, size_t n, struct id_ref *r,
-	     struct id_ref *tmp)
+choose_bases(struct uidl_entry *e, size_t n, uint32_t *r, uint32_t *tmp)
 {
 	size_t m = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		e[i].use_xuidl = false;
 		if (e[i].xuidl != NULL)
-			r[m++] = (struct id_ref){e[i].xuidl, i};
+			r[m++] = i;
 	}
-	sort_refs(r, tmp, m);
+	sort_refs(e, r, tmp, m, true);
 	for (size_t a = 0, b; a < m; a = b)
-		if ((b = run_end(r, m, a)) == a + 1)
-			e[r[a].i].use_xuidl = true;
+		if ((b = run_end(e, r, m, a, true)) == a + 1)
+			e[r[a]].use_xuidl = true;
+}
+
+/* Is id one of the n sorted base ids r? */
+static bool
+taken(const struct uidl_entry *e, const uint32_t *r, size_t n, const char *id)
+{
+	char buf[HEX_SIZE];
+	size_t lo = 0, hi = n;
+	int c;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		c = strcmp(id, key_text(&e[r[mid]], false, buf));
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
 }
 
 /* The first k >= from for which "base-k" is no message's base id, in
@@ -141,13 +180,14 @@ choose_bases(struct uidl_entry *e, size_t n, struct id_ref *r,
  * suffixed id either: the digits after its last "-" are k, and what
  * stands before is its base. */
 static uint32_t
-free_suffix(const struct id_ref *r, size_t n, const char *base, uint32_t from)
+free_suffix(const struct uidl_entry *e, const uint32_t *r, size_t n,
+	    const char *base, uint32_t from)
 {
 	char cand[UIDL_MAX + 12];
 
 	for (uint32_t k = from;; k++) {
 		snprintf(cand, sizeof(cand), "%s-%u", base, k);
-		if (bsearch(cand, r, n, sizeof(*r), cmp_ref) == NULL)
+		if (!taken(e, r, n, cand))
 			return k;
 	}
 }
@@ -157,58 +197,56 @@ free_suffix(const struct id_ref *r, size_t n, const char *base, uint32_t from)
  * stopped, so each id is skipped at most once and a flood of copies
  * costs O(n log n). The first copy keeps the plain id. */
 static void
-suffix_copies(struct uidl_entry *e, const struct id_ref *r, size_t n)
+suffix_copies(struct uidl_entry *e, const uint32_t *r, size_t n)
 {
+	char buf[HEX_SIZE];
+	const char *base;
+
 	for (size_t a = 0, b; a < n; a = b) {
 		uint32_t k = 2;
 
-		b = run_end(r, n, a);
+		b = run_end(e, r, n, a, false);
+		if (b == a + 1)
+			continue;
+		base = key_text(&e[r[a]], false, buf);
 		/* Only a digest (32 characters) can be repeated: X-UIDLs in
 		 * use are unique, and a 32-character one is the longest that
 		 * can equal a digest. */
-		if (b > a + 1 && strlen(r[a].id) > UIDL_MAX - 11)
+		if (strlen(base) > UIDL_MAX - 11)
 			fatal("uidl: a repeated id of %zu characters",
-			      strlen(r[a].id));
+			      strlen(base));
 		for (size_t c = a + 1; c < b; c++) {
-			k = free_suffix(r, n, r[a].id, k);
-			e[r[c].i].suffix = k++;
+			k = free_suffix(e, r, n, base, k);
+			e[r[c]].suffix = k++;
 		}
 	}
 }
 
-#define HEX_SIZE (2 * UIDL_DIGEST_BYTES + 1)
-
 int
 uidl_assign(struct uidl_entry *e, size_t n)
 {
-	struct id_ref *r, *tmp;
-	char *hexes;
+	uint32_t *r, *tmp;
 
 	if (n == 0)
 		return 0;
+	if (n > UINT32_MAX)
+		return -1;
 	r = calloc(n, sizeof(*r));
 	tmp = calloc(n, sizeof(*tmp));
-	hexes = calloc(n, HEX_SIZE);
-	if (r == NULL || tmp == NULL || hexes == NULL) {
+	if (r == NULL || tmp == NULL) {
 		free(r);
 		free(tmp);
-		free(hexes);
 		return -1;
 	}
 	choose_bases(e, n, r, tmp);
 	for (size_t i = 0; i < n; i++) {
 		e[i].suffix = 0;
-		if (!e[i].use_xuidl)
-			hex(e[i].digest, UIDL_DIGEST_BYTES,
-			    hexes + i * HEX_SIZE);
-		r[i] = (struct id_ref){
-			e[i].use_xuidl ? e[i].xuidl : hexes + i * HEX_SIZE, i};
+		r[i] = i;
 	}
-	sort_refs(r, tmp, n);
+	sort_refs(e, r, tmp, n, false);
 	suffix_copies(e, r, n);
 	free(r);
 	free(tmp);
-	free(hexes);
 	return 0;
 }
 
