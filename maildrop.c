@@ -314,6 +314,7 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 {
 	enum md_status st;
 	struct reader r;
+	int rc;
 
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, 0, md->length);
 	if (md->length > 0 && !reader_at_from_line(&r)) {
@@ -329,11 +330,19 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 		if ((st = make_room(md, limits)) != MD_OK)
 			return st;
 		md->uid[md->count].xuidl = NULL;
-		if (mbox_parse_message(&r, md->hasher, &md->msg[md->count],
-				       &md->uid[md->count]) < 0) {
+		rc = mbox_parse_message(&r, md->hasher, &md->msg[md->count],
+					&md->uid[md->count]);
+		if (rc < 0)
 			free(md->uid[md->count].xuidl);
-			return read_failed(md, &r);
+		if (rc == -2) {
+			log_msg(LOG_ERR,
+				"%s: refused: message %zu has 4 GiB of "
+				"headers or more",
+				md->path, md->count + 1);
+			return MD_PERMFAIL;
 		}
+		if (rc < 0)
+			return read_failed(md, &r);
 		md->bytes += md->msg[md->count].size;
 		md->count++;
 	}
@@ -694,8 +703,8 @@ unchanged(struct maildrop *md, size_t i)
 		free(u.xuidl);
 		return false;
 	}
-	same = now.start == m->start && now.hdr_end == m->hdr_end &&
-	       now.body == m->body && now.end == m->end &&
+	same = now.start == m->start && now.hdr_len == m->hdr_len &&
+	       now.blank_len == m->blank_len && now.end == m->end &&
 	       now.next == m->next && now.size == m->size &&
 	       now.body_lines == m->body_lines && now.content == m->content &&
 	       memcmp(u.digest, md->uid[i].digest, sizeof(u.digest)) == 0 &&
@@ -861,14 +870,16 @@ send_parts(struct maildrop *md, size_t i, const unsigned long *body_lines,
 	enum md_status st;
 	uint64_t lines;
 
-	if (body_lines == NULL || *body_lines >= m->body_lines)
+	if (body_lines == NULL ||
+	    (m->body_lines != MBOX_LINES_MANY && *body_lines >= m->body_lines))
 		return send_range(md, i, m->start, m->end, NULL, sink, ctx,
 				  fresh_r);
 	/* TOP: the headers and the blank line, then the lines. */
 	lines = *body_lines;
-	st = send_range(md, i, m->start, m->body, NULL, sink, ctx, fresh_r);
+	st = send_range(md, i, m->start, mbox_body(m), NULL, sink, ctx,
+			fresh_r);
 	if (st == MD_OK && lines > 0)
-		st = send_range(md, i, m->body, m->end, &lines, sink, ctx,
+		st = send_range(md, i, mbox_body(m), m->end, &lines, sink, ctx,
 				fresh_r);
 	return st;
 }

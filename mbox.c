@@ -10,18 +10,16 @@
 #endif
 
 #include "hash.h"
+#include "log.h"
 #include "params.h"
 #include "sysutil.h"
-
-/* Octets kept before the parse position when the window moves on: the
- * body scan decides whether the line before a From_ line is blank by
- * looking back over "\r\n". */
-#define READER_HISTORY 8
 
 void
 reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
 	    off_t limit)
 {
+	if (cap < READER_MIN_CAP)
+		fatal("mbox: a reader of %zu octets", cap);
 	*r = (struct reader){.fd = fd,
 			     .buf = buf,
 			     .cap = cap,
@@ -64,7 +62,7 @@ reader_fill(struct reader *r, size_t want)
 	if (r->len - r->pos >= want)
 		return r->len - r->pos;
 	if (r->pos > READER_HISTORY) {
-		/* The body scan looks at the two octets before pos. */
+		/* The body scan looks back over "\r\n" before pos. */
 		drop = r->pos - READER_HISTORY;
 		reader_hash(r);
 		memmove(r->buf, r->buf + drop, r->len - drop);
@@ -277,7 +275,7 @@ digest_fallback(int fd, const struct message *m, struct uidl_hasher *h)
 	bool lf, cr;
 	size_t avail;
 
-	reader_init(&r, fd, buf, sizeof(buf), m->from, m->hdr_end);
+	reader_init(&r, fd, buf, sizeof(buf), m->from, mbox_hdr_end(m));
 	uidl_hasher_reset(h);
 	reader_line(&r, &lf, &cr, header_piece, &hs);
 	while ((avail = reader_fill(&r, LINE_LOOKAHEAD)) > 0) {
@@ -301,7 +299,6 @@ begin_message(struct reader *r, struct uidl_hasher *h, struct message *m)
 
 	memset(m, 0, sizeof(*m));
 	m->from = reader_offset(r);
-	m->hdr_end = -1;
 	uidl_hasher_reset(h);
 	reader_line(r, &lf, &cr, NULL, NULL);
 	m->start = reader_offset(r);
@@ -313,17 +310,24 @@ begin_message(struct reader *r, struct uidl_hasher *h, struct message *m)
 
 /* At the next From_ line or the limit. A last blank line (at blank_off,
  * or -1 if none) is the separator mbox writers put after every message,
- * not part of it. */
-static void
-end_message(struct reader *r, struct message *m, off_t blank_off)
+ * not part of it. The headers ended with a blank line at hdr_end, the
+ * body starting at body, or (both -1) ran to the end. */
+static int
+end_message(struct reader *r, struct message *m, off_t blank_off, off_t hdr_end,
+	    off_t body)
 {
 	m->next = reader_offset(r);
 	m->end = blank_off >= 0 ? blank_off : m->next;
 	reader_hash(r);
 	r->hashing = false;
-	m->content = hash_final(&r->hash);
-	if (m->hdr_end < 0)
-		m->hdr_end = m->body = m->end;
+	m->content = (uint32_t)hash_final(&r->hash);
+	if (body < 0)
+		hdr_end = body = m->end;
+	if (body - m->start > (off_t)UINT32_MAX)
+		return -2;
+	m->hdr_len = body - m->start;
+	m->blank_len = body - hdr_end;
+	return 0;
 }
 
 /* Line ends in a stretch of body: LFs, and those with a CR before. */
@@ -477,17 +481,19 @@ scan_body(struct reader *r, struct line_ends *c)
 	return -1;
 }
 
-/* The body's sizes from its line ends: each LF without a CR goes out
- * as CRLF, and a missing final line end is added (R1939-38, DEC-17). */
+/* The sizes of the body [body, end) from its line ends: each LF without
+ * a CR goes out as CRLF, and a missing final line end is added
+ * (R1939-38, DEC-17). */
 static void
 body_facts(struct reader *r, struct message *m, const struct line_ends *c,
-	   off_t end)
+	   off_t body, off_t end)
 {
-	bool unended = end > m->body && end == reader_offset(r) &&
+	bool unended = end > body && end == reader_offset(r) &&
 		       r->buf[r->pos - 1] != '\n';
+	uint64_t lines = c->lf + unended;
 
-	m->body_lines = c->lf + unended;
-	m->size += (uint64_t)(end - m->body) + c->lf - c->crlf + 2 * unended;
+	m->body_lines = lines < MBOX_LINES_MANY ? lines : MBOX_LINES_MANY;
+	m->size += (uint64_t)(end - body) + c->lf - c->crlf + 2 * unended;
 }
 
 int
@@ -496,11 +502,12 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 {
 	struct headers hs = {.h = h};
 	struct line_ends c = {0, 0};
+	off_t blank_off = -1, hdr_end = -1, body = -1;
 	bool blank = false, lf, cr;
-	off_t blank_off = -1;
 	uint64_t len;
 	size_t avail;
 	const char *p;
+	int st;
 
 	begin_message(r, h, m);
 	while ((avail = reader_fill(r, LINE_LOOKAHEAD)) > 0) {
@@ -511,10 +518,10 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 			if (avail >= 5 && memcmp(p, "From ", 5) == 0)
 				break;
 			m->size += 2;
-			m->hdr_end = blank_off;
-			m->body = reader_offset(r);
+			hdr_end = blank_off;
+			body = reader_offset(r);
 			blank_off = scan_body(r, &c);
-			body_facts(r, m, &c,
+			body_facts(r, m, &c, body,
 				   blank_off >= 0 ? blank_off
 						  : reader_offset(r));
 			blank = blank_off >= 0;
@@ -530,10 +537,12 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		len = reader_line(r, &lf, &cr, header_piece, &hs);
 		m->size += len + (lf && !cr) + (lf ? 0 : 2);
 	}
-	end_message(r, m, blank ? blank_off : -1);
+	st = end_message(r, m, blank ? blank_off : -1, hdr_end, body);
 	u->xuidl = hs.xuidl;
 	if (r->error != 0)
 		return -1;
+	if (st < 0)
+		return st;
 	if (!hs.selected_any && digest_fallback(r->fd, m, h) < 0) {
 		r->error = EIO;
 		return -1;

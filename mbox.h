@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "hash.h"
+#include "params.h"
 #include "uidl.h"
 
 /* A window on the file, refilled with pread as parsing moves on. */
@@ -28,18 +29,44 @@ struct reader {
 	off_t hash_stop; /* nothing at or past this offset is hashed */
 };
 
+/* What the parse keeps of each message: 56 octets (issue 12: at most 100
+ * per message at the peak of a login, UIDL included). Offsets are 64-bit
+ * wherever a spool may need them; what lies within the header section
+ * or counts lines is 32-bit. */
 struct message {
-	off_t from;    /* the From_ line */
-	off_t start;   /* first octet of the message proper */
-	off_t hdr_end; /* the blank line ending the headers, or end */
-	off_t body;    /* first body octet, or end if no blank line */
-	off_t end;     /* one past the message (separator excluded) */
-	off_t next;    /* the next From_ line, or the parse limit */
-	uint64_t size; /* octets in CRLF form (R1939-38) */
-	uint64_t body_lines;
-	uint64_t content; /* content_hash of [start, next) */
+	off_t from;	     /* the From_ line */
+	off_t start;	     /* first octet of the message proper */
+	off_t end;	     /* one past the message (separator excluded) */
+	off_t next;	     /* the next From_ line, or the parse limit */
+	uint64_t size;	     /* octets in CRLF form (R1939-38) */
+	uint32_t hdr_len;    /* the header section and its blank line */
+	uint32_t body_lines; /* for TOP; MBOX_LINES_MANY: that many or more */
+	uint32_t content;    /* content_hash of [start, next), its first
+				CONTENT_HASH_SPAN octets */
+	uint8_t blank_len;   /* the blank line after the headers: 0, 1 or 2 */
 	bool deleted;
 };
+
+#define MBOX_LINES_MANY UINT32_MAX
+
+/* The window a reader is given must hold a line's look-ahead and the
+ * octets the body scan looks back at. */
+#define READER_HISTORY 8
+#define READER_MIN_CAP (LINE_LOOKAHEAD + READER_HISTORY)
+
+/* First body octet, or end if there is no blank line. */
+static inline off_t
+mbox_body(const struct message *m)
+{
+	return m->start + m->hdr_len;
+}
+
+/* The blank line ending the headers, or end. */
+static inline off_t
+mbox_hdr_end(const struct message *m)
+{
+	return mbox_body(m) - m->blank_len;
+}
 
 /* Start reading fd at offset, never at or past limit, through buf. */
 void reader_init(struct reader *r, int fd, char *buf, size_t cap, off_t offset,
@@ -54,7 +81,8 @@ bool reader_at_from_line(struct reader *r);
 /* Parse the message whose From_ line is at the reader's position,
  * leaving the reader at the next From_ line or at its limit. Fills m and
  * the digest and X-UIDL of u (the X-UIDL value malloc'ed, or NULL).
- * Returns 0, or -1 on a read error (r->error) or out of memory. */
+ * Returns 0, -1 on a read error (r->error), or -2 if the header section
+ * is 4 GiB or more (struct message has no room for it). */
 int mbox_parse_message(struct reader *r, struct uidl_hasher *h,
 		       struct message *m, struct uidl_entry *u);
 

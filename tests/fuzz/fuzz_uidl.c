@@ -138,16 +138,16 @@ parse_at(off_t offset, off_t limit, size_t cap, struct message *m,
 static void
 check_windows(off_t offset, off_t limit, uint8_t param)
 {
-	static const size_t caps[] = {LINE_LOOKAHEAD, LINE_LOOKAHEAD + 1,
-				      LINE_LOOKAHEAD + 73, 1000, 4096};
+	static const size_t caps[] = {READER_MIN_CAP, READER_MIN_CAP + 1,
+				      READER_MIN_CAP + 73, 1000, 4096};
 	struct message m0, m1;
 	struct uidl_entry u0, u1;
 	size_t cap = caps[param % 5];
 
 	parse_at(offset, limit, SPOOL_CHUNK_SIZE, &m0, &u0);
 	parse_at(offset, limit, cap, &m1, &u1);
-	check(m0.start == m1.start && m0.hdr_end == m1.hdr_end &&
-		      m0.body == m1.body && m0.end == m1.end &&
+	check(m0.start == m1.start && m0.hdr_len == m1.hdr_len &&
+		      m0.blank_len == m1.blank_len && m0.end == m1.end &&
 		      m0.next == m1.next && m0.size == m1.size &&
 		      m0.body_lines == m1.body_lines &&
 		      m0.content == m1.content,

@@ -455,7 +455,7 @@ START_TEST(window_sizes_agree)
 		n = parse_with_window(fd, spool.len, spool.len + 4096, want, wu,
 				      8);
 		ck_assert_uint_eq(n, count);
-		for (size_t cap = LINE_LOOKAHEAD + 8; cap < LINE_LOOKAHEAD + 80;
+		for (size_t cap = READER_MIN_CAP; cap < READER_MIN_CAP + 72;
 		     cap += 1 + rand_r(&seed) % 7) {
 			ck_assert_uint_eq(parse_with_window(fd, spool.len, cap,
 							    got, gu, 8),
