@@ -493,7 +493,7 @@ body_facts(struct reader *r, struct message *m, const struct line_ends *c,
 	uint64_t lines = c->lf + unended;
 
 	m->body_lines = lines < MBOX_LINES_MANY ? lines : MBOX_LINES_MANY;
-	m->size += (uint64_t)(end - body) + c->lf - c->crlf + 2 * unended;
+	m->size += (uint64_t)(end - body) + c->lf - c->crlf + (unended ? 2 : 0);
 }
 
 int

@@ -300,7 +300,10 @@ def test_truncated_during_retr(ctx):
     d = env.tempdir("truncated-during-retr")
     spool = env.install_spool(d / "alice", SMALL)
     log = d.parent / (d.name + ".shim")
-    # Reads so far: the parse; RETR 6 (the big one) reads in 256 KB chunks.
+    # Reads so far: the parse. RETR 6 (the big one) reads its first
+    # 64 KiB with its check, before +OK, then the rest in 64 KiB chunks:
+    # the pause is on the second, mid-message. (It was the sixth while
+    # every RETR parsed its message again first, issue 12.)
     p = env.session(d, trace=True, paths=[spool], log=log, rules="")
     try:
         p.login()
@@ -310,7 +313,7 @@ def test_truncated_during_retr(ctx):
     finally:
         p.close()
     log.unlink()
-    p = env.session(d, rules=f"pread@{n_login + 6}=pause:1500", paths=[spool], log=log)
+    p = env.session(d, rules=f"pread@{n_login + 2}=pause:1500", paths=[spool], log=log)
     try:
         p.login()
         p.send("RETR 6")
