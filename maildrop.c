@@ -53,6 +53,7 @@ struct maildrop {
 	size_t nmarked, marked_cap;
 	struct message *msg;
 	struct uidl_entry *uid;
+	struct uidl_table xuidls;
 	struct uidl_hasher *hasher;
 	char *buf; /* SPOOL_CHUNK_SIZE */
 	char uid_text[UIDL_MAX + 1];
@@ -314,6 +315,7 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 {
 	enum md_status st;
 	struct reader r;
+	char *xuidl;
 	int rc;
 
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, 0, md->length);
@@ -329,11 +331,11 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 	while (!reader_at_end(&r)) {
 		if ((st = make_room(md, limits)) != MD_OK)
 			return st;
-		md->uid[md->count].xuidl = NULL;
+		md->uid[md->count].xuidl = 0;
 		rc = mbox_parse_message(&r, md->hasher, &md->msg[md->count],
-					&md->uid[md->count]);
+					&md->uid[md->count], &xuidl);
 		if (rc < 0)
-			free(md->uid[md->count].xuidl);
+			free(xuidl);
 		if (rc == -2) {
 			log_msg(LOG_ERR,
 				"%s: refused: message %zu has 4 GiB of "
@@ -343,6 +345,11 @@ parse_spool(struct maildrop *md, const struct md_limits *limits)
 		}
 		if (rc < 0)
 			return read_failed(md, &r);
+		if (xuidl != NULL && uidl_table_add(&md->xuidls, xuidl,
+						    &md->uid[md->count]) < 0) {
+			log_msg(LOG_ERR, "%s: out of memory", md->path);
+			return MD_TEMPFAIL;
+		}
 		md->bytes += md->msg[md->count].size;
 		md->count++;
 	}
@@ -551,7 +558,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		goto fail;
 	if (md->fd >= 0 && (st = load(md, limits)) != MD_OK)
 		goto fail;
-	if (uidl_assign(md->uid, md->count) < 0) {
+	if (uidl_assign(md->uid, md->count, &md->xuidls) < 0) {
 		st = MD_TEMPFAIL;
 		goto fail;
 	}
@@ -571,8 +578,7 @@ maildrop_close(struct maildrop *md)
 	/* Closing the descriptor drops the flock and any fcntl lock. */
 	if (md->fd >= 0)
 		close(md->fd);
-	for (size_t i = 0; i < md->count; i++)
-		free(md->uid[i].xuidl);
+	uidl_table_free(&md->xuidls);
 	free(md->uid);
 	free(md->msg);
 	free(md->marked);
@@ -603,7 +609,7 @@ maildrop_uid(const struct maildrop *md, size_t i)
 	/* The text lives in md; uid_text is scratch, not state. */
 	struct maildrop *m = (struct maildrop *)md;
 
-	uidl_format(&md->uid[i], m->uid_text);
+	uidl_format(&md->uid[i], &md->xuidls, m->uid_text);
 	return m->uid_text;
 }
 
@@ -686,7 +692,9 @@ static bool
 unchanged(struct maildrop *md, size_t i)
 {
 	const struct message *m = &md->msg[i];
+	const char *was = uidl_xuidl(&md->xuidls, &md->uid[i]);
 	struct uidl_entry u = {0};
+	char *xuidl = NULL;
 	struct message now;
 	struct reader r;
 	bool same;
@@ -698,9 +706,10 @@ unchanged(struct maildrop *md, size_t i)
 		md->io_error = r.error;
 		return false;
 	}
-	if (mbox_parse_message(&r, md->hasher, &now, &u) < 0 || r.short_file) {
+	if (mbox_parse_message(&r, md->hasher, &now, &u, &xuidl) < 0 ||
+	    r.short_file) {
 		md->io_error = r.error;
-		free(u.xuidl);
+		free(xuidl);
 		return false;
 	}
 	same = now.start == m->start && now.hdr_len == m->hdr_len &&
@@ -708,9 +717,9 @@ unchanged(struct maildrop *md, size_t i)
 	       now.next == m->next && now.size == m->size &&
 	       now.body_lines == m->body_lines && now.content == m->content &&
 	       memcmp(u.digest, md->uid[i].digest, sizeof(u.digest)) == 0 &&
-	       (u.xuidl == NULL) == (md->uid[i].xuidl == NULL) &&
-	       (u.xuidl == NULL || strcmp(u.xuidl, md->uid[i].xuidl) == 0);
-	free(u.xuidl);
+	       (xuidl == NULL) == (was == NULL) &&
+	       (xuidl == NULL || strcmp(xuidl, was) == 0);
+	free(xuidl);
 	return same;
 }
 

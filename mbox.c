@@ -498,7 +498,7 @@ body_facts(struct reader *r, struct message *m, const struct line_ends *c,
 
 int
 mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
-		   struct uidl_entry *u)
+		   struct uidl_entry *u, char **xuidl_r)
 {
 	struct headers hs = {.h = h};
 	struct line_ends c = {0, 0};
@@ -538,7 +538,7 @@ mbox_parse_message(struct reader *r, struct uidl_hasher *h, struct message *m,
 		m->size += len + (lf && !cr) + (lf ? 0 : 2);
 	}
 	st = end_message(r, m, blank ? blank_off : -1, hdr_end, body);
-	u->xuidl = hs.xuidl;
+	*xuidl_r = hs.xuidl;
 	if (r->error != 0)
 		return -1;
 	if (st < 0)

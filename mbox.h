@@ -79,11 +79,11 @@ bool reader_at_end(struct reader *r);
 bool reader_at_from_line(struct reader *r);
 
 /* Parse the message whose From_ line is at the reader's position,
- * leaving the reader at the next From_ line or at its limit. Fills m and
- * the digest and X-UIDL of u (the X-UIDL value malloc'ed, or NULL).
+ * leaving the reader at the next From_ line or at its limit. Fills m,
+ * the digest of u, and *xuidl_r (its X-UIDL value malloc'ed, or NULL).
  * Returns 0, -1 on a read error (r->error), or -2 if the header section
  * is 4 GiB or more (struct message has no room for it). */
 int mbox_parse_message(struct reader *r, struct uidl_hasher *h,
-		       struct message *m, struct uidl_entry *u);
+		       struct message *m, struct uidl_entry *u, char **xuidl_r);
 
 #endif

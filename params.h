@@ -68,9 +68,9 @@
  * and the session for the log lines. */
 #define AUTH_METHOD_SIZE 8
 
-/* Maildrop limits (design.md §6). Each message costs about 96 bytes of
+/* Maildrop limits (design.md §6). Each message costs about 92 bytes of
  * memory at the peak of a login, so the default message cap bounds a
- * session near 200 MB; the
+ * session near 190 MB; the
  * size cap keeps offsets and byte counters far from overflow and refuses
  * a spool nobody should be fetching over POP3 in one go. Both are flags. */
 #define MAILDROP_MESSAGES_MAX_DEFAULT 2000000UL

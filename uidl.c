@@ -36,22 +36,58 @@ hex(const unsigned char *d, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+int
+uidl_table_add(struct uidl_table *t, char *value, struct uidl_entry *e)
+{
+	size_t cap;
+	char **v;
+
+	if (t->n == UINT32_MAX - 1) {
+		free(value);
+		return -1;
+	}
+	if (t->n == t->cap) {
+		cap = t->cap ? t->cap * 2 : 16;
+		v = reallocarray(t->value, cap, sizeof(*v));
+		if (v == NULL) {
+			free(value);
+			return -1;
+		}
+		t->value = v;
+		t->cap = cap;
+	}
+	t->value[t->n++] = value;
+	e->xuidl = t->n;
+	return 0;
+}
+
+void
+uidl_table_free(struct uidl_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->value[i]);
+	free(t->value);
+	*t = (struct uidl_table){0};
+}
+
 /* The id before any suffix. */
 static void
-base_id(const struct uidl_entry *e, char out[UIDL_MAX + 1])
+base_id(const struct uidl_entry *e, const struct uidl_table *t,
+	char out[UIDL_MAX + 1])
 {
 	if (e->use_xuidl)
-		snprintf(out, UIDL_MAX + 1, "%s", e->xuidl);
+		snprintf(out, UIDL_MAX + 1, "%s", uidl_xuidl(t, e));
 	else
 		hex(e->digest, UIDL_DIGEST_BYTES, out);
 }
 
 void
-uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1])
+uidl_format(const struct uidl_entry *e, const struct uidl_table *t,
+	    char out[UIDL_MAX + 1])
 {
 	size_t n;
 
-	base_id(e, out);
+	base_id(e, t, out);
 	if (e->suffix != 0) {
 		n = strlen(out);
 		snprintf(out + n, UIDL_MAX + 1 - n, "-%u", e->suffix);
@@ -69,13 +105,21 @@ uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1])
  * by their ids' text: no id is copied or formatted ahead (issue 12). */
 #define HEX_SIZE (2 * UIDL_DIGEST_BYTES + 1)
 
+/* The entries being assigned, and where their X-UIDLs are. */
+struct ids {
+	struct uidl_entry *e;
+	const struct uidl_table *t;
+};
+
 /* The text an entry is sorted by: its X-UIDL when it uses one (or, with
  * by_xuidl, whenever it has one), else its digest in hex, in buf. */
 static const char *
-key_text(const struct uidl_entry *e, bool by_xuidl, char buf[HEX_SIZE])
+key_text(const struct ids *x, size_t i, bool by_xuidl, char buf[HEX_SIZE])
 {
+	const struct uidl_entry *e = &x->e[i];
+
 	if (by_xuidl || e->use_xuidl)
-		return e->xuidl;
+		return uidl_xuidl(x->t, e);
 	hex(e->digest, UIDL_DIGEST_BYTES, buf);
 	return buf;
 }
@@ -83,19 +127,21 @@ key_text(const struct uidl_entry *e, bool by_xuidl, char buf[HEX_SIZE])
 /* strcmp of the two keys. Hex keeps the order of the octets, so two
  * digests compare as their hex would without formatting either. */
 static int
-cmp_keys(const struct uidl_entry *a, const struct uidl_entry *b, bool by_xuidl)
+cmp_keys(const struct ids *x, size_t i, size_t j, bool by_xuidl)
 {
+	const struct uidl_entry *a = &x->e[i], *b = &x->e[j];
 	char ha[HEX_SIZE], hb[HEX_SIZE];
 
 	if (!by_xuidl && !a->use_xuidl && !b->use_xuidl)
 		return memcmp(a->digest, b->digest, UIDL_DIGEST_BYTES);
-	return strcmp(key_text(a, by_xuidl, ha), key_text(b, by_xuidl, hb));
+	return strcmp(key_text(x, i, by_xuidl, ha),
+		      key_text(x, j, by_xuidl, hb));
 }
 
 /* Sort the message numbers r[0..n) by key, stably (equal ids stay in
  * mailbox order); tmp has room for n. */
 static void
-sort_refs(const struct uidl_entry *e, uint32_t *r, uint32_t *tmp, size_t n,
+sort_refs(const struct ids *x, uint32_t *r, uint32_t *tmp, size_t n,
 	  bool by_xuidl)
 {
 	uint32_t *from = r, *to = tmp, *t;
@@ -107,7 +153,7 @@ sort_refs(const struct uidl_entry *e, uint32_t *r, uint32_t *tmp, size_t n,
 			size_t i = lo, j = mid, k = lo;
 
 			while (i < mid && j < hi)
-				to[k++] = cmp_keys(&e[from[j]], &e[from[i]],
+				to[k++] = cmp_keys(x, from[j], from[i],
 						   by_xuidl) < 0
 						  ? from[j++]
 						  : from[i++];
@@ -126,36 +172,36 @@ sort_refs(const struct uidl_entry *e, uint32_t *r, uint32_t *tmp, size_t n,
 
 /* The end of the run of keys equal to r[a]'s in sorted r[0..n). */
 static size_t
-run_end(const struct uidl_entry *e, const uint32_t *r, size_t n, size_t a,
+run_end(const struct ids *x, const uint32_t *r, size_t n, size_t a,
 	bool by_xuidl)
 {
 	size_t b = a + 1;
 
-	while (b < n && cmp_keys(&e[r[a]], &e[r[b]], by_xuidl) == 0)
+	while (b < n && cmp_keys(x, r[a], r[b], by_xuidl) == 0)
 		b++;
 	return b;
 }
 
 /* Use an X-UIDL only where no other message carries the same one. */
 static void
-choose_bases(struct uidl_entry *e, size_t n, uint32_t *r, uint32_t *tmp)
+choose_bases(const struct ids *x, size_t n, uint32_t *r, uint32_t *tmp)
 {
 	size_t m = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		e[i].use_xuidl = false;
-		if (e[i].xuidl != NULL)
+		x->e[i].use_xuidl = false;
+		if (x->e[i].xuidl != 0)
 			r[m++] = i;
 	}
-	sort_refs(e, r, tmp, m, true);
+	sort_refs(x, r, tmp, m, true);
 	for (size_t a = 0, b; a < m; a = b)
-		if ((b = run_end(e, r, m, a, true)) == a + 1)
-			e[r[a]].use_xuidl = true;
+		if ((b = run_end(x, r, m, a, true)) == a + 1)
+			x->e[r[a]].use_xuidl = true;
 }
 
 /* Is id one of the n sorted base ids r? */
 static bool
-taken(const struct uidl_entry *e, const uint32_t *r, size_t n, const char *id)
+taken(const struct ids *x, const uint32_t *r, size_t n, const char *id)
 {
 	char buf[HEX_SIZE];
 	size_t lo = 0, hi = n;
@@ -164,7 +210,7 @@ taken(const struct uidl_entry *e, const uint32_t *r, size_t n, const char *id)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		c = strcmp(id, key_text(&e[r[mid]], false, buf));
+		c = strcmp(id, key_text(x, r[mid], false, buf));
 		if (c == 0)
 			return true;
 		if (c < 0)
@@ -180,14 +226,14 @@ taken(const struct uidl_entry *e, const uint32_t *r, size_t n, const char *id)
  * suffixed id either: the digits after its last "-" are k, and what
  * stands before is its base. */
 static uint32_t
-free_suffix(const struct uidl_entry *e, const uint32_t *r, size_t n,
-	    const char *base, uint32_t from)
+free_suffix(const struct ids *x, const uint32_t *r, size_t n, const char *base,
+	    uint32_t from)
 {
 	char cand[UIDL_MAX + 12];
 
 	for (uint32_t k = from;; k++) {
 		snprintf(cand, sizeof(cand), "%s-%u", base, k);
-		if (!taken(e, r, n, cand))
+		if (!taken(x, r, n, cand))
 			return k;
 	}
 }
@@ -197,7 +243,7 @@ free_suffix(const struct uidl_entry *e, const uint32_t *r, size_t n,
  * stopped, so each id is skipped at most once and a flood of copies
  * costs O(n log n). The first copy keeps the plain id. */
 static void
-suffix_copies(struct uidl_entry *e, const uint32_t *r, size_t n)
+suffix_copies(const struct ids *x, const uint32_t *r, size_t n)
 {
 	char buf[HEX_SIZE];
 	const char *base;
@@ -205,10 +251,10 @@ suffix_copies(struct uidl_entry *e, const uint32_t *r, size_t n)
 	for (size_t a = 0, b; a < n; a = b) {
 		uint32_t k = 2;
 
-		b = run_end(e, r, n, a, false);
+		b = run_end(x, r, n, a, false);
 		if (b == a + 1)
 			continue;
-		base = key_text(&e[r[a]], false, buf);
+		base = key_text(x, r[a], false, buf);
 		/* Only a digest (32 characters) can be repeated: X-UIDLs in
 		 * use are unique, and a 32-character one is the longest that
 		 * can equal a digest. */
@@ -216,15 +262,16 @@ suffix_copies(struct uidl_entry *e, const uint32_t *r, size_t n)
 			fatal("uidl: a repeated id of %zu characters",
 			      strlen(base));
 		for (size_t c = a + 1; c < b; c++) {
-			k = free_suffix(e, r, n, base, k);
-			e[r[c]].suffix = k++;
+			k = free_suffix(x, r, n, base, k);
+			x->e[r[c]].suffix = k++;
 		}
 	}
 }
 
 int
-uidl_assign(struct uidl_entry *e, size_t n)
+uidl_assign(struct uidl_entry *e, size_t n, const struct uidl_table *t)
 {
+	const struct ids x = {e, t};
 	uint32_t *r, *tmp;
 
 	if (n == 0)
@@ -238,13 +285,13 @@ uidl_assign(struct uidl_entry *e, size_t n)
 		free(tmp);
 		return -1;
 	}
-	choose_bases(e, n, r, tmp);
+	choose_bases(&x, n, r, tmp);
 	for (size_t i = 0; i < n; i++) {
 		e[i].suffix = 0;
 		r[i] = i;
 	}
-	sort_refs(e, r, tmp, n, false);
-	suffix_copies(e, r, n);
+	sort_refs(&x, r, tmp, n, false);
+	suffix_copies(&x, r, n);
 	free(r);
 	free(tmp);
 	return 0;

@@ -11,13 +11,33 @@
 
 #include "params.h"
 
+/* 28 octets a message. The X-UIDL values few messages carry are kept
+ * apart, in a struct uidl_table, so that the others pay no pointer. */
 struct uidl_entry {
-	char *xuidl; /* a valid X-UIDL value (malloc'ed), or NULL */
 	unsigned char digest[UIDL_DIGEST_BYTES];
+	uint32_t xuidl; /* 0, or 1 + the index of its value in the table */
 	/* Set by uidl_assign: */
-	bool use_xuidl;
 	uint32_t suffix; /* 0, or N for "-N" */
+	bool use_xuidl;
 };
+
+struct uidl_table {
+	char **value; /* valid X-UIDL values (malloc'ed) */
+	size_t n, cap;
+};
+
+/* Take value (malloc'ed) into t and point e at it. Returns 0, or -1 when
+ * out of memory (value is then freed). */
+int uidl_table_add(struct uidl_table *t, char *value, struct uidl_entry *e);
+/* Free every value, and the table's array. */
+void uidl_table_free(struct uidl_table *t);
+
+/* The X-UIDL of e, or NULL. */
+static inline const char *
+uidl_xuidl(const struct uidl_table *t, const struct uidl_entry *e)
+{
+	return e->xuidl != 0 ? t->value[e->xuidl - 1] : NULL;
+}
 
 /* True if s[0..len) may be sent as a unique id: 1-70 octets 0x21-0x7E. */
 bool uidl_valid(const char *s, size_t len);
@@ -25,10 +45,11 @@ bool uidl_valid(const char *s, size_t len);
 /* Choose each message's id: its X-UIDL where that value is unique among
  * the X-UIDLs, else its digest; then suffix repeats in mailbox order so
  * that every id differs. Returns 0, or -1 when out of memory. */
-int uidl_assign(struct uidl_entry *e, size_t n);
+int uidl_assign(struct uidl_entry *e, size_t n, const struct uidl_table *t);
 
 /* The id of e, NUL-terminated. */
-void uidl_format(const struct uidl_entry *e, char out[UIDL_MAX + 1]);
+void uidl_format(const struct uidl_entry *e, const struct uidl_table *t,
+		 char out[UIDL_MAX + 1]);
 
 /* Incremental digest of the selected header bytes (SHA-256, cut to
  * UIDL_DIGEST_BYTES: stable across versions and platforms, and without

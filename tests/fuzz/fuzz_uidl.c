@@ -116,7 +116,7 @@ same_uids(char **a, size_t na, char **b, size_t nb, const char *what)
 /* Parse the message at offset through a window of cap octets. */
 static void
 parse_at(off_t offset, off_t limit, size_t cap, struct message *m,
-	 struct uidl_entry *u)
+	 struct uidl_entry *u, char **xuidl)
 {
 	char *buf = malloc(cap);
 	struct reader r;
@@ -129,7 +129,7 @@ parse_at(off_t offset, off_t limit, size_t cap, struct message *m,
 	check(reader_at_from_line(&r), "no From_ line at %lld",
 	      (long long)offset);
 	memset(u, 0, sizeof(*u));
-	check(mbox_parse_message(&r, hasher, m, u) == 0,
+	check(mbox_parse_message(&r, hasher, m, u, xuidl) == 0,
 	      "mbox_parse_message failed");
 	close(fd);
 	free(buf);
@@ -143,23 +143,24 @@ check_windows(off_t offset, off_t limit, uint8_t param)
 	struct message m0, m1;
 	struct uidl_entry u0, u1;
 	size_t cap = caps[param % 5];
+	char *x0, *x1;
 
-	parse_at(offset, limit, SPOOL_CHUNK_SIZE, &m0, &u0);
-	parse_at(offset, limit, cap, &m1, &u1);
+	parse_at(offset, limit, SPOOL_CHUNK_SIZE, &m0, &u0, &x0);
+	parse_at(offset, limit, cap, &m1, &u1, &x1);
 	check(m0.start == m1.start && m0.hdr_len == m1.hdr_len &&
 		      m0.blank_len == m1.blank_len && m0.end == m1.end &&
 		      m0.next == m1.next && m0.size == m1.size &&
 		      m0.body_lines == m1.body_lines &&
 		      m0.content == m1.content,
 	      "a %zu-octet window parses the message differently", cap);
-	check((u0.xuidl == NULL) == (u1.xuidl == NULL) &&
-		      (u0.xuidl == NULL || strcmp(u0.xuidl, u1.xuidl) == 0),
+	check((x0 == NULL) == (x1 == NULL) &&
+		      (x0 == NULL || strcmp(x0, x1) == 0),
 	      "a %zu-octet window finds X-UIDL %s, the whole one %s", cap,
-	      u1.xuidl ? u1.xuidl : "(none)", u0.xuidl ? u0.xuidl : "(none)");
+	      x1 ? x1 : "(none)", x0 ? x0 : "(none)");
 	check(memcmp(u0.digest, u1.digest, sizeof(u0.digest)) == 0,
 	      "a %zu-octet window gives another header digest", cap);
-	free(u0.xuidl);
-	free(u1.xuidl);
+	free(x0);
+	free(x1);
 }
 
 /* Where a Status: line may go in the message at [from, ...): before any

@@ -411,7 +411,7 @@ END_TEST
  * window of cap octets. Returns the count. */
 static size_t
 parse_with_window(int fd, off_t len, size_t cap, struct message *m,
-		  struct uidl_entry *u, size_t max)
+		  struct uidl_entry *u, char **xuidl, size_t max)
 {
 	struct uidl_hasher *h = uidl_hasher_new();
 	char *buf = malloc(cap);
@@ -423,8 +423,8 @@ parse_with_window(int fd, off_t len, size_t cap, struct message *m,
 	reader_init(&r, fd, buf, cap, 0, len);
 	while (!reader_at_end(&r)) {
 		ck_assert_uint_lt(n, max);
-		u[n].xuidl = NULL;
-		ck_assert_int_eq(mbox_parse_message(&r, h, &m[n], &u[n]), 0);
+		ck_assert_int_eq(
+			mbox_parse_message(&r, h, &m[n], &u[n], &xuidl[n]), 0);
 		n++;
 	}
 	free(buf);
@@ -442,6 +442,7 @@ START_TEST(window_sizes_agree)
 	for (int round = 0; round < 20; round++) {
 		struct message want[8], got[8];
 		struct uidl_entry wu[8], gu[8];
+		char *wx[8], *gx[8];
 		struct buf spool = {0}, msgs[5];
 		char path[PATH_MAX];
 		size_t count, n;
@@ -453,12 +454,12 @@ START_TEST(window_sizes_agree)
 		fd = open(path, O_RDONLY);
 		ck_assert_int_ge(fd, 0);
 		n = parse_with_window(fd, spool.len, spool.len + 4096, want, wu,
-				      8);
+				      wx, 8);
 		ck_assert_uint_eq(n, count);
 		for (size_t cap = READER_MIN_CAP; cap < READER_MIN_CAP + 72;
 		     cap += 1 + rand_r(&seed) % 7) {
 			ck_assert_uint_eq(parse_with_window(fd, spool.len, cap,
-							    got, gu, 8),
+							    got, gu, gx, 8),
 					  n);
 			for (size_t i = 0; i < n; i++) {
 				got[i].deleted = want[i].deleted;
@@ -470,13 +471,14 @@ START_TEST(window_sizes_agree)
 					      show(spool.data, spool.len));
 				ck_assert(memcmp(gu[i].digest, wu[i].digest,
 						 sizeof(gu[i].digest)) == 0);
-				ck_assert((gu[i].xuidl == NULL) ==
-					  (wu[i].xuidl == NULL));
-				free(gu[i].xuidl);
+				ck_assert((gx[i] == NULL) == (wx[i] == NULL));
+				ck_assert(gx[i] == NULL ||
+					  strcmp(gx[i], wx[i]) == 0);
+				free(gx[i]);
 			}
 		}
 		for (size_t i = 0; i < n; i++)
-			free(wu[i].xuidl);
+			free(wx[i]);
 		close(fd);
 		for (size_t i = 0; i < 5; i++)
 			buf_free(&msgs[i]);

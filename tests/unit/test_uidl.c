@@ -513,25 +513,26 @@ static const struct assign_case assign_cases[] = {
 START_TEST(assign_table)
 {
 	const struct assign_case *ac = &assign_cases[_i];
+	struct uidl_table t = {0};
 	struct uidl_entry e[4];
 	char id[UIDL_MAX + 1];
 
 	memset(e, 0, sizeof(e));
 	for (int i = 0; i < ac->n; i++) {
 		memset(e[i].digest, ac->digest[i], sizeof(e[i].digest));
-		if (ac->xuidl[i] != NULL) {
-			e[i].xuidl = strdup(ac->xuidl[i]);
-			ck_assert_ptr_nonnull(e[i].xuidl);
-		}
+		if (ac->xuidl[i] != NULL)
+			ck_assert_int_eq(
+				uidl_table_add(&t, strdup(ac->xuidl[i]), &e[i]),
+				0);
 	}
-	ck_assert_int_eq(uidl_assign(e, ac->n), 0);
+	ck_assert_int_eq(uidl_assign(e, ac->n, &t), 0);
 	for (int i = 0; i < ac->n; i++) {
-		uidl_format(&e[i], id);
+		uidl_format(&e[i], &t, id);
 		ck_assert_msg(strcmp(id, ac->want[i]) == 0,
 			      "%s: message %d has \"%s\", want \"%s\"",
 			      ac->name, i + 1, id, ac->want[i]);
-		free(e[i].xuidl);
 	}
+	uidl_table_free(&t);
 }
 END_TEST
 
@@ -542,6 +543,7 @@ START_TEST(suffixes_skip_many_taken_ids)
 {
 	enum { HALF = 20000 };
 	struct uidl_entry *e = calloc(2 * HALF, sizeof(*e));
+	struct uidl_table t = {0};
 	char id[UIDL_MAX + 1], want[UIDL_MAX + 1];
 
 	ck_assert_ptr_nonnull(e);
@@ -550,10 +552,9 @@ START_TEST(suffixes_skip_many_taken_ids)
 	for (size_t i = 0; i < HALF; i++) {
 		memcpy(e[i].digest, &i, sizeof(i));
 		snprintf(id, sizeof(id), D(11) "-%zu", i + 2);
-		e[i].xuidl = strdup(id);
-		ck_assert_ptr_nonnull(e[i].xuidl);
+		ck_assert_int_eq(uidl_table_add(&t, strdup(id), &e[i]), 0);
 	}
-	ck_assert_int_eq(uidl_assign(e, 2 * HALF), 0);
+	ck_assert_int_eq(uidl_assign(e, 2 * HALF, &t), 0);
 	for (size_t i = 0; i < 2 * HALF; i++) {
 		if (i < HALF)
 			snprintf(want, sizeof(want), D(11) "-%zu", i + 2);
@@ -561,10 +562,10 @@ START_TEST(suffixes_skip_many_taken_ids)
 			snprintf(want, sizeof(want), D(11));
 		else
 			snprintf(want, sizeof(want), D(11) "-%zu", i + 1);
-		uidl_format(&e[i], id);
+		uidl_format(&e[i], &t, id);
 		ck_assert_str_eq(id, want);
-		free(e[i].xuidl);
 	}
+	uidl_table_free(&t);
 	free(e);
 }
 END_TEST
