@@ -240,12 +240,14 @@ check-faults: $(B)/pop3d $(B)/faultshim.so
 		$(if $(CRASH_UNDO_OK),--crash-undo-ok) $(FAULT_ARGS)
 
 # The long exploration: every scenario, CRASH_STATES distinct states
-# each, then every sync of every scenario left out in turn.
+# each, cuts during the recoveries of its 6 busiest crash states
+# (CRASH_STATES/3 each), then every sync of every scenario and of its
+# busiest recovery left out in turn.
 CRASH_STATES ?= 3000
 CRASH_ARGS ?=
 check-crash: $(B)/pop3d $(B)/faultshim.so
 	/usr/bin/python3 -B tests/faults/crash_explore.py --binary $(B)/pop3d \
-		--shim $(B)/faultshim.so --states $(CRASH_STATES) \
+		--shim $(B)/faultshim.so --states $(CRASH_STATES) --recovery 6 \
 		$(CRASH_UNDO_OK) $(CRASH_ARGS)
 	/usr/bin/python3 -B tests/faults/crash_explore.py --binary $(B)/pop3d \
 		--shim $(B)/faultshim.so --teeth --states 1000 \

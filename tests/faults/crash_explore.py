@@ -55,19 +55,27 @@ explored in the manner of ALICE (OSDI 2014) and CrashMonkey (OSDI 2018).
    A failing state is described (crash point, what was lost, the outcome
    with lost/damaged/duplicated/resurrected counts) and its files kept.
 
+--recovery N also cuts recoveries: for the N crash states whose recovery
+makes the most calls, that recovery is recorded the same way and its own
+crash states must recover to what the first cut allowed.
+
 --drop-sync N records a mutant whose Nth fsync/fdatasync does nothing
 (FAULTSHIM_DROP_SYNC); --teeth does that for every sync of the scenario
 and requires the explorer to fail on each, except syncs of the journal
 directory after the spool's last sync (they make only the journal's
 removal durable; a journal left behind must then be harmless, which the
-states with it left behind check).
+states with it left behind check). With --undo-ok a sync whose loss can
+only roll UPDATE back counts as caught when the strict check fails. Then
+the same for the syncs of the busiest recovery, where a directory's sync
+may turn out unneeded (reported) but a spool's or a record's may not.
 
-Also the test functions test_crash_states and test_crash_teeth for
-run.py (make check-faults).
+Also the test functions test_crash_states, test_crash_recovery and
+test_crash_teeth for run.py (make check-faults).
 """
 
 import argparse
 import hashlib
+import itertools
 import os
 import random
 import subprocess
@@ -85,6 +93,7 @@ from faultlib import check, harness, mboxcheck  # noqa: E402
 PAGE = 4096
 EXHAUSTIVE_MAX = 256        # combinations per crash point enumerated in full
 ATTEMPTS = 40               # draws per turn before a crash point's stream is given up
+FAILURE_DIRS = itertools.count(1)
 
 
 # --- scenarios ---------------------------------------------------------------
@@ -108,6 +117,8 @@ SCENARIOS = {
     "dele-last": Scenario("dele-last", 8, [8]),
     "dele-all": Scenario("dele-all", 6, [1, 2, 3, 4, 5, 6], append=True),
     "first-login": Scenario("first-login", 10, [2, 5, 6], first_login=True),
+    # Moves longer than the 256 KiB copy buffer: several writes per region.
+    "dele-big": Scenario("dele-big", 24, [2, 3, 10, 17], big_every=3, big_size=70000),
 }
 # make check-faults: mail appended during the session, and a session
 # whose login makes the user's journal directory.
@@ -175,6 +186,7 @@ def record(env, scen, tag, drop_sync=None):
     expected["c-late"] = mboxcheck.stored_form(late, mboxcheck.from_line(rng))
     return Recording(scen=scen, dir=d, spool=spool, jdir=jdir, jroot=jroot,
                      jdir_existed=not scen.first_login, jname=jname, calls=calls,
+                     initial=before, jinitial={}, final=after, allowed=None, paths=paths,
                      before=before, after=after, expected=expected, kept=kept,
                      deleted=deleted, late=expected["c-late"],
                      jfinal={n: (jdir / n).read_bytes() for n in os.listdir(jdir)
@@ -239,7 +251,7 @@ class Model:
         # Nodes: 0 the spool, 1 the journal root, 2 the user's journal
         # directory if it existed before; new files and directories after.
         self.kind = {0: "file", 1: "dir"}
-        self.initial = {0: rec.before}
+        self.initial = {0: rec.initial}
         self.names = {str(rec.spool): 0, str(rec.jroot): 1}
         self.uid = rec.jdir.name
         self.entries = {1: {}}
@@ -247,6 +259,11 @@ class Model:
             self.kind[2] = "dir"
             self.names[str(rec.jdir)] = 2
             self.entries = {1: {self.uid: 2}, 2: {}}
+            for name, data in rec.jinitial.items():     # durable
+                n = self._new("file")
+                self.initial[n] = data
+                self.names[str(rec.jdir / name)] = n
+                self.entries[2][name] = n
         self.events = []
         fds = {}
         for c in rec.calls:
@@ -419,8 +436,14 @@ class Model:
 
 # --- candidates ------------------------------------------------------------------
 
-def candidates(model, k, rng):
+def candidates(model, k, rng, late_mail=True):
     """The kept-sets to try at crash point k, best first (a generator)."""
+    for kept, late in _candidates(model, k, rng):
+        if late_mail or not late:
+            yield kept, late
+
+
+def _candidates(model, k, rng):
     units = model.units(k)
     n = len(units)
     yield frozenset(), False
@@ -473,7 +496,7 @@ class Explorer:
         m = self.model
         k = m.points[-1]
         spool, j = m.state(k, frozenset(m.units(k)))
-        check(spool == self.rec.after, "model: the spool with every call kept is not the "
+        check(spool == self.rec.final, "model: the spool with every call kept is not the "
               "spool the session left")
         check(j == self.rec.jfinal, f"model: journal files {sorted(j or ())} with every call "
               f"kept, the session left {sorted(self.rec.jfinal)}")
@@ -509,6 +532,19 @@ class Explorer:
         lines = r.stdout.decode("latin-1").split("\r\n")
         return lines, r.stderr
 
+    def allowed_at(self, k):
+        """The spools recovery may leave after a cut at k (before any late
+        mail)."""
+        rec = self.rec
+        if rec.allowed is not None:     # a recovery's own cuts: as its state allows
+            return rec.allowed
+        zone = self.model.zone[k]
+        if zone == "before":
+            return [rec.before]
+        if zone == "begun" and not self.undo_ok:
+            return [rec.after]
+        return [rec.before, rec.after]
+
     def run_one(self, k, kept, late):
         m, rec = self.model, self.rec
         spool, journal = m.state(k, kept)
@@ -529,9 +565,7 @@ class Explorer:
             if rec.jdir.exists() else []
         tail = rec.late if late else b""
         zone = m.zone[k]
-        allowed = {"before": [rec.before]}.get(zone, [rec.before, rec.after])
-        if zone == "begun" and not self.undo_ok:
-            allowed = [rec.after]
+        allowed = self.allowed_at(k)
         problems = []
         login = lines[2] if len(lines) > 2 else "(none)"
         if not login.startswith("+OK") or len(lines) < 4 or not lines[3].startswith("+OK"):
@@ -549,7 +583,7 @@ class Explorer:
                             f"{' + late mail' if late else ''}: {what}")
         if after == rec.before + tail and rec.before != rec.after:
             self.figures["rolled back"] += 1
-            if zone == "begun":
+            if zone == "begun" and rec.allowed is None:
                 self.figures["resurrected"] += 1
         elif after == rec.after + tail:
             self.figures["rolled forward"] += 1
@@ -560,8 +594,7 @@ class Explorer:
         return not problems
 
     def keep_failure(self, k, kept, late, spool, journal, problems, stderr):
-        n = len(self.failures) + 1
-        d = self.rec.dir.parent / f"{self.rec.dir.name}-failure{n}"
+        d = self.rec.dir.parent / f"{self.rec.dir.name}-failure{next(FAILURE_DIRS)}"
         d.mkdir()
         (d / "spool").write_bytes(spool)
         for name, data in (journal or {}).items():
@@ -577,7 +610,8 @@ class Explorer:
         after (an event index), only the crash points from there on."""
         m = self.model
         points = [k for k in m.points if after is None or k >= after]
-        streams = {k: candidates(m, k, self.rng) for k in points}
+        streams = {k: candidates(m, k, self.rng, self.rec.late is not None)
+                   for k in points}
         start = time.monotonic()
         while streams and self.figures["states"] < budget:
             for k in list(streams):
@@ -602,6 +636,101 @@ class Explorer:
         self.figures["crash points"] = len(points)
         self.figures["crash points drawn out"] = len(points) - len(streams)
         return self.failures
+
+
+# --- cuts during recovery ------------------------------------------------------------
+
+def record_recovery(env, ex, k, kept, late, tag, drop_sync=None):
+    """Materialise a crash state of ex's recording, then record its
+    recovery (a login). None if there is nothing to recover."""
+    parent, m = ex.rec, ex.model
+    spool, journal = m.state(k, kept)
+    if not journal:
+        return None
+    tail = parent.late if late else b""
+    spool += tail
+    ex.materialise(spool, journal)
+    recfile = parent.dir.parent / f"{parent.dir.name}-{tag}.rec"
+    p = env.session(parent.dir, rules="", paths=parent.paths, record=recfile,
+                    drop_sync=drop_sync)
+    try:
+        check(p.cmd("USER alice") == "+OK send PASS", "USER")
+        r = p.cmd("PASS secret")
+        check(r.startswith("+OK"), f"recovery login: {r}")
+        check(p.cmd("QUIT").startswith("+OK"), "QUIT")
+    finally:
+        p.close()
+    calls = [c for c in read_record(recfile) if c.pid == p.pid]
+    if not any(c.op not in ("open", "close") for c in calls):
+        return None
+    allowed = [a + tail for a in ex.allowed_at(k)]
+    final = parent.spool.read_bytes()
+    check(final in allowed, f"the uninterrupted recovery of {m.describe(k, kept)} "
+          f"left a spool it must not")
+    return Recording(scen=parent.scen, dir=parent.dir, spool=parent.spool, jdir=parent.jdir,
+                     jroot=parent.jroot, jdir_existed=True, jname=parent.jname,
+                     calls=calls, initial=spool, jinitial=journal, final=final,
+                     jfinal={n: (parent.jdir / n).read_bytes()
+                             for n in os.listdir(parent.jdir) if n.startswith(parent.jname)},
+                     allowed=allowed, paths=parent.paths, before=parent.before + tail,
+                     after=parent.after + tail, expected=parent.expected,
+                     kept=parent.kept + (["c-late"] if late else []),
+                     deleted=parent.deleted, late=None,
+                     origin=f"recovery of [{m.describe(k, kept)}"
+                            f"{', mail delivered before recovery' if late else ''}]")
+
+
+def recoveries(env, ex, limit=None):
+    """Record the recovery of each crash point's synced-only and fully
+    kept state, with and without late mail; the ones with the most calls
+    first (up to limit)."""
+    m, out, seen = ex.model, [], set()
+    for k in m.points:
+        for kept in (frozenset(), frozenset(m.units(k))):
+            for late in (False, True):
+                spool, journal = m.state(k, kept)
+                key = (spool, late, tuple(sorted((journal or {}).items())))
+                if key in seen:
+                    continue
+                seen.add(key)
+                rec = record_recovery(env, ex, k, kept, late, f"rec{len(seen)}")
+                if rec is not None:
+                    out.append((k, kept, late, rec))
+    out.sort(key=lambda t: -len(t[3].calls))
+    return out[:limit]
+
+
+def explore_recoveries(env, name, count, budget, undo_ok, seed, out=print):
+    """Power cuts during recovery: the recoveries of count crash states of
+    the scenario (the busiest first), each explored like UPDATE."""
+    rec = record(env, SCENARIOS[name], "nested")
+    ex = Explorer(env, rec, undo_ok, seed)
+    total, failures = {"states": 0, "seconds": 0.0}, []
+    for _, _, _, nrec in recoveries(env, ex, count):
+        nex = Explorer(env, nrec, undo_ok, seed)
+        nex.explore(budget)
+        f = nex.figures
+        out(f"  {name}, {nrec.origin}: {len(nrec.calls)} calls, "
+            f"{len(nex.model.points)} crash points, {combinations(nex.model):.3g} "
+            f"combinations; {f['states']} states in {nex.seconds:.1f}s; "
+            f"{len(nex.failures)} failing")
+        total["states"] += f["states"]
+        total["seconds"] += nex.seconds
+        failures += [f"{name}, {nrec.origin}: {x}" for x in nex.failures]
+    return total, failures
+
+
+def recovery_teeth(env, name, budget, undo_ok, seed, out=print):
+    """Drop each sync of the busiest recovery in turn."""
+    base = record(env, SCENARIOS[name], "rteeth")
+    bex = Explorer(env, base, undo_ok, seed)
+    k, kept, late, nrec = recoveries(env, bex, 1)[0]
+    out(f"  {nrec.origin}")
+    caught, missed, exempted = [], [], []
+    for i, c in enumerate(syncs_of(nrec), 1):
+        drec = record_recovery(env, bex, k, kept, late, f"rdrop{i}", drop_sync=i)
+        _judge(env, nrec, drec, c, i, budget, undo_ok, seed, caught, missed, exempted, out)
+    return caught, missed, exempted
 
 
 # --- entry points ------------------------------------------------------------------
@@ -681,25 +810,39 @@ def teeth(env, name, budget, undo_ok, seed, out=print):
     caught, missed, exempted = [], [], []
     for i, c in enumerate(syncs, 1):
         rec = record(env, SCENARIOS[name], f"drop{i}", drop_sync=i)
-        drops = [x for x in rec.calls if x.op == "dropsync"]
-        check(len(drops) == 1, f"sync {i}: the shim dropped {len(drops)} syncs")
-        ex = Explorer(env, rec, undo_ok, seed)
-        # Before the dropped sync the mutant does what the original does.
-        at = next(i for i, e in enumerate(ex.model.events) if e.kind == "drop")
-        ex.explore(budget, stop_at_failure=True, after=max(at - 1, 0))
-        what = f"sync {i} ({c.op} of {role(base, c.path)}, call #{c.n})"
-        if ex.failures:
-            caught.append(what)
-            out(f"  dropped {what}: caught after {ex.figures['states']} states: "
-                f"{ex.failures[0]}")
-        elif exempt(base, c):
-            exempted.append(what)
-            out(f"  dropped {what}: not caught in {ex.figures['states']} states "
-                f"(exempt: only the journal's removal)")
-        else:
-            missed.append(what)
-            out(f"  dropped {what}: NOT CAUGHT in {ex.figures['states']} states")
+        _judge(env, base, rec, c, i, budget, undo_ok, seed, caught, missed, exempted, out)
     return caught, missed, exempted
+
+
+def _strict_catches(env, rec, budget, seed, at):
+    ex = Explorer(env, rec, False, seed)
+    ex.explore(budget, stop_at_failure=True, after=max(at - 1, 0))
+    return bool(ex.failures)
+
+
+def _judge(env, base, rec, c, i, budget, undo_ok, seed, caught, missed, exempted, out):
+    drops = [x for x in rec.calls if x.op == "dropsync"]
+    check(len(drops) == 1, f"sync {i}: the shim dropped {len(drops)} syncs")
+    ex = Explorer(env, rec, undo_ok, seed)
+    # Before the dropped sync the mutant does what the original does.
+    at = next(j for j, e in enumerate(ex.model.events) if e.kind == "drop")
+    ex.explore(budget, stop_at_failure=True, after=max(at - 1, 0))
+    what = f"sync {i} ({c.op} of {role(base, c.path)}, call #{c.n})"
+    if ex.failures:
+        caught.append(what)
+        out(f"  dropped {what}: caught after {ex.figures['states']} states: "
+            f"{ex.failures[0]}")
+    elif exempt(base, c):
+        exempted.append(what)
+        out(f"  dropped {what}: not caught in {ex.figures['states']} states "
+            f"(exempt: only the journal's removal)")
+    elif undo_ok and _strict_catches(env, rec, budget, seed, at):
+        caught.append(what)
+        out(f"  dropped {what}: caught only as a roll back after UPDATE began, which "
+            f"--undo-ok allows (nothing lost or damaged)")
+    else:
+        missed.append(what)
+        out(f"  dropped {what}: NOT CAUGHT in {ex.figures['states']} states")
 
 
 def test_crash_states(ctx):
@@ -717,18 +860,44 @@ def test_crash_states(ctx):
           + "\n".join(failures[:10]))
 
 
+def test_crash_recovery(ctx):
+    """Power cuts during recovery: the recovery of the busiest crash state
+    (today the APPLY path: mail delivered after the cut), cut in its turn,
+    recovers to what the first cut allowed."""
+    opts = ctx.opts
+    lines = []
+    total, failures = explore_recoveries(ctx.env, "dele-append", 1, opts.crash_states // 3,
+                                         opts.crash_undo_ok, opts.seed, out=lines.append)
+    for line in lines:
+        ctx.note("crash in recovery: " + line.strip())
+    ctx.count("crash: states explored (cuts during recovery)", total["states"])
+    ctx.count("crash: failing states", len(failures))
+    check(not failures, f"{len(failures)} crash states during recovery broke a promise:\n"
+          + "\n".join(failures[:10]))
+
+
 def test_crash_teeth(ctx):
     """The explorer finds the dropped sync: every fsync/fdatasync of the
-    UPDATE, made a no-op in turn, leaves a crash state that fails."""
+    UPDATE, and of the busiest recovery, made a no-op in turn, leaves a
+    crash state that fails."""
     lines = []
     caught, missed, exempted = teeth(ctx.env, "dele", ctx.opts.crash_teeth_states,
                                      ctx.opts.crash_undo_ok, ctx.opts.seed,
                                      out=lines.append)
+    r = recovery_teeth(ctx.env, "dele", ctx.opts.crash_teeth_states,
+                       ctx.opts.crash_undo_ok, ctx.opts.seed, out=lines.append)
     for line in lines:
         ctx.note("crash teeth: " + line.strip())
-    ctx.count("crash: dropped syncs caught", len(caught))
-    check(caught, "no sync recorded in UPDATE")
-    check(not missed, f"the explorer missed dropped syncs: {missed}")
+    ctx.count("crash: dropped syncs caught", len(caught) + len(r[0]))
+    check(caught and r[0], "no sync recorded in UPDATE or in its recovery")
+    # In recovery a directory's sync can be unneeded (today: the one after
+    # APPLY is replaced by TRUNCATE, APPLY being idempotent); a spool's or
+    # a journal record's never is.
+    unneeded = [w for w in r[1] if "directory" in w]
+    for w in unneeded:
+        ctx.note(f"crash teeth: recovery's {w}: no failing state without it")
+    check(not missed and len(unneeded) == len(r[1]),
+          f"the explorer missed dropped syncs: {missed + r[1]}")
 
 
 def main():
@@ -744,7 +913,11 @@ def main():
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     ap.add_argument("--drop-sync", type=int, help="record with the Nth sync left out")
     ap.add_argument("--teeth", action="store_true",
-                    help="leave out each sync in turn; each must be caught")
+                    help="leave out each sync in turn, of UPDATE and of its busiest "
+                    "recovery; each must be caught")
+    ap.add_argument("--recovery", type=int, default=0, metavar="N",
+                    help="also cut the recoveries of the N busiest crash states per "
+                    "scenario (--states/3 states each)")
     ap.add_argument("--keep", action="store_true")
     opts = ap.parse_args()
     workdir = harness.make_workdir()
@@ -762,6 +935,15 @@ def main():
             print(f"{name}: {len(caught)} caught, {len(missed)} missed, "
                   f"{len(exempted)} exempt")
             bad |= bool(missed)
+            if SCENARIOS[name].first_login:
+                continue
+            print(f"{name}: dropping each sync of a recovery in turn", flush=True)
+            caught, missed, exempted = recovery_teeth(env, name, opts.states, opts.undo_ok,
+                                                      opts.seed,
+                                                      out=lambda s: print(s, flush=True))
+            print(f"{name} recovery: {len(caught)} caught, {len(missed)} missed, "
+                  f"{len(exempted)} exempt")
+            bad |= any("directory" not in w for w in missed)   # as test_crash_teeth
     else:
         total, failures = (None, [])
         if opts.drop_sync:
@@ -774,6 +956,15 @@ def main():
         else:
             total, failures = explore_scenarios(env, names, opts.states, opts.undo_ok,
                                                 opts.seed, out=lambda s: print(s, flush=True))
+            for name in names if opts.recovery else ():
+                if SCENARIOS[name].first_login:
+                    continue
+                t, f = explore_recoveries(env, name, opts.recovery, opts.states // 3,
+                                          opts.undo_ok, opts.seed,
+                                          out=lambda s: print(s, flush=True))
+                total["states"] += t["states"]
+                total["seconds"] += t["seconds"]
+                failures += f
             print(f"# {total['states']} states in {total['seconds']:.1f}s "
                   f"({total['states'] / max(total['seconds'], 1e-9):.1f}/s), "
                   f"{len(failures)} failing")
