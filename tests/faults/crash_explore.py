@@ -134,6 +134,9 @@ class Recording:
 
 
 def record(env, scen, tag, drop_sync=None):
+    """Run the scenario's session under the recording shim (with the Nth
+    sync left out if drop_sync) and return its Recording. First-login
+    scenarios need set_aside() around them."""
     rng = mboxcheck.rng_for(4242)
     data, tokens, expected, _ = mboxcheck.build_spool(
         scen.n, rng, prefix="c", big_every=scen.big_every, big_size=scen.big_size)
@@ -756,13 +759,13 @@ def exempt(rec, call):
     return call.path == str(rec.jdir) and spool_syncs and call.n > max(spool_syncs)
 
 
-def set_aside(env):
-    """Move whatever other tests left in the user's journal directory
-    aside (the first-login scenario removes the directory); returns the
+def set_aside(env, scen):
+    """For a first-login scenario, which removes the user's journal
+    directory, move whatever other tests left there aside; returns the
     function that puts it back."""
     jdir = env.journal_dir()
     aside = jdir.parent / f".crash-aside-{os.getpid()}"
-    names = os.listdir(jdir) if jdir.exists() else []
+    names = os.listdir(jdir) if scen.first_login and jdir.exists() else []
     if names:
         aside.mkdir()
         for n in names:
@@ -780,7 +783,7 @@ def set_aside(env):
 def explore_scenarios(env, names, budget, undo_ok, seed, out=print):
     total, failures = {"states": 0, "seconds": 0.0}, []
     for name in names:
-        restore = set_aside(env) if SCENARIOS[name].first_login else (lambda: None)
+        restore = set_aside(env, SCENARIOS[name])
         try:
             rec = record(env, SCENARIOS[name], "explore")
             ex = Explorer(env, rec, undo_ok, seed)
@@ -805,12 +808,16 @@ def explore_scenarios(env, names, budget, undo_ok, seed, out=print):
 
 def teeth(env, name, budget, undo_ok, seed, out=print):
     """Drop each sync in turn. Returns (caught, missed, exempt missed)."""
-    base = record(env, SCENARIOS[name], "base")
-    syncs = syncs_of(base)
     caught, missed, exempted = [], [], []
-    for i, c in enumerate(syncs, 1):
-        rec = record(env, SCENARIOS[name], f"drop{i}", drop_sync=i)
-        _judge(env, base, rec, c, i, budget, undo_ok, seed, caught, missed, exempted, out)
+    restore = set_aside(env, SCENARIOS[name])
+    try:
+        base = record(env, SCENARIOS[name], "base")
+        for i, c in enumerate(syncs_of(base), 1):
+            rec = record(env, SCENARIOS[name], f"drop{i}", drop_sync=i)
+            _judge(env, base, rec, c, i, budget, undo_ok, seed, caught, missed, exempted,
+                   out)
+    finally:
+        restore()
     return caught, missed, exempted
 
 
@@ -948,10 +955,14 @@ def main():
         total, failures = (None, [])
         if opts.drop_sync:
             for name in names:
-                rec = record(env, SCENARIOS[name], f"drop{opts.drop_sync}",
-                             drop_sync=opts.drop_sync)
-                ex = Explorer(env, rec, opts.undo_ok, opts.seed)
-                failures += [f"{name}: {x}" for x in ex.explore(opts.states)]
+                restore = set_aside(env, SCENARIOS[name])
+                try:
+                    rec = record(env, SCENARIOS[name], f"drop{opts.drop_sync}",
+                                 drop_sync=opts.drop_sync)
+                    ex = Explorer(env, rec, opts.undo_ok, opts.seed)
+                    failures += [f"{name}: {x}" for x in ex.explore(opts.states)]
+                finally:
+                    restore()
                 print(f"  {name}: {ex.figures['states']} states, {len(ex.failures)} failing")
         else:
             total, failures = explore_scenarios(env, names, opts.states, opts.undo_ok,

@@ -3,7 +3,7 @@
 
     run.py --binary BUILD/pop3d --shim BUILD/faultshim.so [-k NAME]...
            [--kill-runs 200] [--kill-messages 3000] [--seed N] [-j JOBS]
-           [--crash-states 100] [--crash-teeth-states 150] [--crash-undo-ok]
+           [--crash-states 200] [--crash-teeth-states 150] [--crash-undo-ok]
 
 Tests are the test_* functions of test_faults.py (injected I/O faults),
 test_kill.py (SIGKILL at random moments), test_signals.py (hang-ups,
@@ -78,7 +78,7 @@ def main():
     ap.add_argument("--kill-messages", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=None)
     # A bounded exploration; make check-crash runs a long one.
-    ap.add_argument("--crash-states", type=int, default=100,
+    ap.add_argument("--crash-states", type=int, default=200,
                     help="distinct power-cut states per scenario")
     ap.add_argument("--crash-teeth-states", type=int, default=150,
                     help="states tried per mutant before a dropped sync counts as missed")
