@@ -47,7 +47,7 @@ explored in the manner of ALICE (OSDI 2014) and CrashMonkey (OSDI 2018).
      before    no call had changed anything yet: S_before;
      in doubt  from the first change until a journal record is durable
                (the first crash point whose synced-only state holds a
-               journal file other than *.new): either;
+               journal file other than *.new, TEMP_SUFFIX): either;
      begun     from then on: S_after (roll forward), or with --undo-ok
                (today's journal, which rolls back UPDATE's first phase)
                either. "Either" is still all or nothing: a spool holding
@@ -94,6 +94,9 @@ PAGE = 4096
 EXHAUSTIVE_MAX = 256        # combinations per crash point enumerated in full
 ATTEMPTS = 40               # draws per turn before a crash point's stream is given up
 FAILURE_DIRS = itertools.count(1)
+# A journal being written, not yet renamed into place (journal.c): its
+# presence alone does not mean UPDATE began, nor is it left pending.
+TEMP_SUFFIX = ".new"
 
 
 # --- scenarios ---------------------------------------------------------------
@@ -144,8 +147,6 @@ def record(env, scen, tag, drop_sync=None):
     spool = env.install_spool(d / "alice", data)
     jdir = env.journal_dir()
     check(jdir is not None, "pop3d has no --journal-dir")
-    st = os.stat(spool)
-    jname = f"{st.st_dev:x}-{st.st_ino:x}"
     recfile = d.parent / (d.name + ".rec")
     jroot = jdir.parent
     if not jdir.exists():       # a login before: the directories are old and durable
@@ -153,6 +154,8 @@ def record(env, scen, tag, drop_sync=None):
                            input=b"USER alice\r\nPASS secret\r\nQUIT\r\n",
                            capture_output=True, timeout=60)
         check(jdir.is_dir(), f"no journal directory after a login: {r.stderr!r}")
+    # Whatever else is there belongs to other tests: never touched.
+    foreign = set(os.listdir(jdir))
     if scen.first_login:
         jdir.rmdir()            # set_aside() emptied it
         paths = [spool, jroot, f"{jroot}/*"]
@@ -188,12 +191,16 @@ def record(env, scen, tag, drop_sync=None):
     late = mboxcheck.make_message("c-late", rng, size=5000)
     expected["c-late"] = mboxcheck.stored_form(late, mboxcheck.from_line(rng))
     return Recording(scen=scen, dir=d, spool=spool, jdir=jdir, jroot=jroot,
-                     jdir_existed=not scen.first_login, jname=jname, calls=calls,
+                     jdir_existed=not scen.first_login, foreign=foreign, calls=calls,
                      initial=before, jinitial={}, final=after, allowed=None, paths=paths,
                      before=before, after=after, expected=expected, kept=kept,
                      deleted=deleted, late=expected["c-late"],
-                     jfinal={n: (jdir / n).read_bytes() for n in os.listdir(jdir)
-                             if n.startswith(jname)})
+                     jfinal=journal_files(jdir, foreign))
+
+
+def journal_files(jdir, foreign):
+    """The journal directory's files but the foreign ones, by name."""
+    return {n: (jdir / n).read_bytes() for n in os.listdir(jdir) if n not in foreign}
 
 
 # --- the recording -------------------------------------------------------------
@@ -415,7 +422,7 @@ class Model:
         for k in range(len(self.events)):
             if not begun and k >= first_change:
                 _, j = self.state(k, set())
-                begun = any(not n.endswith(".new") for n in j or ())
+                begun = any(not n.endswith(TEMP_SUFFIX) for n in j or ())
             self.zone[k] = ("before" if k < first_change else
                             "begun" if begun else "doubt")
         self.begun_at = next((k for k in range(len(self.events))
@@ -511,7 +518,7 @@ class Explorer:
             f.write(spool)
         if rec.jdir.exists():
             for n in os.listdir(rec.jdir):
-                if n.startswith(rec.jname):
+                if n not in rec.foreign:
                     os.unlink(rec.jdir / n)
         if journal is None:             # the user's directory itself was lost
             if rec.jdir.exists():
@@ -564,7 +571,7 @@ class Explorer:
         self.materialise(spool, journal)
         lines, stderr = self.recover()
         after = rec.spool.read_bytes()
-        left = [n for n in os.listdir(rec.jdir) if n.startswith(rec.jname)] \
+        left = [n for n in os.listdir(rec.jdir) if n not in rec.foreign] \
             if rec.jdir.exists() else []
         tail = rec.late if late else b""
         zone = m.zone[k]
@@ -590,7 +597,7 @@ class Explorer:
                 self.figures["resurrected"] += 1
         elif after == rec.after + tail:
             self.figures["rolled forward"] += 1
-        if [n for n in left if not n.endswith(".new")]:
+        if [n for n in left if not n.endswith(TEMP_SUFFIX)]:
             problems.append(f"journal left after recovery: {left}")
         if problems:
             self.keep_failure(k, kept, late, spool, journal, problems, stderr)
@@ -671,10 +678,9 @@ def record_recovery(env, ex, k, kept, late, tag, drop_sync=None):
     check(final in allowed, f"the uninterrupted recovery of {m.describe(k, kept)} "
           f"left a spool it must not")
     return Recording(scen=parent.scen, dir=parent.dir, spool=parent.spool, jdir=parent.jdir,
-                     jroot=parent.jroot, jdir_existed=True, jname=parent.jname,
+                     jroot=parent.jroot, jdir_existed=True, foreign=parent.foreign,
                      calls=calls, initial=spool, jinitial=journal, final=final,
-                     jfinal={n: (parent.jdir / n).read_bytes()
-                             for n in os.listdir(parent.jdir) if n.startswith(parent.jname)},
+                     jfinal=journal_files(parent.jdir, parent.foreign),
                      allowed=allowed, paths=parent.paths, before=parent.before + tail,
                      after=parent.after + tail, expected=parent.expected,
                      kept=parent.kept + (["c-late"] if late else []),
