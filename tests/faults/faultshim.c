@@ -339,8 +339,7 @@ note(const char *kind, enum op op, unsigned long n, const char *what,
 	syscall(SYS_close, fd);
 }
 
-/* --- recording (FAULTSHIM_RECORD) ------------------------------------------
- */
+/* --- recording (FAULTSHIM_RECORD) -------------------------------------- */
 
 static unsigned long long
 ino_of_fd(int fd)
