@@ -277,6 +277,12 @@ journal_prepare(const struct config *cfg, const struct auth_user *who)
 		log_msg(LOG_ERR, "%s/%s: fchmod: %m", cfg->journal_dir, name);
 	else if (geteuid() == 0 && fchown(fd, who->uid, who->gid) < 0)
 		log_msg(LOG_ERR, "%s/%s: fchown: %m", cfg->journal_dir, name);
+	/* A journal written in it must not vanish with the directory at a
+	 * power cut: its name in <journal-dir> is made durable before the
+	 * session can use it (the session's own fsync of the directory,
+	 * before a journal is relied on, covers its owner and mode). */
+	else if (fsync(dfd) < 0)
+		log_msg(LOG_ERR, "%s/%s: fsync: %m", cfg->journal_dir, name);
 	if (fd >= 0)
 		close(fd);
 	close(dfd);

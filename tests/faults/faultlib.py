@@ -85,13 +85,16 @@ class Env:
         return ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]
                 + self.default_args + list(args))
 
-    def child_env(self, rules=None, paths=(), log=None, trace=False):
+    def child_env(self, rules=None, paths=(), log=None, trace=False, record=None,
+                  drop_sync=None):
+        """record: the shim's FAULTSHIM_RECORD file (crash_explore.py);
+        drop_sync: FAULTSHIM_DROP_SYNC, the Nth sync made a no-op."""
         env = dict(self.base.child_env)
         # command() above runs pop3d directly, not through the harness's
         # private-/tmp wrapper (these tests run one at a time), so the
         # wrappers are preloaded here.
         env["LD_PRELOAD"] = env["POP3D_CWRAP_PRELOAD"]
-        if rules is not None or trace:
+        if rules is not None or trace or record is not None:
             check(self.shim is not None, "no fault shim given")
             env["LD_PRELOAD"] = env["LD_PRELOAD"] + ":" + self.shim
             env["FAULTSHIM_PATHS"] = ":".join(str(p) for p in paths)
@@ -100,6 +103,10 @@ class Env:
                 env["FAULTSHIM_LOG"] = str(log)
             if trace:
                 env["FAULTSHIM_TRACE"] = "1"
+            if record is not None:
+                env["FAULTSHIM_RECORD"] = str(record)
+            if drop_sync:
+                env["FAULTSHIM_DROP_SYNC"] = str(drop_sync)
         return env
 
     def spawner(self, **shim):

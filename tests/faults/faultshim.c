@@ -37,6 +37,24 @@
  *   FAULTSHIM_LOG    file to append one line to for every rule that fired:
  *                    "FIRE pid op n action path"; with FAULTSHIM_TRACE=1
  *                    also every matching call: "CALL pid op n path".
+ *
+ * Recording (the crash-state explorer, tests/faults/crash_explore.py):
+ *   FAULTSHIM_RECORD     file to append a record to for every completed
+ *                        call on a matching file that changes the file
+ *                        system or orders its changes: open (with its
+ *                        flags and whether O_CREAT created the file),
+ *                        write, pwrite (with the octets written), ftruncate,
+ *                        fsync, fdatasync, close, rename, unlink, link,
+ *                        mkdir. One line each,
+ *                          "OP pid fd ino off len created flags path[\tpath2]"
+ *                        (fd -1 and ino 0 where they do not apply; ino is
+ *                        the inode the descriptor or name referred to),
+ *                        followed by len raw octets for write and pwrite.
+ *                        Failed calls are not recorded.
+ *   FAULTSHIM_DROP_SYNC  N: the Nth matching fsync or fdatasync (counted
+ *                        together) returns 0 without syncing, recorded as
+ *                        "dropsync": a mutant with that sync removed, for
+ *                        proving that the explorer notices.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -48,11 +66,13 @@
 #include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,6 +122,8 @@ static int n_prefixes;
 static unsigned long counts[OP_COUNT];
 static int initialized, active, tracing;
 static const char *log_path;
+static const char *record_path;
+static unsigned long drop_sync, syncs_seen;
 
 static struct {
 	ssize_t (*read)(int, void *, size_t);
@@ -119,6 +141,9 @@ static struct {
 	int (*unlink)(const char *);
 	int (*link)(const char *, const char *);
 	int (*fstat)(int, struct stat *);
+	int (*close)(int);
+	int (*mkdir)(const char *, mode_t);
+	int (*mkdirat)(int, const char *, mode_t);
 } real;
 
 #define REAL(name)                                                             \
@@ -254,6 +279,9 @@ init(void)
 	log_path = getenv("FAULTSHIM_LOG");
 	p = getenv("FAULTSHIM_TRACE");
 	tracing = p != NULL && *p == '1';
+	record_path = getenv("FAULTSHIM_RECORD");
+	p = getenv("FAULTSHIM_DROP_SYNC");
+	drop_sync = p != NULL ? strtoul(p, NULL, 10) : 0;
 	active = n_prefixes > 0;
 }
 
@@ -309,6 +337,79 @@ note(const char *kind, enum op op, unsigned long n, const char *what,
 		return;
 	syscall(SYS_write, fd, line, (size_t)len);
 	syscall(SYS_close, fd);
+}
+
+/* --- recording (FAULTSHIM_RECORD) -------------------------------------- */
+
+static unsigned long long
+ino_of_fd(int fd)
+{
+	struct stat st;
+
+	REAL(fstat);
+	return real.fstat(fd, &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+static unsigned long long
+ino_of_path(int dirfd, const char *path)
+{
+	struct stat st;
+
+	return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0
+		       ? (unsigned long long)st.st_ino
+		       : 0;
+}
+
+/* One record: a header line and, for writes, the octets written. One
+ * writev on an O_APPEND descriptor, so records of two processes never
+ * interleave. */
+static void
+record(const char *op, int fd, unsigned long long ino, long long off,
+       size_t len, int created, int flags, const char *path, const char *path2,
+       const void *data)
+{
+	char line[1200];
+	struct iovec iov[2];
+	int n, rfd;
+
+	if (record_path == NULL)
+		return;
+	n = snprintf(
+		line, sizeof(line), "%s %ld %d %llu %lld %zu %d %x %s%s%s\n",
+		op, (long)getpid(), fd, ino, off, len, created, (unsigned)flags,
+		path, path2 ? "\t" : "", path2 ? path2 : "");
+	if (n <= 0 || n >= (int)sizeof(line))
+		die("record", path);
+	rfd = (int)syscall(SYS_openat, AT_FDCWD, record_path,
+			   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+	if (rfd < 0)
+		die("FAULTSHIM_RECORD", record_path);
+	iov[0] = (struct iovec){line, (size_t)n};
+	iov[1] = (struct iovec){(void *)(uintptr_t)data, data ? len : 0};
+	if (syscall(SYS_writev, rfd, iov, data ? 2 : 1) !=
+	    (long)(n + (data ? len : 0)))
+		die("record write", record_path);
+	syscall(SYS_close, rfd);
+}
+
+/* Are calls on these names recorded? */
+static int
+recording(const char *a, const char *b)
+{
+	init();
+	return active && record_path != NULL &&
+	       ((a != NULL && path_matches(a)) ||
+		(b != NULL && path_matches(b)));
+}
+
+/* Is this the sync that FAULTSHIM_DROP_SYNC removes? */
+static int
+drop_this_sync(const char *op, int fd, const char *path)
+{
+	if (drop_sync == 0 || ++syncs_seen != drop_sync)
+		return 0;
+	record("dropsync", fd, ino_of_fd(fd), -1, 0, 0, 0, path, op, NULL);
+	return 1;
 }
 
 static int
@@ -409,7 +510,7 @@ after(const struct rule *r)
 #define FD_PROLOGUE(OPNAME, fd)                                                \
 	char path_[512];                                                       \
 	const struct rule *rule_ = NULL;                                       \
-	const char *p_;                                                        \
+	const char *p_ = NULL;                                                 \
 	init();                                                                \
 	if (active && (p_ = fd_target((fd), path_, sizeof(path_))) != NULL)    \
 	rule_ = decide((OPNAME), p_)
@@ -460,6 +561,10 @@ write(int fd, const void *buf, size_t len)
 	if (before(rule_, &len))
 		return -1;
 	r = real.write(fd, buf, len);
+	if (p_ != NULL && r > 0)
+		record("write", fd, ino_of_fd(fd),
+		       (long long)lseek(fd, 0, SEEK_CUR) - r, (size_t)r, 0, 0,
+		       p_, NULL, buf);
 	after(rule_);
 	return r;
 }
@@ -474,6 +579,9 @@ pwrite(int fd, const void *buf, size_t len, off_t off)
 	if (before(rule_, &len))
 		return -1;
 	r = real.pwrite(fd, buf, len, off);
+	if (p_ != NULL && r > 0)
+		record("pwrite", fd, ino_of_fd(fd), (long long)off, (size_t)r,
+		       0, 0, p_, NULL, buf);
 	after(rule_);
 	return r;
 }
@@ -490,6 +598,9 @@ ftruncate(int fd, off_t len)
 	if (before(rule_, NULL))
 		return -1;
 	r = real.ftruncate(fd, len);
+	if (p_ != NULL && r == 0)
+		record("ftruncate", fd, ino_of_fd(fd), (long long)len, 0, 0, 0,
+		       p_, NULL, NULL);
 	after(rule_);
 	return r;
 }
@@ -504,7 +615,11 @@ fsync(int fd)
 	FD_PROLOGUE(OP_FSYNC, fd);
 	if (before(rule_, NULL))
 		return -1;
+	if (p_ != NULL && drop_this_sync("fsync", fd, p_))
+		return 0;
 	r = real.fsync(fd);
+	if (p_ != NULL && r == 0)
+		record("fsync", fd, ino_of_fd(fd), -1, 0, 0, 0, p_, NULL, NULL);
 	after(rule_);
 	return r;
 }
@@ -518,7 +633,12 @@ fdatasync(int fd)
 	FD_PROLOGUE(OP_FDATASYNC, fd);
 	if (before(rule_, NULL))
 		return -1;
+	if (p_ != NULL && drop_this_sync("fdatasync", fd, p_))
+		return 0;
 	r = real.fdatasync(fd);
+	if (p_ != NULL && r == 0)
+		record("fdatasync", fd, ino_of_fd(fd), -1, 0, 0, 0, p_, NULL,
+		       NULL);
 	after(rule_);
 	return r;
 }
@@ -597,28 +717,44 @@ path_decide(enum op op, const char *a, const char *b)
 	return NULL;
 }
 
+/* The absolute path that path names relative to dirfd, in full[]; NULL if
+ * it cannot be told. */
+static const char *
+resolve_at(int dirfd, const char *path, char *full, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	if (path[0] == '/')
+		return path;
+	if (dirfd == AT_FDCWD)
+		return NULL;
+	/* pop3d opens the spool by name relative to its directory: match
+	 * the whole path the name resolves to. */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+	n = readlink(link, full, size - 1);
+	if (n <= 0 || (size_t)n + 1 + strlen(path) >= size)
+		return NULL;
+	full[n] = '/';
+	strcpy(full + n + 1, path);
+	return full;
+}
+
 static int
 open_common(const char *path, int flags, mode_t mode, int dirfd, int at)
 {
 	const struct rule *r = NULL;
-	int fd;
+	const char *name;
+	char full[PATH_MAX];
+	int fd, existed = 1, ours;
 
-	char full[PATH_MAX], link[64];
-	ssize_t n;
-
-	if (path[0] == '/') {
-		r = path_decide(OP_OPEN, path, NULL);
-	} else if (at && dirfd != AT_FDCWD) {
-		/* pop3d opens the spool by name relative to its directory:
-		 * match the whole path the name resolves to. */
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-		n = readlink(link, full, sizeof(full) - 1);
-		if (n > 0 && (size_t)n + 1 + strlen(path) < sizeof(full)) {
-			full[n] = '/';
-			strcpy(full + n + 1, path);
-			r = path_decide(OP_OPEN, full, NULL);
-		}
-	}
+	init();
+	name = resolve_at(at ? dirfd : AT_FDCWD, path, full, sizeof(full));
+	ours = active && name != NULL && path_matches(name);
+	if (ours)
+		r = path_decide(OP_OPEN, name, NULL);
+	if (ours && record_path != NULL && (flags & O_CREAT))
+		existed = ino_of_path(at ? dirfd : AT_FDCWD, path) != 0;
 	if (before(r, NULL))
 		return -1;
 	if (at) {
@@ -628,6 +764,9 @@ open_common(const char *path, int flags, mode_t mode, int dirfd, int at)
 		REAL(open);
 		fd = real.open(path, flags, mode);
 	}
+	if (ours && fd >= 0)
+		record("open", fd, ino_of_fd(fd), -1, 0, !existed, flags, name,
+		       NULL, NULL);
 	after(r);
 	return fd;
 }
@@ -682,12 +821,17 @@ int
 rename(const char *from, const char *to)
 {
 	const struct rule *r = path_decide(OP_RENAME, from, to);
-	int ret;
+	unsigned long long ino = 0;
+	int ret, ours = recording(from, to);
 
+	if (ours)
+		ino = ino_of_path(AT_FDCWD, from);
 	if (before(r, NULL))
 		return -1;
 	REAL(rename);
 	ret = real.rename(from, to);
+	if (ours && ret == 0)
+		record("rename", -1, ino, -1, 0, 0, 0, from, to, NULL);
 	after(r);
 	return ret;
 }
@@ -696,12 +840,17 @@ int
 unlink(const char *path)
 {
 	const struct rule *r = path_decide(OP_UNLINK, path, NULL);
-	int ret;
+	unsigned long long ino = 0;
+	int ret, ours = recording(path, NULL);
 
+	if (ours)
+		ino = ino_of_path(AT_FDCWD, path);
 	if (before(r, NULL))
 		return -1;
 	REAL(unlink);
 	ret = real.unlink(path);
+	if (ours && ret == 0)
+		record("unlink", -1, ino, -1, 0, 0, 0, path, NULL, NULL);
 	after(r);
 	return ret;
 }
@@ -710,12 +859,71 @@ int
 link(const char *from, const char *to)
 {
 	const struct rule *r = path_decide(OP_LINK, from, to);
-	int ret;
+	int ret, ours = recording(from, to);
 
 	if (before(r, NULL))
 		return -1;
 	REAL(link);
 	ret = real.link(from, to);
+	if (ours && ret == 0)
+		record("link", -1, ino_of_path(AT_FDCWD, to), -1, 0, 1, 0, from,
+		       to, NULL);
 	after(r);
 	return ret;
+}
+
+/* Neither counted nor failed: only recorded, with the descriptor's last
+ * name, so that the explorer knows which descriptor numbers are reused. */
+int
+close(int fd)
+{
+	char target[512];
+	const char *p = NULL;
+	unsigned long long ino = 0;
+
+	init();
+	REAL(close);
+	if (active && record_path != NULL &&
+	    (p = fd_target(fd, target, sizeof(target))) != NULL)
+		ino = ino_of_fd(fd);
+	if (real.close(fd) < 0)
+		return -1;
+	if (p != NULL)
+		record("close", fd, ino, -1, 0, 0, 0, p, NULL, NULL);
+	return 0;
+}
+
+static int
+mkdir_common(int dirfd, const char *path, mode_t mode, int at)
+{
+	char full[PATH_MAX];
+	const char *name;
+	int r;
+
+	init();
+	name = resolve_at(at ? dirfd : AT_FDCWD, path, full, sizeof(full));
+	if (at) {
+		REAL(mkdirat);
+		r = real.mkdirat(dirfd, path, mode);
+	} else {
+		REAL(mkdir);
+		r = real.mkdir(path, mode);
+	}
+	if (r == 0 && active && record_path != NULL && name != NULL &&
+	    path_matches(name))
+		record("mkdir", -1, ino_of_path(at ? dirfd : AT_FDCWD, path),
+		       -1, 0, 1, 0, name, NULL, NULL);
+	return r;
+}
+
+int
+mkdir(const char *path, mode_t mode)
+{
+	return mkdir_common(AT_FDCWD, path, mode, 0);
+}
+
+int
+mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	return mkdir_common(dirfd, path, mode, 1);
 }

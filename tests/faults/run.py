@@ -3,11 +3,13 @@
 
     run.py --binary BUILD/pop3d --shim BUILD/faultshim.so [-k NAME]...
            [--kill-runs 200] [--kill-messages 3000] [--seed N] [-j JOBS]
+           [--crash-states 200] [--crash-teeth-states 150] [--crash-undo-ok]
 
 Tests are the test_* functions of test_faults.py (injected I/O faults),
 test_kill.py (SIGKILL at random moments), test_signals.py (hang-ups,
-SIGTERM/SIGHUP, a client that stops reading) and test_spool.py (spools
-that are not what they should be). One line per test, then the figures
+SIGTERM/SIGHUP, a client that stops reading), test_spool.py (spools
+that are not what they should be) and crash_explore.py (power-cut states
+of UPDATE, and that the explorer catches each sync left out). One line per test, then the figures
 (faults injected, kills, messages checked, anything lost, duplicated or
 damaged), then the failures in full, and last "N passed, N failed"; the
 exit status is 1 if any test failed.
@@ -30,7 +32,7 @@ sys.dont_write_bytecode = True
 import faultlib  # noqa: E402
 from faultlib import harness  # noqa: E402
 
-MODULES = ["test_spool", "test_signals", "test_faults", "test_kill"]
+MODULES = ["test_spool", "test_signals", "test_faults", "test_kill", "crash_explore"]
 
 
 class Context:
@@ -75,6 +77,13 @@ def main():
     ap.add_argument("--kill-runs", type=int, default=200)
     ap.add_argument("--kill-messages", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=None)
+    # A bounded exploration; make check-crash runs a long one.
+    ap.add_argument("--crash-states", type=int, default=200,
+                    help="distinct power-cut states per scenario")
+    ap.add_argument("--crash-teeth-states", type=int, default=150,
+                    help="states tried per mutant before a dropped sync counts as missed")
+    ap.add_argument("--crash-undo-ok", action="store_true",
+                    help="the journal may roll UPDATE back after it began (today's)")
     ap.add_argument("--keep", action="store_true")
     opts = ap.parse_args()
     if opts.seed is None:
