@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -424,6 +425,46 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	return 0;
 }
 
+/* Every directory above a root-only directory must be root's and
+ * writable by root alone as well: whoever can write one of them can
+ * rename the subtree away and put one of their own in its place. The
+ * exception is a sticky directory of root's (/tmp, /var/tmp), where
+ * nobody but root may rename or remove an entry of root's. Checked with
+ * lstat from the directory up to /, so no component is a symlink. */
+static void
+check_parents(const char *what, const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s", dir) >= sizeof(path))
+		fatal("%s %s: path too long", what, dir);
+	while ((slash = strrchr(path, '/')) != NULL) {
+		if (slash == path)
+			path[1] = '\0'; /* the root directory itself */
+		else
+			*slash = '\0';
+		if (lstat(path, &st) < 0)
+			fatal("%s %s: parent %s: %m", what, dir, path);
+		if (S_ISLNK(st.st_mode))
+			fatal("%s %s: parent %s is a symlink", what, dir, path);
+		if (!S_ISDIR(st.st_mode))
+			fatal("%s %s: parent %s is not a directory", what, dir,
+			      path);
+		if (st.st_uid != 0)
+			fatal("%s %s: parent %s owned by uid %lu, not root",
+			      what, dir, path, (unsigned long)st.st_uid);
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
+		    !(st.st_mode & S_ISVTX))
+			fatal("%s %s: parent %s writable by group or others "
+			      "(mode %04o)",
+			      what, dir, path, (unsigned)(st.st_mode & 07777));
+		if (slash == path)
+			break;
+	}
+}
+
 /* The pre-auth chroot must be root's and unwritable by anyone else, or
  * the confined process could find (or plant) something in it. */
 static void
@@ -446,6 +487,7 @@ check_preauth_dir(const struct config *cfg)
 		fatal("--preauth-dir %s: writable by group or others "
 		      "(mode %04o)",
 		      cfg->preauth_dir, (unsigned)(st.st_mode & 07777));
+	check_parents("--preauth-dir", cfg->preauth_dir);
 }
 
 /* The same for the journal directory: anyone who can write it could
@@ -477,6 +519,7 @@ check_journal_dir(const struct config *cfg)
 		fatal("--journal-dir %s: writable by group or others "
 		      "(mode %04o)",
 		      cfg->journal_dir, (unsigned)(st.st_mode & 07777));
+	check_parents("--journal-dir", cfg->journal_dir);
 }
 
 void
