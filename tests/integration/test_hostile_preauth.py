@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -272,6 +273,64 @@ def test_preauth_has_no_log_channel(env):
     logger.close()
     check(re.search(rb"^<6>preauth: logout: user=- peer=pipe reason=QUIT$", log, re.M),
           f"the pre-login process's line, through the monitor: {log!r}")
+
+
+def test_preauth_has_no_syslog_socket(env):
+    """Issue 14.7, with --log=syslog: the pre-auth process has closed the
+    syslog socket the monitor opened (openlog's LOG_NDELAY) before its
+    fork; its line reaches syslog from the monitor, after "preauth: ".
+    /dev/log is this test's datagram socket, in a mount namespace of
+    pop3d's own (/dev there is a directory holding it and /dev/null)."""
+    if not env.really_root or not shutil.which("unshare"):
+        raise TestSkipped("a private /dev needs real root and unshare")
+    d = env.tempdir("preauth-syslog")
+    dev = d / "dev"
+    dev.mkdir()
+    (dev / "null").touch()
+    syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslog.bind(str(dev / "log"))
+    syslog.settimeout(10)
+    argv = [a for a in env.command(d) if a != "--log=stderr"] + ["--log=syslog"]
+    start = argv.index(env.binary)
+    argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+            'mount --bind /dev/null "$P3_DEV/null" && mount --bind "$P3_DEV" /dev && '
+            "mount -t tmpfs -o size=8m,mode=1777 pop3d-tmp /tmp && "
+            'LD_PRELOAD="$POP3D_CWRAP_PRELOAD" && export LD_PRELOAD && exec "$0" "$@"'
+            ] + argv[start:]
+    child = dict(env.child_env, P3_DEV=str(dev))
+    child.pop("LD_PRELOAD", None)
+    proc = subprocess.Popen(argv, env=child, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+        check(len(kids) == 1, f"children of the monitor: {kids}")
+        mon = {fd: t for fd, t in _fd_targets(proc.pid).items() if t.startswith("socket:")}
+        pre = {fd: t for fd, t in _fd_targets(kids[0]).items() if t.startswith("socket:")}
+        check(len(mon) == 2, f"the monitor holds its syslog and record sockets: {mon}")
+        check(len(pre) == 1, f"the pre-auth process holds one socket, the record socket: {pre}")
+        proc.stdin.write(b"QUIT\r\n")
+        proc.stdin.close()
+        check(proc.stdout.read() == b"+OK pop3d signing off\r\n", "QUIT")
+        check(proc.wait(10) == 0, f"exit status, stderr {proc.stderr.read()[-300:]!r}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    lines = []
+    try:
+        while True:
+            lines.append(syslog.recv(4096).decode(errors="replace"))
+            if "logout:" in lines[-1]:
+                break
+    except socket.timeout:
+        pass
+    syslog.close()
+    want = rf"^<22>.* pop3d\[{proc.pid}\]: preauth: logout: user=- peer=pipe reason=QUIT$"
+    check(any(re.match(want, ln) for ln in lines), f"no line {want!r} in {lines}")
 
 
 def _group_file_gids(env, user):
