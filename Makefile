@@ -234,7 +234,7 @@ uninstall:
 		$(dir $(DESTDIR)$(PREAUTH_DIR))
 
 format:
-	clang-format -i *.c *.h tests/unit/*.[ch] tests/fuzz/*.[ch]
+	clang-format -i *.c *.h tests/unit/*.[ch] tests/fuzz/*.[ch] tests/hooks/*.c
 
 clean:
 	rm -rf $(B) $(BA) build-fuzz build-fuzz-cov
