@@ -89,6 +89,38 @@ $(BA)/pop3d: $(BA)/pop3d.o $(MODULES:%=$(BA)/%.o)
 	$(SAY) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS) $(ASAN_LIBS)
 
+# build/pop3d-test (and build-asan/pop3d-test): pop3d with the test hooks
+# of test_hooks.h, for the tests that play a hostile pre-login process
+# against the real monitor and read the session's groups. Only monitor.c
+# differs (-DPOP3D_TEST_HOOKS) and tests/hooks/test_hooks.c is added;
+# never installed, and pop3d itself has no hook.
+HOOKED = monitor
+HOOK_OBJS = $(filter-out $(HOOKED),$(MODULES)) pop3d
+$(B)/%.hooks.o: %.c *.h Makefile | $(B)
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(HARDEN_CFLAGS) $(CFLAGS) $(DEPCFLAGS) \
+		-DPOP3D_TEST_HOOKS -c -o $@ $<
+$(BA)/%.hooks.o: %.c *.h Makefile | $(BA)
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) -DPOP3D_TEST_HOOKS \
+		-c -o $@ $<
+$(B)/test_hooks.o: tests/hooks/test_hooks.c *.h Makefile | $(B)
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(HARDEN_CFLAGS) $(CFLAGS) $(DEPCFLAGS) -I. \
+		-DPOP3D_TEST_HOOKS -c -o $@ $<
+$(BA)/test_hooks.o: tests/hooks/test_hooks.c *.h Makefile | $(BA)
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(SAN) $(DEPCFLAGS) -I. -DPOP3D_TEST_HOOKS \
+		-c -o $@ $<
+$(B)/pop3d-test: $(HOOK_OBJS:%=$(B)/%.o) $(HOOKED:%=$(B)/%.hooks.o) \
+		$(B)/test_hooks.o
+	$(SAY) LD $@
+	$(Q)$(CC) $(CFLAGS) $(HARDEN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(DEPLIBS)
+$(BA)/pop3d-test: $(HOOK_OBJS:%=$(BA)/%.o) $(HOOKED:%=$(BA)/%.hooks.o) \
+		$(BA)/test_hooks.o
+	$(SAY) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SAN) $(LDFLAGS) -o $@ $^ $(DEPLIBS) $(ASAN_LIBS)
+
 $(B)/test_%: tests/unit/test_%.c $(MODULES:%=$(B)/%.o) $(UNIT_DEPS) | $(B)
 	$(SAY) CC $@
 	$(Q)$(CC) $(WARN) $(CFLAGS) $(DEPCFLAGS) $(CHECK_CFLAGS) -I. -Itests/unit \
@@ -109,12 +141,12 @@ check: check-docs check-plain check-asan
 check-docs:
 	/usr/bin/python3 -B tests/integration/coverage.py -q
 
-check-plain: $(B)/pop3d $(UNIT_TESTS:%=$(B)/%)
+check-plain: $(B)/pop3d $(B)/pop3d-test $(UNIT_TESTS:%=$(B)/%)
 	tests/hardening.sh $(B)/pop3d
 	tests/run-unit.sh $(UNIT_TESTS:%=$(B)/%)
 	tests/run-integration.sh $(B)/pop3d
 
-check-asan: $(BA)/pop3d $(UNIT_TESTS:%=$(BA)/%)
+check-asan: $(BA)/pop3d $(BA)/pop3d-test $(UNIT_TESTS:%=$(BA)/%)
 	tests/run-unit.sh $(UNIT_TESTS:%=$(BA)/%)
 	tests/run-integration.sh $(BA)/pop3d
 
@@ -202,7 +234,7 @@ uninstall:
 		$(dir $(DESTDIR)$(PREAUTH_DIR))
 
 format:
-	clang-format -i *.c *.h tests/unit/*.[ch] tests/fuzz/*.[ch]
+	clang-format -i *.c *.h tests/unit/*.[ch] tests/fuzz/*.[ch] tests/hooks/*.c
 
 clean:
 	rm -rf $(B) $(BA) build-fuzz build-fuzz-cov

@@ -226,6 +226,16 @@ auth_become(const struct auth_user *who)
 		fatal("privilege drop to %s: root regained", who->name);
 }
 
+const char *
+auth_log_name(const char *typed, char *buf, size_t size)
+{
+	/* A PAM verdict other than "unknown" does not prove the name
+	 * exists: PAM may have failed before looking it up. */
+	if (getpwnam(typed) == NULL)
+		return "UNKNOWN USER";
+	return log_word(buf, size, typed);
+}
+
 enum auth_verdict
 auth_check(const struct config *cfg, const struct peer *peer,
 	   struct auth_request *req, struct auth_user *who)
@@ -246,8 +256,10 @@ auth_check(const struct config *cfg, const struct peer *peer,
 	 * user is not offered. */
 	if (req->authzid[0] != '\0' && strcmp(req->authzid, req->user) != 0 &&
 	    strcmp(req->authzid, name) != 0) {
+		char as[USER_NAME_MAX + 4];
+
 		log_msg(LOG_NOTICE, "user %s may not log in as %s", name,
-			req->authzid);
+			log_word(as, sizeof(as), req->authzid));
 		return AUTH_REFUSED;
 	}
 	return lookup_user(cfg, name, who);

@@ -12,6 +12,8 @@
 #error "auth.h is for code that runs as root (monitor.c, auth.c)"
 #endif
 
+#include <stddef.h>
+
 #include "config.h"
 #include "peer.h"
 #include "privsep_msg.h"
@@ -25,6 +27,12 @@ void auth_init(void);
  * before returning, whatever the verdict. */
 enum auth_verdict auth_check(const struct config *cfg, const struct peer *peer,
 			     struct auth_request *req, struct auth_user *who);
+
+/* The name a client typed, as a failed login's line may show it: "UNKNOWN
+ * USER" if no account has it (design.md §3: it may be a password typed
+ * into the wrong field), else made one bounded word (log_word) in buf.
+ * Returns what to log. */
+const char *auth_log_name(const char *typed, char *buf, size_t size);
 
 /* Become who for good (started as root), proving that root cannot be
  * regained; exits if anything fails. Not root: nothing to do. */

@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -68,6 +69,7 @@
 #include "privsep_msg.h"
 #include "session.h"
 #include "sysutil.h"
+#include "test_hooks.h"
 #include "tls.h"
 
 struct monitor {
@@ -76,6 +78,7 @@ struct monitor {
 	int sock;
 	pid_t preauth;
 	int failures;
+	int log_lines; /* from the pre-auth process */
 	struct auth_user who;
 	char method[AUTH_METHOD_SIZE];
 };
@@ -107,6 +110,10 @@ privsep_check_record(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	    nfds == 2 && m->handoff.tls <= 1 &&
 	    m->handoff.len <= sizeof(m->handoff.input))
 		return MSG_HANDOFF;
+	if (m->type == MSG_LOG && len == sizeof(m->log) && nfds == 0 &&
+	    m->log.priority >= LOG_CRIT && m->log.priority <= LOG_DEBUG &&
+	    memchr(m->log.text, '\0', sizeof(m->log.text)) != NULL)
+		return MSG_LOG;
 	return 0;
 }
 
@@ -120,6 +127,7 @@ judge(struct monitor *m, struct auth_request *req)
 	int64_t deadline = sys_now_ms() + AUTH_FAIL_DELAY_MS;
 	enum auth_verdict verdict;
 	const char *tls = req->tls ? "yes" : "no";
+	char name[USER_NAME_MAX + 4];
 
 	verdict = auth_check(m->cfg, m->peer, req, &m->who);
 	if (verdict == AUTH_OK) {
@@ -127,12 +135,11 @@ judge(struct monitor *m, struct auth_request *req)
 		log_msg(LOG_INFO, "login: user=%s peer=%s method=%s tls=%s",
 			m->who.name, m->peer->addr, req->method, tls);
 	} else {
-		/* design.md §3: never echo a name PAM did not know; it
-		 * may be a password typed into the wrong field. */
 		log_msg(LOG_NOTICE,
 			"login failed: user=%s peer=%s method=%s tls=%s",
-			verdict == AUTH_UNKNOWN_USER ? "UNKNOWN USER"
-						     : req->user,
+			verdict == AUTH_UNKNOWN_USER
+				? "UNKNOWN USER"
+				: auth_log_name(req->user, name, sizeof(name)),
 			m->peer->addr, req->method, tls);
 		m->failures++;
 		/* The delay counts from the attempt, PAM's time included. */
@@ -165,6 +172,29 @@ wait_for_preauth(const struct monitor *m, int64_t deadline)
 	_exit(0);
 }
 
+/* A line from the pre-auth process (design.md §7), which has no log
+ * channel of its own: prefixed, so that nothing it sends passes for a
+ * line of ours (fail2ban trusts "login failed" lines), and bounded and
+ * sanitised by log_msg like every line. */
+static bool
+log_preauth_line(struct monitor *m, const struct msg_log *l)
+{
+	if (++m->log_lines > PREAUTH_LOG_LINES_MAX)
+		return false;
+	log_msg(l->priority, "preauth: %s", l->text);
+	return true;
+}
+
+/* The pre-auth process broke the protocol: it is hostile. It goes, and
+ * the connection with it. */
+static void __attribute__((noreturn))
+refuse_preauth(const struct monitor *m, const char *why)
+{
+	kill(m->preauth, SIGKILL);
+	fatal("monitor: refused %s from pre-login process %ld", why,
+	      (long)m->preauth);
+}
+
 /* Wait for logins until one succeeds; then take the connection. Returns
  * only with the handoff done; exits when the pre-auth process ends. */
 static void
@@ -182,8 +212,10 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 	for (;;) {
 		wait_for_preauth(m, deadline);
 		n = privsep_recv(m->sock, &msg, fds, &nfds);
-		if (n <= 0)
+		if (n == 0)
 			_exit(0); /* the session ended before a login */
+		if (n < 0)
+			refuse_preauth(m, "an oversized or unreadable record");
 		switch (privsep_check_record(&msg, n, nfds, accepted)) {
 		case MSG_LOGIN:
 			if (m->failures >= AUTH_FAILS_MAX)
@@ -194,11 +226,15 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 			*h = msg.handoff;
 			explicit_bzero(&msg, sizeof(msg));
 			return;
+		case MSG_LOG:
+			if (!log_preauth_line(m, &msg.log))
+				refuse_preauth(m, "a log line too many");
+			continue;
 		}
 		explicit_bzero(&msg, sizeof(msg));
 		while (nfds > 0)
 			close(fds[--nfds]);
-		fatal("monitor: refused a malformed or unexpected record");
+		refuse_preauth(m, "a malformed or unexpected record");
 	}
 }
 
@@ -330,6 +366,7 @@ start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
 		fatal("fork: %m");
 	if (pid == 0) {
 		close(sv[0]);
+		test_hook_preauth(sv[1]); /* only in build/pop3d-test */
 		preauth_run(cfg, peer, in_fd, out_fd, sv[1]);
 	}
 	close(sv[1]);
@@ -380,6 +417,7 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
 	auth_become(&m.who); /* root ends here, for good */
+	test_hook_session(); /* only in build/pop3d-test */
 	run_session(cfg, &peer, &m, &h, fds);
 	if (tls) {
 		/* Let the relay send the last reply and close_notify
@@ -391,6 +429,46 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 		waitpid(pid, NULL, 0);
 	}
 	return 0;
+}
+
+/* Every directory above a root-only directory must be root's and
+ * writable by root alone as well: whoever can write one of them can
+ * rename the subtree away and put one of their own in its place. The
+ * exception is a sticky directory of root's (/tmp, /var/tmp), where
+ * nobody but root may rename or remove an entry of root's. Checked with
+ * lstat from the directory up to /, so no component is a symlink. */
+static void
+check_parents(const char *what, const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s", dir) >= sizeof(path))
+		fatal("%s %s: path too long", what, dir);
+	while ((slash = strrchr(path, '/')) != NULL) {
+		if (slash == path)
+			path[1] = '\0'; /* the root directory itself */
+		else
+			*slash = '\0';
+		if (lstat(path, &st) < 0)
+			fatal("%s %s: parent %s: %m", what, dir, path);
+		if (S_ISLNK(st.st_mode))
+			fatal("%s %s: parent %s is a symlink", what, dir, path);
+		if (!S_ISDIR(st.st_mode))
+			fatal("%s %s: parent %s is not a directory", what, dir,
+			      path);
+		if (st.st_uid != 0)
+			fatal("%s %s: parent %s owned by uid %lu, not root",
+			      what, dir, path, (unsigned long)st.st_uid);
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
+		    !(st.st_mode & S_ISVTX))
+			fatal("%s %s: parent %s writable by group or others "
+			      "(mode %04o)",
+			      what, dir, path, (unsigned)(st.st_mode & 07777));
+		if (slash == path)
+			break;
+	}
 }
 
 /* The pre-auth chroot must be root's and unwritable by anyone else, or
@@ -415,6 +493,7 @@ check_preauth_dir(const struct config *cfg)
 		fatal("--preauth-dir %s: writable by group or others "
 		      "(mode %04o)",
 		      cfg->preauth_dir, (unsigned)(st.st_mode & 07777));
+	check_parents("--preauth-dir", cfg->preauth_dir);
 }
 
 /* The same for the journal directory: anyone who can write it could
@@ -446,6 +525,7 @@ check_journal_dir(const struct config *cfg)
 		fatal("--journal-dir %s: writable by group or others "
 		      "(mode %04o)",
 		      cfg->journal_dir, (unsigned)(st.st_mode & 07777));
+	check_parents("--journal-dir", cfg->journal_dir);
 }
 
 void

@@ -21,6 +21,14 @@
  * process that is still there after it is wedged or hostile. */
 #define MONITOR_GRACE_MS (AUTH_FAIL_DELAY_MS + 3000)
 
+/* design.md §7: the pre-auth process has no log channel of its own; its
+ * lines reach the log through the monitor, as records. A line's text
+ * fits a log line with the monitor's prefix; a connection's pre-login
+ * lines are a handful (STLS, a TLS error, the logout line), so more than
+ * this many come from a hostile process, and the monitor ends it. */
+#define PREAUTH_LOG_TEXT_MAX 512
+#define PREAUTH_LOG_LINES_MAX 32
+
 /* RFC 2449 §4: command lines up to 255 octets including CRLF. */
 #define CMD_LINE_MAX 255
 

@@ -16,12 +16,16 @@
  *               (relay.c) between the client and the session.
  *
  * It never runs PAM (auth.h cannot be included here), never learns more
- * of a user than the verdict, and never sees the mail. Not started as
+ * of a user than the verdict, and never sees the mail. It has no log
+ * channel either: the syslog socket and stderr are gone before the
+ * chroot (where /dev/log does not exist), and its lines reach the log
+ * as records to the monitor (log_to_monitor). Not started as
  * root: the same, minus the chroot and the user change. */
 #include "preauth.h"
 
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -36,8 +40,26 @@
 #include "tls.h"
 
 struct preauth {
-	int sock;
+	int sock; /* to the monitor; -1 once the relay has closed it */
 };
+
+/* design.md §7: this process has no log channel of its own. Its lines
+ * go to the monitor, which logs them prefixed: whatever a client makes
+ * of this process cannot write a line that passes for the monitor's. */
+static void
+log_to_monitor(void *ctx, int priority, const char *text)
+{
+	const struct preauth *pa = ctx;
+	static struct msg_log m;
+
+	if (pa->sock < 0)
+		return; /* the relay: nobody to log to */
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_LOG;
+	m.priority = priority;
+	snprintf(m.text, sizeof(m.text), "%s", text);
+	(void)privsep_send(pa->sock, &m, sizeof(m), NULL, 0);
+}
 
 static enum auth_verdict
 ask_monitor(void *ctx, struct auth_request *req)
@@ -126,6 +148,7 @@ hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
 	explicit_bzero(&h, sizeof(h));
 	close(sp[1]);
 	close(pa->sock);
+	pa->sock = -1;
 	/* The session times out first and closes its end; the relay's own
 	 * limit is a backstop, later, so that the session logs why. */
 	relay_run(io->tls, io->in_fd, io->out_fd, sp[0],
@@ -143,6 +166,9 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 	struct session_hooks hooks = {ask_monitor, &pa};
 	bool tls;
 
+	/* Before the chroot: /dev/null is not there. */
+	if (log_detach(log_to_monitor, &pa) < 0)
+		fatal("pre-auth: /dev/null: %m");
 	confine(cfg);
 	net_init(&io, in_fd, out_fd, cfg->timeout);
 	if (session_authorize(cfg, peer, &io, &hooks, &tls) ==

@@ -46,6 +46,7 @@ enum msg_type {
 	MSG_LOGIN = 0x706f7031,
 	MSG_VERDICT,
 	MSG_HANDOFF,
+	MSG_LOG,
 };
 
 struct msg_login {
@@ -65,11 +66,21 @@ struct msg_handoff {
 	char input[INPUT_BUFFER_SIZE];
 };
 
+/* A log line of the pre-auth process (design.md §7): the monitor logs it
+ * bounded, sanitised and prefixed, at a priority from LOG_CRIT to
+ * LOG_DEBUG. */
+struct msg_log {
+	uint32_t type;
+	int32_t priority;
+	char text[PREAUTH_LOG_TEXT_MAX]; /* NUL-terminated */
+};
+
 union msg {
 	uint32_t type;
 	struct msg_login login;
 	struct msg_verdict verdict;
 	struct msg_handoff handoff;
+	struct msg_log log;
 };
 
 /* Send one record of len octets, with nfds (0 to 2) descriptors
@@ -83,8 +94,9 @@ int privsep_send(int sock, const void *rec, size_t len, const int *fds,
 ssize_t privsep_recv(int sock, union msg *m, int *fds, int *nfds_r);
 
 /* Judge a record the monitor received (len octets, nfds descriptors
- * attached): MSG_LOGIN or MSG_HANDOFF if it is well-formed and expected
- * now (a login before the verdict, the handoff after it), else 0. Lives
+ * attached): MSG_LOGIN, MSG_HANDOFF or MSG_LOG if it is well-formed and
+ * expected now (a login before the verdict, the handoff after it, a log
+ * line at any time), else 0. Lives
  * in monitor.c, where it runs as root; declared here, beside the records,
  * so that the tests and fuzzers of either side can hold the pre-auth
  * process to it. */

@@ -9,7 +9,9 @@
  * buffer of exactly len octets when len is a length recv_record could
  * return, so ASan flags any look past the datagram.
  *
- * Checks: only 0, MSG_LOGIN or MSG_HANDOFF come back; an accepted login
+ * Checks: only 0, MSG_LOGIN, MSG_HANDOFF or MSG_LOG come back; an
+ * accepted log line has no descriptors, the exact size, a syslog priority
+ * from LOG_CRIT to LOG_DEBUG and its text NUL-terminated; an accepted login
  * came before the verdict, with no descriptors, the exact size, fields
  * NUL-terminated inside their arrays, a non-empty user, a method the
  * monitor knows; an accepted handoff came after it, with two descriptors,
@@ -17,6 +19,8 @@
  * record meeting privsep_msg.h's description is accepted (a refusal is
  * fatal() in the monitor: a lost login). */
 #include "fuzz.h"
+
+#include <syslog.h>
 
 #include "netio.h"
 #include "privsep_msg.h"
@@ -57,6 +61,11 @@ reference(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	    (size_t)len == sizeof(struct msg_handoff) && m->handoff.tls <= 1 &&
 	    m->handoff.len <= sizeof(m->handoff.input))
 		return MSG_HANDOFF;
+	if (m->type == MSG_LOG && nfds == 0 &&
+	    (size_t)len == sizeof(struct msg_log) &&
+	    m->log.priority >= LOG_CRIT && m->log.priority <= LOG_DEBUG &&
+	    terminated(m->log.text, sizeof(m->log.text)))
+		return MSG_LOG;
 	return 0;
 }
 
@@ -130,7 +139,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(m, payload, n < alloc ? n : alloc);
 
 	r = privsep_check_record(m, len, nfds, logged_in);
-	check(r == 0 || r == MSG_LOGIN || r == MSG_HANDOFF,
+	check(r == 0 || r == MSG_LOGIN || r == MSG_HANDOFF || r == MSG_LOG,
 	      "privsep_check_record returned %#x", (unsigned)r);
 	if (r == MSG_LOGIN) {
 		const struct auth_request *q = &m->login.req;
@@ -146,6 +155,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(q->user[0] != '\0', "login accepted without a user");
 		check(known_method(q->method), "login accepted with method %s",
 		      q->method);
+	} else if (r == MSG_LOG) {
+		check(nfds == 0 && len == (ssize_t)sizeof(struct msg_log),
+		      "log line of %zd octets with %d descriptors accepted",
+		      len, nfds);
+		check(m->log.priority >= LOG_CRIT &&
+			      m->log.priority <= LOG_DEBUG,
+		      "log line at priority %d accepted", m->log.priority);
+		check(terminated(m->log.text, sizeof(m->log.text)),
+		      "log line accepted without its NUL");
 	} else if (r == MSG_HANDOFF) {
 		check(logged_in && nfds == 2, "handoff accepted out of turn");
 		check(len == (ssize_t)sizeof(struct msg_handoff),

@@ -105,6 +105,10 @@ class Environment:
             bindir = self.workdir / "bin"
             bindir.mkdir()
             if self.binary.startswith("/tmp/"):
+                # The test build beside it too (test_hostile_preauth.py).
+                hooked = Path(self.binary).with_name("pop3d-test")
+                if hooked.exists():
+                    shutil.copy2(hooked, bindir / "pop3d-test")
                 shutil.copy2(self.binary, bindir / "pop3d")
                 self.binary = str(bindir / "pop3d")
             if self.wrapper and self.wrapper.startswith("/tmp/"):

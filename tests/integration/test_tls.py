@@ -51,7 +51,7 @@ def test_stls_openssl_s_client(env):
     check(re.fullmatch(rb"(\+OK pop3d ready\r\n\0*)?", out[:-len(want)]),
           f"unexpected output before the replies: {out[:-len(want)][:200]!r}")
     srv.check_log(r"^<6>connect from 127\.0\.0\.1$",
-                  r"^<6>STLS: peer=127\.0\.0\.1 TLSv1\.[23]$",
+                  r"^<6>preauth: STLS: peer=127\.0\.0\.1 TLSv1\.[23]$",
                   r"^<6>login: user=alice peer=127\.0\.0\.1 method=USER tls=yes$")
 
 
@@ -110,7 +110,7 @@ def test_poplib_stls(env):
             check(p.quit() == b"+OK pop3d signing off (2 messages left)", "QUIT")
         finally:
             p.close()
-    srv.check_log(r"^<6>STLS: peer=127\.0\.0\.1 TLSv1\.[23]$",
+    srv.check_log(r"^<6>preauth: STLS: peer=127\.0\.0\.1 TLSv1\.[23]$",
                   r"^<6>login: user=alice peer=127\.0\.0\.1 method=USER tls=yes$",
                   r"^<6>logout: user=alice reason=QUIT retrieved=2/")
 
@@ -199,7 +199,7 @@ def test_fetchmail_sslproto(env):
             for m in EXPECTED:
                 check(m.replace(b"\r\n", b"\n") in got,
                       f"fetchmail {' '.join(extra)}: a message is missing or altered")
-    stls.check_log(r"^<6>STLS: peer=", r"^<6>login: user=alice peer=127\.0\.0\.1 "
+    stls.check_log(r"^<6>preauth: STLS: peer=", r"^<6>login: user=alice peer=127\.0\.0\.1 "
                    r"method=USER tls=yes$", r"^<6>logout: user=alice reason=QUIT retrieved=2/")
     imp.check_log(r"^<6>login: user=alice peer=127\.0\.0\.1 method=USER tls=yes$",
                   r"^<6>logout: user=alice reason=QUIT retrieved=2/")
@@ -319,10 +319,10 @@ def test_tls11_refused(env):
         check(res.returncode == 0 and res.stdout.endswith(b"+OK pop3d signing off\r\n"),
               f"TLS 1.2 refused: {tool_output(res)}")
     for srv in (imp, stls):
-        srv.check_log(r"^<5>TLS handshake: .*unsupported protocol$",
-                      r"^<6>logout: user=- peer=127\.0\.0\.1 reason=TLS handshake failed$")
-    stls.check_log(*[r"^<5>TLS handshake: .*unsupported protocol$"] * 2)
-    stls.check_log(r"^<6>STLS: peer=127\.0\.0\.1 TLSv1\.2$")
+        srv.check_log(r"^<5>preauth: TLS handshake: .*unsupported protocol$",
+                      r"^<6>preauth: logout: user=- peer=127\.0\.0\.1 reason=TLS handshake failed$")
+    stls.check_log(*[r"^<5>preauth: TLS handshake: .*unsupported protocol$"] * 2)
+    stls.check_log(r"^<6>preauth: STLS: peer=127\.0\.0\.1 TLSv1\.2$")
 
 
 def test_failed_handshake_closes(env):
@@ -385,7 +385,7 @@ def test_tls_gone_no_cleartext(env):
             check(got == b"", f"pop3d answered cleartext after TLS ended: {got[:200]!r}")
             c.close()
         check(srv.spool() == MBOX, "cleartext DELE/QUIT after TLS ended changed the spool")
-    srv.check_log(r"^<6>logout: user=- peer=127\.0\.0\.1 reason=disconnect$",
+    srv.check_log(r"^<6>preauth: logout: user=- peer=127\.0\.0\.1 reason=disconnect$",
                   r"^<6>login: user=alice",
                   r"^<6>logout: user=alice reason=disconnect retrieved=0/0 deleted=0/0 left=2/")
 

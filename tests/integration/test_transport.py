@@ -274,7 +274,7 @@ def test_nonlocal_peer_cleartext_policy(env):
             check(c.cmd("QUIT") == b"+OK pop3d signing off (2 messages left)", "QUIT")
             c.close()
     srv.check_log(r"^<6>connect from 192\.0\.2\.2$",
-                  r"^<6>STLS: peer=192\.0\.2\.2 TLSv1\.[23]$",
+                  r"^<6>preauth: STLS: peer=192\.0\.2\.2 TLSv1\.[23]$",
                   r"^<6>login: user=alice peer=192\.0\.2\.2 method=PLAIN tls=yes$",
                   r"^<6>login: user=alice peer=192\.0\.2\.2 method=USER tls=yes$",
                   r"^<6>login: user=alice peer=192\.0\.2\.2 method=(PLAIN|LOGIN) tls=yes$")

@@ -1848,7 +1848,7 @@ def test_preauth_fallback():
                      f"{label}: ... in the chroot")
         c.cmd("QUIT")
         c.close()
-        want = f"<4>no user {missing}; pre-auth runs as nobody".encode()
+        want = f"<4>preauth: no user {missing}; pre-auth runs as nobody".encode()
         log = srv.wait_log(re.escape(want), 0)
         check(has_line(log, want), f"{label}: log {want.decode()!r}", short(log, 400))
     finally:

@@ -1,10 +1,13 @@
 /* Unit tests for the monitor's judgement of records from the pre-auth
  * process (privsep_check_record): the pre-auth process may be
  * compromised, so every malformed, oversized, truncated or unexpected
- * record must be refused. */
+ * record must be refused. What the monitor then does with such a process
+ * is tested against the real monitor in
+ * tests/integration/test_hostile_preauth.py. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "privsep_msg.h"
 
@@ -124,6 +127,55 @@ START_TEST(handoff_refused)
 }
 END_TEST
 
+static void
+good_log(void)
+{
+	memset(&m, 0, sizeof(m));
+	m.log.type = MSG_LOG;
+	m.log.priority = LOG_INFO;
+	strcpy(m.log.text, "logout: user=- peer=pipe reason=QUIT");
+}
+
+START_TEST(log_accepted)
+{
+	/* Before and after the verdict, at LOG_CRIT (fatal) to LOG_DEBUG. */
+	good_log();
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false),
+			 MSG_LOG);
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, true),
+			 MSG_LOG);
+	m.log.priority = LOG_CRIT;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false),
+			 MSG_LOG);
+	m.log.priority = LOG_DEBUG;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false),
+			 MSG_LOG);
+}
+END_TEST
+
+START_TEST(log_refused)
+{
+	good_log();
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log) - 1, 0, false),
+			 0);
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log) + 1, 0, false),
+			 0);
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 1, false), 0);
+	/* The alerts above LOG_CRIT are not the pre-auth process's to
+	 * raise; nor is a priority syslog does not know. */
+	m.log.priority = LOG_ALERT;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false), 0);
+	m.log.priority = LOG_DEBUG + 1;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false), 0);
+	m.log.priority = -1;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false), 0);
+	/* A text without its NUL. */
+	good_log();
+	memset(m.log.text, 'x', sizeof(m.log.text));
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.log), 0, false), 0);
+}
+END_TEST
+
 static Suite *
 privsep_suite(void)
 {
@@ -134,6 +186,8 @@ privsep_suite(void)
 	tcase_add_test(tc, login_refused);
 	tcase_add_test(tc, handoff_accepted);
 	tcase_add_test(tc, handoff_refused);
+	tcase_add_test(tc, log_accepted);
+	tcase_add_test(tc, log_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

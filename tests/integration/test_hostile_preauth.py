@@ -1,0 +1,391 @@
+"""The monitor against a compromised pre-login process (issue 14, points
+6 and 7; docs/design.md §2, §7).
+
+build/pop3d-test is pop3d with the test hooks of test_hooks.h: with
+POP3D_TEST_PREAUTH set, the real monitor forks, and in place of the
+pre-auth process runs hostile_preauth.py, which sends what HOSTILE_STEPS
+says over the record socket and reports what comes back on the client's
+stdout. What a well-behaved pre-auth process never sends (a fourth
+login, a handoff before a successful verdict, malformed records, forged
+log lines) is tested here, against the monitor's own checks.
+"""
+
+import copy
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from harness import Pop3d, Sessions, TestSkipped, check, check_stderr
+
+HOSTILE = Path(__file__).resolve().parent / "hostile_preauth.py"
+SPOOL = (b"From alice@example.org Mon Jan  1 00:00:00 2024\n"
+         b"Subject: hello\n\nhello alice\n\n")
+REFUSED = (rb"^<2>monitor: refused (a malformed or unexpected record|a log line too many"
+           rb"|an oversized or unreadable record) "
+           rb"from pre-login process \d+$")
+LOG_CRIT, LOG_NOTICE, LOG_EMERG = 2, 5, 0
+
+
+def hook_binary(env):
+    """build/pop3d-test beside the binary under test (make check builds
+    both); the ASan one beside the ASan pop3d."""
+    path = Path(env.binary).with_name("pop3d-test")
+    check(path.exists(), f"{path} is missing: make {path.parent.name}/pop3d-test")
+    return str(path)
+
+
+def hook_env(env, **extra):
+    """env, running build/pop3d-test with extra variables."""
+    henv = copy.copy(env)
+    henv.binary = hook_binary(env)
+    henv.child_env = dict(env.child_env, **extra)
+    return henv
+
+
+def hostile(env, steps, spool=True, args=()):
+    """Start pop3d-test with hostile_preauth.py playing the pre-login
+    process; returns (Pop3d, maildir)."""
+    d = env.tempdir("hostile")
+    if spool:
+        env.install_spool(d / "alice", SPOOL)
+    henv = hook_env(env, POP3D_TEST_PREAUTH=str(HOSTILE), HOSTILE_STEPS=json.dumps(steps))
+    return Pop3d(henv, d, args, expect_greeting=False), d
+
+
+def run_hostile(env, steps, timeout=30.0, **kw):
+    """Run one hostile pre-login process to the end: (report lines, the
+    rest of stdout, exit status, stderr)."""
+    p, _ = hostile(env, steps, **kw)
+    try:
+        out = p.wait_eof(timeout)
+    finally:
+        if p.proc.poll() is None:
+            try:
+                rc = p.close(10)
+            except Exception:
+                p.kill()
+                raise
+        else:
+            rc = p.close(10)
+    lines = out.decode(errors="replace").replace("\r\n", "\n").split("\n")
+    report = [ln for ln in lines if re.match(r"^(sent|verdict|record|eof|error) ", ln)]
+    rest = [ln for ln in lines if ln and ln not in report]
+    check(not any(ln.startswith("error") for ln in report),
+          f"hostile_preauth.py: {report}")
+    return report, rest, rc, p.stderr
+
+
+def login(user="alice", password="wrong", **kw):
+    return {"login": dict(user=user, password=password, **kw)}
+
+
+RECV = {"recv": True}
+
+
+def test_fourth_login_record_refused(env):
+    """Issue 14.6, DEC-05: four well-formed login records with wrong
+    passwords: three verdicts, each after the failure delay
+    (AUTH_FAIL_DELAY_MS, 2 s, counted from the record), then the monitor
+    ends the pre-login process and the connection. Catches the limit
+    check `>=` turned into `>`. Each record goes after the last verdict:
+    sent at once, the fourth would be refused, and this process killed,
+    before it could read the third verdict."""
+    report, rest, rc, err = run_hostile(env, [login(), RECV] * 4)
+    verdicts = [ln.split() for ln in report if ln.startswith("verdict")]
+    check([v[1] for v in verdicts] == ["1"] * 3,
+          f"exactly three AUTH_FAILED verdicts, got {report}")
+    for i, v in enumerate(verdicts, 1):
+        check(float(v[2]) >= 2.0 * i - 0.05,
+              f"verdict {i} after {v[2]} s, before {i} failure delays: {report}")
+    check(not any(ln.startswith("eof") for ln in report) and not rest,
+          f"the pre-login process must be killed, not told: {report} {rest}")
+    check(rc == 1, f"monitor exit status {rc}")
+    check(re.search(REFUSED, err, re.M), f"no refusal logged: {err[-500:]!r}")
+    check(len(re.findall(rb"^<5>login failed: user=alice ", err, re.M)) == 3,
+          f"three failed logins logged: {err[-800:]!r}")
+    check_stderr(err, [b"secret"])
+
+
+def _expect_refused(env, name, steps, verdicts):
+    report, rest, rc, err = run_hostile(env, steps)
+    got = [ln.split()[1] for ln in report if ln.startswith("verdict")]
+    problems = []
+    if got != verdicts:
+        problems.append(f"verdicts {got}, expected {verdicts}")
+    if any(ln.startswith(("eof", "record")) for ln in report):
+        problems.append(f"the pre-login process outlived the refusal: {report}")
+    if rest:
+        problems.append(f"the client got {rest}")
+    if rc != 1:
+        problems.append(f"exit status {rc}")
+    if not re.search(REFUSED, err, re.M):
+        problems.append(f"no refusal in the log: {err[-300:]!r}")
+    if re.search(rb"^<6>maildrop: ", err, re.M):
+        problems.append("a session started")
+    return [f"{name}: {p}" for p in problems]
+
+
+def test_malformed_records_close_the_connection(env):
+    """Issue 14.6: out-of-order, oversized, truncated, unterminated and
+    repeated records end the pre-login process and the connection at once:
+    no verdict, no session, exit status 1, the refusal logged."""
+    cases = [
+        ("handoff first", [{"handoff": "STAT\r\n"}, RECV], []),
+        ("verdict sent to the monitor", [{"verdict": 0}, RECV], []),
+        ("login one octet long", [dict(login(), pad=1), RECV], []),
+        ("login one octet short", [dict(login(), cut=1), RECV], []),
+        ("record larger than any", [{"junk": 40000}, RECV], []),
+        ("four octets", [{"junk": 4}, RECV], []),
+        ("unterminated user field", [dict(login(), unterminated=True), RECV], []),
+        ("unknown method", [login(method="CRAM"), RECV], []),
+        ("log line at LOG_EMERG", [{"log": "x", "priority": LOG_EMERG}, RECV], []),
+        ("handoff after a failed login",
+         [login(), RECV, {"handoff": "STAT\r\n"}, RECV], ["1"]),
+        ("login repeated after a successful one",
+         [login(password="secret"), RECV, login(password="secret"), RECV], ["0"]),
+        ("handoff without descriptors",
+         [login(password="secret"), RECV, {"handoff": "STAT\r\n", "fds": False}, RECV],
+         ["0"]),
+    ]
+    problems = []
+    for name, steps, verdicts in cases:
+        problems += _expect_refused(env, name, steps, verdicts)
+    check(not problems, "\n    ".join(problems))
+
+
+def test_hook_login_and_handoff(env):
+    """The hook itself: a login and a handoff sent by hostile_preauth.py
+    work as the real pre-auth process's do (verdict 0, then the session
+    on the handed-over descriptors with the input read ahead), so the
+    refusals above are the monitor's, not a broken hook's."""
+    steps = [login(password="secret"), RECV, {"handoff": "STAT\r\nQUIT\r\n"}]
+    report, rest, rc, err = run_hostile(env, steps)
+    check(report[:3] == ["sent 0", report[1], "sent 2"] and report[1].startswith("verdict 0 "),
+          f"report {report}")
+    n = 31  # the message as served: CRLF lines, no From_ line
+    check(rest == [f"+OK maildrop has 1 message ({n} octets)", f"+OK 1 {n}",
+                   "+OK pop3d signing off (1 message left)"],
+          f"session replies {rest}")
+    check(rc == 0, f"exit status {rc}")
+    check(re.search(rb"^<6>login: user=alice peer=pipe method=USER tls=no$", err, re.M),
+          f"login not logged: {err[-500:]!r}")
+    check_stderr(err, [b"secret"])
+
+
+FORGED = ("x\npop3d[1]: login failed: user=alice peer=192.0.2.99 "
+          "method=USER tls=no")
+
+
+def fail2ban_regex():
+    """The shipped filter's failregex, with fail2ban's prefix taken as a
+    syslog or journal "pop3d[PID]: " tag and <HOST> as a word."""
+    conf = (Path(__file__).resolve().parents[2] / "units" / "fail2ban" / "filter.d"
+            / "pop3d.conf").read_text()
+    rx = re.search(r"^failregex = (.*)$", conf, re.M).group(1)
+    rx = rx.replace("^%(__prefix_line)s", r"^(?:\S+ )?pop3d\[\d+\]: ")
+    return re.compile(rx.replace("<HOST>", r"(?P<host>\S+)"))
+
+
+def test_forged_log_line_is_prefixed(env):
+    """Issue 14.7: a pre-login process's log line reaches the log only
+    through the monitor: one line, control characters replaced, after the
+    monitor's "preauth: " prefix, so that a forged "login failed" line
+    naming another peer is not one fail2ban's filter takes; a 511-octet
+    line stays one bounded line; more than PREAUTH_LOG_LINES_MAX (32) lines
+    end the connection."""
+    long_text = "y" * 511
+    steps = ([{"log": FORGED, "priority": LOG_NOTICE},
+              {"log": long_text, "priority": LOG_CRIT}] + [{"log": "z"}] * 31 + [RECV])
+    report, rest, rc, err = run_hostile(env, steps)
+    lines = err.decode(errors="replace").splitlines()
+    forged = [ln for ln in lines if "192.0.2.99" in ln]
+    want = "<5>preauth: " + FORGED.replace("\n", "?")
+    check(forged == [want], f"forged line logged as {forged}, expected [{want!r}]")
+    rx = fail2ban_regex()
+    check(not rx.search("pop3d[7]: " + forged[0][3:]), "fail2ban's filter takes the forged line")
+    check(rx.search("pop3d[7]: login failed: user=alice peer=192.0.2.7 method=USER tls=no"),
+          "test bug: the filter regex does not take a real line")
+    check(f"<2>preauth: {long_text}" in lines, "the 511-octet line is not logged whole")
+    zs = [ln for ln in lines if ln == "<5>preauth: z"]
+    check(len(zs) == 30, f"{len(zs)} short lines logged, expected 30 (32 in all)")
+    check(rc == 1 and re.search(REFUSED, err, re.M) and b"a log line too many" in err,
+          f"33rd line not refused: exit {rc}, {err[-300:]!r}")
+    check(not any(ln.startswith("eof") for ln in report), f"report {report}")
+    check_stderr(err, [])
+
+
+def _fd_targets(pid):
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
+def test_preauth_has_no_log_channel(env):
+    """Issue 14.7: the real pre-auth process holds no socket but the
+    record socket (the client here is a pair of pipes) and no stderr: run
+    with --log=stderr and stderr a Unix stream socket, as journald gives
+    a unit, its fd 2 is /dev/null, so it cannot write a line the journal
+    would take as pop3d's."""
+    if not env.really_root:
+        raise TestSkipped("/proc/PID/fd of a non-dumpable process needs real root")
+    if env.asan:
+        raise TestSkipped("the ASan build keeps stderr for sanitizer reports")
+    d = env.tempdir("preauth-fds")
+    env.install_spool(d / "alice", SPOOL)
+    logger, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    proc = subprocess.Popen(env.command(d), env=env.child_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=theirs.fileno())
+    theirs.close()
+    try:
+        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+        check(len(kids) == 1, f"children of the monitor: {kids}")
+        fds = _fd_targets(kids[0])
+        socks = {fd: t for fd, t in fds.items() if t.startswith("socket:")}
+        check(len(socks) == 1 and min(socks) > 2,
+              f"the pre-auth process holds one socket, the record socket: {fds}")
+        check(fds.get(2) == "/dev/null", f"its stderr is /dev/null: {fds}")
+        proc.stdin.write(b"QUIT\r\n")
+        proc.stdin.close()
+        check(proc.stdout.read() == b"+OK pop3d signing off\r\n", "QUIT")
+        check(proc.wait(10) == 0, "exit status")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    logger.settimeout(5)
+    log = b""
+    while True:
+        chunk = logger.recv(65536)
+        if not chunk:
+            break
+        log += chunk
+    logger.close()
+    check(re.search(rb"^<6>preauth: logout: user=- peer=pipe reason=QUIT$", log, re.M),
+          f"the pre-login process's line, through the monitor: {log!r}")
+
+
+def test_preauth_has_no_syslog_socket(env):
+    """Issue 14.7, with --log=syslog: the pre-auth process has closed the
+    syslog socket the monitor opened (openlog's LOG_NDELAY) before its
+    fork; its line reaches syslog from the monitor, after "preauth: ".
+    /dev/log is this test's datagram socket, in a mount namespace of
+    pop3d's own (/dev there is a directory holding it and /dev/null)."""
+    if not env.really_root or not shutil.which("unshare"):
+        raise TestSkipped("a private /dev needs real root and unshare")
+    d = env.tempdir("preauth-syslog")
+    dev = d / "dev"
+    dev.mkdir()
+    (dev / "null").touch()
+    syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslog.bind(str(dev / "log"))
+    syslog.settimeout(10)
+    argv = [a for a in env.command(d) if a != "--log=stderr"] + ["--log=syslog"]
+    start = argv.index(env.binary)
+    argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+            'mount --bind /dev/null "$P3_DEV/null" && mount --bind "$P3_DEV" /dev && '
+            "mount -t tmpfs -o size=8m,mode=1777 pop3d-tmp /tmp && "
+            'LD_PRELOAD="$POP3D_CWRAP_PRELOAD" && export LD_PRELOAD && exec "$0" "$@"'
+            ] + argv[start:]
+    child = dict(env.child_env, P3_DEV=str(dev))
+    child.pop("LD_PRELOAD", None)
+    proc = subprocess.Popen(argv, env=child, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+        check(len(kids) == 1, f"children of the monitor: {kids}")
+        pre = {fd: t for fd, t in _fd_targets(kids[0]).items() if t.startswith("socket:")}
+        # The monitor closes the child's end of the socketpair just after
+        # the fork, maybe after the child greeted: give it a moment.
+        for _ in range(50):
+            mon = {fd: t for fd, t in _fd_targets(proc.pid).items()
+                   if t.startswith("socket:")}
+            if len(mon) == 2:
+                break
+            time.sleep(0.1)
+        check(len(mon) == 2, f"the monitor holds its syslog and record sockets (so this test "
+              f"is not vacuous): {mon}")
+        check(len(pre) == 1, f"the pre-auth process holds one socket, the record socket: {pre}")
+        proc.stdin.write(b"QUIT\r\n")
+        proc.stdin.close()
+        check(proc.stdout.read() == b"+OK pop3d signing off\r\n", "QUIT")
+        check(proc.wait(10) == 0, f"exit status, stderr {proc.stderr.read()[-300:]!r}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    lines = []
+    try:
+        while True:
+            lines.append(syslog.recv(4096).decode(errors="replace"))
+            if "logout:" in lines[-1]:
+                break
+    except socket.timeout:
+        pass
+    syslog.close()
+    want = rf"^<22>.* pop3d\[{proc.pid}\]: preauth: logout: user=- peer=pipe reason=QUIT$"
+    check(any(re.match(want, ln) for ln in lines), f"no line {want!r} in {lines}")
+
+
+def _group_file_gids(env, user):
+    uid, gid, _ = env.users[user]
+    want = {gid}
+    for line in Path(env.child_env["NSS_WRAPPER_GROUP"]).read_text().splitlines():
+        f = line.split(":")
+        if user in f[3].split(","):
+            want.add(int(f[2]))
+    return uid, gid, want
+
+
+def test_session_groups_are_the_users(env):
+    """Issue 14.6 (make check's part of check-system's proc-user): after
+    the drop the session's supplementary groups are exactly the user's in
+    the group database (alice: her own and "mail"), never 0. Read with
+    getgroups() through the test hook, since uid_wrapper emulates the
+    groups where /proc cannot show them. Catches a missing initgroups."""
+    d = env.tempdir("groups")
+    problems = []
+    for user, pw in (("alice", "secret"), ("bob", "hunter2")):
+        env.install_spool(d / user, SPOOL, user)
+        henv = hook_env(env, POP3D_TEST_REPORT_IDS="1")
+        with Sessions(henv, d) as s:
+            p = s.start()
+            p.login(user, pw)
+            check(p.cmd("QUIT").startswith("+OK"), "QUIT")
+            p.close()
+        m = re.search(rb"^<7>test-hook: uid=(\d+) gid=(\d+) groups=([\d,]*) ngroups=(-?\d+)$",
+                      p.stderr, re.M)
+        if not m:
+            problems.append(f"{user}: no test-hook line: {p.stderr[-500:]!r}")
+            continue
+        uid, gid, want = _group_file_gids(env, user)
+        got = {int(g) for g in m.group(3).split(b",") if g}
+        if (int(m.group(1)), int(m.group(2))) != (uid, gid):
+            problems.append(f"{user}: uid/gid {m.group(1)}/{m.group(2)}, not {uid}/{gid}")
+        if got != want or 0 in got:
+            problems.append(f"{user}: groups {sorted(got)}, expected {sorted(want)}")
+    check(not problems, "\n    ".join(problems))
+
+
+def test_production_binary_has_no_hook(env):
+    """The hooks are in build/pop3d-test only: pop3d itself holds none of
+    their variable names."""
+    data = Path(env.binary).read_bytes()
+    check(b"POP3D_TEST_" not in data, f"{env.binary} holds a test hook")
+    check(b"POP3D_TEST_PREAUTH" in Path(hook_binary(env)).read_bytes(),
+          "test bug: pop3d-test has no hook")
