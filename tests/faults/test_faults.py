@@ -18,6 +18,7 @@ import os
 
 from faultlib import (SYS_PERM, SYS_TEMP, UPDATE_FAILED_RE, check, check_log_clean, dir_names,
                       file_state, fired, log_text, mboxcheck, shim_log)
+from journalname import journal_name
 
 STRERROR = {"EIO": "Input/output error", "ENOSPC": "No space left on device",
             "ENOLCK": "No locks available", "EMFILE": "Too many open files",
@@ -91,9 +92,8 @@ class Case:
         return fired(self.log)
 
     def journal_left(self):
-        """This spool's journal files (named after its device and inode)."""
-        st = os.stat(self.spool)
-        name = f"{st.st_dev:x}-{st.st_ino:x}"
+        """This spool's journal files (named after its path)."""
+        name = journal_name(self.spool)
         return [f for f in self.env.journal_files() if f.startswith(name)]
 
     def next_session_ok(self, what):

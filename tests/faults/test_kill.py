@@ -29,6 +29,7 @@ import signal
 import time
 
 from faultlib import check, kill_tree, log_text, mboxcheck
+from journalname import journal_name
 
 CHUNK = 256 * 1024
 
@@ -139,8 +140,7 @@ def test_kill_runs(ctx):
         mode = rng.choice(modes)
         d = env.tempdir(f"kill{run:03d}")
         spool = env.install_spool(d / "alice", data)
-        st = os.stat(spool)
-        jname = f"{st.st_dev:x}-{st.st_ino:x}"
+        jname = journal_name(spool)
         log = d.parent / (d.name + ".shim")
         dele = [] if mode == "phase" else deletion_set(rng, n)
         dset = set(dele)
