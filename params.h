@@ -100,7 +100,7 @@
  * time, saved in the journal first; the journal holds two such windows,
  * so it stays below 17 MiB whatever the spool's size. */
 #define JOURNAL_DIRECT_MIN (1024ULL * 1024)
-#define JOURNAL_WINDOW (8ULL * 1024 * 1024)
+#define JOURNAL_WINDOW (32ULL * 1024 * 1024)
 /* A journal lists the kept regions: at most one per two messages (a run
  * of kept messages is one region), plus mail delivered since login. A
  * journal is hostile input: recovery reads no more than this many. */
