@@ -512,6 +512,23 @@ shift_at(struct engine *e, uint64_t x)
 	return (uint64_t)e->reg[e->ri].start - e->rout;
 }
 
+/* Where, in output [d, d + c), the shift first reaches direct_min (the
+ * end if it does not): a saved window stops there, since direct steps
+ * cost no saved bytes (DELE every other: after a few MB). */
+static uint64_t
+direct_from(struct engine *e, uint64_t d, uint64_t c)
+{
+	size_t ri;
+	uint64_t rout;
+
+	locate(e, d);
+	for (ri = e->ri, rout = e->rout; rout < d + c;
+	     rout += e->reg[ri].len, ri++)
+		if ((uint64_t)e->reg[ri].start - rout >= e->direct_min)
+			return rout > d ? rout : d + c;
+	return d + c;
+}
+
 /* Write output [from, from + n) to out at to, read from its sources front
  * to back (a source never lies below its output, so this is safe even
  * where they overlap), hashing it into h if set. */
@@ -658,6 +675,7 @@ run(struct engine *e, uint64_t d)
 				return -1;
 		} else {
 			c = e->plan.window < left ? e->plan.window : left;
+			c = direct_from(e, d, c) - d;
 			if (step_saved(e, d, c) < 0)
 				return -1;
 		}
