@@ -739,12 +739,34 @@ make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
 	return 0;
 }
 
+/* Once UPDATE has begun it must be finished, also by a recovery at the
+ * next login: a full disk must not stop it halfway. So the save areas a
+ * small shift needs are allocated before it begins (a file system that
+ * cannot allocate ahead is not asked). */
+static int
+reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
+	      uint64_t direct_min)
+{
+	uint64_t need = p->end - p->dst;
+
+	if ((uint64_t)reg[0].start - p->dst >= direct_min)
+		return 0; /* the first shift is the smallest: no saved step */
+	if (need > p->window)
+		need = p->window;
+	if (fallocate(jfd, 0, (off_t)journal_area_offset(p, 0),
+		      (off_t)(journal_area_offset(p, 1) + need -
+			      journal_area_offset(p, 0))) == 0 ||
+	    errno == EOPNOTSUPP)
+		return 0;
+	return -1;
+}
+
 /* Write the journal for plan p with its first slot; it appears under
  * jpath only whole and durable. Returns its descriptor, or -1 (nothing
  * left behind). */
 static int
 create_journal(const char *jpath, struct journal_plan *p,
-	       const struct region *reg)
+	       const struct region *reg, uint64_t direct_min)
 {
 	unsigned char head[JOURNAL_BLOCK], slot[JOURNAL_SLOT_SIZE];
 	size_t n = p->nreg * JOURNAL_REGION_SIZE;
@@ -775,7 +797,8 @@ create_journal(const char *jpath, struct journal_plan *p,
 	    pwrite_all(jfd, raw, n, JOURNAL_BLOCK) < 0 ||
 	    pwrite_all(jfd, slot, sizeof(slot),
 		       (off_t)journal_slot_offset(p, 1)) < 0 ||
-	    fsync(jfd) < 0 || rename(tmp, jpath) < 0 || sync_dir_of(jpath) < 0)
+	    reserve_areas(jfd, p, reg, direct_min) < 0 || fsync(jfd) < 0 ||
+	    rename(tmp, jpath) < 0 || sync_dir_of(jpath) < 0)
 		goto fail;
 	free(raw);
 	return jfd;
@@ -812,7 +835,7 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 	if (make_plan(fd, dst, reg, n, (uint64_t)eof, &e.plan) < 0)
 		return -1;
 	e.plan.window = t->window;
-	if ((e.jfd = create_journal(jpath, &e.plan, reg)) < 0)
+	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min)) < 0)
 		return -1;
 	/* UPDATE has begun: from here on, recovery finishes it. */
 	e.cur = (struct journal_slot){
