@@ -747,15 +747,10 @@ static int
 reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
 	      uint64_t direct_min)
 {
-	uint64_t need = p->end - p->dst;
-
 	if ((uint64_t)reg[0].start - p->dst >= direct_min)
 		return 0; /* the first shift is the smallest: no saved step */
-	if (need > p->window)
-		need = p->window;
 	if (fallocate(jfd, 0, (off_t)journal_area_offset(p, 0),
-		      (off_t)(journal_area_offset(p, 1) + need -
-			      journal_area_offset(p, 0))) == 0 ||
+		      (off_t)(2 * (uint64_t)p->window)) == 0 ||
 	    errno == EOPNOTSUPP)
 		return 0;
 	return -1;
@@ -834,7 +829,10 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 		return -1;
 	if (make_plan(fd, dst, reg, n, (uint64_t)eof, &e.plan) < 0)
 		return -1;
-	e.plan.window = t->window;
+	/* A save area need not be larger than what moves. */
+	e.plan.window = e.plan.end - e.plan.dst < t->window
+				? (uint32_t)(e.plan.end - e.plan.dst)
+				: t->window;
 	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min)) < 0)
 		return -1;
 	/* UPDATE has begun: from here on, recovery finishes it. */
