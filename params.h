@@ -96,9 +96,11 @@
  * moves down by at least JOURNAL_DIRECT_MIN moves in steps of at most its
  * shift, each needing only a synced progress record (about 0.3 ms of
  * fdatasync on ext4 against about 0.5 ms of writing 1 MiB: below this a
- * shift makes steps too small). A smaller shift moves JOURNAL_WINDOW at a
- * time, saved in the journal first; the journal holds two such windows,
- * so it stays below 17 MiB whatever the spool's size. */
+ * shift makes steps too small). A smaller shift moves up to
+ * JOURNAL_WINDOW at a time, saved in the journal first: fewer, larger
+ * windows mean fewer syncs; the journal holds two, allocated before
+ * UPDATE begins and removed after it (at most 64 MiB while a large
+ * spool is rewritten after a deletion near its start). */
 #define JOURNAL_DIRECT_MIN (1024ULL * 1024)
 #define JOURNAL_WINDOW (32ULL * 1024 * 1024)
 /* A journal lists the kept regions: at most one per two messages (a run
