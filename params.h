@@ -99,10 +99,10 @@
  * shift makes steps too small). A smaller shift moves up to
  * JOURNAL_WINDOW at a time, saved in the journal first: fewer, larger
  * windows mean fewer syncs; the journal holds two, allocated before
- * UPDATE begins and removed after it (at most 64 MiB while a large
+ * UPDATE begins and removed after it (at most 16 MiB while a large
  * spool is rewritten after a deletion near its start). */
 #define JOURNAL_DIRECT_MIN (1024ULL * 1024)
-#define JOURNAL_WINDOW (32ULL * 1024 * 1024)
+#define JOURNAL_WINDOW (8ULL * 1024 * 1024)
 /* A journal lists the kept regions: at most one per two messages (a run
  * of kept messages is one region), plus mail delivered since login. A
  * journal is hostile input: recovery reads no more than this many. */
