@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -13,38 +14,64 @@
 
 #include "hash.h"
 #include "log.h"
+#include "params.h"
 #include "sysutil.h"
 
-/* The journal is one record, replaced atomically (write a new file,
- * sync it, rename it over the old one, sync the directory):
+/* design.md §4.8 has the argument; in short:
  *
- *   UNDO      the original bytes of [a, a + data): the moves may have
- *             overwritten them. Recovery writes them back.
- *   TRUNCATE  [0, a) is final; if the marker is at a, the file was not
- *             truncated yet: [a, b) is stale and [b, EOF) is mail that
- *             arrived later. Recovery truncates, or moves that mail
- *             down first (through an APPLY record).
- *   APPLY     write the data (mail that arrived after a crash) at a and
- *             the marker after it; [a + data, b) is then stale. Recovery
- *             does it again (idempotent: nothing was truncated yet) and
- *             goes on as TRUNCATE.
- */
-enum kind { UNDO = 1, TRUNCATE, APPLY };
+ * The output (the kept bytes in their new order) is written front to
+ * back. Output byte x comes from source x + shift(x), and the shift only
+ * grows from one region to the next. A step writes output [D, D + c):
+ *
+ *   direct  c <= shift(D): it writes only below every source byte not yet
+ *           copied, so a crash leaves each kept byte at its new place or
+ *           its old one. Redone from D after a crash, it reads intact
+ *           sources. Before the next step overwrites this step's sources,
+ *           the spool is synced and a slot saying "done up to D + c" is.
+ *   saved   the shift is small: the step's output (one window) is saved
+ *           in the journal with its slot first; recovery writes it back.
+ *
+ * Then a random marker is written at the new end (never the first byte
+ * of mail: see new_mark), a MOVED slot, and the file is truncated. */
 
-#define MARK_MAX 32
+static const char magic[16] = "pop3d journal 2";
+static const char slot_magic[8] = "pop3dslt";
 
-struct record {
-	char magic[16];
-	uint32_t kind;
-	uint32_t mark_len;
-	uint64_t dev, ino;
-	uint64_t a, b;
-	uint64_t data_len, data_hash;
-	unsigned char mark[MARK_MAX];
-	uint64_t header_hash; /* of everything above */
-};
+/* --- encoding --------------------------------------------------------- */
 
-static const char magic[16] = "pop3d journal 1";
+static void
+put32(unsigned char *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put64(unsigned char *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t
+get32(const unsigned char *b)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static uint64_t
+get64(const unsigned char *b)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
 
 static uint64_t
 digest(const void *p, size_t n)
@@ -56,7 +83,273 @@ digest(const void *p, size_t n)
 	return hash_final(&c);
 }
 
-/* --- plain I/O helpers ---------------------------------------------------- */
+/* Offsets in the header. */
+enum {
+	H_FLAGS = 16,
+	H_MARK_LEN = 20,
+	H_INO = 24,
+	H_BTIME_SEC = 32,
+	H_BTIME_NSEC = 40,
+	H_WINDOW = 44,
+	H_DST = 48,
+	H_END = 56,
+	H_EOF = 64,
+	H_NREG = 72,
+	H_HEAD_FROM = 80,
+	H_HEAD_DIGEST = 88,
+	H_TAIL_FROM = 96,
+	H_TAIL_DIGEST = 104,
+	H_MARK = 112,
+	H_REGIONS_HASH = 144,
+	H_HASH = 152,
+};
+
+/* Offsets in a slot. */
+enum {
+	S_SEQ = 8,
+	S_PHASE = 16,
+	S_AREA = 20,
+	S_DONE = 24,
+	S_SAVE_LEN = 32,
+	S_SAVE_HASH = 40,
+	S_HEADER_HASH = 48,
+	S_HASH = 56,
+};
+
+/* Far from overflow in any sum of two offsets. */
+#define OFFSET_MAX ((uint64_t)1 << 62)
+
+void
+journal_encode_header(struct journal_plan *p,
+		      unsigned char b[JOURNAL_HEADER_SIZE])
+{
+	memset(b, 0, JOURNAL_HEADER_SIZE);
+	memcpy(b, magic, sizeof(magic));
+	put32(b + H_FLAGS, p->flags);
+	put32(b + H_MARK_LEN, p->mark_len);
+	put64(b + H_INO, p->ino);
+	put64(b + H_BTIME_SEC, (uint64_t)p->btime_sec);
+	put32(b + H_BTIME_NSEC, p->btime_nsec);
+	put32(b + H_WINDOW, p->window);
+	put64(b + H_DST, p->dst);
+	put64(b + H_END, p->end);
+	put64(b + H_EOF, p->eof);
+	put64(b + H_NREG, p->nreg);
+	put64(b + H_HEAD_FROM, p->head_from);
+	put64(b + H_HEAD_DIGEST, p->head_digest);
+	put64(b + H_TAIL_FROM, p->tail_from);
+	put64(b + H_TAIL_DIGEST, p->tail_digest);
+	memcpy(b + H_MARK, p->mark, JOURNAL_MARK_MAX);
+	put64(b + H_REGIONS_HASH, p->regions_hash);
+	p->header_hash = digest(b, H_HASH);
+	put64(b + H_HASH, p->header_hash);
+}
+
+int
+journal_decode_header(const unsigned char *b, size_t n, struct journal_plan *p)
+{
+	if (n < JOURNAL_HEADER_SIZE || memcmp(b, magic, sizeof(magic)) != 0 ||
+	    get64(b + H_HASH) != digest(b, H_HASH))
+		return -1;
+	memset(p, 0, sizeof(*p));
+	p->flags = get32(b + H_FLAGS);
+	p->mark_len = get32(b + H_MARK_LEN);
+	p->ino = get64(b + H_INO);
+	p->btime_sec = (int64_t)get64(b + H_BTIME_SEC);
+	p->btime_nsec = get32(b + H_BTIME_NSEC);
+	p->window = get32(b + H_WINDOW);
+	p->dst = get64(b + H_DST);
+	p->end = get64(b + H_END);
+	p->eof = get64(b + H_EOF);
+	p->nreg = get64(b + H_NREG);
+	p->head_from = get64(b + H_HEAD_FROM);
+	p->head_digest = get64(b + H_HEAD_DIGEST);
+	p->tail_from = get64(b + H_TAIL_FROM);
+	p->tail_digest = get64(b + H_TAIL_DIGEST);
+	memcpy(p->mark, b + H_MARK, JOURNAL_MARK_MAX);
+	p->regions_hash = get64(b + H_REGIONS_HASH);
+	p->header_hash = get64(b + H_HASH);
+	/* Everything bounded before it is used as an offset or a count. */
+	if ((p->flags & ~JOURNAL_HAVE_BTIME) != 0 || p->window < 1 ||
+	    p->window > JOURNAL_WINDOW || p->btime_nsec >= 1000000000u ||
+	    p->mark_len < 1 || p->mark_len > JOURNAL_MARK_MAX ||
+	    p->eof > OFFSET_MAX || p->dst > p->end || p->end >= p->eof ||
+	    p->end + p->mark_len > p->eof || p->nreg < 1 ||
+	    p->nreg > JOURNAL_REGIONS_MAX || p->head_from > p->dst ||
+	    p->dst - p->head_from > JOURNAL_BOUNDARY ||
+	    p->tail_from < p->end + p->mark_len || p->tail_from > p->eof ||
+	    p->eof - p->tail_from > JOURNAL_BOUNDARY)
+		return -1;
+	for (uint32_t i = p->mark_len; i < JOURNAL_MARK_MAX; i++)
+		if (p->mark[i] != 0)
+			return -1;
+	return 0;
+}
+
+void
+journal_encode_regions(const struct region *r, size_t n, unsigned char *b)
+{
+	for (size_t i = 0; i < n; i++) {
+		put64(b + i * JOURNAL_REGION_SIZE, (uint64_t)r[i].start);
+		put64(b + i * JOURNAL_REGION_SIZE + 8, (uint64_t)r[i].len);
+	}
+}
+
+uint64_t
+journal_regions_hash(const unsigned char *b, size_t n)
+{
+	return digest(b, n);
+}
+
+int
+journal_decode_regions(const struct journal_plan *p, const unsigned char *b,
+		       size_t n, struct region *r)
+{
+	uint64_t out = p->dst, shift = 0, start, len;
+
+	if (p->nreg > JOURNAL_REGIONS_MAX ||
+	    n != p->nreg * JOURNAL_REGION_SIZE ||
+	    journal_regions_hash(b, n) != p->regions_hash)
+		return -1;
+	for (uint64_t i = 0; i < p->nreg; i++) {
+		start = get64(b + i * JOURNAL_REGION_SIZE);
+		len = get64(b + i * JOURNAL_REGION_SIZE + 8);
+		/* Each region moves down, no less far than the one before
+		 * (so none overlaps the one before), and lies in the file. */
+		if (len < 1 || start > p->eof || len > p->eof - start ||
+		    start <= out || start - out < shift || len > p->end - out)
+			return -1;
+		shift = start - out;
+		r[i] = (struct region){(off_t)start, (off_t)len};
+		out += len;
+	}
+	return out == p->end ? 0 : -1;
+}
+
+void
+journal_encode_slot(const struct journal_plan *p, const struct journal_slot *s,
+		    unsigned char b[JOURNAL_SLOT_SIZE])
+{
+	memset(b, 0, JOURNAL_SLOT_SIZE);
+	memcpy(b, slot_magic, sizeof(slot_magic));
+	put64(b + S_SEQ, s->seq);
+	put32(b + S_PHASE, s->phase);
+	put32(b + S_AREA, s->area);
+	put64(b + S_DONE, s->done);
+	put64(b + S_SAVE_LEN, s->save_len);
+	put64(b + S_SAVE_HASH, s->save_hash);
+	put64(b + S_HEADER_HASH, p->header_hash);
+	put64(b + S_HASH, digest(b, S_HASH));
+}
+
+int
+journal_decode_slot(const struct journal_plan *p, const unsigned char *b,
+		    size_t n, struct journal_slot *s)
+{
+	if (n < JOURNAL_SLOT_SIZE ||
+	    memcmp(b, slot_magic, sizeof(slot_magic)) != 0 ||
+	    get64(b + S_HASH) != digest(b, S_HASH) ||
+	    get64(b + S_HEADER_HASH) != p->header_hash)
+		return -1;
+	s->seq = get64(b + S_SEQ);
+	s->phase = get32(b + S_PHASE);
+	s->area = get32(b + S_AREA);
+	s->done = get64(b + S_DONE);
+	s->save_len = get64(b + S_SAVE_LEN);
+	s->save_hash = get64(b + S_SAVE_HASH);
+	if (s->seq < 1 || s->seq > OFFSET_MAX || s->area > 1 ||
+	    (s->phase != JOURNAL_MOVING && s->phase != JOURNAL_MOVED) ||
+	    s->done < p->dst || s->done > p->end || s->save_len > p->window ||
+	    s->save_len > p->end - s->done ||
+	    (s->save_len == 0 && (s->area != 0 || s->save_hash != 0)) ||
+	    (s->save_len > 0 && s->area != (s->seq & 1)) ||
+	    (s->phase == JOURNAL_MOVED &&
+	     (s->done != p->end || s->save_len != 0)))
+		return -1;
+	return 0;
+}
+
+uint64_t
+journal_slot_offset(const struct journal_plan *p, int k)
+{
+	uint64_t regions = p->nreg * JOURNAL_REGION_SIZE;
+
+	regions = (regions + JOURNAL_BLOCK - 1) / JOURNAL_BLOCK * JOURNAL_BLOCK;
+	return JOURNAL_BLOCK + regions + (uint64_t)k * JOURNAL_BLOCK;
+}
+
+uint64_t
+journal_area_offset(const struct journal_plan *p, int k)
+{
+	return journal_slot_offset(p, 2) + (uint64_t)k * p->window;
+}
+
+/* --- loading ----------------------------------------------------------- */
+
+/* 0: n octets read; 1: the image ends first; -1: an error (errno). */
+static int
+read_exact(journal_read_fn rd, void *ctx, void *buf, size_t n, uint64_t at)
+{
+	ssize_t r = rd(ctx, buf, n, at);
+
+	if (r < 0)
+		return -1;
+	return (size_t)r < n ? 1 : 0;
+}
+
+int
+journal_load(journal_read_fn rd, void *ctx, struct journal_plan *p,
+	     struct region **r_r, struct journal_slot *s)
+{
+	unsigned char head[JOURNAL_HEADER_SIZE], slot[JOURNAL_SLOT_SIZE];
+	struct journal_slot got;
+	unsigned char *raw;
+	size_t n;
+	int r, found = 0;
+
+	*r_r = NULL;
+	if ((r = read_exact(rd, ctx, head, sizeof(head), 0)) != 0)
+		return r;
+	if (journal_decode_header(head, sizeof(head), p) < 0)
+		return 1;
+	n = p->nreg * JOURNAL_REGION_SIZE;
+	raw = malloc(n);
+	*r_r = calloc(p->nreg, sizeof(**r_r));
+	if (raw == NULL || *r_r == NULL) {
+		r = -1;
+		goto out;
+	}
+	if ((r = read_exact(rd, ctx, raw, n, JOURNAL_BLOCK)) != 0)
+		goto out;
+	if (journal_decode_regions(p, raw, n, *r_r) < 0) {
+		r = 1;
+		goto out;
+	}
+	for (int k = 0; k < 2; k++) {
+		r = read_exact(rd, ctx, slot, sizeof(slot),
+			       journal_slot_offset(p, k));
+		if (r < 0)
+			goto out;
+		/* A slot sits in the block of its sequence number's parity:
+		 * anything else was not written by journal.c. */
+		if (r == 0 &&
+		    journal_decode_slot(p, slot, sizeof(slot), &got) == 0 &&
+		    (int)(got.seq & 1) == k && (!found || got.seq > s->seq)) {
+			*s = got;
+			found = 1;
+		}
+	}
+	r = found ? 0 : 1;
+out:
+	free(raw);
+	if (r != 0) {
+		free(*r_r);
+		*r_r = NULL;
+	}
+	return r;
+}
+
+/* --- plain I/O helpers -------------------------------------------------- */
 
 static int
 pwrite_all(int fd, const void *buf, size_t n, off_t at)
@@ -89,30 +382,12 @@ pread_all(int fd, void *buf, size_t n, off_t at)
 	return (size_t)r < n ? 1 : 0;
 }
 
-/* Copy n octets from (in, from) to (out, to) through buf, hashing them.
- * Regions may overlap only with to <= from: front to back is then safe. */
-static int
-copy(int in, off_t from, int out, off_t to, off_t n, char *buf, size_t size,
-     struct content_hash *h)
+static ssize_t
+read_fd(void *ctx, void *buf, size_t n, uint64_t at)
 {
-	size_t k;
-
-	while (n > 0) {
-		k = n < (off_t)size ? (size_t)n : size;
-		switch (pread_all(in, buf, k, from)) {
-		case 1:
-			errno = EIO; /* shorter than it must be */
-				     /* fall through */
-		case -1:
-			return -1;
-		}
-		if (pwrite_all(out, buf, k, to) < 0)
-			return -1;
-		if (h != NULL)
-			hash_update(h, buf, k);
-		from += k, to += k, n -= k;
-	}
-	return 0;
+	if (at > OFFSET_MAX)
+		return 0;
+	return sys_pread_full(*(int *)ctx, buf, n, (off_t)at);
 }
 
 static int
@@ -143,238 +418,660 @@ file_size(int fd)
 	return fstat(fd, &st) < 0 ? -1 : st.st_size;
 }
 
-/* 1: the marker stands at at; 0: it does not (or the file ends before
+/* The spool's identity: its inode and, where the file system keeps it,
+ * its birth time. Not the device number: a reboot may renumber it. */
+static int
+identify(int fd, struct journal_plan *p)
+{
+	struct statx sx;
+	struct stat st;
+
+	p->flags = 0;
+	p->btime_sec = 0;
+	p->btime_nsec = 0;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) == 0) {
+		p->ino = sx.stx_ino;
+		if (sx.stx_mask & STATX_BTIME) {
+			p->flags |= JOURNAL_HAVE_BTIME;
+			p->btime_sec = sx.stx_btime.tv_sec;
+			p->btime_nsec = sx.stx_btime.tv_nsec;
+		}
+		return 0;
+	}
+	if (fstat(fd, &st) < 0)
+		return -1;
+	p->ino = st.st_ino;
+	return 0;
+}
+
+/* The digest of [from, to) of the spool; -1 on an error, 1 if the file
+ * ends first. */
+static int
+digest_range(int fd, uint64_t from, uint64_t to, uint64_t *d)
+{
+	unsigned char b[JOURNAL_BOUNDARY];
+	int r;
+
+	if ((r = pread_all(fd, b, to - from, (off_t)from)) != 0)
+		return r;
+	*d = digest(b, to - from);
+	return 0;
+}
+
+/* 1: the marker stands at end; 0: it does not (or the file ends before
  * it); -1: an I/O error, which decides nothing. */
 static int
-marker_at(int fd, off_t at, const struct record *rec)
+marker_at(int fd, const struct journal_plan *p)
 {
-	unsigned char got[MARK_MAX];
+	unsigned char got[JOURNAL_MARK_MAX];
 
-	switch (pread_all(fd, got, rec->mark_len, at)) {
+	switch (pread_all(fd, got, p->mark_len, (off_t)p->end)) {
 	case -1:
 		return -1;
 	case 1:
 		return 0;
 	}
-	return memcmp(got, rec->mark, rec->mark_len) == 0;
+	return memcmp(got, p->mark, p->mark_len) == 0;
 }
 
-/* --- records -------------------------------------------------------------- */
+/* --- the engine ---------------------------------------------------------- */
 
-/* Write rec and its data (data_len octets of spool fd from data_from) as
- * the journal, replacing any old one only once the new one is durable. */
-static int
-put_record(const char *jpath, struct record *rec, int fd, off_t data_from,
-	   char *buf, size_t size)
+static const struct journal_tuning defaults = {JOURNAL_DIRECT_MIN,
+					       JOURNAL_WINDOW};
+
+struct engine {
+	int fd, jfd;
+	const char *jpath;
+	struct journal_plan plan;
+	const struct region *reg;
+	struct journal_slot cur; /* the newest durable slot */
+	char *buf;
+	size_t size;
+	uint64_t direct_min;
+	struct journal_tuning tuning;
+	size_t ri;     /* region holding the output offset last located */
+	uint64_t rout; /* where region ri starts in the output */
+};
+
+/* Make region ri the one holding output offset x (dst <= x < end). */
+static void
+locate(struct engine *e, uint64_t x)
 {
-	char tmp[PATH_MAX];
-	struct content_hash h;
-	struct stat st;
-	int jfd;
-
-	if (fstat(fd, &st) < 0)
-		return -1;
-	memcpy(rec->magic, magic, sizeof(magic));
-	rec->dev = st.st_dev;
-	rec->ino = st.st_ino;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", jpath) >=
-	    sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
+	if (x < e->rout)
+		e->ri = 0, e->rout = e->plan.dst;
+	while (x >= e->rout + (uint64_t)e->reg[e->ri].len) {
+		e->rout += e->reg[e->ri].len;
+		e->ri++;
 	}
-	jfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		   0600);
-	if (jfd < 0)
+}
+
+static uint64_t
+shift_at(struct engine *e, uint64_t x)
+{
+	locate(e, x);
+	return (uint64_t)e->reg[e->ri].start - e->rout;
+}
+
+/* Where, in output [d, d + c), the shift first reaches direct_min (the
+ * end if it does not): a saved window stops there, since direct steps
+ * cost no saved bytes (DELE every other: after a few MB). */
+static uint64_t
+direct_from(struct engine *e, uint64_t d, uint64_t c)
+{
+	size_t ri;
+	uint64_t rout;
+
+	locate(e, d);
+	for (ri = e->ri, rout = e->rout; rout < d + c;
+	     rout += e->reg[ri].len, ri++)
+		if ((uint64_t)e->reg[ri].start - rout >= e->direct_min)
+			return rout > d ? rout : d + c;
+	return d + c;
+}
+
+/* Write output [from, from + n) to out at to, read from its sources front
+ * to back (a source never lies below its output, so this is safe even
+ * where they overlap), hashing it into h if set. */
+static int
+copy_output(struct engine *e, uint64_t from, uint64_t n, int out, uint64_t to,
+	    struct content_hash *h)
+{
+	uint64_t src, k;
+
+	while (n > 0) {
+		locate(e, from);
+		src = e->reg[e->ri].start + (from - e->rout);
+		k = e->rout + e->reg[e->ri].len - from;
+		if (k > n)
+			k = n;
+		if (k > e->size)
+			k = e->size;
+		switch (pread_all(e->fd, e->buf, k, (off_t)src)) {
+		case 1:
+			errno = EIO; /* shorter than it must be */
+				     /* fall through */
+		case -1:
+			return -1;
+		}
+		if (pwrite_all(out, e->buf, k, (off_t)to) < 0)
+			return -1;
+		if (h != NULL)
+			hash_update(h, e->buf, k);
+		from += k, to += k, n -= k;
+	}
+	return 0;
+}
+
+/* Make s the newest slot, durably. */
+static int
+put_slot(struct engine *e, struct journal_slot s)
+{
+	unsigned char b[JOURNAL_SLOT_SIZE];
+
+	s.seq = e->cur.seq + 1;
+	journal_encode_slot(&e->plan, &s, b);
+	if (pwrite_all(e->jfd, b, sizeof(b),
+		       (off_t)journal_slot_offset(&e->plan, (int)(s.seq & 1))) <
+		    0 ||
+	    fdatasync(e->jfd) < 0)
 		return -1;
-	memset(&h, 0, sizeof(h));
-	if (copy(fd, data_from, jfd, sizeof(*rec), rec->data_len, buf, size,
-		 &h) < 0)
-		goto fail;
-	rec->data_hash = hash_final(&h);
-	rec->header_hash = digest(rec, offsetof(struct record, header_hash));
-	if (pwrite_all(jfd, rec, sizeof(*rec), 0) < 0 || fsync(jfd) < 0)
-		goto fail;
-	close(jfd);
-	if (rename(tmp, jpath) < 0 || sync_dir_of(jpath) < 0)
+	e->cur = s;
+	return 0;
+}
+
+/* Does recovery from the newest slot start at output offset x? */
+static bool
+durable_at(const struct engine *e, uint64_t x)
+{
+	return e->cur.phase == JOURNAL_MOVING &&
+	       e->cur.done + e->cur.save_len == x;
+}
+
+static int
+step_direct(struct engine *e, uint64_t d, uint64_t c)
+{
+	if (!durable_at(e, d) &&
+	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVING,
+					      .done = d}) < 0)
+		return -1;
+	if (copy_output(e, d, c, e->fd, d, NULL) < 0 || fdatasync(e->fd) < 0)
 		return -1;
 	return 0;
-fail:
-	close(jfd);
-	unlink(tmp);
-	return -1;
 }
 
 static int
-remove_record(const char *jpath)
+step_saved(struct engine *e, uint64_t d, uint64_t c)
+{
+	struct journal_slot s = {.phase = JOURNAL_MOVING, .done = d};
+	struct content_hash h;
+
+	/* The area the newest slot does not use. */
+	s.area = (uint32_t)((e->cur.seq + 1) & 1);
+	s.save_len = c;
+	memset(&h, 0, sizeof(h));
+	if (copy_output(e, d, c, e->jfd,
+			journal_area_offset(&e->plan, (int)s.area), &h) < 0)
+		return -1;
+	s.save_hash = hash_final(&h);
+	if (put_slot(e, s) < 0)
+		return -1;
+	if (copy_output(e, d, c, e->fd, d, NULL) < 0 || fdatasync(e->fd) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+remove_journal(const char *jpath)
 {
 	if (unlink(jpath) < 0 && errno != ENOENT)
 		return -1;
 	return sync_dir_of(jpath);
 }
 
-/* Read and check the journal. 1: a valid record for fd's file; 0: none
- * (or a torn one, written before any change to the spool: removed);
- * -1: an error. */
-static int
-get_record(const char *jpath, int fd, struct record *rec, int *jfd_r, char *buf,
-	   size_t size)
-{
-	struct content_hash h;
-	struct stat st;
-	off_t at, left;
-	size_t k;
-	int jfd;
+static int compact_plan(int fd, const char *jpath, uint64_t dst,
+			const struct region *reg, size_t n, char *buf,
+			size_t size, const struct journal_tuning *t);
 
-	jfd = open(jpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (jfd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	switch (pread_all(jfd, rec, sizeof(*rec), 0)) {
-	case -1:
-		goto fail; /* an I/O error is no proof of a torn record */
-	case 1:
-		goto torn;
+/* Output [dst, end) is final and durable, and a MOVED slot says so.
+ * Truncate, unless that was done; mail delivered after a crash (behind
+ * the old end) is moved down first, under a journal of its own. */
+static int
+finish(struct engine *e)
+{
+	const struct journal_plan *p = &e->plan;
+	struct region later;
+	off_t eof;
+	int r;
+
+	if ((r = marker_at(e->fd, p)) < 0)
+		return -1;
+	if (r == 0)
+		return remove_journal(e->jpath); /* truncated */
+	if ((eof = file_size(e->fd)) < 0)
+		return -1;
+	if ((uint64_t)eof > p->eof) {
+		later = (struct region){(off_t)p->eof, eof - (off_t)p->eof};
+		return compact_plan(e->fd, e->jpath, p->end, &later, 1, e->buf,
+				    e->size, &e->tuning);
 	}
-	if (memcmp(rec->magic, magic, sizeof(magic)) != 0 ||
-	    rec->header_hash !=
-		    digest(rec, offsetof(struct record, header_hash)) ||
-	    rec->kind < UNDO || rec->kind > APPLY || rec->mark_len > MARK_MAX)
-		goto torn;
-	if (rec->dev != (uint64_t)st.st_dev ||
-	    rec->ino != (uint64_t)st.st_ino) {
-		log_msg(LOG_ERR, "%s: journal of another file; left alone",
-			jpath);
-		errno = EINVAL;
-		goto fail;
-	}
-	memset(&h, 0, sizeof(h));
-	for (at = sizeof(*rec), left = rec->data_len; left > 0;
-	     at += k, left -= k) {
-		k = left < (off_t)size ? (size_t)left : size;
-		switch (pread_all(jfd, buf, k, at)) {
-		case -1:
-			goto fail;
-		case 1:
-			goto torn;
+	if (ftruncate(e->fd, (off_t)p->end) < 0 || fdatasync(e->fd) < 0)
+		return -1;
+	return remove_journal(e->jpath);
+}
+
+/* Move output [d, end) in steps, then mark the end and finish. */
+static int
+run(struct engine *e, uint64_t d)
+{
+	const struct journal_plan *p = &e->plan;
+	uint64_t shift, c, left;
+
+	while (d < p->end) {
+		shift = shift_at(e, d);
+		left = p->end - d;
+		if (shift >= e->direct_min || shift >= left) {
+			c = shift < left ? shift : left;
+			if (step_direct(e, d, c) < 0)
+				return -1;
+		} else {
+			c = e->plan.window < left ? e->plan.window : left;
+			c = direct_from(e, d, c) - d;
+			if (step_saved(e, d, c) < 0)
+				return -1;
 		}
-		hash_update(&h, buf, k);
+		d += c;
 	}
-	if (hash_final(&h) != rec->data_hash)
-		goto torn;
-	*jfd_r = jfd;
-	return 1;
-torn:
-	/* Records are renamed into place only when whole: this is a
-	 * leftover .new, or damage. Either way nothing was changed on its
-	 * strength (rename comes before the spool is touched). */
-	close(jfd);
-	log_msg(LOG_WARNING, "%s: unreadable journal removed", jpath);
-	return remove_record(jpath) < 0 ? -1 : 0;
-fail:
-	close(jfd);
+	/* The marker may overwrite sources of the last step: recovery must
+	 * not redo that step from them. */
+	if (!durable_at(e, p->end) &&
+	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVING,
+					      .done = p->end}) < 0)
+		return -1;
+	if (pwrite_all(e->fd, p->mark, p->mark_len, (off_t)p->end) < 0 ||
+	    fdatasync(e->fd) < 0 ||
+	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVED,
+					      .done = p->end}) < 0)
+		return -1;
+	return finish(e);
+}
+
+/* A random marker that cannot be the first byte of appended mail: an
+ * MDA starts with "From " or a blank line. */
+static void
+new_mark(struct journal_plan *p, uint64_t room)
+{
+	p->mark_len =
+		room < JOURNAL_MARK_MAX ? (uint32_t)room : JOURNAL_MARK_MAX;
+	memset(p->mark, 0, sizeof(p->mark));
+	if (getrandom(p->mark, p->mark_len, 0) != (ssize_t)p->mark_len)
+		for (uint32_t i = 0; i < p->mark_len; i++)
+			p->mark[i] = (unsigned char)(i * 131 + getpid());
+	if (p->mark[0] == 'F' || p->mark[0] == '\n' || p->mark[0] == '\r')
+		p->mark[0] = 0;
+}
+
+static int
+make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
+	  uint64_t eof, struct journal_plan *p)
+{
+	uint64_t end = dst;
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < n; i++)
+		end += (uint64_t)reg[i].len;
+	if (identify(fd, p) < 0)
+		return -1;
+	p->dst = dst;
+	p->end = end;
+	p->eof = eof;
+	p->nreg = n;
+	new_mark(p, eof - end);
+	p->head_from = dst > JOURNAL_BOUNDARY ? dst - JOURNAL_BOUNDARY : 0;
+	p->tail_from = eof - end - p->mark_len > JOURNAL_BOUNDARY
+			       ? eof - JOURNAL_BOUNDARY
+			       : end + p->mark_len;
+	if (digest_range(fd, p->head_from, dst, &p->head_digest) != 0 ||
+	    digest_range(fd, p->tail_from, eof, &p->tail_digest) != 0) {
+		if (errno == 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* Once UPDATE has begun it must be finished, also by a recovery at the
+ * next login: a full disk must not stop it halfway. So the save areas a
+ * small shift needs are allocated before it begins (a file system that
+ * cannot allocate ahead is not asked). */
+static int
+reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
+	      uint64_t direct_min)
+{
+	if ((uint64_t)reg[0].start - p->dst >= direct_min)
+		return 0; /* the first shift is the smallest: no saved step */
+	if (fallocate(jfd, 0, (off_t)journal_area_offset(p, 0),
+		      (off_t)(2 * (uint64_t)p->window)) == 0 ||
+	    errno == EOPNOTSUPP)
+		return 0;
 	return -1;
 }
 
-/* --- the steps ---------------------------------------------------------------
- */
-
-static void
-new_mark(struct record *rec, off_t room)
+/* Write the journal for plan p with its first slot; it appears under
+ * jpath only whole and durable. Returns its descriptor, or -1 (nothing
+ * left behind). */
+static int
+create_journal(const char *jpath, struct journal_plan *p,
+	       const struct region *reg, uint64_t direct_min)
 {
-	rec->mark_len = room < MARK_MAX ? (uint32_t)room : MARK_MAX;
-	if (getrandom(rec->mark, rec->mark_len, 0) != (ssize_t)rec->mark_len)
-		for (uint32_t i = 0; i < rec->mark_len; i++)
-			rec->mark[i] = (unsigned char)(i * 131 + getpid());
+	unsigned char head[JOURNAL_BLOCK], slot[JOURNAL_SLOT_SIZE];
+	size_t n = p->nreg * JOURNAL_REGION_SIZE;
+	struct journal_slot s = {.seq = 1, .phase = JOURNAL_MOVING};
+	char tmp[PATH_MAX];
+	unsigned char *raw;
+	int jfd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", jpath) >=
+		    sizeof(tmp) ||
+	    (raw = malloc(n)) == NULL) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	journal_encode_regions(reg, p->nreg, raw);
+	p->regions_hash = journal_regions_hash(raw, n);
+	memset(head, 0, sizeof(head));
+	journal_encode_header(p, head);
+	s.done = p->dst;
+	journal_encode_slot(p, &s, slot);
+	jfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		   0600);
+	if (jfd < 0) {
+		free(raw);
+		return -1;
+	}
+	if (pwrite_all(jfd, head, sizeof(head), 0) < 0 ||
+	    pwrite_all(jfd, raw, n, JOURNAL_BLOCK) < 0 ||
+	    pwrite_all(jfd, slot, sizeof(slot),
+		       (off_t)journal_slot_offset(p, 1)) < 0 ||
+	    reserve_areas(jfd, p, reg, direct_min) < 0 || fsync(jfd) < 0 ||
+	    rename(tmp, jpath) < 0 || sync_dir_of(jpath) < 0)
+		goto fail;
+	free(raw);
+	return jfd;
+fail:
+	saved = errno;
+	free(raw);
+	close(jfd);
+	/* If the rename happened but the directory sync failed, the
+	 * journal may or may not survive a crash: remove it while nothing
+	 * has been moved, so that UPDATE surely did not begin. */
+	unlink(tmp);
+	unlink(jpath);
+	sync_dir_of(jpath);
+	errno = saved;
+	return -1;
 }
 
-/* [0, end) is final and the marker stands at end: truncate. Mail that
- * arrived meanwhile at [later, EOF) is moved down first. */
 static int
-finish(int fd, const char *jpath, struct record *rec, char *buf, size_t size)
+compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
+	     size_t n, char *buf, size_t size, const struct journal_tuning *t)
 {
-	off_t end = rec->a, later = rec->b, eof = file_size(fd);
-	struct record apply;
+	struct engine e = {.fd = fd,
+			   .jpath = jpath,
+			   .reg = reg,
+			   .buf = buf,
+			   .size = size,
+			   .tuning = *t,
+			   .direct_min = t->direct_min};
+	off_t eof = file_size(fd);
+	int r, saved;
 
 	if (eof < 0)
 		return -1;
-	if (eof > later) {
-		/* Journal that mail (it may overlap its new place), then
-		 * write it and a fresh marker after it. */
-		memset(&apply, 0, sizeof(apply));
-		apply.kind = APPLY;
-		apply.a = end;
-		apply.b = eof;
-		apply.data_len = eof - later;
-		new_mark(&apply, eof - (end + (off_t)apply.data_len));
-		if (put_record(jpath, &apply, fd, later, buf, size) < 0)
-			return -1;
-		return -2; /* go on as APPLY */
-	}
-	if (ftruncate(fd, end) < 0 || fdatasync(fd) < 0)
+	if (make_plan(fd, dst, reg, n, (uint64_t)eof, &e.plan) < 0)
 		return -1;
-	return remove_record(jpath);
+	/* A save area need not be larger than what moves. */
+	e.plan.window = e.plan.end - e.plan.dst < t->window
+				? (uint32_t)(e.plan.end - e.plan.dst)
+				: t->window;
+	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min)) < 0)
+		return -1;
+	/* UPDATE has begun: from here on, recovery finishes it. */
+	e.cur = (struct journal_slot){
+		.seq = 1, .phase = JOURNAL_MOVING, .done = dst};
+	e.rout = dst;
+	r = run(&e, dst);
+	saved = errno;
+	close(e.jfd);
+	errno = saved;
+	return r;
 }
 
-static int
-recover_record(int fd, int jfd, const char *jpath, struct record *rec,
-	       char *buf, size_t size)
+int
+journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
+		size_t n, char *buf, size_t size,
+		const struct journal_tuning *t)
 {
-	off_t end;
+	struct region *keep;
+	off_t eof = file_size(fd), at = dst;
+	size_t k = 0;
 	int r;
 
-	for (;;) {
-		switch (rec->kind) {
-		case UNDO:
-			if (copy(jfd, sizeof(*rec), fd, rec->a, rec->data_len,
-				 buf, size, NULL) < 0 ||
-			    fdatasync(fd) < 0)
-				return -1;
-			log_msg(LOG_NOTICE,
-				"spool restored from the journal of "
-				"an interrupted UPDATE");
-			return remove_record(jpath);
-		case APPLY:
-			end = rec->a + rec->data_len;
-			if (copy(jfd, sizeof(*rec), fd, rec->a, rec->data_len,
-				 buf, size, NULL) < 0 ||
-			    pwrite_all(fd, rec->mark, rec->mark_len, end) < 0 ||
-			    fdatasync(fd) < 0)
-				return -1;
-			rec->kind = TRUNCATE;
-			rec->a = end;
-			rec->data_len = 0;
-			if (put_record(jpath, rec, fd, 0, buf, size) < 0)
-				return -1;
-			close(jfd);
-			if ((jfd = open(jpath, O_RDONLY | O_CLOEXEC)) < 0)
-				return -1;
-			continue;
-		case TRUNCATE:
-			r = marker_at(fd, rec->a, rec);
-			if (r < 0)
-				return -1;
-			if (r == 0)
-				return remove_record(jpath); /* truncated */
-			r = finish(fd, jpath, rec, buf, size);
-			if (r != -2)
-				return r;
-			close(jfd);
-			r = get_record(jpath, fd, rec, &jfd, buf, size);
-			if (r <= 0)
-				return -1;
-			continue;
+	if (eof < 0)
+		return -1;
+	keep = calloc(n + 1, sizeof(*keep));
+	if (keep == NULL)
+		return -1;
+	/* Resolve "to the end of the file", drop empty regions, check the
+	 * caller's promises. */
+	for (size_t i = 0; i < n; i++) {
+		off_t len = reg[i].len < 0 ? eof - reg[i].start : reg[i].len;
+
+		if (reg[i].start < at || len < 0 || reg[i].start > eof ||
+		    len > eof - reg[i].start) {
+			free(keep);
+			errno = EINVAL;
+			return -1;
 		}
+		if (len > 0)
+			keep[k++] = (struct region){reg[i].start, len};
+		at = reg[i].start + len;
+	}
+	if (k > JOURNAL_REGIONS_MAX) {
+		free(keep);
+		errno = E2BIG;
+		return -1;
+	}
+	/* Regions that do not move are no part of the plan. */
+	while (k > 0 && keep[0].start == dst) {
+		dst += keep[0].len;
+		memmove(keep, keep + 1, --k * sizeof(*keep));
+	}
+	if (k == 0) {
+		/* Nothing moves (the last messages deleted, no mail since):
+		 * a truncation needs no journal. A crash leaves the file as
+		 * it was (UPDATE did not begin) or truncated. */
+		free(keep);
+		if (dst == eof)
+			return 0;
+		return ftruncate(fd, dst) < 0 || fdatasync(fd) < 0 ? -1 : 0;
+	}
+	if (t == NULL)
+		t = &defaults;
+	if (t->window < 1 || t->window > JOURNAL_WINDOW) {
+		free(keep);
 		errno = EINVAL;
 		return -1;
 	}
+	r = compact_plan(fd, jpath, (uint64_t)dst, keep, k, buf, size, t);
+	free(keep);
+	return r;
 }
 
-static void
-temp_name(const char *jpath, char tmp[PATH_MAX])
+/* --- recovery ------------------------------------------------------------ */
+
+static int
+aside(const char *jpath, const char *suffix)
 {
-	if ((size_t)snprintf(tmp, PATH_MAX, "%s.new", jpath) >= PATH_MAX)
-		tmp[0] = '\0';
+	char to[PATH_MAX];
+
+	if ((size_t)snprintf(to, sizeof(to), "%s%s", jpath, suffix) >=
+	    sizeof(to)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (rename(jpath, to) < 0)
+		return -1;
+	return sync_dir_of(jpath);
+}
+
+static int
+refuse(const char *jpath, const char *why)
+{
+	log_msg(LOG_ERR,
+		"%s: journal refused (%s): moved aside to %s.rejected; the "
+		"spool is left as it is and not served until that file is "
+		"removed",
+		jpath, why, jpath);
+	if (aside(jpath, ".rejected") < 0)
+		return -1;
+	return JOURNAL_REFUSED;
+}
+
+/* Is the spool the file the journal was written for? */
+static int
+same_identity(int fd, const struct journal_plan *p, bool *same)
+{
+	struct journal_plan now;
+
+	if (identify(fd, &now) < 0)
+		return -1;
+	*same = now.ino == p->ino;
+	if ((now.flags & p->flags & JOURNAL_HAVE_BTIME) &&
+	    (now.btime_sec != p->btime_sec || now.btime_nsec != p->btime_nsec))
+		*same = false;
+	return 0;
+}
+
+/* Is the spool in a state the journal can lead to? Its first byte moved
+ * at dst: the bytes before it never change; until truncation, the file
+ * is no shorter than it was and its last bytes are as they were. Returns
+ * NULL if so, else what differs; *err set on an I/O error. */
+static const char *
+state_mismatch(int fd, const struct journal_plan *p,
+	       const struct journal_slot *s, int *err)
+{
+	off_t size = file_size(fd);
+	uint64_t d;
+	int r;
+
+	*err = 0;
+	if (size < 0)
+		return *err = errno, "";
+	if ((r = digest_range(fd, p->head_from, p->dst, &d)) != 0 ||
+	    d != p->head_digest) {
+		if (r < 0)
+			*err = errno;
+		return "the bytes before the first moved one differ";
+	}
+	if (s->phase == JOURNAL_MOVED) {
+		if ((r = marker_at(fd, p)) < 0)
+			return *err = errno, "";
+		if (r == 0)
+			return (uint64_t)size < p->end
+				       ? "shorter than after the UPDATE"
+				       : NULL;
+	}
+	if ((uint64_t)size < p->eof)
+		return "shorter than before the UPDATE";
+	if ((r = digest_range(fd, p->tail_from, p->eof, &d)) != 0 ||
+	    d != p->tail_digest) {
+		if (r < 0)
+			*err = errno;
+		return "the bytes at the old end differ";
+	}
+	return NULL;
+}
+
+/* 0: the save area holds what the slot says; 1: it does not. */
+static int
+check_area(struct engine *e)
+{
+	struct content_hash h;
+	uint64_t at = journal_area_offset(&e->plan, (int)e->cur.area);
+	uint64_t left = e->cur.save_len, k;
+
+	memset(&h, 0, sizeof(h));
+	for (; left > 0; left -= k, at += k) {
+		k = left < e->size ? left : e->size;
+		switch (pread_all(e->jfd, e->buf, k, (off_t)at)) {
+		case -1:
+			return -1;
+		case 1:
+			return 1;
+		}
+		hash_update(&h, e->buf, k);
+	}
+	return hash_final(&h) == e->cur.save_hash ? 0 : 1;
+}
+
+/* Write the saved window back in place: the step it belongs to may have
+ * overwritten its sources. */
+static int
+apply_area(struct engine *e)
+{
+	uint64_t from = journal_area_offset(&e->plan, (int)e->cur.area);
+	uint64_t to = e->cur.done, left = e->cur.save_len, k;
+
+	for (; left > 0; left -= k, from += k, to += k) {
+		k = left < e->size ? left : e->size;
+		if (pread_all(e->jfd, e->buf, k, (off_t)from) != 0) {
+			errno = EIO;
+			return -1;
+		}
+		if (pwrite_all(e->fd, e->buf, k, (off_t)to) < 0)
+			return -1;
+	}
+	return fdatasync(e->fd);
+}
+
+static int
+roll_forward(struct engine *e)
+{
+	const char *why;
+	bool same;
+	int err, r;
+
+	if (same_identity(e->fd, &e->plan, &same) < 0)
+		return -1;
+	if (!same) {
+		log_msg(LOG_WARNING,
+			"%s: journal of a spool that was since replaced by "
+			"another file; moved aside to %s.stale, the new spool "
+			"left alone",
+			e->jpath, e->jpath);
+		return aside(e->jpath, ".stale") < 0 ? -1 : JOURNAL_STALE;
+	}
+	why = state_mismatch(e->fd, &e->plan, &e->cur, &err);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	if (why != NULL)
+		return refuse(e->jpath, why);
+	if (e->cur.save_len > 0) {
+		if ((r = check_area(e)) < 0)
+			return -1;
+		if (r > 0)
+			return refuse(e->jpath, "a saved window is damaged");
+		if (apply_area(e) < 0)
+			return -1;
+	}
+	log_msg(LOG_NOTICE, "%s: finishing an interrupted UPDATE", e->jpath);
+	e->rout = e->plan.dst;
+	r = e->cur.phase == JOURNAL_MOVED
+		    ? finish(e)
+		    : run(e, e->cur.done + e->cur.save_len);
+	return r < 0 ? -1 : JOURNAL_FINISHED;
 }
 
 bool
@@ -382,69 +1079,78 @@ journal_pending(const char *jpath)
 {
 	char tmp[PATH_MAX];
 
-	temp_name(jpath, tmp);
-	return access(jpath, F_OK) == 0 || (tmp[0] && access(tmp, F_OK) == 0);
+	if (access(jpath, F_OK) == 0)
+		return true;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", jpath) < sizeof(tmp) &&
+	    access(tmp, F_OK) == 0)
+		return true;
+	return (size_t)snprintf(tmp, sizeof(tmp), "%s.rejected", jpath) <
+		       sizeof(tmp) &&
+	       access(tmp, F_OK) == 0;
 }
 
 int
 journal_recover(int fd, const char *jpath, char *buf, size_t size)
 {
+	struct engine e = {.fd = fd,
+			   .jpath = jpath,
+			   .buf = buf,
+			   .size = size,
+			   .tuning = defaults,
+			   .direct_min = JOURNAL_DIRECT_MIN};
+	struct region *reg;
 	char tmp[PATH_MAX];
-	struct record rec;
-	int jfd = -1, r;
+	struct stat st;
+	int r, saved;
 
-	/* A record that never got renamed into place was never acted on. */
-	temp_name(jpath, tmp);
-	if (tmp[0] && unlink(tmp) < 0 && errno != ENOENT)
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.rejected", jpath) >=
+	    sizeof(tmp)) {
+		errno = ENAMETOOLONG;
 		return -1;
-
-	r = get_record(jpath, fd, &rec, &jfd, buf, size);
-	if (r <= 0)
-		return r;
-	log_msg(LOG_NOTICE, "%s: finishing an interrupted UPDATE", jpath);
-	r = recover_record(fd, jfd, jpath, &rec, buf, size);
-	if (jfd >= 0)
-		close(jfd);
+	}
+	if (access(tmp, F_OK) == 0) {
+		log_msg(LOG_ERR,
+			"%s: a refused journal is kept there: the spool is "
+			"not served until the admin removes it",
+			tmp);
+		return JOURNAL_REFUSED;
+	}
+	/* A journal that never got renamed into place was never acted on. */
+	snprintf(tmp, sizeof(tmp), "%s.new", jpath);
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return -1;
+	e.jfd = open(jpath, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (e.jfd < 0)
+		return errno == ENOENT ? JOURNAL_NONE : -1;
+	if (fstat(e.jfd, &st) < 0) {
+		r = -1;
+		goto out;
+	}
+	r = S_ISREG(st.st_mode)
+		    ? journal_load(read_fd, &e.jfd, &e.plan, &reg, &e.cur)
+		    : 1;
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		r = refuse(jpath, "not a whole, consistent journal");
+		goto out;
+	}
+	e.reg = reg;
+	r = roll_forward(&e);
+	free(reg);
+out:
+	saved = errno;
+	close(e.jfd);
+	errno = saved;
 	return r;
 }
 
 int
-journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
-		size_t n, char *buf, size_t size)
+journal_path(const char *dir, const char *spool_path, char *out, size_t size)
 {
-	off_t eof = file_size(fd), end = dst, len;
-	struct record rec;
+	int n = snprintf(
+		out, size, "%s/spool-%016llx", dir,
+		(unsigned long long)digest(spool_path, strlen(spool_path)));
 
-	if (eof < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		end += reg[i].len < 0 ? eof - reg[i].start : reg[i].len;
-	/* Phase 1: save what the moves and the marker may overwrite. */
-	memset(&rec, 0, sizeof(rec));
-	rec.kind = UNDO;
-	new_mark(&rec, eof - end);
-	rec.a = dst;
-	rec.data_len = end + rec.mark_len - dst;
-	if (put_record(jpath, &rec, fd, dst, buf, size) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		len = reg[i].len < 0 ? eof - reg[i].start : reg[i].len;
-		if (reg[i].start != dst &&
-		    copy(fd, reg[i].start, fd, dst, len, buf, size, NULL) < 0)
-			return -1;
-		dst += len;
-	}
-	if (pwrite_all(fd, rec.mark, rec.mark_len, end) < 0 ||
-	    fdatasync(fd) < 0)
-		return -1;
-	/* Phase 2: the new content is durable; truncate after it. */
-	rec.kind = TRUNCATE;
-	rec.a = end;
-	rec.b = eof;
-	rec.data_len = 0;
-	if (put_record(jpath, &rec, fd, 0, buf, size) < 0)
-		return -1;
-	if (ftruncate(fd, end) < 0 || fdatasync(fd) < 0)
-		return -1;
-	return remove_record(jpath);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
 }

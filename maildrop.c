@@ -485,27 +485,26 @@ journal_dir_refused(const char *dir, uid_t owner, char *why, size_t size)
 	return true;
 }
 
-/* The journal is named after the spool's device and inode: unique, and
- * nothing a user can steer. An UPDATE that a crash interrupted is
- * finished or undone before the spool is read, under the update locks.
- * In a refused directory nothing is recovered and UPDATE will refuse to
- * move mail; if a journal is pending there, the spool may be half
- * rewritten and the journal cannot be trusted to mend it, so the login
- * is refused ([SYS/PERM]) until the admin looks. */
+/* The journal is named after the spool's path (journal_path): a name a
+ * reboot that renumbers devices does not change, and nothing a user can
+ * steer. An UPDATE that a crash interrupted is finished before the spool
+ * is read, under the update locks. In a refused directory nothing is
+ * recovered and UPDATE will refuse to move mail; if a journal is pending
+ * there, the spool may be half rewritten and the journal cannot be
+ * trusted to finish it, so the login is refused ([SYS/PERM]) until the
+ * admin looks. So is a login whose journal does not match the spool
+ * (journal.h: JOURNAL_REFUSED). */
 static enum md_status
 recover(struct maildrop *md, const char *dir, uid_t owner)
 {
-	char dotlock[PATH_MAX];
+	char dotlock[PATH_MAX], jpath[PATH_MAX];
 	enum md_status st;
-	struct stat sb;
 	bool pending;
 	int r;
 
-	if (fstat(md->fd, &sb) < 0 ||
-	    asprintf(&md->journal, "%s/%llx-%llx", dir,
-		     (unsigned long long)sb.st_dev,
-		     (unsigned long long)sb.st_ino) < 0) {
-		md->journal = NULL;
+	if (journal_path(dir, md->path, jpath, sizeof(jpath)) < 0 ||
+	    (md->journal = strdup(jpath)) == NULL) {
+		log_msg(LOG_ERR, "%s: no journal path in %s", md->path, dir);
 		return MD_TEMPFAIL;
 	}
 	if (journal_dir_refused(dir, owner, md->journal_refused,
@@ -528,6 +527,8 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
 			md->journal);
 	update_unlock(md, dotlock);
+	if (r == JOURNAL_REFUSED)
+		return MD_PERMFAIL;
 	return r < 0 ? MD_TEMPFAIL : MD_OK;
 }
 
@@ -978,8 +979,11 @@ kept_regions(const struct maildrop *md, size_t first, struct region *reg)
 }
 
 /* Compact from the first deleted message on: kept messages, then mail
- * delivered since login, move down over the gaps; then truncate. The
- * journal makes it safe to be killed at any point (journal.h). */
+ * delivered since login, move down over the gaps; then truncate. Once
+ * the journal is written UPDATE has begun, and a failure is finished
+ * from the journal at once, still under the locks, so that mail readers
+ * and the MTA never see the spool half rewritten; if even that fails,
+ * the next login (or pop3d --recover) finishes it. */
 static enum md_status
 expunge(struct maildrop *md, size_t first)
 {
@@ -999,20 +1003,25 @@ expunge(struct maildrop *md, size_t first)
 		return MD_TEMPFAIL;
 	n = kept_regions(md, first, reg);
 	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
-			    md->buf, SPOOL_CHUNK_SIZE);
+			    md->buf, SPOOL_CHUNK_SIZE, NULL);
 	free(reg);
-	if (r < 0) {
-		log_msg(LOG_ERR, "%s: update failed: %m", md->path);
-		/* Put the spool back now, still under the locks, so that
-		 * mail readers and the MTA never see it half rewritten. If
-		 * even that fails, the journal stays for the next login. */
-		if (journal_recover(md->fd, md->journal, md->buf,
-				    SPOOL_CHUNK_SIZE) < 0)
-			log_msg(LOG_ERR, "%s: %s kept for the next login: %m",
-				md->path, md->journal);
-		return MD_TEMPFAIL;
+	if (r == 0)
+		return MD_OK;
+	log_msg(LOG_ERR, "%s: update failed: %m", md->path);
+	if (!journal_pending(md->journal))
+		return MD_TEMPFAIL; /* it did not begin: nothing deleted */
+	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
+	if (r == JOURNAL_FINISHED) {
+		log_msg(LOG_NOTICE, "%s: update finished from %s", md->path,
+			md->journal);
+		return MD_OK;
 	}
-	return MD_OK;
+	log_msg(LOG_ERR,
+		"%s: %s kept: the deletions will be finished at the next "
+		"login%s%s",
+		md->path, md->journal, r < 0 ? ": " : "",
+		r < 0 ? strerror(errno) : "");
+	return MD_TEMPFAIL;
 }
 
 /* Is path still the file we have open? A spool renamed over, or turned

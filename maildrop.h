@@ -30,7 +30,7 @@ struct md_limits {
 
 /* Open, lock and parse the spool at path as the user who must own it
  * (already the effective uid). A missing file is an empty maildrop. An
- * UPDATE that a crash interrupted is finished or undone first, from its
+ * UPDATE that a crash interrupted is finished first, from its
  * journal. On failure a log line says why; nothing is kept open or
  * locked. */
 enum md_status maildrop_open(const char *path, uid_t owner,

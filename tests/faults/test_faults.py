@@ -18,6 +18,7 @@ import os
 
 from faultlib import (SYS_PERM, SYS_TEMP, UPDATE_FAILED_RE, check, check_log_clean, dir_names,
                       file_state, fired, log_text, mboxcheck, shim_log)
+from journalname import journal_name
 
 STRERROR = {"EIO": "Input/output error", "ENOSPC": "No space left on device",
             "ENOLCK": "No locks available", "EMFILE": "Too many open files",
@@ -91,9 +92,8 @@ class Case:
         return fired(self.log)
 
     def journal_left(self):
-        """This spool's journal files (named after its device and inode)."""
-        st = os.stat(self.spool)
-        name = f"{st.st_dev:x}-{st.st_ino:x}"
+        """This spool's journal files (named after its path)."""
+        name = journal_name(self.spool)
         return [f for f in self.env.journal_files() if f.startswith(name)]
 
     def next_session_ok(self, what):
@@ -337,7 +337,8 @@ def update_case(ctx, name, rule, target, expect_fail=True):
     kept = [t for i, t in enumerate(TOKENS) if i not in DELETE]
     deleted = [TOKENS[i] for i in DELETE]
     res = {"reply": reply, "fired": bool(c.fired()), "stderr": p.stderr}
-    raw = mboxcheck.Audit(c.spool.read_bytes(), EXPECTED).check(kept, deleted)
+    res["raw_bytes"] = c.spool.read_bytes()
+    raw = mboxcheck.Audit(res["raw_bytes"], EXPECTED).check(kept, deleted)
     res["raw"] = raw
     res["dotlock"] = (c.dir / "alice.lock").exists()
     # The next login (it replays any journal), then the file again.
@@ -356,17 +357,33 @@ def update_case(ctx, name, rule, target, expect_fail=True):
 
 
 def judge_update(ctx, what, res, err):
-    """The promises for a failed UPDATE."""
+    """The promises for an UPDATE that met a fault (design.md §4.8). If it
+    failed before its journal was in place, nothing was deleted: -ERR
+    [SYS/TEMP] and the spool as it was. Once the journal was in place,
+    UPDATE is rolled forward: at once, still under the locks (+OK, the
+    spool exactly the kept messages), or, if that fails too, by the next
+    login; either way no deleted message comes back."""
     out = []
     if not res["fired"]:
         return [f"{what}: the fault never fired"]
-    if not UPDATE_FAILED_RE.match(res["reply"]):
-        out.append(f"{what}: QUIT got {res['reply']!r}, expected -ERR [SYS/TEMP] ...")
+    raw, after = res["raw"], res["after"]
+    began = res["reply"].startswith("+OK") or res["raw_bytes"] != SPOOL
+    if res["reply"].startswith("+OK"):
+        ctx.count("UPDATE faults finished at once from the journal")
+        if not res["reply"].startswith("+OK pop3d signing off"):
+            out.append(f"{what}: QUIT got {res['reply']!r}")
+        if not raw["ok"] or raw["reappeared"] or raw["messages"] != len(TOKENS) - len(DELETE):
+            out.append(f"{what}: +OK, but the spool is not the kept messages: "
+                       f"{raw['kept_intact']}/{raw['kept_checked']} kept intact, "
+                       f"{raw['reappeared']} deleted ones left")
+    elif not UPDATE_FAILED_RE.match(res["reply"]):
+        out.append(f"{what}: QUIT got {res['reply']!r}, expected -ERR [SYS/TEMP] ... or +OK")
+    else:
+        ctx.count("UPDATE faults failing " + ("after it began" if began else "before it began"))
     try:
         expect_log(res["stderr"], err, what)
     except Exception as e:
         out.append(str(e))
-    raw, after = res["raw"], res["after"]
     if not raw["ok"]:
         ctx.count("UPDATE faults leaving a damaged spool until the next login")
         out.append(f"{what}: the spool as the failed UPDATE left it: "
@@ -383,7 +400,12 @@ def judge_update(ctx, what, res, err):
                    f"{after['kept_checked']} kept intact, {after['damaged_pieces']} damaged "
                    f"pieces, {after['duplicates']} duplicates, {after['lost']} lost")
     if after["reappeared"]:
-        ctx.count("deleted messages back after a failed UPDATE", after["reappeared"])
+        if began:
+            out.append(f"{what}: UPDATE had begun, yet {after['reappeared']} deleted "
+                       f"messages are back after the next login")
+        else:
+            ctx.count("deleted messages kept by an UPDATE that failed before it began",
+                      after["reappeared"])
     if res["journal_left"]:
         out.append(f"{what}: journal files left after the next login: {res['journal_left']}")
     return out

@@ -20,6 +20,7 @@ import struct
 import time
 
 from faultlib import check, check_log_clean, harness, log_text, mboxcheck
+from journalname import journal_name
 
 PAUSE_MS = 800
 DELETE = (0, 3, 4, 9)
@@ -57,8 +58,7 @@ def _update_with(ctx, name, disturb, tcp=True):
         s.close()
     from faultlib import fired
     check(fired(log), f"{name}: UPDATE never reached its first write (no pause)")
-    st = os.stat(spool)
-    left = [f for f in env.journal_files() if f.startswith(f"{st.st_dev:x}-{st.st_ino:x}")]
+    left = [f for f in env.journal_files() if f.startswith(journal_name(spool))]
     ctx.count("signal and hang-up cases")
     return s, rc, spool.read_bytes(), compacted(spool, tokens, expected), left, d
 

@@ -9,11 +9,14 @@ directory are compared before and after.
 """
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 
 from faultlib import (SYS_PERM, SYS_TEMP, UPDATE_FAILED_RE, check, check_log_clean,
                       harness, log_text, mboxcheck)
+from journalname import journal_name
 
 SMALL, TOKENS, EXPECTED, MSGS = None, None, None, None
 
@@ -331,3 +334,158 @@ def test_truncated_during_retr(ctx):
     check(not diff(before, snapshot(d)), "pop3d changed the spool")
     text = log_text(p.stderr)
     check("shrank" in text or "changed" in text, f"log: {text}")
+
+
+# --- a journal tied to its spool (issue 13, point 6) -------------------------
+#
+# Real ext4 on loop devices (as root): the two ways a journal named after
+# the spool's device and inode went wrong. A file system of its own makes
+# inode reuse likely and lets the device number change under the spool.
+
+class Ext4:
+    """A small ext4 image, attached to a loop device and mounted."""
+
+    def __init__(self, ctx, name):
+        if not ctx.env.really_root:
+            raise harness.TestSkipped("needs real root (loop devices)")
+        for tool in ("losetup", "mkfs.ext4", "mount", "umount"):
+            if shutil.which(tool) is None:
+                raise harness.TestSkipped(f"no {tool}")
+        base = ctx.env.tempdir(name)
+        self.image = base / "fs.img"
+        self.mnt = base / "mnt"
+        self.mnt.mkdir()
+        with open(self.image, "wb") as f:
+            f.truncate(32 << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
+        self.loops = []
+        self.mounted = False
+        self.attach()
+        self.mount()
+
+    def attach(self):
+        try:
+            out = subprocess.run(["losetup", "--find", "--show", str(self.image)],
+                                 check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as e:
+            raise harness.TestSkipped(f"losetup: {e.stderr.strip()}")
+        self.loops.append(out.stdout.strip())
+
+    def detach(self, dev):
+        subprocess.run(["losetup", "-d", dev], check=True)
+        self.loops.remove(dev)
+
+    def mount(self):
+        subprocess.run(["mount", "-t", "ext4", self.loops[-1], str(self.mnt)], check=True)
+        self.mounted = True
+
+    def umount(self):
+        subprocess.run(["umount", str(self.mnt)], check=True)
+        self.mounted = False
+
+    def close(self):
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.mnt)])
+        for dev in list(self.loops):
+            subprocess.run(["losetup", "-d", dev])
+        self.loops = []
+
+
+def kill_inside_update(ctx, d, spool, dele):
+    """Login, DELE, QUIT, and the session killed at its second write to
+    the spool: UPDATE has begun (its journal is in place)."""
+    log = d.parent / (d.name + ".shim")
+    p = ctx.env.session(d, rules="pwrite@2=kill", paths=[spool], log=log)
+    try:
+        p.login()
+        for i in dele:
+            check(p.cmd(f"DELE {i + 1}").startswith("+OK"), "DELE")
+        p.send("QUIT")
+        p.proc.wait(30)
+    finally:
+        p.close()
+    from faultlib import fired
+    check(fired(log), "the kill inside UPDATE never fired")
+    jname = journal_name(spool)
+    check(ctx.env.journal_files(), "no journal pending after the kill")
+    lock = d / "alice.lock"
+    if lock.exists():
+        lock.unlink()       # see test_kill: a stale dotlock
+    return jname
+
+
+def test_kill_then_spool_recreated(ctx):
+    """A session killed inside UPDATE; then the spool is removed and made
+    again (an MUA that removes empty mailboxes, an admin), and ext4 gives
+    the new file the old inode number. The next login must not apply the
+    old journal to it: the new message stays byte for byte, the journal
+    is set aside as stale, and the login serves the new spool."""
+    data = spool_data()
+    fs = Ext4(ctx, "recreated")
+    try:
+        d = fs.mnt / "mail"
+        d.mkdir()
+        spool = ctx.env.install_spool(d / "alice", data)
+        old_ino = os.stat(spool).st_ino
+        jname = kill_inside_update(ctx, d, spool, [0])
+        spool.unlink()
+        new = (b"From admin@example.org Mon Jan  1 00:00:00 2024\n"
+               b"Subject: the new spool\n\nmust not be overwritten\n")
+        ctx.env.install_spool(d / "alice", new)
+        same = os.stat(spool).st_ino == old_ino
+        ctx.note(f"spool recreated on ext4: inode {'reused' if same else 'not reused'}")
+        p = ctx.env.session(d)
+        try:
+            reply = p.login()
+            p.cmd("QUIT")
+        finally:
+            p.close()
+        check(reply.startswith("+OK maildrop has 1 message"),
+              f"login after the spool was recreated: {reply!r}\n{log_text(p.stderr)}")
+        check(spool.read_bytes() == new, "the old journal was applied to the new spool")
+        files = ctx.env.journal_files()
+        check(jname + ".stale" in files and jname not in files,
+              f"journal not set aside as stale: {files}")
+        check(b"replaced by another file" in p.stderr, f"log: {log_text(p.stderr)}")
+        os.unlink(ctx.env.journal_dir() / (jname + ".stale"))
+    finally:
+        fs.close()
+
+
+def test_kill_then_device_renumbered(ctx):
+    """A session killed inside UPDATE; then the file system comes back on
+    another device number (a reboot renumbering loop, LVM or dm minors).
+    The next login must still find the journal and finish the UPDATE:
+    the kept messages once and byte-exact, the deleted one gone."""
+    data = spool_data()
+    fs = Ext4(ctx, "renumbered")
+    try:
+        d = fs.mnt / "mail"
+        d.mkdir()
+        spool = ctx.env.install_spool(d / "alice", data)
+        old_dev = os.stat(spool).st_dev
+        jname = kill_inside_update(ctx, d, spool, [0])
+        fs.umount()
+        old_loop = fs.loops[0]
+        fs.attach()             # the image on a second loop device
+        fs.detach(old_loop)
+        fs.mount()
+        new_dev = os.stat(spool).st_dev
+        check(new_dev != old_dev, "the device number did not change (test premise)")
+        p = ctx.env.session(d)
+        try:
+            reply = p.login()
+            p.cmd("QUIT")
+        finally:
+            p.close()
+        kept = TOKENS[1:]
+        a = mboxcheck.Audit(spool.read_bytes(), EXPECTED).check(kept, TOKENS[:1])
+        check(reply.startswith(f"+OK maildrop has {len(kept)} message"),
+              f"login after the device changed: {reply!r}\n{log_text(p.stderr)}")
+        check(a["ok"] and not a["reappeared"] and a["messages"] == len(kept),
+              f"after recovery: {a['kept_intact']}/{a['kept_checked']} kept intact, "
+              f"{a['reappeared']} deleted back")
+        check(not ctx.env.journal_files(), f"journal still pending: {ctx.env.journal_files()}")
+        ctx.note(f"device {old_dev:#x} -> {new_dev:#x}: journal found and finished")
+    finally:
+        fs.close()

@@ -130,3 +130,74 @@ put("fuzz_uidl", "boundary", b"\x03\x20Received: x\nX-UIDL: " +
     b" " * 100 + b"id-at-the-edge\n")
 put("fuzz_uidl", "more-messages", b"\x00\x00Message-ID: <a>\n\nbody\n\n"
     b"From x\nMessage-ID: <a>\n")
+
+# --- fuzz_journal: flag byte (bit 0 fix the hashes, bit 1 run recovery),
+# then a journal image (journal.h). The hashes are fixed by the harness
+# when bit 0 is set; a saved window's own digest is computed here.
+_PRIME = 0x9e3779b97f4a7c15
+_MASK = (1 << 64) - 1
+
+
+def _mix(h, w):
+    h = ((h ^ w) * _PRIME) & _MASK
+    return h ^ (h >> 29)
+
+
+def content_hash(data):
+    lanes = [0, 0, 0, 0]
+    full = len(data) & ~31
+    blocks = data[:full] + data[full:].ljust(32, b"\0")
+    for i in range(0, len(blocks), 32):
+        for k, w in enumerate(struct.unpack("<4Q", blocks[i:i + 32])):
+            lanes[k] = _mix(lanes[k], w)
+    h = len(data)
+    for lane in lanes:
+        h = _mix(h, lane)
+    return h
+
+
+def journal(dst, end, eof, regions, slots, window=16, mark=b"\x01\x02\x03",
+            areas=()):
+    head = struct.pack("<16sIIQqII", b"pop3d journal 2\0", 0, len(mark), 0, 0,
+                       0, window)
+    head += struct.pack("<QQQQ", dst, end, eof, len(regions))
+    head_from = max(0, dst - 64)
+    tail_from = max(end + len(mark), eof - 64)
+    head += struct.pack("<QQQQ", head_from, 0, tail_from, 0)
+    head += mark.ljust(32, b"\0") + struct.pack("<QQ", 0, 0)
+    img = bytearray(head.ljust(4096, b"\0"))
+    for s, l in regions:
+        img += struct.pack("<QQ", s, l)
+    img = img.ljust(4096 + (len(regions) * 16 + 4095) // 4096 * 4096, b"\0")
+    img += b"\0" * 8192
+    base = len(img) - 8192
+    for seq, phase, done, save in slots:
+        area = seq & 1 if save else 0
+        data = areas[area] if save else b""
+        slot = b"pop3dslt" + struct.pack("<QIIQQQQQ", seq, phase, area, done,
+                                         len(data), content_hash(data) if save
+                                         else 0, 0, 0)
+        at = base + 4096 * (seq & 1)
+        img[at:at + 64] = slot
+    if areas:
+        img += b"".join(a.ljust(window, b"\0") for a in areas)
+    return bytes(img)
+
+
+# A spool of 200 octets: message at [0, 50) kept, [50, 80) deleted,
+# [80, 200) kept: moves down by 30 to [50, 170).
+put("fuzz_journal", "moving-start", b"\x03" +
+    journal(50, 170, 200, [(80, 120)], [(1, 1, 50, False)]))
+put("fuzz_journal", "moving-mid", b"\x03" +
+    journal(50, 170, 200, [(80, 120)], [(1, 1, 50, False), (2, 1, 90, False)]))
+put("fuzz_journal", "moving-saved", b"\x03" +
+    journal(50, 170, 200, [(80, 120)], [(1, 1, 50, True)],
+            areas=[b"", b"0123456789abcdef"]))
+put("fuzz_journal", "moved", b"\x03" +
+    journal(50, 170, 200, [(80, 120)], [(2, 2, 170, False)]))
+put("fuzz_journal", "every-other", b"\x03" +
+    journal(10, 60, 110, [(20, 10), (40, 10), (60, 10), (80, 20)],
+            [(1, 1, 10, False), (2, 1, 20, False)]))
+put("fuzz_journal", "unfixed", b"\x00" +
+    journal(50, 170, 200, [(80, 120)], [(1, 1, 50, False)]))
+put("fuzz_journal", "empty", b"\x01")

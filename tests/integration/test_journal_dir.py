@@ -45,15 +45,22 @@ def content_hash(data):
     return h
 
 
+def journal_name(spool):
+    """journal.c's journal_path: the hash of the spool's path."""
+    return f"spool-{content_hash(str(spool).encode()):016x}"
+
+
 def forged_undo(spool, data):
-    """(name, bytes) of an UNDO record for spool that restores data at 0:
-    what mallory can write without reading alice's spool."""
+    """(name, bytes) of a journal for spool, named as pop3d names it, that
+    would write data at 0: what mallory can write without reading
+    alice's spool. Its content does not matter to these tests: a journal
+    in a directory that is not alice's own is never read."""
     st = os.stat(spool)
-    head = struct.pack("<16sIIQQQQQQ32s", b"pop3d journal 1\0", 1, 0,
-                       st.st_dev, st.st_ino, 0, 0, len(data),
+    head = struct.pack("<16sIIQQQQQQ32s", b"pop3d journal 2\0", 1, 0,
+                       st.st_ino, 0, 0, 0, len(data),
                        content_hash(data), b"\0" * 32)
     rec = head + struct.pack("<Q", content_hash(head)) + data
-    return f"{st.st_dev:x}-{st.st_ino:x}", rec
+    return journal_name(spool), rec
 
 
 def _setup(env, name, root_mode=0o711):

@@ -1,63 +1,216 @@
-/* Unit tests for journal.c: a compaction killed at any moment, with or
- * without mail appended before recovery, always recovers to either the
- * spool before UPDATE or the spool after it, plus the appended mail, byte
- * for byte; never to anything else. */
+/* Unit tests for journal.c: a compaction killed at every write, sync,
+ * rename, truncation and unlink it makes (and in the middle of every
+ * write), with or without mail appended before recovery, recovers to the
+ * spool after UPDATE plus the appended mail, byte for byte, whenever the
+ * journal was in place (UPDATE had begun), and to the spool before it
+ * otherwise. Before recovery, every kept byte is at its new place or its
+ * old one, but for at most one window being moved. A journal that does
+ * not match its spool is never applied.
+ *
+ * The kills are exact: this file defines pwrite, fdatasync, fsync,
+ * rename, ftruncate and unlink, so journal.c's calls come here, are
+ * counted, and the Nth one kills the process (a pwrite torn in half
+ * first, when asked). */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
 #include "spool_helpers.h"
 
+/* --- the counted system calls ----------------------------------------------
+ */
+
+struct counter {
+	long ops;      /* counted calls so far */
+	long crash_at; /* 0: never */
+	bool torn;     /* a pwrite that crashes writes half first */
+};
+
+static struct counter *ctr; /* shared with the forked children */
+
+static void
+maybe_crash(bool is_write, int fd, const void *buf, size_t n, off_t at)
+{
+	if (ctr == NULL || ctr->crash_at == 0 || ++ctr->ops != ctr->crash_at)
+		return;
+	if (is_write && ctr->torn && n > 1)
+		syscall(SYS_pwrite64, fd, buf, n / 2, at);
+	kill(getpid(), SIGKILL);
+}
+
+static void
+count(void)
+{
+	if (ctr != NULL && ctr->crash_at == 0)
+		ctr->ops++;
+}
+
+ssize_t
+pwrite(int fd, const void *buf, size_t n, off_t at)
+{
+	maybe_crash(true, fd, buf, n, at);
+	count();
+	return syscall(SYS_pwrite64, fd, buf, n, at);
+}
+
+int
+fdatasync(int fd)
+{
+	maybe_crash(false, -1, NULL, 0, 0);
+	count();
+	return syscall(SYS_fdatasync, fd);
+}
+
+int
+fsync(int fd)
+{
+	maybe_crash(false, -1, NULL, 0, 0);
+	count();
+	return syscall(SYS_fsync, fd);
+}
+
+int
+rename(const char *from, const char *to)
+{
+	maybe_crash(false, -1, NULL, 0, 0);
+	count();
+	return syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to);
+}
+
+int
+ftruncate(int fd, off_t len)
+{
+	maybe_crash(false, -1, NULL, 0, 0);
+	count();
+	return syscall(SYS_ftruncate, fd, len);
+}
+
+int
+unlink(const char *path)
+{
+	maybe_crash(false, -1, NULL, 0, 0);
+	count();
+	return syscall(SYS_unlinkat, AT_FDCWD, path, 0);
+}
+
+/* --- fixtures
+ * ------------------------------------------------------------------ */
+
+#define BS 4096
+#define TAIL 3000
+
+/* Small steps, so that every kind of step happens in a small spool: a
+ * shift under 16 KiB moves 16 KiB windows saved first; from 16 KiB on,
+ * steps of the shift, unsaved. */
+static const struct journal_tuning tuning = {16384, 16384};
+
 struct fixture {
 	char spool[PATH_MAX], jpath[PATH_MAX];
 	char *before, *after; /* the spool before and after compaction */
 	size_t before_len, after_len;
-	struct region reg[32];
+	struct region reg[128];
 	size_t nreg;
 	off_t dst;
+	/* For each output byte, its source (the raw-state check). */
+	off_t *src;
 };
 
-/* A spool of `blocks` 64 KiB blocks with distinct contents; regions keep
- * every other block from block 1 on (block 0 stays in place), plus the
- * "mail delivered during the session" tail of 3000 octets. */
-static void
-make_fixture(struct fixture *f, int blocks)
+/* EXACT: the moved data is a whole number of shifts, so the last step
+ * is a full one, and the end marker lands on its sources. */
+enum pattern {
+	FIRST,
+	EVERY_OTHER,
+	BIG_FIRST,
+	LAST_NO_TAIL,
+	ALL_WITH_TAIL,
+	EXACT
+};
+
+static int
+blocks_of(enum pattern p)
 {
-	size_t bs = 65536, tail = 3000;
-	int fd;
+	return p == EXACT ? 41 : 48;
+}
+
+static bool
+deleted_block(enum pattern p, int b, int blocks)
+{
+	switch (p) {
+	case FIRST:
+		return b == 1;
+	case EVERY_OTHER:
+		return b % 2 == 1;
+	case BIG_FIRST:
+	case EXACT:
+		return b >= 1 && b <= 8;
+	case LAST_NO_TAIL:
+		return b >= blocks - 2;
+	case ALL_WITH_TAIL:
+		return true;
+	}
+	return false;
+}
+
+/* A spool of `blocks` blocks with distinct contents, and the mail
+ * "delivered during the session" (TAIL octets) unless the pattern has
+ * none; block 0 stays (except ALL_WITH_TAIL). */
+static void
+make_fixture(struct fixture *f, int blocks, enum pattern p)
+{
+	size_t tail = p == LAST_NO_TAIL || p == EXACT ? 0 : TAIL, out;
+	int first = -1, fd;
 
 	memset(f, 0, sizeof(*f));
 	snprintf(f->spool, sizeof(f->spool), "%s/spool", base_dir);
-	snprintf(f->jpath, sizeof(f->jpath), "%s/journal", base_dir);
-	f->before_len = blocks * bs + tail;
+	ck_assert_int_eq(
+		journal_path(base_dir, f->spool, f->jpath, sizeof(f->jpath)),
+		0);
+	f->before_len = blocks * BS + tail;
 	f->before = malloc(f->before_len);
 	f->after = malloc(f->before_len);
-	ck_assert(f->before != NULL && f->after != NULL);
+	f->src = calloc(f->before_len, sizeof(*f->src));
+	ck_assert(f->before != NULL && f->after != NULL && f->src != NULL);
 	for (size_t i = 0; i < f->before_len; i++)
-		f->before[i] = (char)('A' + (i / bs) % 26 + (i * 7) % 3);
-	f->dst = bs; /* block 1 is deleted */
-	memcpy(f->after, f->before, bs);
-	f->after_len = bs;
-	for (int b = 2; b < blocks; b += 2) {
-		f->reg[f->nreg++] = (struct region){(off_t)(b * bs), (off_t)bs};
-		memcpy(f->after + f->after_len, f->before + b * bs, bs);
-		f->after_len += bs;
+		f->before[i] = (char)('A' + (i / BS) % 26 + (i * 7) % 5 +
+				      (char)(i / (BS * 26)));
+	out = 0;
+	for (int b = 0; b < blocks; b++) {
+		if (deleted_block(p, b, blocks)) {
+			if (first < 0)
+				first = b;
+			continue;
+		}
+		if (first >= 0 &&
+		    (f->nreg == 0 ||
+		     f->reg[f->nreg - 1].start + f->reg[f->nreg - 1].len !=
+			     (off_t)b * BS))
+			f->reg[f->nreg++] = (struct region){(off_t)b * BS, BS};
+		else if (first >= 0)
+			f->reg[f->nreg - 1].len += BS;
+		for (size_t i = 0; i < BS; i++)
+			f->src[out + i] = (off_t)b * BS + i;
+		memcpy(f->after + out, f->before + b * BS, BS);
+		out += BS;
 	}
-	f->reg[f->nreg++] = (struct region){(off_t)(blocks * bs), -1};
-	memcpy(f->after + f->after_len, f->before + blocks * bs, tail);
-	f->after_len += tail;
-	unlink(f->jpath);
+	f->dst = (off_t)first * BS;
+	f->reg[f->nreg++] = (struct region){(off_t)blocks * BS, -1};
+	for (size_t i = 0; i < tail; i++)
+		f->src[out + i] = (off_t)blocks * BS + i;
+	memcpy(f->after + out, f->before + blocks * BS, tail);
+	f->after_len = out + tail;
 	fd = open(f->spool, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, f->before, f->before_len),
@@ -66,10 +219,25 @@ make_fixture(struct fixture *f, int blocks)
 }
 
 static void
+clear_journals(struct fixture *f)
+{
+	char p[PATH_MAX + 16];
+
+	syscall(SYS_unlinkat, AT_FDCWD, f->jpath, 0);
+	for (const char *s = ".new\0.stale\0.rejected\0"; *s;
+	     s += strlen(s) + 1) {
+		snprintf(p, sizeof(p), "%s%s", f->jpath, s);
+		syscall(SYS_unlinkat, AT_FDCWD, p, 0);
+	}
+}
+
+static void
 free_fixture(struct fixture *f)
 {
+	clear_journals(f);
 	free(f->before);
 	free(f->after);
+	free(f->src);
 }
 
 static char *
@@ -88,37 +256,32 @@ slurp(const char *path, size_t *len)
 	return p;
 }
 
-static void
+static int
 run_compact(struct fixture *f)
 {
 	static char buf[4096]; /* small: many steps to be killed in */
-	int fd = open(f->spool, O_RDWR);
+	int fd = open(f->spool, O_RDWR), r;
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(journal_compact(fd, f->jpath, f->dst, f->reg, f->nreg,
-					 buf, sizeof(buf)),
-			 0);
+	r = journal_compact(fd, f->jpath, f->dst, f->reg, f->nreg, buf,
+			    sizeof(buf), &tuning);
 	close(fd);
+	return r;
 }
 
-START_TEST(compact_whole)
+static int
+run_recover(struct fixture *f)
 {
-	struct fixture f;
-	size_t len;
-	char *got;
+	static char buf[3000]; /* not a divisor of anything */
+	int fd = open(f->spool, O_RDWR), r;
 
-	make_fixture(&f, 12);
-	run_compact(&f);
-	got = slurp(f.spool, &len);
-	ck_assert_uint_eq(len, f.after_len);
-	ck_assert(memcmp(got, f.after, len) == 0);
-	ck_assert_int_eq(access(f.jpath, F_OK), -1);
-	free(got);
-	free_fixture(&f);
+	ck_assert_int_ge(fd, 0);
+	r = journal_recover(fd, f->jpath, buf, sizeof(buf));
+	close(fd);
+	return r;
 }
-END_TEST
 
-/* The outcome must be before+new or after+new. */
+/* 1: the spool is as before UPDATE, 2: as after, plus extra; 0: neither. */
 static int
 classify(struct fixture *f, const char *extra, size_t extra_len)
 {
@@ -138,30 +301,102 @@ classify(struct fixture *f, const char *extra, size_t extra_len)
 	return r;
 }
 
-static void
-kill_and_recover(int seed, bool append)
+/* What another mail reader sees before recovery: kept bytes that are
+ * neither at their new place nor at their old one. */
+static size_t
+misplaced(struct fixture *f)
 {
-	static char buf[8192];
-	const char extra[] = "From new@example Thu Nov 26 09:00:00 2026\n"
-			     "Subject: delivered after the crash\n\nhi\n\n";
-	struct fixture f;
-	struct timespec ts;
-	pid_t pid;
-	int fd, status, outcome;
+	size_t len, bad = 0;
+	char *got = slurp(f->spool, &len);
 
-	make_fixture(&f, 24);
+	for (size_t x = f->dst; x < f->after_len; x++) {
+		off_t s = f->src[x];
+		bool at_new = x < len && got[x] == f->after[x];
+		bool at_old = (size_t)s < len && got[s] == f->before[s];
+
+		if (!at_new && !at_old)
+			bad++;
+	}
+	free(got);
+	return bad;
+}
+
+static void
+counter_setup(void)
+{
+	ctr = mmap(NULL, sizeof(*ctr), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert(ctr != MAP_FAILED);
+	memset(ctr, 0, sizeof(*ctr));
+}
+
+/* Run fn in a child killed at its crash_at-th counted call; true if the
+ * kill fired. */
+static bool
+killed_child(struct fixture *f, int (*fn)(struct fixture *), long crash_at,
+	     bool torn)
+{
+	int status;
+	pid_t pid;
+
+	ctr->ops = 0;
+	ctr->crash_at = crash_at;
+	ctr->torn = torn;
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		run_compact(&f);
+		fn(f);
 		_exit(0);
 	}
-	/* Somewhere from the start to a little past the end. */
-	ts.tv_sec = 0;
-	ts.tv_nsec = (seed * 7919L % 40) * 100000L;
-	nanosleep(&ts, NULL);
-	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ctr->crash_at = 0;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+static long
+ops_of_clean_run(enum pattern p)
+{
+	struct fixture f;
+	long n;
+
+	make_fixture(&f, blocks_of(p), p);
+	ctr->ops = 0;
+	ctr->crash_at = 0;
+	ck_assert_int_eq(run_compact(&f), 0);
+	n = ctr->ops;
+	ck_assert_int_eq(classify(&f, "", 0), 2);
+	ck_assert(!journal_pending(f.jpath));
+	free_fixture(&f);
+	return n;
+}
+
+static const char extra[] = "From new@example Thu Nov 26 09:00:00 2026\n"
+			    "Subject: delivered after the crash\n\nhi\n\n";
+
+struct tally {
+	int runs, began, not_begun;
+	size_t worst_misplaced;
+};
+
+static void
+kill_once(enum pattern p, long at, bool torn, bool append, long again,
+	  struct tally *t)
+{
+	struct fixture f;
+	bool began;
+	size_t bad;
+	int fd, r, outcome;
+
+	make_fixture(&f, blocks_of(p), p);
+	ck_assert(killed_child(&f, run_compact, at, torn));
+	began = access(f.jpath, F_OK) == 0;
+	bad = misplaced(&f);
+	if (bad > t->worst_misplaced)
+		t->worst_misplaced = bad;
+	ck_assert_msg(bad <= tuning.window,
+		      "pattern %d, kill at %ld%s: %zu kept bytes at neither "
+		      "place before recovery",
+		      p, at, torn ? " (torn)" : "", bad);
 	if (append) {
 		/* An MDA delivers before the next login. */
 		fd = open(f.spool, O_WRONLY | O_APPEND);
@@ -170,64 +405,350 @@ kill_and_recover(int seed, bool append)
 				 (ssize_t)sizeof(extra) - 1);
 		close(fd);
 	}
-	fd = open(f.spool, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(journal_recover(fd, f.jpath, buf, sizeof(buf)), 0);
-	close(fd);
-	ck_assert_int_eq(access(f.jpath, F_OK), -1);
+	if (again > 0 && began) /* the recovery is killed too */
+		killed_child(&f, run_recover, again, false);
+	r = run_recover(&f);
+	ck_assert_int_ge(r, 0);
+	ck_assert_int_ne(r, JOURNAL_REFUSED);
+	ck_assert_int_ne(r, JOURNAL_STALE);
+	ck_assert(!journal_pending(f.jpath));
 	outcome = classify(&f, extra, append ? sizeof(extra) - 1 : 0);
 	ck_assert_msg(outcome != 0,
-		      "seed %d: spool is neither before nor "
-		      "after UPDATE",
-		      seed);
+		      "pattern %d, kill at %ld%s%s: the spool is neither "
+		      "before nor after UPDATE",
+		      p, at, torn ? " (torn)" : "",
+		      append ? ", mail after" : "");
+	/* Roll forward: once the journal was in place, never back. */
+	ck_assert_msg(!began || outcome == 2,
+		      "pattern %d, kill at %ld%s: UPDATE had begun, but the "
+		      "deleted data came back",
+		      p, at, torn ? " (torn)" : "");
+	t->runs++;
+	if (began)
+		t->began++;
+	else if (outcome == 1)
+		t->not_begun++;
 	free_fixture(&f);
 }
 
-START_TEST(killed_anywhere)
+static void
+kill_everywhere(enum pattern p, bool append)
 {
-	for (int seed = 0; seed < 60; seed++)
-		kill_and_recover(seed, false);
+	struct tally t = {0};
+	long n;
+
+	counter_setup();
+	n = ops_of_clean_run(p);
+	for (long at = 1; at <= n; at++) {
+		kill_once(p, at, false, append, 0, &t);
+		kill_once(p, at, true, !append, at % 7 + 1, &t);
+	}
+	fprintf(stderr,
+		"journal: pattern %d: %ld calls, %d kills: %d after UPDATE "
+		"had begun (all rolled forward), %d before (nothing "
+		"deleted); at most %zu kept bytes misplaced before "
+		"recovery\n",
+		p, n, t.runs, t.began, t.not_begun, t.worst_misplaced);
+	munmap(ctr, sizeof(*ctr));
+	ctr = NULL;
+}
+
+START_TEST(compact_whole)
+{
+	struct fixture f;
+
+	for (enum pattern p = FIRST; p <= EXACT; p++) {
+		make_fixture(&f, blocks_of(p), p);
+		ck_assert_int_eq(run_compact(&f), 0);
+		ck_assert_int_eq(classify(&f, "", 0), 2);
+		ck_assert(!journal_pending(f.jpath));
+		free_fixture(&f);
+	}
+	/* With the default tuning (no step small) too. */
+	make_fixture(&f, 48, EVERY_OTHER);
+	{
+		char buf[8192];
+		int fd = open(f.spool, O_RDWR);
+
+		ck_assert_int_eq(journal_compact(fd, f.jpath, f.dst, f.reg,
+						 f.nreg, buf, sizeof(buf),
+						 NULL),
+				 0);
+		close(fd);
+	}
+	ck_assert_int_eq(classify(&f, "", 0), 2);
+	free_fixture(&f);
 }
 END_TEST
 
-START_TEST(killed_then_mail_arrives)
+/* Deleting the last messages with no mail since: no journal, one
+ * truncation. */
+START_TEST(delete_last_no_journal)
 {
-	for (int seed = 0; seed < 60; seed++)
-		kill_and_recover(seed, true);
+	struct fixture f;
+
+	counter_setup();
+	make_fixture(&f, 48, LAST_NO_TAIL);
+	ck_assert_int_eq(run_compact(&f), 0);
+	ck_assert_int_eq(classify(&f, "", 0), 2);
+	ck_assert_int_eq(ctr->ops, 2); /* ftruncate, fdatasync */
+	free_fixture(&f);
+	munmap(ctr, sizeof(*ctr));
+	ctr = NULL;
+}
+END_TEST
+
+START_TEST(killed_first_deleted)
+{
+	kill_everywhere(FIRST, false);
+}
+END_TEST
+
+START_TEST(killed_every_other)
+{
+	kill_everywhere(EVERY_OTHER, true);
+}
+END_TEST
+
+START_TEST(killed_big_first)
+{
+	kill_everywhere(BIG_FIRST, false);
+}
+END_TEST
+
+START_TEST(killed_exact)
+{
+	kill_everywhere(EXACT, false);
+}
+END_TEST
+
+START_TEST(killed_all_with_tail)
+{
+	kill_everywhere(ALL_WITH_TAIL, true);
 }
 END_TEST
 
 START_TEST(no_journal_nothing_to_do)
 {
 	struct fixture f;
-	char buf[512];
-	int fd;
 
-	make_fixture(&f, 4);
-	fd = open(f.spool, O_RDWR);
-	ck_assert_int_eq(journal_recover(fd, f.jpath, buf, sizeof(buf)), 0);
-	close(fd);
+	make_fixture(&f, 4, FIRST);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_NONE);
 	ck_assert_int_eq(classify(&f, "", 0), 1);
 	free_fixture(&f);
 }
 END_TEST
 
-START_TEST(torn_journal_is_ignored)
+/* A journal that is not whole and consistent is never applied: it may
+ * be damage or a forgery, and the spool may be half moved, so it is
+ * moved aside and the spool is refused until the admin removes it. */
+START_TEST(torn_journal_is_refused)
 {
 	struct fixture f;
-	char buf[512];
+	char rejected[PATH_MAX + 16];
 	int fd;
 
-	/* A journal cut short was never acted on: the spool stays. */
-	make_fixture(&f, 4);
+	make_fixture(&f, 4, FIRST);
 	fd = open(f.jpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_eq(write(fd, "pop3d journal 1\0garbage", 23), 23);
+	ck_assert_int_eq(write(fd, "pop3d journal 2\0garbage", 23), 23);
 	close(fd);
-	fd = open(f.spool, O_RDWR);
-	ck_assert_int_eq(journal_recover(fd, f.jpath, buf, sizeof(buf)), 0);
-	close(fd);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_REFUSED);
 	ck_assert_int_eq(classify(&f, "", 0), 1);
+	snprintf(rejected, sizeof(rejected), "%s.rejected", f.jpath);
 	ck_assert_int_eq(access(f.jpath, F_OK), -1);
+	ck_assert_int_eq(access(rejected, F_OK), 0);
+	/* Still refused, until the admin removes it. */
+	ck_assert(journal_pending(f.jpath));
+	ck_assert_int_eq(run_recover(&f), JOURNAL_REFUSED);
+	syscall(SYS_unlinkat, AT_FDCWD, rejected, 0);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_NONE);
+	free_fixture(&f);
+}
+END_TEST
+
+/* A leftover .new was never acted on: removed, the spool untouched. */
+START_TEST(leftover_new_is_removed)
+{
+	struct fixture f;
+	char tmp[PATH_MAX + 8];
+	int fd;
+
+	make_fixture(&f, 4, FIRST);
+	snprintf(tmp, sizeof(tmp), "%s.new", f.jpath);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_eq(write(fd, "half", 4), 4);
+	close(fd);
+	ck_assert(journal_pending(f.jpath));
+	ck_assert_int_eq(run_recover(&f), JOURNAL_NONE);
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+	ck_assert_int_eq(classify(&f, "", 0), 1);
+	free_fixture(&f);
+}
+END_TEST
+
+/* Kill a compaction in its moves; leaves f with a pending journal. */
+static void
+interrupted(struct fixture *f)
+{
+	counter_setup();
+	make_fixture(f, 48, EVERY_OTHER);
+	ck_assert(killed_child(f, run_compact, 12, false));
+	ck_assert(access(f->jpath, F_OK) == 0);
+	munmap(ctr, sizeof(*ctr));
+	ctr = NULL;
+}
+
+static void
+replace_spool(struct fixture *f, const char *text)
+{
+	int fd;
+
+	syscall(SYS_unlinkat, AT_FDCWD, f->spool, 0);
+	fd = open(f->spool, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static ssize_t
+read_path(void *ctx, void *buf, size_t n, uint64_t at)
+{
+	return pread(*(int *)ctx, buf, n, (off_t)at);
+}
+
+/* Rewrite the journal's header as if it had been written for the file
+ * now at f->spool's inode (what ext4 does when it gives a new file the
+ * number of a removed one); without its birth time if !btime. */
+static void
+retarget_journal(struct fixture *f, bool btime)
+{
+	unsigned char head[JOURNAL_HEADER_SIZE], slot[JOURNAL_SLOT_SIZE];
+	struct journal_plan p;
+	struct journal_slot s;
+	struct region *reg;
+	struct stat st;
+	int jfd;
+
+	ck_assert_int_eq(stat(f->spool, &st), 0);
+	jfd = open(f->jpath, O_RDWR);
+	ck_assert_int_ge(jfd, 0);
+	ck_assert_int_eq(journal_load(read_path, &jfd, &p, &reg, &s), 0);
+	free(reg);
+	p.ino = st.st_ino;
+	if (!btime)
+		p.flags &= ~JOURNAL_HAVE_BTIME;
+	journal_encode_header(&p, head);
+	journal_encode_slot(&p, &s, slot);
+	ck_assert_int_eq(syscall(SYS_pwrite64, jfd, head, sizeof(head), 0),
+			 (long)sizeof(head));
+	ck_assert_int_eq(syscall(SYS_pwrite64, jfd, slot, sizeof(slot),
+				 journal_slot_offset(&p, (int)(s.seq & 1))),
+			 (long)sizeof(slot));
+	close(jfd);
+}
+
+static const char new_mail[] = "From admin@example Thu Nov 26 10:00:00 2026\n"
+			       "Subject: the new spool's only message\n\n"
+			       "must not be overwritten\n";
+
+/* Issue 13, point 6: the spool removed and made again after a kill
+ * inside UPDATE, the new file with the old inode number. Its birth time
+ * differs: the journal is set aside as stale, the new spool untouched. */
+START_TEST(recreated_same_inode_is_stale)
+{
+	struct fixture f;
+	char stale[PATH_MAX + 16];
+	size_t len;
+	char *got;
+
+	interrupted(&f);
+	replace_spool(&f, new_mail);
+	retarget_journal(&f, true);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_STALE);
+	got = slurp(f.spool, &len);
+	ck_assert_uint_eq(len, sizeof(new_mail) - 1);
+	ck_assert(memcmp(got, new_mail, len) == 0);
+	free(got);
+	snprintf(stale, sizeof(stale), "%s.stale", f.jpath);
+	ck_assert_int_eq(access(stale, F_OK), 0);
+	ck_assert(!journal_pending(f.jpath));
+	free_fixture(&f);
+}
+END_TEST
+
+/* The same where the file system keeps no birth time: the identity
+ * matches, the state does not (size, boundary digests): refused, the
+ * new spool untouched, and not served until the admin looks. */
+START_TEST(recreated_same_inode_no_btime_is_refused)
+{
+	struct fixture f;
+	size_t len;
+	char *got;
+
+	interrupted(&f);
+	replace_spool(&f, new_mail);
+	retarget_journal(&f, false);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_REFUSED);
+	got = slurp(f.spool, &len);
+	ck_assert_uint_eq(len, sizeof(new_mail) - 1);
+	ck_assert(memcmp(got, new_mail, len) == 0);
+	free(got);
+	ck_assert(journal_pending(f.jpath));
+	free_fixture(&f);
+}
+END_TEST
+
+/* The same file, changed in place by another program after the crash
+ * (shortened): refused, untouched. */
+START_TEST(changed_spool_is_refused)
+{
+	struct fixture f;
+	struct stat before, after;
+
+	interrupted(&f);
+	ck_assert_int_eq(stat(f.spool, &before), 0);
+	ck_assert_int_eq(truncate(f.spool, f.before_len - 10), 0);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_REFUSED);
+	ck_assert_int_eq(stat(f.spool, &after), 0);
+	ck_assert_int_eq(after.st_size, (off_t)f.before_len - 10);
+	free_fixture(&f);
+}
+END_TEST
+
+/* Issue 13, point 6: the journal is found by the spool's path, never by
+ * its device number (which a reboot may change), and holds no device
+ * number to compare: the name is a function of the path alone. */
+START_TEST(name_ignores_device)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	struct fixture f;
+	struct journal_plan p;
+	struct journal_slot s;
+	struct region *reg;
+	int jfd;
+
+	ck_assert_int_eq(journal_path("/j", "/var/mail/alice", a, sizeof(a)),
+			 0);
+	ck_assert_int_eq(journal_path("/j", "/var/mail/alice", b, sizeof(b)),
+			 0);
+	ck_assert_str_eq(a, b);
+	ck_assert_int_eq(strncmp(a, "/j/spool-", 9), 0);
+	ck_assert_int_eq(journal_path("/j", "/var/mail/bob", b, sizeof(b)), 0);
+	ck_assert_str_ne(a, b);
+	/* The record holds the inode and birth time, nothing else. */
+	interrupted(&f);
+	jfd = open(f.jpath, O_RDONLY);
+	ck_assert_int_eq(journal_load(read_path, &jfd, &p, &reg, &s), 0);
+	close(jfd);
+	free(reg);
+	{
+		struct stat st;
+
+		ck_assert_int_eq(stat(f.spool, &st), 0);
+		ck_assert_uint_eq(p.ino, st.st_ino);
+	}
+	ck_assert_int_eq(run_recover(&f), JOURNAL_FINISHED);
+	ck_assert_int_eq(classify(&f, "", 0), 2);
 	free_fixture(&f);
 }
 END_TEST
@@ -238,12 +759,21 @@ journal_suite(void)
 	Suite *s = suite_create("journal");
 	TCase *tc = tcase_create("journal");
 
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, compact_whole);
-	tcase_add_test(tc, killed_anywhere);
-	tcase_add_test(tc, killed_then_mail_arrives);
+	tcase_add_test(tc, delete_last_no_journal);
+	tcase_add_test(tc, killed_first_deleted);
+	tcase_add_test(tc, killed_every_other);
+	tcase_add_test(tc, killed_big_first);
+	tcase_add_test(tc, killed_all_with_tail);
+	tcase_add_test(tc, killed_exact);
 	tcase_add_test(tc, no_journal_nothing_to_do);
-	tcase_add_test(tc, torn_journal_is_ignored);
+	tcase_add_test(tc, torn_journal_is_refused);
+	tcase_add_test(tc, leftover_new_is_removed);
+	tcase_add_test(tc, recreated_same_inode_is_stale);
+	tcase_add_test(tc, recreated_same_inode_no_btime_is_refused);
+	tcase_add_test(tc, changed_spool_is_refused);
+	tcase_add_test(tc, name_ignores_device);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "maildrop.h"
 #include "spool_helpers.h"
 
@@ -893,11 +894,7 @@ START_TEST(pending_journal_in_untrusted_dir_refuses_open)
 		  sizeof(jdir));
 	ck_assert_int_eq(mkdir(jdir, 0755), 0);
 	ck_assert_int_eq(chmod(jdir, 0755), 0);
-	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert((size_t)snprintf(jpath, sizeof(jpath), "%s/%llx-%llx", jdir,
-				   (unsigned long long)st.st_dev,
-				   (unsigned long long)st.st_ino) <
-		  sizeof(jpath));
+	ck_assert_int_eq(journal_path(jdir, path, jpath, sizeof(jpath)), 0);
 	write_file(jpath, "forged", 6);
 	lim.journal_dir = jdir;
 	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md), MD_PERMFAIL);
