@@ -262,10 +262,10 @@ stress: $(B)/pop3d
 # that it catches every sync left out. FAULT_ARGS e.g. "--kill-runs 500
 # --seed 1".
 FAULT_ARGS ?=
-# The journal today rolls a cut in UPDATE's first phase back (deleted
-# messages return): --undo-ok allows that. Empty it once the journal
-# rolls forward (issue 13); the explorer is strict by default.
-CRASH_UNDO_OK ?= --undo-ok
+# The journal rolls UPDATE forward once it has begun (design.md §4.8), so
+# the explorer is strict: no deleted message may come back. --undo-ok
+# (CRASH_UNDO_OK=--undo-ok) allows a roll-back, for comparing old code.
+CRASH_UNDO_OK ?=
 check-faults: $(B)/pop3d $(B)/faultshim.so
 	/usr/bin/python3 -B tests/faults/run.py --binary $(B)/pop3d \
 		--shim $(B)/faultshim.so \

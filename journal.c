@@ -1034,6 +1034,53 @@ apply_area(struct engine *e)
 	return fdatasync(e->fd);
 }
 
+/* The slot before the newest, if it is intact: 0, or 1 if not. */
+static int
+older_slot(struct engine *e, struct journal_slot *s)
+{
+	unsigned char b[JOURNAL_SLOT_SIZE];
+	uint64_t seq = e->cur.seq - 1;
+	int r;
+
+	if (seq == 0)
+		return 1;
+	r = pread_all(e->jfd, b, sizeof(b),
+		      (off_t)journal_slot_offset(&e->plan, (int)(seq & 1)));
+	if (r != 0)
+		return r;
+	if (journal_decode_slot(&e->plan, b, sizeof(b), s) < 0 || s->seq != seq)
+		return 1;
+	return 0;
+}
+
+/* Put the newest slot's saved window back in place. A saved window and
+ * its slot are made durable by one fdatasync, and the step writes the
+ * spool only after it returned: a window that does not hold what its
+ * slot says means that sync never completed, so the spool still holds
+ * every source byte of the step and the slot before it is where to
+ * resume. 0, 1 if nothing sound is left, or -1 on an I/O error. */
+static int
+saved_window(struct engine *e)
+{
+	struct journal_slot older;
+	int r;
+
+	if (e->cur.save_len == 0)
+		return 0;
+	if ((r = check_area(e)) < 0)
+		return -1;
+	if (r > 0) {
+		if ((r = older_slot(e, &older)) != 0)
+			return r;
+		e->cur = older;
+		if (e->cur.save_len == 0)
+			return 0;
+		if ((r = check_area(e)) != 0)
+			return r;
+	}
+	return apply_area(e) < 0 ? -1 : 0;
+}
+
 static int
 roll_forward(struct engine *e)
 {
@@ -1058,14 +1105,9 @@ roll_forward(struct engine *e)
 	}
 	if (why != NULL)
 		return refuse(e->jpath, why);
-	if (e->cur.save_len > 0) {
-		if ((r = check_area(e)) < 0)
-			return -1;
-		if (r > 0)
-			return refuse(e->jpath, "a saved window is damaged");
-		if (apply_area(e) < 0)
-			return -1;
-	}
+	if ((r = saved_window(e)) != 0)
+		return r < 0 ? -1
+			     : refuse(e->jpath, "a saved window is damaged");
 	log_msg(LOG_NOTICE, "%s: finishing an interrupted UPDATE", e->jpath);
 	e->rout = e->plan.dst;
 	r = e->cur.phase == JOURNAL_MOVED
