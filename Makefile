@@ -28,7 +28,7 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 
 # Everything but main(), shared by the binary and the unit tests.
 MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
-	relay tls sasl hash \
+	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server
 # tests/unit/test_MODULE.c: the check tests of one module each.

@@ -5,7 +5,8 @@
            [--kill-runs 200] [--kill-messages 3000] [--seed N] [-j JOBS]
 
 Tests are the test_* functions of test_faults.py (injected I/O faults),
-test_kill.py (SIGKILL at random moments), test_signals.py (hang-ups,
+test_kill.py (SIGKILL at random moments), test_recover.py (pop3d
+--recover after a kill inside UPDATE), test_signals.py (hang-ups,
 SIGTERM/SIGHUP, a client that stops reading) and test_spool.py (spools
 that are not what they should be). One line per test, then the figures
 (faults injected, kills, messages checked, anything lost, duplicated or
@@ -30,7 +31,7 @@ sys.dont_write_bytecode = True
 import faultlib  # noqa: E402
 from faultlib import harness  # noqa: E402
 
-MODULES = ["test_spool", "test_signals", "test_faults", "test_kill"]
+MODULES = ["test_spool", "test_signals", "test_faults", "test_kill", "test_recover"]
 
 
 class Context:
