@@ -163,7 +163,7 @@ JOURNAL_DIR ?= /var/lib/pop3d/journal
 UNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd \
 	2>/dev/null || echo /lib/systemd/system)
 UNITS = pop3.socket pop3@.service pop3d.socket pop3d.service pop3s.socket \
-	pop3s@.service
+	pop3s@.service pop3d-recover.service
 
 # The units name /usr/local/sbin/pop3d; they are rewritten for SBINDIR.
 # The PAM file is installed only where none exists: it is the admin's.
@@ -177,7 +177,8 @@ install: $(B)/pop3d
 			>$(DESTDIR)$(UNITDIR)/$$u && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	for f in inetd.conf xinetd.d/pop3 fail2ban/filter.d/pop3d.conf; do \
+	for f in inetd.conf xinetd.d/pop3 fail2ban/filter.d/pop3d.conf \
+		cron.d/pop3d; do \
 		sed 's|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|' units/$$f \
 			>$(DESTDIR)$(DOCDIR)/$$(echo $$f | tr / -) || exit 1; \
 	done
@@ -196,7 +197,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(DOCDIR)/inetd.conf $(DESTDIR)$(DOCDIR)/xinetd.d-pop3 \
-		$(DESTDIR)$(DOCDIR)/fail2ban-filter.d-pop3d.conf
+		$(DESTDIR)$(DOCDIR)/fail2ban-filter.d-pop3d.conf \
+		$(DESTDIR)$(DOCDIR)/cron.d-pop3d
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREAUTH_DIR) \
 		$(DESTDIR)$(JOURNAL_DIR)/* $(DESTDIR)$(JOURNAL_DIR) \
 		$(dir $(DESTDIR)$(PREAUTH_DIR))
