@@ -157,6 +157,37 @@ recover_user(const struct config *cfg, const struct auth_user *who)
 	return 1;
 }
 
+/* A <uid> directory still root's: the monitor made it but could not hand
+ * it over (a failed fchown), so no session ever wrote in it (sessions
+ * refuse it). Root may look into its own directory; empty, there is
+ * nothing to recover and nothing to refuse. */
+static bool
+root_dir_empty(const struct config *cfg, int root, const char *name)
+{
+	struct dirent *e;
+	bool empty = true;
+	DIR *d;
+	int fd;
+
+	fd = openat(root, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	while (empty && (e = readdir(d)) != NULL)
+		empty = strcmp(e->d_name, ".") == 0 ||
+			strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	if (empty)
+		log_msg(LOG_NOTICE,
+			"recover: %s/%s: still root's (not handed to the "
+			"user at a login) and empty: nothing to recover",
+			cfg->journal_dir, name);
+	return empty;
+}
+
 /* Who <journal-dir>/<name> belongs to, judged before anything is done
  * as that user: a directory (no symlink) owned by the uid it is named
  * after, a uid that may log in. Fills who. Returns 0, 1 if refused
@@ -176,6 +207,9 @@ judge_dir(const struct config *cfg, int root, const char *name, uid_t uid,
 	}
 	if (geteuid() != 0 && uid != geteuid())
 		return 2; /* not root: only our own */
+	if (S_ISDIR(st.st_mode) && st.st_uid == 0 && uid != 0 &&
+	    root_dir_empty(cfg, root, name))
+		return 2;
 	if (!S_ISDIR(st.st_mode) || st.st_uid != uid) {
 		log_msg(LOG_ERR,
 			"recover: %s/%s: refused: %s owned by uid %lu, not "

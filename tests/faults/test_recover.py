@@ -183,6 +183,17 @@ def test_recover_refuses_foreign_dir(ctx):
               f"{args}: not refused by root, before the drop\n{log_text(log)}")
         check(spool.read_bytes() == data and (udir / "planted").exists(),
               f"{args}: acted on a directory bob owns")
+    # A directory still root's (the monitor could not hand it over) and
+    # empty: nothing to recover, not an error; with a name in it: refused.
+    os.unlink(udir / "planted")
+    os.chown(udir, 0, 0)
+    rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])
+    check(rc == 0 and b"still root's" in log, f"an empty root-owned dir: exit {rc}\n"
+          f"{log_text(log)}")
+    (udir / "planted").write_bytes(b"x")
+    rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])
+    check(rc == 1 and b"refused: a directory owned by uid 0" in log,
+          f"a root-owned dir with a name in it: exit {rc}\n{log_text(log)}")
     # And a journal root others may write: nothing at all is done.
     os.chmod(jroot, 0o733)
     rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])

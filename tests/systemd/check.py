@@ -655,7 +655,10 @@ def recover_at_boot(ct, user):
     r = show(ct, "pop3d-recover.service", "Result", "ExecMainStatus",
              "ExecMainExitTimestampMonotonic", "ExecMainStartTimestampMonotonic")
     sock = show(ct, "pop3.socket", "ActiveEnterTimestampMonotonic")
-    expect(r["Result"] == "success" and r["ExecMainStatus"] == "0", f"{r}")
+    log = ct.out("journalctl", "-q", "-o", "cat", "-n", "30", "-u",
+                 "pop3d-recover.service")
+    expect(r["Result"] == "success" and r["ExecMainStatus"] == "0",
+           f"{r}:\n{log}")
     expect(0 < int(r["ExecMainStartTimestampMonotonic"]) and
            int(r["ExecMainExitTimestampMonotonic"]) <=
            int(sock["ActiveEnterTimestampMonotonic"]),
@@ -688,7 +691,10 @@ def recover_without(ct, user, setting, journal_says):
     log = ct.out("journalctl", "-q", "-o", "cat", "--since", since)
     expect(journal_says in log, f"{setting}: the journal does not say "
            f"{journal_says!r}:\n{log[-800:]}")
-    ct.systemctl("start", "pop3d-recover.service")
+    p = ct.systemctl("start", "pop3d-recover.service", check=False)
+    log = ct.out("journalctl", "-q", "-o", "cat", "-n", "30", "-u",
+                 "pop3d-recover.service")
+    expect(p.returncode == 0, f"with the grant back: exit {p.returncode}:\n{log}")
     recovered_file(ct, user, msgs, jdir)
     return f"fails, journal kept; journal: {journal_says!r}; then recovers"
 
