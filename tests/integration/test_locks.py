@@ -155,3 +155,37 @@ def test_flock_only(env):
     want = chunks(data)[0] + NEW_MAIL
     got = spool.read_bytes()
     check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
+
+
+def test_quit_without_deletions_takes_no_lock(env):
+    """QUIT with nothing to delete (nothing DELEted, or all of it RSET)
+    moves no byte, so it takes neither the dotlock nor the write lock: an
+    MDA that retries a held dotlock only every 8 s (procmail's LOCKSLEEP)
+    is never made to wait by it. Here the dotlock and the fcntl write lock
+    are held by a writer, and QUIT must still answer at once."""
+    d, spool, data = setup(env, "quit-no-lock")
+    for script in (["RETR 1"], ["DELE 1", "RSET"]):
+        with Sessions(env, d) as s:
+            a = s.start()
+            a.login()
+            fd = os.open(spool, os.O_RDWR)
+            try:
+                for line in script:
+                    a.send(line)
+                    reply = a.readline()
+                    check(reply.startswith(b"+OK"), f"{line}: {reply!r}")
+                    if line.startswith("RETR"):
+                        a.multiline()
+                _dotlock_take(fd, spool)
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+                t0 = time.monotonic()
+                reply = a.cmd("QUIT", timeout=30)
+                took = time.monotonic() - t0
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+                os.unlink(f"{spool}.lock")
+            finally:
+                os.close(fd)
+            a.close()
+        check(reply.startswith("+OK pop3d signing off") and took < 1.0,
+              f"{script} + QUIT with the locks held elsewhere: {reply!r} after {took:.1f}s")
+        check(spool.read_bytes() == data, f"{script}: the spool changed")
