@@ -674,7 +674,7 @@ def recover_at_boot(ct, user):
 def recover_without(ct, user, setting, journal_says):
     """pop3d-recover.service with one grant taken away must fail (the
     journal stays pending), and work again once it is back."""
-    msgs, jdir = pending_journal(ct, user, 1500)
+    msgs, jdir = pending_journal(ct, user)
     d = ct.path("/etc/systemd/system/pop3d-recover.service.d")
     d.mkdir(parents=True, exist_ok=True)
     (d / "zz-without.conf").write_text(f"[Service]\n{setting}\n")
