@@ -132,9 +132,12 @@ recover_as_user(const struct config *cfg, const struct auth_user *who)
 	return 1;
 }
 
-/* Fork, become the user for good, recover; the parent only waits. */
+/* Fork, become the user for good, recover; the parent only waits. The
+ * child first closes root's descriptors of --journal-dir (fds, -1 for
+ * none): as the user it has no business listing the other uids. */
 static int
-recover_user(const struct config *cfg, const struct auth_user *who)
+recover_user(const struct config *cfg, const struct auth_user *who,
+	     const int fds[2])
 {
 	int status;
 	pid_t pid;
@@ -144,6 +147,9 @@ recover_user(const struct config *cfg, const struct auth_user *who)
 		return 1;
 	}
 	if (pid == 0) {
+		for (int i = 0; i < 2; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		auth_become(who); /* exits if the drop fails */
 		_exit(recover_as_user(cfg, who));
 	}
@@ -245,15 +251,18 @@ judge_dir(const struct config *cfg, int root, const char *name, uid_t uid,
 	return 0;
 }
 
+/* fds: root's open descriptors of --journal-dir, fds[0] the one names
+ * are looked up in. */
 static int
-recover_dir(const struct config *cfg, int root, const char *name, uid_t uid)
+recover_dir(const struct config *cfg, const int fds[2], const char *name,
+	    uid_t uid)
 {
 	struct auth_user who;
 	int r;
 
-	if ((r = judge_dir(cfg, root, name, uid, &who)) != 0)
+	if ((r = judge_dir(cfg, fds[0], name, uid, &who)) != 0)
 		return r == 1;
-	return recover_user(cfg, &who);
+	return recover_user(cfg, &who, fds);
 }
 
 /* A <uid> name: decimal digits only, a uid that fits. */
@@ -293,7 +302,8 @@ recover_all(const struct config *cfg, int root)
 				cfg->journal_dir, e->d_name);
 			continue;
 		}
-		failed |= recover_dir(cfg, root, e->d_name, uid);
+		failed |= recover_dir(cfg, (const int[2]){root, dirfd(d)},
+				      e->d_name, uid);
 	}
 	closedir(d);
 	return failed;
@@ -313,7 +323,7 @@ recover_one(const struct config *cfg, int root)
 		return 1;
 	}
 	snprintf(name, sizeof(name), "%lu", (unsigned long)pw->pw_uid);
-	return recover_dir(cfg, root, name, pw->pw_uid);
+	return recover_dir(cfg, (const int[2]){root, -1}, name, pw->pw_uid);
 }
 
 int

@@ -665,6 +665,8 @@ def main():
         print(f"# postfix started, mailbox_delivery_lock = {mta.lock_setting}", flush=True)
     server, port = start_server(env, maildir, logf)
     writers = Writers(env, spools, opts.writer_order) if not postfix else None
+    watch = postfix_mta.DotlockWatch(spools.values())
+    watch.start()
     world, stats = World(), Stats()
     world.prefixed = postfix
     rng = random.Random(seed)
@@ -721,6 +723,7 @@ def main():
             final_ok[u] = r
     finally:
         stop.set()
+        holds = watch.finish()
         if writers is not None:
             writers.close()
         if mta is not None:
@@ -880,6 +883,13 @@ def main():
         print(f"  UPDATEs that took the dotlock (QUIT +OK with deletions): "
               f"{s['QUITs with deletions']}; QUITs with nothing deleted (no lock): "
               f"{s['QUITs with nothing deleted']}")
+    for who, h in holds.items():
+        h = [x * 1000 for x in h]
+        print(f"  dotlock held by {who}: {len(h)} times ({len(h) / elapsed:.2f}/s), "
+              f"median {pct(h, .5):.0f} ms, p99 {pct(h, .99):.0f} ms, "
+              f"max {max(h, default=0):.0f} ms, {sum(h) / 1000 / elapsed * 100:.1f}% of the "
+              f"run summed over {len(spools)} spools (polled every "
+              f"{postfix_mta.DotlockWatch.POLL * 1000:.0f} ms)")
     q = stats.samples["QUIT ms"]
     lg = stats.samples["login ms"]
     print(f"  QUIT (UPDATE) time: max {max(q, default=0):.0f} ms, p99 {pct(q, .99):.0f} ms; "
