@@ -38,5 +38,29 @@ case "$missing" in
 	;;
 esac
 apt-get update </dev/null >/dev/null
+# Installed for the tests, Postfix must not start (nor start at boot):
+# the run starts and stops it itself. A policy-rc.d of our own, only if
+# the host has none, keeps the package scripts from starting it.
+policy=""
+case "$missing" in
+*postfix*)
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 0755 /usr/sbin/policy-rc.d
+		policy=/usr/sbin/policy-rc.d
+	fi
+	;;
+esac
 # shellcheck disable=SC2086 # one word per package
-apt-get install -y --no-install-recommends $missing </dev/null
+apt-get install -y --no-install-recommends $missing </dev/null || {
+	[ -z "$policy" ] || rm -f "$policy"
+	exit 1
+}
+[ -z "$policy" ] || rm -f "$policy"
+case "$missing" in
+*postfix*)
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable postfix.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac

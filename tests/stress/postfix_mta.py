@@ -79,6 +79,10 @@ class Postfix:
         self.started = False
 
     def start(self):
+        # Never reconfigure a Postfix that is serving this host.
+        if subprocess.run(["postfix", "status"], capture_output=True).returncode == 0:
+            raise RuntimeError("Postfix is already running on this host; the run would "
+                               "reconfigure it: stop it first (postfix stop)")
         shutil.copy2(MAIN_CF, self.saved)
         settings = [
             f"mail_spool_directory={self.maildir}",

@@ -658,10 +658,11 @@ def main():
         mta = postfix_mta.Postfix(workdir, maildir, opts.postfix_mda, opts.max_lock_wait)
         try:
             mta.start()
-        except Exception:
+        except Exception as e:
             mta.stop()
             postfix_mta.remove_users(names)
-            raise
+            print(f"stress: {e}", file=sys.stderr)
+            return 2
         print(f"# postfix started, mailbox_delivery_lock = {mta.lock_setting}", flush=True)
     server, port = start_server(env, maildir, logf)
     writers = Writers(env, spools, opts.writer_order) if not postfix else None
