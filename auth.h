@@ -7,9 +7,10 @@
 
 /* The privilege boundary, held by the compiler: code that runs in the
  * pre-auth or session process cannot even name PAM or the drop. Only
- * files that run as root (monitor.c, auth.c) define this. */
+ * files that run as root (monitor.c, auth.c, and recover.c, which drops
+ * to each user before --recover touches their files) define this. */
 #ifndef POP3D_ROOT_ONLY
-#error "auth.h is for code that runs as root (monitor.c, auth.c)"
+#error "auth.h is for code that runs as root (monitor.c, auth.c, recover.c)"
 #endif
 
 #include <stddef.h>

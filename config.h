@@ -27,6 +27,9 @@ struct config {
 	const char *preauth_dir;  /* its empty chroot */
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
 	unsigned preauth_timeout; /* seconds from connect to login */
+	/* --recover: NULL when not asked; "" every user with a pending
+	 * journal; otherwise that one user (recover.h). */
+	const char *recover;
 };
 
 #endif

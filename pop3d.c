@@ -20,6 +20,7 @@
 #include "maildrop.h"
 #include "monitor.h"
 #include "params.h"
+#include "recover.h"
 #include "server.h"
 #include "tls.h"
 
@@ -60,6 +61,9 @@ usage(FILE *f)
 		"(default /var/lib/pop3d/journal)\n"
 		"  --preauth-timeout=S  most seconds before login "
 		"(default %d)\n"
+		"  --recover[=USER]     finish the UPDATEs that a crash "
+		"interrupted, for\n"
+		"                       every user or one, then exit\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n",
 		IDLE_TIMEOUT_DEFAULT, MIN_UID_DEFAULT,
@@ -91,6 +95,7 @@ enum opt_kind {
 	OPT_U64,   /* the same, into a uint64_t */
 	OPT_UID,   /* the same, into a uid_t */
 	OPT_LOG,   /* syslog or stderr */
+	OPT_MAYBE, /* an optional argument, into a string ("" without) */
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -150,6 +155,15 @@ check_not_empty(const char *name, const char *arg)
 		bad_option("empty --%s", name);
 }
 
+/* --recover=USER: a name the passwd lookup will judge; only an empty
+ * one ("--recover=") is a mistake worth saying at once. */
+static void
+check_user_name(const char *name, const char *arg)
+{
+	if (arg != NULL && arg[0] == '\0')
+		bad_option("empty --%s=: give a user, or no '='", name);
+}
+
 static unsigned long
 number_option(const struct opt_rule *r, const char *arg)
 {
@@ -199,6 +213,9 @@ apply_option(const struct opt_rule *r, const char *arg)
 	case OPT_LOG:
 		*r->to.log = log_option(arg);
 		break;
+	case OPT_MAYBE:
+		*r->to.text = arg != NULL ? arg : "";
+		break;
 	case OPT_VERSION:
 		printf("pop3d %s\n", POP3D_VERSION);
 		exit(0);
@@ -225,7 +242,9 @@ getopt_table(const struct opt_rule *rules, int n, struct option *opts)
 			    rules[i].kind != OPT_VERSION &&
 			    rules[i].kind != OPT_HELP;
 		opts[i].name = rules[i].name;
-		opts[i].has_arg = takes_arg ? required_argument : no_argument;
+		opts[i].has_arg = rules[i].kind == OPT_MAYBE ? optional_argument
+				  : takes_arg		     ? required_argument
+							     : no_argument;
 		opts[i].val = OPT_VAL_FIRST + i;
 	}
 }
@@ -266,6 +285,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.text = &cfg->journal_dir},
 		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
 		 .to.uint = &cfg->preauth_timeout},
+		{"recover", OPT_MAYBE, 0, 0, check_user_name,
+		 .to.text = &cfg->recover},
 		{"version", OPT_VERSION, 0, 0, NULL, .to.flag = NULL},
 		{"help", OPT_HELP, 0, 0, NULL, .to.flag = NULL},
 	};
@@ -366,6 +387,8 @@ main(int argc, char **argv)
 	default_signals();
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
+	if (cfg.recover != NULL)
+		return recover_run(&cfg);
 	monitor_init(&cfg);
 	/* A client that goes away must show up as a failed write, not
 	 * kill us in the middle of something. */

@@ -6,7 +6,8 @@
            [--crash-states 200] [--crash-teeth-states 150] [--crash-undo-ok]
 
 Tests are the test_* functions of test_faults.py (injected I/O faults),
-test_kill.py (SIGKILL at random moments), test_signals.py (hang-ups,
+test_kill.py (SIGKILL at random moments), test_recover.py (pop3d
+--recover after a kill inside UPDATE), test_signals.py (hang-ups,
 SIGTERM/SIGHUP, a client that stops reading), test_spool.py (spools
 that are not what they should be) and crash_explore.py (power-cut states
 of UPDATE, and that the explorer catches each sync left out). One line per test, then the figures
@@ -32,7 +33,8 @@ sys.dont_write_bytecode = True
 import faultlib  # noqa: E402
 from faultlib import harness  # noqa: E402
 
-MODULES = ["test_spool", "test_signals", "test_faults", "test_kill", "crash_explore"]
+MODULES = ["test_spool", "test_signals", "test_faults", "test_kill", "test_recover",
+           "crash_explore"]
 
 
 class Context:

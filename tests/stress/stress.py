@@ -64,6 +64,7 @@ sys.dont_write_bytecode = True
 
 import mboxcheck  # noqa: E402
 import faultlib  # noqa: E402
+import postfix_mta  # noqa: E402
 
 EXTRA_USERS = ["frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia"]
 BASE_USERS = {"alice": "secret", "bob": "hunter2", "carol": "a b c", "demo": "demo"}
@@ -102,13 +103,22 @@ class World:
         self.confirmed = {}     # token -> monotonic time its deletion was confirmed
         self.ambiguous = set()  # DELEted, QUIT sent, reply never seen
         self.uids = collections.defaultdict(set)   # token -> uids seen
+        # --mta postfix: the MTA prepends header lines; what was injected
+        # (token -> message) must follow them unchanged.
+        self.prefixed = False
+        self.msgs = {}
+
+    def matches(self, body, want):
+        if body == want:
+            return True
+        return self.prefixed and postfix_mta.prefixed_match(body, want)
 
 
 # --- setup ------------------------------------------------------------------------
 
-def add_users(env, names):
+def add_users(env, names, uids=None):
     """More cwrap users: passwd, group and passdb lines (uid 2001 on as
-    root, our own uid otherwise)."""
+    root, or as uids says; our own uid otherwise)."""
     cw = env.base.child_env
     passwd, group = Path(cw["NSS_WRAPPER_PASSWD"]), Path(cw["NSS_WRAPPER_GROUP"])
     passdb = Path(cw["NSS_WRAPPER_PASSWD"]).parent / "passdb"
@@ -116,7 +126,7 @@ def add_users(env, names):
     with open(passwd, "a") as pw, open(group, "a") as gr, open(passdb, "a") as pd:
         for i, name in enumerate(names):
             if env.really_root:
-                uid = gid = 2001 + i
+                uid = gid = uids[name] if uids else 2001 + i
                 gr.write(f"{name}:x:{gid}:\n")
             else:
                 uid, gid = os.getuid(), os.getgid()
@@ -239,7 +249,7 @@ def procmail_deliver(env, rcfile, user, spool, data):
     return r.returncode == 0, r, took
 
 
-def delivery_worker(opts, env, world, stats, jobs, spools, writers, rcfile, rng):
+def delivery_worker(opts, env, world, stats, jobs, spools, writers, rcfile, rng, mta=None):
     """Deliver the jobs of one user's queue, one at a time: MDAs contend
     with pop3d, not with each other."""
     while True:
@@ -258,13 +268,20 @@ def delivery_worker(opts, env, world, stats, jobs, spools, writers, rcfile, rng)
         if agent == "writer":
             msg = (b"Return-Path: <sender@example.org>\nDelivered-To: %s@%s\n"
                    % (user.encode(), mboxcheck.DOMAIN)) + msg
+        if agent == "postfix":
+            msg = postfix_mta.postfix_safe(msg)
         fl = mboxcheck.from_line(rng)
         stored = mboxcheck.stored_form(msg, fl)
         with world.lock:
             world.retr[token] = mboxcheck.retr_form(msg)
             world.stored[token] = stored
             world.user_of[token] = user
-        if agent == "procmail":
+            world.msgs[token] = msg
+        if agent == "postfix":
+            ok, took = mta.inject(user, msg)
+            stats.sample("sendmail ms", took)
+            stats.sample("injected at", time.monotonic())
+        elif agent == "procmail":
             ok, res, took = procmail_deliver(env, rcfile, user, spools[user], fl + msg)
             stats.sample("procmail ms", took)
             if not ok:
@@ -425,7 +442,7 @@ def client_session(opts, port, users, world, stats, rng, final=False, user=None)
                 stats.violation("RETR not byte-exact", f"{user} #{n}: unknown message "
                                 f"{body[:100]!r}")
                 continue
-            if body != want_body:
+            if not world.matches(body, want_body):
                 stats.violation("RETR not byte-exact", f"{user} #{n} {token}: "
                                 f"{len(body)} octets, expected {len(want_body)}")
                 continue
@@ -482,6 +499,7 @@ def client_session(opts, port, users, world, stats, rng, final=False, user=None)
         stats.sample("QUIT ms", (time.monotonic() - t0) * 1000)
         if r is not None and r.startswith(b"+OK"):
             stats.inc("QUIT +OK")
+            stats.inc("QUITs with deletions" if deleted else "QUITs with nothing deleted")
             stats.inc("messages deleted (confirmed)", len(deleted))
             now = time.monotonic()
             with world.lock:
@@ -531,6 +549,39 @@ def mbox_ids(spool):
         box.close()
 
 
+def postfix_verdicts(opts, verdict, world, outcomes, queue_empty):
+    """Postfix's own account: the queue emptied, every injected message
+    was delivered (status=sent) once, nothing deferred by pop3d's locks
+    beyond the bound. Returns the delivery latencies (Postfix's delay=,
+    arrival to delivery) and the delivery-stage times (delays= d)."""
+    verdict("Postfix queue empty at the end (postqueue -p)", queue_empty)
+    sent, unsent, deferred = [], [], []
+    for t in world.delivered:
+        attempts = outcomes.get(t, [])
+        deferred += [(t, a) for a in attempts if a[0] == "deferred"]
+        ok = [a for a in attempts if a[0] == "sent"]
+        if len(ok) == 1:
+            sent.append(ok[0])
+        else:
+            unsent.append((t, [a[0] for a in attempts]))
+    verdict("every injected message delivered once (Postfix's log: status=sent)",
+            not unsent, f"{len(sent)} sent, {len(unsent)} not"
+            + (f": {unsent[:5]}" if unsent else ""))
+    lat = [a[1] for a in sent]
+    stage = [a[2] for a in sent]
+    worst = max(stage, default=0)
+    if opts.postfix_mda == "local":
+        verdict(f"no delivery deferred or held up by pop3d for more than "
+                f"{opts.max_lock_wait:.0f} s (design.md section 4, guarantee 2)",
+                not deferred and worst <= opts.max_lock_wait,
+                f"{len(deferred)} deferred, longest delivery stage {worst:.2f} s"
+                + (f": {deferred[:3]}" if deferred else ""))
+    else:
+        verdict("no delivery deferred (procmail waits for the lock itself)", not deferred,
+                f"{len(deferred)} deferred" + (f": {deferred[:3]}" if deferred else ""))
+    return lat, stage
+
+
 def pct(values, p):
     if not values:
         return 0.0
@@ -551,6 +602,12 @@ def main():
                     help="seconds a delivery may wait for the spool locks")
     ap.add_argument("--writer-order", default="dotlock-first",
                     choices=["dotlock-first", "fcntl-first"])
+    ap.add_argument("--mta", default="builtin", choices=["builtin", "postfix"],
+                    help="builtin: procmail and the local(8)-style writer; postfix: "
+                    "Debian's Postfix (real root)")
+    ap.add_argument("--postfix-mda", default="local", choices=["local", "procmail"],
+                    help="with --mta postfix: local(8) writes the mailbox, or procmail "
+                    "(mailbox_command, its default LOCKSLEEP of 8 s)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep", action="store_true")
     opts = ap.parse_args()
@@ -560,10 +617,20 @@ def main():
             print(f"stress: {tool} not found (Debian packages procmail, systemd)",
                   file=sys.stderr)
             return 2
+    postfix = opts.mta == "postfix"
+    if postfix and (os.getuid() != 0 or not postfix_mta.available()):
+        print("stress: --mta postfix needs root and Postfix (tests/stress/deps.sh postfix)",
+              file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="pop3d-stress-"))
     env = faultlib.Env(opts.binary, workdir, None)
-    names = (list(BASE_USERS) + EXTRA_USERS)[:opts.users]
-    users = add_users(env, [n for n in names if n not in BASE_USERS])
+    if postfix:
+        # Real users, for local(8); the same uids for pop3d's cwrap.
+        names = [f"pstress{i}" for i in range(1, opts.users + 1)]
+        users = add_users(env, names, postfix_mta.make_users(names))
+    else:
+        names = (list(BASE_USERS) + EXTRA_USERS)[:opts.users]
+        users = add_users(env, [n for n in names if n not in BASE_USERS])
     users = {u: users[u] for u in names}
     maildir = workdir / "mail"
     maildir.mkdir()
@@ -578,25 +645,42 @@ def main():
     os.chmod(rcfile, 0o644)
     os.chmod(workdir, 0o755)
 
+    agents = (f"Debian's Postfix, {opts.postfix_mda}" if postfix else
+              f"procmail and a Postfix-style writer, {opts.writer_order}")
     print(f"# stress: {env.binary} ({'ASan' if env.asan else 'plain'}), "
           f"{'with' if env.has_journal else 'without'} journal, {len(users)} users, "
-          f"{opts.clients} clients, {opts.deliveries} deliveries (procmail and a "
-          f"Postfix-style writer, {opts.writer_order}), seed {seed}, work dir {workdir}",
-          flush=True)
+          f"{opts.clients} clients, {opts.deliveries} deliveries ({agents}), "
+          f"seed {seed}, work dir {workdir}", flush=True)
 
     logf = open(workdir / "pop3d.log", "wb")
+    mta = None
+    if postfix:
+        mta = postfix_mta.Postfix(workdir, maildir, opts.postfix_mda, opts.max_lock_wait)
+        try:
+            mta.start()
+        except Exception as e:
+            mta.stop()
+            postfix_mta.remove_users(names)
+            print(f"stress: {e}", file=sys.stderr)
+            return 2
+        print(f"# postfix started, mailbox_delivery_lock = {mta.lock_setting}", flush=True)
     server, port = start_server(env, maildir, logf)
-    writers = Writers(env, spools, opts.writer_order)
+    writers = Writers(env, spools, opts.writer_order) if not postfix else None
+    watch = postfix_mta.DotlockWatch(spools.values())
+    watch.start()
     world, stats = World(), Stats()
+    world.prefixed = postfix
     rng = random.Random(seed)
     queues = {u: collections.deque() for u in users}
     for n in range(opts.deliveries):
         u = rng.choice(list(users))
-        queues[u].append((n, u, "procmail" if n % 2 else "writer", 1))
-    pm_modes = {u: "as the user" if procmail_as_user(env, u) else "as root, -m"
-                for u in users}
-    print("# procmail runs " + ", ".join(f"{u} {m}" for u, m in pm_modes.items()),
-          flush=True)
+        queues[u].append((n, u, "postfix" if postfix else
+                          "procmail" if n % 2 else "writer", 1))
+    if not postfix:
+        pm_modes = {u: "as the user" if procmail_as_user(env, u) else "as root, -m"
+                    for u in users}
+        print("# procmail runs " + ", ".join(f"{u} {m}" for u, m in pm_modes.items()),
+              flush=True)
     stop = threading.Event()
     threads = []
     t0 = time.monotonic()
@@ -611,11 +695,15 @@ def main():
         for i, u in enumerate(users):
             t = threading.Thread(target=delivery_worker, daemon=True,
                                  args=(opts, env, world, stats, queues[u], spools, writers,
-                                       rcfile, random.Random(seed * 7 + i)))
+                                       rcfile, random.Random(seed * 7 + i), mta))
             t.start()
             dthreads.append(t)
         for t in dthreads:
             t.join(max(1, opts.max_seconds - (time.monotonic() - t0)))
+        queue_empty = True
+        if postfix:
+            # Every message delivered (or bounced) before the last sessions.
+            queue_empty = mta.wait_empty(max(10, opts.max_seconds - (time.monotonic() - t0)))
         t_deliv = time.monotonic() - t0
         while time.monotonic() - t0 < opts.min_seconds:
             time.sleep(0.2)
@@ -636,7 +724,13 @@ def main():
             final_ok[u] = r
     finally:
         stop.set()
-        writers.close()
+        holds = watch.finish()
+        if writers is not None:
+            writers.close()
+        if mta is not None:
+            outcomes = mta.outcomes()
+            mta.stop()
+            postfix_mta.remove_users(names)
         faultlib.kill_tree(server.pid, signal.SIGTERM)
         try:
             server.wait(10)
@@ -657,7 +751,13 @@ def main():
     damaged, unknown_pieces, parse_problems = [], 0, []
     for u, spool in spools.items():
         data = spool.read_bytes()
-        audit = mboxcheck.Audit(data, world.stored)
+        expected = world.stored
+        if postfix:
+            expected = dict(world.stored)
+            expected.update(postfix_mta.expected_chunks(data, world.msgs,
+                                                        mboxcheck.split_spool,
+                                                        mboxcheck.token_of))
+        audit = mboxcheck.Audit(data, expected)
         for t, k in audit.intact.items():
             present[t] += k
             if world.user_of.get(t) != u:
@@ -718,10 +818,13 @@ def main():
     pm = stats.samples["procmail ms"]
     worst = max(w + pm, default=0)
     deferred = s_failed = stats.c["failed attempts by writer"] + stats.c["failed attempts by procmail"]
-    verdict(f"no delivery held up by pop3d for more than {opts.max_lock_wait:.0f} s "
-            f"(design.md section 4, guarantee 2)",
-            worst <= opts.max_lock_wait * 1000 and not s_failed,
-            f"longest wait {worst / 1000:.1f} s, {deferred} deliveries deferred")
+    if not postfix:
+        verdict(f"no delivery held up by pop3d for more than {opts.max_lock_wait:.0f} s "
+                f"(design.md section 4, guarantee 2)",
+                worst <= opts.max_lock_wait * 1000 and not s_failed,
+                f"longest wait {worst / 1000:.1f} s, {deferred} deliveries deferred")
+    else:
+        pf_lat = postfix_verdicts(opts, verdict, world, outcomes, queue_empty)
     log = (workdir / "pop3d.log").read_bytes()
     sanit = len(re.findall(rb"AddressSanitizer|LeakSanitizer|runtime error:", log))
     verdict("no sanitizer report", sanit == 0, f"{sanit} reports")
@@ -771,6 +874,23 @@ def main():
           f"QUIT +OK {s['QUIT +OK']}, dropped {s['sessions dropped']}, dropped in RETR "
           f"{s['sessions dropped in the middle of a RETR']}, RST {s['sessions reset (RST)']}, "
           f"QUIT unread {s['QUIT without waiting for the reply']}, RSET {s['RSETs']}")
+    if postfix:
+        lat, stage = pf_lat
+        print(f"  Postfix ({opts.postfix_mda}) delivery latency, arrival to mailbox "
+              f"(delay=): median {pct(lat, .5):.2f} s, p99 {pct(lat, .99):.2f} s, "
+              f"max {max(lat, default=0):.2f} s; delivery stage (delays= d): median "
+              f"{pct(stage, .5):.2f} s, p99 {pct(stage, .99):.2f} s, "
+              f"max {max(stage, default=0):.2f} s")
+        print(f"  UPDATEs that took the dotlock (QUIT +OK with deletions): "
+              f"{s['QUITs with deletions']}; QUITs with nothing deleted (no lock): "
+              f"{s['QUITs with nothing deleted']}")
+    for who, h in holds.items():
+        h = [x * 1000 for x in h]
+        print(f"  dotlock held by {who}: {len(h)} times ({len(h) / elapsed:.2f}/s), "
+              f"median {pct(h, .5):.0f} ms, p99 {pct(h, .99):.0f} ms, "
+              f"max {max(h, default=0):.0f} ms, {sum(h) / 1000 / elapsed * 100:.1f}% of the "
+              f"run summed over {len(spools)} spools (polled every "
+              f"{postfix_mta.DotlockWatch.POLL * 1000:.0f} ms)")
     q = stats.samples["QUIT ms"]
     lg = stats.samples["login ms"]
     print(f"  QUIT (UPDATE) time: max {max(q, default=0):.0f} ms, p99 {pct(q, .99):.0f} ms; "

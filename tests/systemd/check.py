@@ -166,7 +166,8 @@ def install(ct):
     expect(ct.run("getent", "passwd", "pop3d", check=False).returncode == 0,
            "make install created no pop3d user")
     for unit in ("pop3.socket", "pop3@.service", "pop3d.socket",
-                 "pop3d.service", "pop3s.socket", "pop3s@.service"):
+                 "pop3d.service", "pop3s.socket", "pop3s@.service",
+                 "pop3d-recover.service"):
         expect(ct.path(f"/lib/systemd/system/{unit}").exists(),
                f"{unit} not installed")
     return ver
@@ -506,9 +507,19 @@ def ten_sessions_then_stop(ct, names):
     return "10 sessions, 11th refused, stop lost no mail and left no lock"
 
 
-def kill_in_update(ct, user):
-    """SIGKILL a session while UPDATE moves mail; the next login recovers."""
-    n = 4000
+def session_unit(ct):
+    # A killed session's unit stays listed as failed: only running ones.
+    units = ct.out("systemctl", "list-units", "--plain", "--no-legend",
+                   "--state=running", "pop3@*.service")
+    unit = [u.split()[0] for u in units.splitlines() if u.strip()]
+    expect(len(unit) == 1, f"session units: {unit}")
+    return unit[0]
+
+
+def kill_session_in_update(ct, user, n=4000):
+    """Deliver n messages, log in, DELE 1, QUIT, and SIGKILL the session
+    unit as soon as UPDATE has begun (its journal exists). Returns the
+    messages, the journal directory and the unit's name."""
     msgs = [make_message(user, i, body_lines=200) for i in range(1, n + 1)]
     deliver(ct, user, msgs)
     uid = ct.out("id", "-u", user).strip()
@@ -517,10 +528,7 @@ def kill_in_update(ct, user):
     pop.user(user)
     pop.pass_(PASSWORD)
     pop.dele(1)
-    units = ct.out("systemctl", "list-units", "--plain", "--no-legend",
-                   "pop3@*.service")
-    unit = [u.split()[0] for u in units.splitlines() if u.strip()]
-    expect(len(unit) == 1, f"session units: {unit}")
+    unit = session_unit(ct)
     pop._putcmd("QUIT")
     # UPDATE has begun once its journal exists.
     end = time.monotonic() + 30
@@ -530,10 +538,49 @@ def kill_in_update(ct, user):
         time.sleep(0.002)
     else:
         raise Fail("no journal appeared during UPDATE")
-    ct.systemctl("kill", "--signal=KILL", unit[0])
+    ct.systemctl("kill", "--signal=KILL", unit)
     pop.close()
-    time.sleep(0.5)
-    # The next login recovers; every kept message is there once, intact.
+    return msgs, jdir, unit
+
+
+def wait_unit_gone(ct, unit, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        state = ct.out("systemctl", "show", "-P", "ActiveState", unit,
+                       check=False).strip()
+        if state in ("inactive", "failed", ""):
+            return
+        time.sleep(0.1)
+    raise Fail(f"{unit} still {state}")
+
+
+def recovered_file(ct, user, msgs, jdir):
+    """The spool itself, read as a file (no login): every kept message
+    once, byte-exact; the journal gone. Returns what it holds."""
+    data = spool(ct, user)
+    expect(not any(jdir.iterdir()),
+           f"journal still pending: {[p.name for p in jdir.iterdir()]}")
+    if data == b"".join(msgs[1:]):
+        return "message 1 deleted (rolled forward)"
+    expect(data == b"".join(msgs),
+           f"spool is neither before nor after UPDATE ({len(data)} octets)")
+    return "as before UPDATE (undone)"
+
+
+def kill_in_update(ct, user):
+    """SIGKILL a session while UPDATE moves mail: ExecStopPost runs
+    pop3d --recover, so the spool is whole before anyone logs in; the
+    next login agrees."""
+    since = ct.out("date", "+%Y-%m-%d %H:%M:%S").strip()
+    msgs, jdir, unit = kill_session_in_update(ct, user)
+    n = len(msgs)
+    wait_unit_gone(ct, unit)
+    state = recovered_file(ct, user, msgs, jdir)
+    log = ct.out("journalctl", "-q", "-o", "cat", "--since", since,
+                 "-t", "pop3d")
+    expect(re.search(rf"^recover: user={user}: /var/mail/{user} recovered$",
+                     log, re.M), f"no recovery line in:\n{log[-1200:]}")
+    # The next login agrees with the file.
     pop = poplib.POP3(HOST, 110, timeout=120)
     pop.user(user)
     pop.pass_(PASSWORD)
@@ -544,9 +591,112 @@ def kill_in_update(ct, user):
     want = [pop_form(m) for m in msgs[1 - first:]]
     expect(got == want, "messages after recovery differ from the kept ones")
     pop.quit()
-    expect(not any(jdir.iterdir()), "journal left after recovery")
-    return (f"killed {unit[0]} in UPDATE; next login: {count} messages "
-            "byte-exact, journal gone")
+    return (f"killed {unit} in UPDATE; ExecStopPost recovered the file "
+            f"before any login: {state}; the next login agrees")
+
+
+def recover_unit_order(ct):
+    before = ct.out("systemctl", "show", "-P", "Before",
+                    "pop3d-recover.service").split()
+    want = ["pop3.socket", "pop3d.socket", "pop3s.socket",
+            "postfix.service", "exim4.service"]
+    expect(all(w in before for w in want), f"Before={before}")
+    for sock in ("pop3.socket", "pop3d.socket", "pop3s.socket"):
+        wants = ct.out("systemctl", "show", "-P", "Wants", sock).split()
+        expect("pop3d-recover.service" in wants, f"{sock}: Wants={wants}")
+    # No ordering cycle in the boot transaction (DefaultDependencies=no).
+    p = ct.run("systemd-analyze", "verify", "--man=no",
+               "pop3d-recover.service",
+               "pop3.socket", "pop3d.socket", "pop3s.socket",
+               "multi-user.target", check=False)
+    text = (p.stdout + p.stderr).decode(errors="replace")
+    expect(p.returncode == 0 and "cycle" not in text.lower(),
+           f"systemd-analyze verify: {text[-600:]}")
+    return "Before=" + " ".join(w for w in before if w in want)
+
+
+def without_post(ct, on):
+    """A drop-in that takes ExecStopPost= away from pop3@.service, so a
+    killed session leaves its journal for the boot-time pass."""
+    d = ct.path("/etc/systemd/system/pop3@.service.d")
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / "zz-nopost.conf"
+    if on:
+        f.write_text("[Service]\nExecStopPost=\n")
+    else:
+        f.unlink()
+    ct.systemctl("daemon-reload")
+
+
+def pending_journal(ct, user, n=4000):
+    without_post(ct, True)
+    try:
+        msgs, jdir, unit = kill_session_in_update(ct, user, n)
+        wait_unit_gone(ct, unit)
+    finally:
+        without_post(ct, False)
+    expect(any(jdir.iterdir()), "no journal left by the kill (premise)")
+    return msgs, jdir
+
+
+def show(ct, unit, *props):
+    out = ct.out("systemctl", "show", unit, *(f"-p{p}" for p in props))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def recover_at_boot(ct, user):
+    """As at boot: a journal left pending (the kill without ExecStopPost),
+    then pop3.socket starts and pulls in pop3d-recover.service, which
+    must finish before the socket listens and before anyone logs in."""
+    msgs, jdir = pending_journal(ct, user)
+    ct.systemctl("stop", "pop3.socket")
+    wait_port_free(110)
+    ct.systemctl("start", "pop3.socket")
+    r = show(ct, "pop3d-recover.service", "Result", "ExecMainStatus",
+             "ExecMainExitTimestampMonotonic", "ExecMainStartTimestampMonotonic")
+    sock = show(ct, "pop3.socket", "ActiveEnterTimestampMonotonic")
+    log = ct.out("journalctl", "-q", "-o", "cat", "-n", "30", "-u",
+                 "pop3d-recover.service")
+    expect(r["Result"] == "success" and r["ExecMainStatus"] == "0",
+           f"{r}:\n{log}")
+    expect(0 < int(r["ExecMainStartTimestampMonotonic"]) and
+           int(r["ExecMainExitTimestampMonotonic"]) <=
+           int(sock["ActiveEnterTimestampMonotonic"]),
+           f"recovery did not end before the socket listened: {r} {sock}")
+    status = ct.run("systemctl", "status", "--no-pager", "-n", "0",
+                    "pop3d-recover.service", check=False)
+    text = status.stdout.decode(errors="replace")
+    expect("status=0/SUCCESS" in text, f"systemctl status:\n{text[-600:]}")
+    state = recovered_file(ct, user, msgs, jdir)
+    return f"status=0/SUCCESS, done before pop3.socket listened; {state}"
+
+
+def recover_without(ct, user, setting, journal_says):
+    """pop3d-recover.service with one grant taken away must fail (the
+    journal stays pending), and work again once it is back."""
+    msgs, jdir = pending_journal(ct, user)
+    d = ct.path("/etc/systemd/system/pop3d-recover.service.d")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "zz-without.conf").write_text(f"[Service]\n{setting}\n")
+    ct.systemctl("daemon-reload")
+    since = ct.out("date", "+%Y-%m-%d %H:%M:%S").strip()
+    try:
+        p = ct.systemctl("start", "pop3d-recover.service", check=False)
+    finally:
+        (d / "zz-without.conf").unlink()
+        ct.systemctl("daemon-reload")
+    expect(p.returncode != 0, f"{setting}: the recovery still succeeded")
+    expect(any(jdir.iterdir()), f"{setting}: the journal went away")
+    time.sleep(0.5)
+    log = ct.out("journalctl", "-q", "-o", "cat", "--since", since)
+    expect(journal_says in log, f"{setting}: the journal does not say "
+           f"{journal_says!r}:\n{log[-800:]}")
+    p = ct.systemctl("start", "pop3d-recover.service", check=False)
+    log = ct.out("journalctl", "-q", "-o", "cat", "-n", "30", "-u",
+                 "pop3d-recover.service")
+    expect(p.returncode == 0, f"with the grant back: exit {p.returncode}:\n{log}")
+    recovered_file(ct, user, msgs, jdir)
+    return f"fails, journal kept; journal: {journal_says!r}; then recovers"
 
 
 def inetd(ct, user, kind):
@@ -671,8 +821,19 @@ def main():
             ("CapabilityBoundingSet=~CAP_SETGID", "Operation not permitted")):
         step(f"least privilege: {setting} breaks the unit")(
             without, ct, "user9", setting, says)
-    step("pop3.socket: systemctl kill -s KILL in UPDATE, next login "
-         "recovers")(kill_in_update, ct, "user10")
+    step("pop3.socket: systemctl kill -s KILL in UPDATE, ExecStopPost "
+         "recovers before any login")(kill_in_update, ct, "user10")
+    step("pop3d-recover.service: Before= the sockets and MTAs, pulled in "
+         "by each socket, no ordering cycle")(recover_unit_order, ct)
+    step("pop3d-recover.service: a pending journal finished as pop3.socket "
+         "starts, as at boot")(recover_at_boot, ct, "user8")
+    step("systemd-analyze security pop3d-recover.service (<= 2.0)")(
+        exposure, ct, "pop3d-recover.service")
+    for setting, says in (
+            ("CapabilityBoundingSet=~CAP_SETUID", "Operation not permitted"),
+            ("CapabilityBoundingSet=~CAP_SETGID", "Operation not permitted")):
+        step(f"least privilege: {setting} breaks pop3d-recover.service")(
+            recover_without, ct, "user7", setting, says)
 
     # --- STLS on 110 and implicit TLS on 995 ------------------------------
     step("pop3@.service with --tls-cert (systemctl edit as INSTALL says)")(

@@ -1,0 +1,201 @@
+"""pop3d --recover (issue 13, point 3; design.md §4.9): the journal of an
+UPDATE that a SIGKILL interrupted is completed without a login, so that
+other mail programs reading the spool never see it half rewritten.
+
+Each run kills a session inside UPDATE with the shim (the Nth write,
+sync, rename or unlink on the spool or its journal), checks that the
+spool is really left in between (the premise), runs `pop3d --recover`
+(every user, or `--recover=alice`) with no client at all, and checks the
+file directly: every kept message present once and byte-exact, in order,
+nothing unknown, no journal left. A second run must change nothing.
+"""
+
+import fcntl
+import os
+import signal
+import subprocess
+
+from faultlib import check, kill_tree, log_text, mboxcheck
+
+N = 400
+# (rule, the files the shim counts on): the first write into the spool
+# (saved bytes pending), a later write, the sync before the second
+# record, and the rename that installs it.
+KILLS = [
+    ("pwrite@1=killafter", "spool"),
+    ("pwrite@3=killafter", "spool"),
+    ("fdatasync@1=killafter", "spool"),
+    ("rename@2=kill", "journal"),
+]
+
+
+def _spool(env, name):
+    rng = mboxcheck.rng_for(4242)
+    data, tokens, expected, _ = mboxcheck.build_spool(N, rng, prefix="r", big_every=40,
+                                                      big_size=200_000)
+    d = env.tempdir(name)
+    spool = env.install_spool(d / "alice", data)
+    return d, spool, data, tokens, expected
+
+
+def _kill_in_update(env, d, spool, rule, on, dele):
+    jdir = env.journal_dir()
+    paths = [spool] if on == "spool" else [f"{jdir}/*"]
+    log = d.parent / (d.name + ".shim")
+    p = env.session(d, rules=rule, paths=paths, log=log)
+    try:
+        p.login()
+        p.send(b"".join(b"DELE %d\r\n" % (i + 1) for i in dele))
+        for _ in dele:
+            line = p.readline(60)
+            check(line is not None and line.startswith(b"+OK"), f"DELE: {line!r}")
+        p.send("QUIT")
+        rc = p.proc.wait(60)
+    finally:
+        if p.proc.poll() is None:
+            kill_tree(p.pid)
+        p.close()
+    check(rc == -signal.SIGKILL, f"{rule}: the session was not killed (exit {rc})")
+
+
+def run_recover(env, d, args=(), timeout=60):
+    """pop3d --recover with no client: (exit status, log)."""
+    proc = subprocess.run(env.command(d, args), env=env.child_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=timeout)
+    check(proc.stdout == b"", f"--recover wrote to stdout: {proc.stdout[:200]!r}")
+    return proc.returncode, proc.stderr
+
+
+def test_recover_after_kill_in_update(ctx):
+    env = ctx.env
+    check(env.has_journal, "no --journal-dir in this build")
+    for k, (rule, on) in enumerate(KILLS):
+        for how in (["--recover"], ["--recover=alice"]):
+            d, spool, data, tokens, expected = _spool(env, f"recover{k}{how[0][-5:]}")
+            dele = list(range(0, N, 2))
+            kept = [t for i, t in enumerate(tokens) if i % 2]
+            deleted = [t for i, t in enumerate(tokens) if not i % 2]
+            _kill_in_update(env, d, spool, rule, on, dele)
+            raw = spool.read_bytes()
+            pending = env.journal_files()
+            check(pending, f"{rule}: no journal pending after the kill (test premise)")
+            rc, log = run_recover(env, d, how)
+            what = f"{rule}, {how[0]}"
+            check(rc == 0, f"{what}: exit {rc}\n{log_text(log)}")
+            after = spool.read_bytes()
+            a = mboxcheck.Audit(after, expected).check(kept, deleted)
+            check(a["ok"], f"{what}: after --recover: {a}")
+            check(not env.journal_files(), f"{what}: journal left: {env.journal_files()}")
+            check(b"recovered" in log, f"{what}: no log line says so\n{log_text(log)}")
+            ctx.count("recover: kills inside UPDATE recovered without a login")
+            ctx.count("recover: raw spool in between before --recover",
+                      1 if raw != after else 0)
+            ctx.count("recover: deleted messages back after --recover", a["reappeared"])
+            ctx.count("recover: kept messages checked", a["kept_checked"])
+            # Idempotent: nothing pending, nothing done, the same bytes.
+            rc, log2 = run_recover(env, d, how)
+            check(rc == 0 and spool.read_bytes() == after and b"recovered" not in log2,
+                  f"{what}: a second --recover: exit {rc}, spool "
+                  f"{'same' if spool.read_bytes() == after else 'CHANGED'}\n{log_text(log2)}")
+            check(not (d / "alice.lock").exists(),
+                  f"{what}: a dotlock is left after --recover")
+            # The next login agrees with the file.
+            p = env.session(d)
+            try:
+                r = p.login()
+                check(r.startswith(f"+OK maildrop has {a['messages']} message"),
+                      f"{what}: login after --recover: {r}")
+                check(p.cmd("QUIT").startswith("+OK"), "QUIT")
+            finally:
+                p.close()
+            for f in list(d.iterdir()):
+                f.unlink()
+
+
+def test_recover_nothing_pending(ctx):
+    """No journal directory at all, and an empty one: exit 0, spool
+    untouched, the dotlock never taken (no file appears)."""
+    env = ctx.env
+    d, spool, data, _, _ = _spool(env, "recover-none")
+    before = sorted(os.listdir(d))
+    rc, log = run_recover(env, d, ["--recover"])
+    check(rc == 0, f"exit {rc}\n{log_text(log)}")
+    check(spool.read_bytes() == data and sorted(os.listdir(d)) == before,
+          "the spool directory changed")
+    rc, log = run_recover(env, d, ["--recover", f"--journal-dir={d}/nojournal"])
+    check(rc == 0, f"missing --journal-dir: exit {rc}\n{log_text(log)}")
+    rc, log = run_recover(env, d, ["--recover=nosuchuser"])
+    check(rc == 1 and b"nosuchuser" in log, f"unknown user: exit {rc}\n{log_text(log)}")
+
+
+def test_recover_with_live_session(ctx):
+    """Another session holds the maildrop's session lock (flock) while a
+    journal is pending: --recover, as the ExecStopPost of some other
+    connection runs it, leaves that spool alone at once (exit 0, the
+    journal kept for that session); once it is gone, --recover finishes."""
+    env = ctx.env
+    d, spool, data, tokens, expected = _spool(env, "recover-live")
+    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
+    raw = spool.read_bytes()
+    pending = env.journal_files()
+    check(pending, "no journal pending after the kill (test premise)")
+    fd = os.open(spool, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        rc, log = run_recover(env, d, ["--recover"], timeout=30)
+        check(rc == 0 and b"in use" in log, f"exit {rc}\n{log_text(log)}")
+        check(spool.read_bytes() == raw and env.journal_files() == pending,
+              "--recover acted on a spool another session holds")
+    finally:
+        os.close(fd)
+    rc, log = run_recover(env, d, ["--recover"])
+    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
+    check(rc == 0 and a["ok"] and not env.journal_files(),
+          f"once free: exit {rc}, {a}\n{log_text(log)}")
+
+
+def test_recover_refuses_foreign_dir(ctx):
+    """A journal directory for alice's uid that bob owns (a journal bob
+    could write would write alice's spool): refused, left alone, exit 1,
+    the spool untouched. Needs real root to give bob the directory."""
+    env = ctx.env
+    if not env.really_root:
+        from faultlib import TestSkipped
+        raise TestSkipped("needs real root (chown)")
+    d, spool, data, _, _ = _spool(env, "recover-foreign")
+    jroot = d.parent / (d.name + "-journal")
+    jroot.mkdir(mode=0o711)
+    os.chmod(jroot, 0o711)
+    udir = jroot / str(env.uid("alice"))
+    udir.mkdir()
+    os.chmod(udir, 0o700)
+    (udir / "planted").write_bytes(b"pop3d journal 1\0" + b"x" * 200)
+    for p in (udir / "planted", udir):
+        env.chown_to(p, "bob")
+    for args in (["--recover"], ["--recover=alice"]):
+        rc, log = run_recover(env, d, args + [f"--journal-dir={jroot}"])
+        check(rc == 1, f"{args}: exit {rc}, not 1\n{log_text(log)}")
+        # Refused by root before any child became alice (the session's
+        # own check of the directory would catch it later, too).
+        check(b"recover: %s: refused: a directory owned by uid %d" % (
+            str(udir).encode(), env.uid("bob")) in log and b"maildrop" not in log
+              and b"journal directory refused" not in log,
+              f"{args}: not refused by root, before the drop\n{log_text(log)}")
+        check(spool.read_bytes() == data and (udir / "planted").exists(),
+              f"{args}: acted on a directory bob owns")
+    # A directory still root's (the monitor could not hand it over) and
+    # empty: nothing to recover, not an error; with a name in it: refused.
+    os.unlink(udir / "planted")
+    os.chown(udir, 0, 0)
+    rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])
+    check(rc == 0 and b"still root's" in log, f"an empty root-owned dir: exit {rc}\n"
+          f"{log_text(log)}")
+    (udir / "planted").write_bytes(b"x")
+    rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])
+    check(rc == 1 and b"refused: a directory owned by uid 0" in log,
+          f"a root-owned dir with a name in it: exit {rc}\n{log_text(log)}")
+    # And a journal root others may write: nothing at all is done.
+    os.chmod(jroot, 0o733)
+    rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])
+    check(rc == 1 and b"writable by group or others" in log,
+          f"a group-writable --journal-dir: exit {rc}\n{log_text(log)}")

@@ -1,0 +1,191 @@
+"""MTAs and MUAs that take only one kind of lock (issue 13, point 5;
+design.md §4.2). UPDATE takes the dotlock and then the fcntl write lock;
+the session holds flock from login to logout. Each test holds exactly one
+of them across QUIT, as a program that knows only that one would, and
+shows that pop3d respects it on its own:
+
+- an fcntl write lock alone (Postfix with mailbox_delivery_lock = fcntl,
+  Exim's appendfile with use_fcntl_lock only): no reply to QUIT until it
+  is released, and the mail written under it is kept;
+- an fcntl read lock alone (an MUA or biff reading the spool): UPDATE
+  rewrites what it reads, so it waits for that too; a read lock of its
+  own would not exclude it;
+- a dotlock alone (procmail with LOCKFILE only, mail(1), movemail): the
+  same, after liblockfile's retry;
+- flock alone (an MUA configured for it): it gets the spool only after
+  the session, UPDATE included, is over.
+
+Each test fails against the pop3d that lacks the corresponding lock (the
+mutations are listed in tests/README.md).
+"""
+
+import fcntl
+import os
+import threading
+import time
+
+from harness import Sessions, check
+from test_concurrency import NEW_MAIL, chunks, setup
+
+
+def _append(fd, data):
+    os.lseek(fd, 0, os.SEEK_END)
+    os.write(fd, data)
+    os.fsync(fd)
+
+
+def _quit_held(env, name, take, release, hold=1.0, wait=30):
+    """Log in, DELE 2, then take() a lock; QUIT must get no reply while
+    it is held (hold seconds, NEW_MAIL appended meanwhile), then +OK once
+    release() let it go. Returns the time from release to the reply."""
+    d, spool, data = setup(env, name)
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.login()
+        check(a.cmd("DELE 2").startswith("+OK"), "DELE 2")
+        fd = os.open(spool, os.O_RDWR)
+        try:
+            take(fd, spool)
+            a.send("QUIT")
+            time.sleep(hold)
+            _append(fd, NEW_MAIL)
+            early = a.read_available(0.1)
+            check(early == b"", f"QUIT answered while the lock was held: {early!r}")
+            release(fd, spool)
+            t0 = time.monotonic()
+        finally:
+            os.close(fd)
+        reply = a.readline(wait)
+        took = time.monotonic() - t0
+        check(reply is not None and reply.startswith(b"+OK pop3d signing off"),
+              f"QUIT: {reply!r}")
+        a.close()
+    want = chunks(data)[0] + NEW_MAIL
+    got = spool.read_bytes()
+    check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
+    check(sorted(os.listdir(d)) == ["alice"], f"files left behind: {os.listdir(d)}")
+    return took
+
+
+def test_fcntl_write_lock_only(env):
+    """A writer holding only lockf(F_LOCK) (fcntl F_WRLCK) across QUIT:
+    no reply until it releases; its mail is kept."""
+    _quit_held(env, "fcntl-write-only",
+               lambda fd, p: fcntl.lockf(fd, fcntl.LOCK_EX),
+               lambda fd, p: fcntl.lockf(fd, fcntl.LOCK_UN))
+
+
+def test_fcntl_read_lock_only(env):
+    """A reader holding only an fcntl read lock across QUIT: UPDATE must
+    not rewrite the spool under it (a read lock of UPDATE's own would be
+    granted beside it). Its 'mail' here is appended as if by a writer
+    that had the lock before it, to keep one shape of check."""
+    d, spool, data = setup(env, "fcntl-read-only")
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.login()
+        check(a.cmd("DELE 2").startswith("+OK"), "DELE 2")
+        fd = os.open(spool, os.O_RDONLY)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH)
+            a.send("QUIT")
+            time.sleep(1.0)
+            early = a.read_available(0.1)
+            check(spool.read_bytes() == data, "the spool changed under a read lock")
+            check(early == b"", f"QUIT answered while a reader held a read lock: {early!r}")
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        reply = a.readline(30)
+        check(reply is not None and reply.startswith(b"+OK pop3d signing off"),
+              f"QUIT: {reply!r}")
+        a.close()
+    check(spool.read_bytes() == chunks(data)[0], "spool after QUIT")
+
+
+def _dotlock_take(fd, spool):
+    # As procmail and liblockfile make it: O_EXCL, our live PID inside,
+    # so pop3d's liblockfile does not think it stale.
+    lfd = os.open(f"{spool}.lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(lfd, b"%d\n" % os.getpid())
+    os.close(lfd)
+
+
+def test_dotlock_only(env):
+    """A writer holding only <spool>.lock across QUIT: no reply until it
+    is removed (liblockfile then retries within 5 s); its mail kept."""
+    took = _quit_held(env, "dotlock-only", _dotlock_take,
+                      lambda fd, p: os.unlink(f"{p}.lock"), hold=1.5)
+    check(took < 12, f"QUIT answered {took:.1f}s after the dotlock went")
+
+
+def test_flock_only(env):
+    """A writer that takes only flock(LOCK_EX) gets the spool only once
+    the session, UPDATE included, is over: never between login and the
+    QUIT reply. Its mail, written then, is kept."""
+    d, spool, data = setup(env, "flock-only")
+    got_lock = []
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.login()
+        fd = os.open(spool, os.O_RDWR)
+        try:
+            def writer():
+                fcntl.flock(fd, fcntl.LOCK_EX)     # blocks while pop3d holds it
+                got_lock.append(time.monotonic())
+                _append(fd, NEW_MAIL)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+            t = threading.Thread(target=writer, daemon=True)
+            t.start()
+            time.sleep(0.5)
+            check(not got_lock, "a flock writer got the spool during the session")
+            check(a.cmd("DELE 2").startswith("+OK"), "DELE 2")
+            sent = time.monotonic()
+            a.send("QUIT")
+            reply = a.readline(30)
+            check(reply is not None and reply.startswith(b"+OK pop3d signing off"),
+                  f"QUIT: {reply!r}")
+            a.close()
+            t.join(15)
+            check(got_lock and got_lock[0] >= sent,
+                  "the flock writer never got the spool, or before QUIT")
+        finally:
+            os.close(fd)
+    want = chunks(data)[0] + NEW_MAIL
+    got = spool.read_bytes()
+    check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
+
+
+def test_quit_without_deletions_takes_no_lock(env):
+    """QUIT with nothing to delete (nothing DELEted, or all of it RSET)
+    moves no byte, so it takes neither the dotlock nor the write lock: an
+    MDA that retries a held dotlock only every 8 s (procmail's LOCKSLEEP)
+    is never made to wait by it. Here the dotlock and the fcntl write lock
+    are held by a writer, and QUIT must still answer at once."""
+    d, spool, data = setup(env, "quit-no-lock")
+    for script in (["RETR 1"], ["DELE 1", "RSET"]):
+        with Sessions(env, d) as s:
+            a = s.start()
+            a.login()
+            fd = os.open(spool, os.O_RDWR)
+            try:
+                for line in script:
+                    a.send(line)
+                    reply = a.readline()
+                    check(reply.startswith(b"+OK"), f"{line}: {reply!r}")
+                    if line.startswith("RETR"):
+                        a.multiline()
+                _dotlock_take(fd, spool)
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+                t0 = time.monotonic()
+                reply = a.cmd("QUIT", timeout=30)
+                took = time.monotonic() - t0
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+                os.unlink(f"{spool}.lock")
+            finally:
+                os.close(fd)
+            a.close()
+        check(reply.startswith("+OK pop3d signing off") and took < 1.0,
+              f"{script} + QUIT with the locks held elsewhere: {reply!r} after {took:.1f}s")
+        check(spool.read_bytes() == data, f"{script}: the spool changed")
