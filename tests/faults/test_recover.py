@@ -19,13 +19,13 @@ from faultlib import check, kill_tree, log_text, mboxcheck
 
 N = 400
 # (rule, the files the shim counts on): the first write into the spool
-# (saved bytes pending), a later write, the sync before the second
-# record, and the rename that installs it.
+# (its window saved in the journal), a later write, the first sync of the
+# spool, and the second progress slot made durable in the journal.
 KILLS = [
     ("pwrite@1=killafter", "spool"),
     ("pwrite@3=killafter", "spool"),
     ("fdatasync@1=killafter", "spool"),
-    ("rename@2=kill", "journal"),
+    ("fdatasync@2=killafter", "journal"),
 ]
 
 
