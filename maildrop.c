@@ -39,9 +39,10 @@ struct prefetch {
 struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
-	char *journal; /* the recovery journal's path, or NULL */
-	int io_error;  /* errno of the last failed check, for the log */
-	off_t length;  /* the spool's length when it was parsed */
+	char *journal;	     /* the recovery journal's path, or NULL */
+	bool update_pending; /* UPDATE began, its journal kept (expunge) */
+	int io_error;	     /* errno of the last failed check, for the log */
+	off_t length;	     /* the spool's length when it was parsed */
 	size_t count, cap;
 	uint64_t bytes;	       /* of all count messages */
 	struct md_totals kept; /* not marked deleted */
@@ -942,6 +943,9 @@ tail_start(const struct maildrop *md)
 	if (md->count == 0 || !md->msg[md->count - 1].deleted)
 		return md->length;
 	n = sys_pread_full(md->fd, buf, sizeof(buf), md->length);
+	if (n < 0)
+		return -1; /* UPDATE must not guess where delivered mail starts
+			    */
 	while (n > 0 && i < (size_t)n) {
 		if (buf[i] == '\n')
 			i++;
@@ -960,7 +964,8 @@ tail_start(const struct maildrop *md)
  * one region, then the tail delivered since login (length -1: to the
  * end). Returns the count; reg has room for one per message and one. */
 static size_t
-kept_regions(const struct maildrop *md, size_t first, struct region *reg)
+kept_regions(const struct maildrop *md, size_t first, off_t tail,
+	     struct region *reg)
 {
 	size_t n = 0;
 
@@ -974,7 +979,7 @@ kept_regions(const struct maildrop *md, size_t first, struct region *reg)
 		else
 			reg[n++] = (struct region){m->from, m->next - m->from};
 	}
-	reg[n++] = (struct region){tail_start(md), -1};
+	reg[n++] = (struct region){tail, -1};
 	return n;
 }
 
@@ -988,6 +993,7 @@ static enum md_status
 expunge(struct maildrop *md, size_t first)
 {
 	struct region *reg;
+	off_t tail;
 	size_t n;
 	int r;
 
@@ -998,10 +1004,14 @@ expunge(struct maildrop *md, size_t first)
 						       : "not usable");
 		return MD_PERMFAIL;
 	}
+	if ((tail = tail_start(md)) < 0) {
+		log_msg(LOG_ERR, "%s: update failed: %m", md->path);
+		return MD_TEMPFAIL;
+	}
 	reg = calloc(md->count - first + 1, sizeof(*reg));
 	if (reg == NULL)
 		return MD_TEMPFAIL;
-	n = kept_regions(md, first, reg);
+	n = kept_regions(md, first, tail, reg);
 	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
 			    md->buf, SPOOL_CHUNK_SIZE, NULL);
 	free(reg);
@@ -1021,6 +1031,7 @@ expunge(struct maildrop *md, size_t first)
 		"login%s%s",
 		md->path, md->journal, r < 0 ? ": " : "",
 		r < 0 ? strerror(errno) : "");
+	md->update_pending = true;
 	return MD_TEMPFAIL;
 }
 
@@ -1048,6 +1059,10 @@ still_as_parsed(struct maildrop *md, size_t first)
 	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
 	    !same_file(md->path, &sb))
 		return changed(md, first);
+	/* Nothing has written to the file since login (§4.6): no message
+	 * can differ, and no byte needs reading again. */
+	if (snapshot_holds(md))
+		return MD_OK;
 	for (size_t i = first; i < md->count; i++)
 		if (!unchanged(md, i))
 			return changed(md, i);
@@ -1076,8 +1091,9 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 		update_unlock(md, dotlock);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (st != MD_OK)
+	if (st != MD_OK && !md->update_pending)
 		update_stats(md, false, stats);
+	stats->pending = md->update_pending;
 	return st;
 }
 

@@ -96,6 +96,9 @@ enum md_status maildrop_send(struct maildrop *md, size_t i,
 struct md_update_stats {
 	size_t deleted, left;
 	uint64_t deleted_bytes, left_bytes;
+	/* UPDATE began but could not finish: its journal is kept, and the
+	 * next login or pop3d --recover completes the deletions. */
+	bool pending;
 };
 
 /* UPDATE: remove the messages marked deleted, keep everything else and

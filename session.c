@@ -65,6 +65,11 @@ static const struct {
 	[POP_UPDATE_FAILED] = {"-ERR [SYS/TEMP] messages not deleted, try "
 			       "again later",
 			       false, true},
+	/* UPDATE began and its journal is kept: the deletions are not lost,
+	 * they finish at the next login or pop3d --recover (§4.8). */
+	[POP_UPDATE_PENDING] = {"-ERR [SYS/TEMP] some deleted messages not "
+				"removed yet, they will be at the next login",
+				false, true},
 	/* UPDATE needs the admin (R3206-02): no journal directory that can
 	 * be trusted, or a dotlock another user planted. Retrying cannot
 	 * help. */

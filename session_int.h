@@ -47,6 +47,7 @@ enum pop_result {
 	POP_MD_PERM,
 	POP_SYS_TEMP,
 	POP_UPDATE_FAILED,
+	POP_UPDATE_PENDING,
 	POP_UPDATE_PERM, /* nothing deleted until the admin acts */
 };
 

@@ -252,7 +252,8 @@ trans_quit(struct session *s)
 	if (st == MD_PERMFAIL)
 		return POP_UPDATE_PERM;
 	if (st != MD_OK)
-		return POP_UPDATE_FAILED;
+		return s->trans->update.pending ? POP_UPDATE_PENDING
+						: POP_UPDATE_FAILED;
 	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
 		  s->trans->update.left, plural(s->trans->update.left));
 	return POP_QUIT;
