@@ -249,7 +249,8 @@ check-faults: $(B)/pop3d $(B)/faultshim.so
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
-FUZZ_HARNESSES = fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl
+FUZZ_HARNESSES = fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl \
+	fuzz_dotstuff
 BF = build-fuzz
 BFC = build-fuzz-cov
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \

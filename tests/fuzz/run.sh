@@ -31,6 +31,7 @@ fuzz_mbox) dict=mbox.dict max_len=8192 ;;
 fuzz_uidl) dict=mbox.dict max_len=16384 ;;
 fuzz_sasl) dict=sasl.dict max_len=2048 ;;
 fuzz_records) dict=records.dict max_len=16400 ;;
+fuzz_dotstuff) dict=dotstuff.dict max_len=2048 ;;
 *)
 	echo "$0: unknown harness $name" >&2
 	exit 2
