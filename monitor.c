@@ -13,8 +13,8 @@
  * Everything in pop3d that runs as root, file by file:
  *
  *   pop3d.c        main: parse_options, log_init, monitor_init, and the
- *                  choice of mode (dispatch_mode, libsystemd's
- *                  sd_listen_fds).
+ *                  choice of mode (dispatch_mode, sdsock.c's
+ *                  sdsock_listen_fds).
  *   command.c      command_number, for numeric options.
  *   maildrop.c     maildrop_path, to check the --mailbox pattern;
  *                  maildrop_check_dir, a stat of its directory.
@@ -36,6 +36,9 @@
  *                  only; the judging is privsep_check_record, here.
  *   server.c       the Accept=no listener: accept, fork and exec, each
  *                  connection starting over in main.
+ *   sdsock.c       sdsock_listen_fds, sdsock_is_stream (getenv, fcntl,
+ *                  fstat, getsockopt) in main; sdsock_notify in the
+ *                  listener (one datagram to NOTIFY_SOCKET).
  *   preauth.c      confine, in the freshly forked child, until it has
  *                  dropped to --preauth-user.
  *
