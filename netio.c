@@ -218,10 +218,10 @@ net_write(struct netio *io, const void *data, size_t len)
 	const char *p = data;
 	size_t n;
 
-	/* A block that would not fit anyway (an encoded message, mostly)
-	 * goes out with the queue in one writev rather than copied. */
+	/* A block that would fill the buffer anyway (an encoded message,
+	 * mostly) goes out with the queue in one writev, uncopied. */
 	if (io->tls == NULL && len >= NET_DIRECT_WRITE_MIN &&
-	    len > sizeof(io->out) - io->out_len)
+	    len >= sizeof(io->out) - io->out_len)
 		return write_out(io, p, len);
 	while (len > 0) {
 		if (io->out_failed != NET_OK)
