@@ -9,10 +9,9 @@
 
 #include "log.h"
 
-/* The sonames of OpenSSL 3's libraries: the ABI these prototypes are. */
-#if OPENSSL_VERSION_MAJOR != 3
-#error "ossl.c loads OpenSSL 3 (libssl.so.3); port it to this version"
-#endif
+/* The soname of OpenSSL 3's libssl: the ABI these prototypes are. */
+_Static_assert(OPENSSL_VERSION_MAJOR == 3,
+	       "ossl.c loads OpenSSL 3 (libssl.so.3): port it to this version");
 #define OSSL_LIBSSL "libssl.so.3"
 
 /* Every OpenSSL function pop3d calls, as the headers declare it: a
