@@ -482,17 +482,21 @@ class Bench:
 
     def rss_target(self, big, b):
         """Issue 12: peak RSS ≤ 100 B per message + 4 MB, with PAM's own
-        memory reported apart. PAM's part: the peak of a login + STAT on
-        the 10-message spool less the peak of a session that only greets
-        and quits (both under cwrap, pipe). The session's own: the worst
-        peak of any scenario on the big spool less PAM's part."""
+        memory reported apart. The login's fixed part (PAM and what it
+        loads, OpenSSL for the UIDL digest, the session's buffers): the
+        peak of a login + STAT on the 10-message spool less the peak of a
+        session that only greets and quits (both under cwrap, pipe). The
+        spool's own: the worst peak of any scenario on the big spool less
+        that fixed part; per message: the worst peak less the 10-message
+        login's, over the message count."""
         s = self.summary
         greet, tiny = s.get("rss-greet"), s.get("rss-tiny")
         worst = max(b[sc, tr, "rss"] for sc in bl.SCENARIOS
                     for tr in ("pipe", "tcp")) * 1024
         limit = 100 * b["n"] + 4 * 1024 * 1024
         label = (f"peak RSS ≤ 100 B/message + 4 MB ({big}: "
-                 f"{limit / 1048576:.1f} MB), PAM's own memory apart")
+                 f"{limit / 1048576:.1f} MB), the login's fixed part "
+                 "(PAM, OpenSSL) apart")
         if greet is None or tiny is None:
             return [label, f"{worst / 1048576:.1f} MB worst scenario "
                     "(no login figures: PAM's part unknown)", "-"]
@@ -501,7 +505,7 @@ class Bench:
         per = (worst - tiny * 1024) / b["n"]
         return [label,
                 f"{own / 1048576:.1f} MB: worst scenario "
-                f"{worst / 1048576:.1f} MB less PAM's "
+                f"{worst / 1048576:.1f} MB less the login's fixed "
                 f"{pam / 1048576:.1f} MB (login on 10 messages "
                 f"{tiny / 1024:.1f} MB, greeting only "
                 f"{greet / 1024:.1f} MB); {per:.0f} B per message above "
