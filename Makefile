@@ -9,12 +9,12 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-# OpenSSL's headers only: ossl.c loads the libraries when they are first
-# needed (TLS, the UIDL digest), not at every start.
-PKGS = pam
-OSSL_CFLAGS = $(shell $(PKG_CONFIG) --cflags libssl libcrypto 2>/dev/null)
-DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(OSSL_CFLAGS)
-DEPLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpam) -llockfile
+# PAM's and OpenSSL's headers only: pamload.c and ossl.c load the
+# libraries when they are first needed (a login; TLS, the UIDL digest),
+# not at every start.
+PKGS = pam libssl libcrypto
+DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEPLIBS = -llockfile
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
@@ -33,11 +33,12 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	relay tls sasl hash \
 	journal sysutil lock \
-	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl
+	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
+	pamload
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
-	test_sysutil test_sdsock test_ossl
+	test_sysutil test_sdsock test_ossl test_pamload
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.

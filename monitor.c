@@ -25,6 +25,7 @@
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
+ *   pamload.c      loads libpam at auth_check's first PAM call.
  *   tls.c          tls_setup: installs OpenSSL's wiping memory functions,
  *                  reads the certificate and the key into wiped buffers;
  *                  tls_forget, right after the pre-auth fork, frees them
