@@ -9,9 +9,12 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-PKGS = pam libssl libcrypto libsystemd
+# PAM's and OpenSSL's headers only: pamload.c and ossl.c load the
+# libraries when they are first needed (a login; TLS, the UIDL digest),
+# not at every start.
+PKGS = pam libssl libcrypto
 DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEPLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpam -lssl -lcrypto -lsystemd) -llockfile
+DEPLIBS = -llockfile
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
@@ -30,11 +33,12 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	relay tls sasl hash recover \
 	journal sysutil lock \
-	maildrop mbox uidl netio command dotstuff peer log server
+	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
+	pamload
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
-	test_sysutil
+	test_sysutil test_sdsock test_ossl test_pamload
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.
@@ -319,6 +323,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_HARNESSES = fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl \
 	fuzz_journal
+	fuzz_dotstuff
 BF = build-fuzz
 BFC = build-fuzz-cov
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \

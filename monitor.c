@@ -13,8 +13,8 @@
  * Everything in pop3d that runs as root, file by file:
  *
  *   pop3d.c        main: parse_options, log_init, monitor_init, and the
- *                  choice of mode (dispatch_mode, libsystemd's
- *                  sd_listen_fds).
+ *                  choice of mode (dispatch_mode, sdsock.c's
+ *                  sdsock_listen_fds).
  *   command.c      command_number, for numeric options.
  *   maildrop.c     maildrop_path, to check the --mailbox pattern;
  *                  maildrop_check_dir, a stat of its directory.
@@ -25,6 +25,7 @@
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
+ *   pamload.c      loads libpam at auth_check's first PAM call.
  *   tls.c          tls_setup: installs OpenSSL's wiping memory functions,
  *                  reads the certificate and the key into wiped buffers;
  *                  tls_forget, right after the pre-auth fork, frees them
@@ -36,6 +37,9 @@
  *                  only; the judging is privsep_check_record, here.
  *   server.c       the Accept=no listener: accept, fork and exec, each
  *                  connection starting over in main.
+ *   sdsock.c       sdsock_listen_fds, sdsock_is_stream (getenv, fcntl,
+ *                  fstat, getsockopt) in main; sdsock_notify in the
+ *                  listener (one datagram to NOTIFY_SOCKET).
  *   preauth.c      confine, in the freshly forked child, until it has
  *                  dropped to --preauth-user.
  *

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sysutil.h"
@@ -54,14 +55,6 @@ transport_read(struct netio *io, void *buf, size_t n)
 	if (io->tls != NULL)
 		return tls_read(io->tls, buf, n);
 	return read(io->in_fd, buf, n);
-}
-
-static ssize_t
-transport_write(struct netio *io, const void *buf, size_t n)
-{
-	if (io->tls != NULL)
-		return tls_write(io->tls, buf, n);
-	return write(io->out_fd, buf, n);
 }
 
 /* One read into the free tail of the input buffer. */
@@ -154,17 +147,45 @@ wait_writable(struct netio *io)
 	}
 }
 
-int
-net_flush(struct netio *io)
+/* What is still to go of the queue followed by len octets of data, once
+ * done octets of the two went out: at most two pieces. */
+static int
+pending_iov(struct netio *io, const char *data, size_t len, size_t done,
+	    struct iovec iov[2])
 {
-	size_t done = 0;
+	size_t skip = 0;
+	int k = 0;
+
+	if (done < io->out_len)
+		iov[k++] = (struct iovec){io->out + done, io->out_len - done};
+	else
+		skip = done - io->out_len;
+	if (skip < len)
+		iov[k++] = (struct iovec){(char *)data + skip, len - skip};
+	return k;
+}
+
+/* Write out the queue and then len octets of data (none: NULL, 0), with
+ * writev(2) so that data is not copied first, waiting while the kernel
+ * takes nothing. Under TLS, data must be empty: OpenSSL writes one
+ * buffer at a time. */
+static int
+write_out(struct netio *io, const char *data, size_t len)
+{
+	struct iovec iov[2];
+	size_t done = 0, total = io->out_len + len;
 	ssize_t n;
 	enum net_status st;
 
 	if (io->out_failed != NET_OK)
 		return -1;
-	while (done < io->out_len) {
-		n = transport_write(io, io->out + done, io->out_len - done);
+	while (done < total) {
+		if (io->tls != NULL)
+			n = tls_write(io->tls, io->out + done,
+				      io->out_len - done);
+		else
+			n = writev(io->out_fd, iov,
+				   pending_iov(io, data, len, done, iov));
 		if (n > 0) {
 			done += n;
 			continue;
@@ -186,11 +207,22 @@ net_flush(struct netio *io)
 }
 
 int
+net_flush(struct netio *io)
+{
+	return write_out(io, NULL, 0);
+}
+
+int
 net_write(struct netio *io, const void *data, size_t len)
 {
 	const char *p = data;
 	size_t n;
 
+	/* A block that would fill the buffer anyway (an encoded message,
+	 * mostly) goes out with the queue in one writev, uncopied. */
+	if (io->tls == NULL && len >= NET_DIRECT_WRITE_MIN &&
+	    len >= sizeof(io->out) - io->out_len)
+		return write_out(io, p, len);
 	while (len > 0) {
 		if (io->out_failed != NET_OK)
 			return -1;

@@ -51,6 +51,17 @@
  * goes out without extra copies. */
 #define OUTPUT_BUFFER_SIZE ((size_t)64 * 1024)
 
+/* A message is encoded for the client (dotstuff.c) into a buffer of this
+ * size, handed on whole: one write(2) per 64 KiB, not a call per line. A
+ * run of the message that needs no change and is at least
+ * DOTSTUFF_DIRECT_MIN long goes out from where it lies, uncopied. */
+#define DOTSTUFF_BUFFER_SIZE ((size_t)64 * 1024)
+#define DOTSTUFF_DIRECT_MIN ((size_t)16 * 1024)
+
+/* netio writes a block at least this long that does not fit in its
+ * output buffer straight from the caller's memory, after the queue. */
+#define NET_DIRECT_WRITE_MIN ((size_t)16 * 1024)
+
 /* design.md §3: a failed login costs at least this long, and the third
  * failure closes the connection (DEC-05). */
 #define AUTH_FAIL_DELAY_MS 2000

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "command.h"
@@ -21,6 +20,7 @@
 #include "monitor.h"
 #include "params.h"
 #include "recover.h"
+#include "sdsock.h"
 #include "server.h"
 #include "tls.h"
 
@@ -320,13 +320,13 @@ static int
 dispatch_mode(const struct config *cfg, char **argv)
 {
 	struct server_limits limits = {cfg->max_children, cfg->max_per_source};
-	int n, fd = SD_LISTEN_FDS_START;
+	int n, fd = SDSOCK_FDS_START;
 
-	n = sd_listen_fds(1);
+	n = sdsock_listen_fds();
 	if (n < 0)
-		fatal("sd_listen_fds: %s", strerror(-n));
-	if (n == 0 &&
-	    sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+		fatal("bad LISTEN_PID or LISTEN_FDS (not a number, or a "
+		      "descriptor that is not open)");
+	if (n == 0 && sdsock_is_stream(STDIN_FILENO, true) > 0) {
 		/* inetd's "wait" mode: the listening socket on stdin. The
 		 * listener execs pop3d for each connection and never does
 		 * TLS: it loaded the key only to refuse a bad one now. */
@@ -337,11 +337,11 @@ dispatch_mode(const struct config *cfg, char **argv)
 		return monitor_serve(cfg, STDIN_FILENO, STDOUT_FILENO);
 	if (n > 1)
 		fatal("passed %d sockets; pop3d takes one per service", n);
-	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+	if (sdsock_is_stream(fd, true) > 0) {
 		tls_forget(); /* as above */
 		return server_run(fd, &limits, argv);
 	}
-	if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0)
+	if (sdsock_is_stream(fd, false) > 0)
 		return monitor_serve(cfg, fd, fd);
 	fatal("the passed descriptor is not a stream socket");
 }

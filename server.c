@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "sdsock.h"
 #include "sysutil.h"
 
 /* What counts as one source for --max-per-source. */
@@ -216,7 +216,7 @@ server_run(int listen_fd, const struct server_limits *limits, char **argv)
 	install_handlers(&srv);
 	log_msg(LOG_INFO, "accepting connections (at most %u, %u per source)",
 		limits->max_children, limits->max_per_source);
-	sd_notify(0, "READY=1\nSTATUS=accepting connections");
+	(void)sdsock_notify("READY=1\nSTATUS=accepting connections");
 	while (!got_stop) {
 		if (got_child)
 			reap(&srv);
@@ -229,7 +229,7 @@ server_run(int listen_fd, const struct server_limits *limits, char **argv)
 		else if (r < 0 && errno != EINTR)
 			fatal("ppoll: %m");
 	}
-	sd_notify(0, "STOPPING=1");
+	(void)sdsock_notify("STOPPING=1");
 	log_msg(LOG_INFO, "stopping; %u sessions still running", srv.running);
 	free(srv.child);
 	return 0;

@@ -248,6 +248,9 @@ fail:
 void
 tls_forget(void)
 {
+	/* Without TLS, OpenSSL is not even loaded (ossl.h): keep it so. */
+	if (tls_ctx == NULL)
+		return;
 	/* The key's BIGNUMs are wiped as they are freed (BN_clear_free in
 	 * RSA_free and EC_KEY_free) when the last reference goes. */
 	SSL_CTX_free(tls_ctx);

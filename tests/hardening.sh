@@ -2,7 +2,8 @@
 # Check that a pop3d binary carries the hardening the Makefile asks for
 # (checksec-style, from the ELF headers): PIE, full RELRO (RELRO plus
 # BIND_NOW), a non-executable stack, stack canaries and fortified libc
-# calls. Prints one line per property and "N passed, N failed".
+# calls; and what start-up loads. Prints one line per property and "N
+# passed, N failed".
 set -u
 bin=${1:?usage: tests/hardening.sh BINARY}
 pass=0 fail=0
@@ -30,5 +31,13 @@ check "non-executable stack" \
 	'echo "$headers" | grep "GNU_STACK" | grep -vq "RWE"'
 check "stack protector" 'echo "$symbols" | grep -q "__stack_chk_fail"'
 check "fortified libc calls" 'echo "$symbols" | grep -q "__[a-z]*_chk@"'
+# Start-up cost (issue 12): OpenSSL and PAM are loaded when first needed
+# (ossl.c, pamload.c), libsystemd not at all (sdsock.c). The functions
+# those files define in OpenSSL's and PAM's names must stay private to
+# the binary: exported, they would take the place of the libraries' own.
+check "no libpam, libssl, libcrypto or libsystemd loaded at start" \
+	'! echo "$headers" | grep -Eq "NEEDED.*(libpam|libssl|libcrypto|libsystemd)"'
+check "OpenSSL's and PAM's names not exported" \
+	'! echo "$symbols" | grep -Eq "FUNC +GLOBAL +DEFAULT +[0-9]+ +(SSL|EVP|ERR|BIO|PEM|X509|CRYPTO|TLS|pam)_"'
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -201,3 +201,16 @@ put("fuzz_journal", "every-other", b"\x03" +
 put("fuzz_journal", "unfixed", b"\x00" +
     journal(50, 170, 200, [(80, 120)], [(1, 1, 50, False)]))
 put("fuzz_journal", "empty", b"\x01")
+# --- fuzz_dotstuff: flag byte (bits 0-2 repeat 1 << n times, bits 3-4
+# piece sizes, bits 5-7 writer failure), seed byte, prefix length, message
+# (the prefix once, the rest repeated).
+put("fuzz_dotstuff", "lf-dots", b"\x00\x00\x00H: a\n\n.body\n..\n.\nend")
+put("fuzz_dotstuff", "crlf-bytewise", b"\x08\x07\x00a\r\nb\r\n.c\r\n\r\n")
+put("fuzz_dotstuff", "stray-cr", b"\x10\x03\x00x\r\r\n\ry\n\r.\r")
+put("fuzz_dotstuff", "large-crlf", b"\x1f\x11\x00" +
+    b"".join(b"line %03d of a CRLF message\r\n" % i for i in range(60)))
+put("fuzz_dotstuff", "lf-then-long-crlf", b"\x1f\x12\x0a.a\nb\nc\n.d\n" +
+    b"".join(b"line %03d of a CRLF message\r\n" % i for i in range(60)))
+put("fuzz_dotstuff", "large-lf-dots", b"\x17\x05\x00" +
+    b"".join(b".%d\n" % i for i in range(400)))
+put("fuzz_dotstuff", "fail-third", b"\x47\x09\x00" + b"a\n" * 700)

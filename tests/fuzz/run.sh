@@ -32,6 +32,7 @@ fuzz_uidl) dict=mbox.dict max_len=16384 ;;
 fuzz_sasl) dict=sasl.dict max_len=2048 ;;
 fuzz_records) dict=records.dict max_len=16400 ;;
 fuzz_journal) dict=journal.dict max_len=24576 ;;
+fuzz_dotstuff) dict=dotstuff.dict max_len=2048 ;;
 *)
 	echo "$0: unknown harness $name" >&2
 	exit 2

@@ -279,6 +279,121 @@ START_TEST(large_message)
 }
 END_TEST
 
+/* Large inputs fed whole or in large pieces: the buffer fills many
+ * times within one feed, and long runs that need no change (CRLF lines,
+ * one long line) go to the writer uncopied. kind 0: short LF lines with
+ * leading dots; 1: CRLF lines, a few with dots; 2: one 200 KB line;
+ * 3: random over the interesting alphabet. */
+static char *
+make_large(int kind, size_t len, unsigned seed)
+{
+	char *in = malloc(len);
+
+	ck_assert_ptr_nonnull(in);
+	for (size_t i = 0; i < len; i++) {
+		unsigned r = rand_r(&seed) % 1000;
+
+		switch (kind) {
+		case 0:
+			in[i] = r < 15 ? '\n' : r < 30 ? '.' : 'a' + r % 26;
+			break;
+		case 1:
+			in[i] = i % 80 == 78	       ? '\r'
+				: i % 80 == 79	       ? '\n'
+				: i % 80 == 0 && r < 5 ? '.'
+						       : 'a' + r % 26;
+			break;
+		case 2:
+			in[i] = i == len / 2 ? '\n' : '.';
+			break;
+		default:
+			in[i] = ".\r\nx"[r % 4];
+			break;
+		}
+	}
+	return in;
+}
+
+static const size_t large_piece[] = {(size_t)-1, DOTSTUFF_BUFFER_SIZE,
+				     DOTSTUFF_DIRECT_MIN - 1, 100003};
+
+START_TEST(large_inputs_large_pieces)
+{
+	size_t len = 1024 * 1024 + 3, cuts[64], ncuts = 0;
+	struct buf want = {0}, got = {0};
+
+	for (int kind = 0; kind < 4; kind++) {
+		char *in = make_large(kind, len, 99 + kind);
+
+		ncuts = 0;
+		for (size_t at = large_piece[_i]; at < len && ncuts < 64;
+		     at += large_piece[_i])
+			cuts[ncuts++] = at;
+		model_encode(in, len, &want);
+		encode_pieces(in, len, cuts, ncuts, &got);
+		ck_assert_msg(got.len == want.len && memcmp(got.data, want.data,
+							    want.len) == 0,
+			      "kind %d, pieces of %zu: output differs", kind,
+			      large_piece[_i]);
+		buf_free(&want);
+		buf_free(&got);
+		free(in);
+	}
+}
+END_TEST
+
+/* Nothing fed waits in the encoder for a later call: after each feed
+ * the writer holds the encoding of everything fed so far (a reply cut
+ * off later still delivered every octet it was given). */
+START_TEST(feed_hands_everything_on)
+{
+	static const char in[] = "a\n.b\r\nc";
+	struct buf got = {0}, want = {0};
+	struct dotstuff ds;
+
+	dotstuff_init(&ds, collect, &got);
+	for (size_t i = 0; i < sizeof(in) - 1; i++) {
+		ck_assert_int_eq(dotstuff_feed(&ds, in + i, 1), 0);
+		model_encode(in, i + 1, &want);
+		/* The model closes the line and adds ".CRLF": not yet. */
+		want.len -= in[i] == '\n' ? 3 : 5;
+		expect_bytes(&got, want.data, want.len, in, i + 1,
+			     "so far, bytewise");
+		buf_free(&want);
+	}
+	buf_free(&got);
+}
+END_TEST
+
+/* Counts the writer's calls. */
+static int
+count_writer(void *ctx, const void *data, size_t len)
+{
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* The encoder hands the writer large blocks, not a line or an inserted
+ * CR at a time: 1 MB of 40-octet lines (26,000 of them, each needing a
+ * CR) fed whole reaches the writer in at most one call per buffer's worth
+ * of output, plus the terminator's. */
+START_TEST(output_in_large_blocks)
+{
+	size_t len = 1024 * 1024, calls = 0;
+	char *in = malloc(len);
+	struct dotstuff ds;
+
+	ck_assert_ptr_nonnull(in);
+	for (size_t i = 0; i < len; i++)
+		in[i] = i % 40 == 39 ? '\n' : i % 40 == 0 ? '.' : 'x';
+	dotstuff_init(&ds, count_writer, &calls);
+	ck_assert_int_eq(dotstuff_feed(&ds, in, len), 0);
+	ck_assert_int_eq(dotstuff_finish(&ds), 0);
+	ck_assert_uint_le(calls, (len * 43 / 40) / DOTSTUFF_BUFFER_SIZE + 2);
+	free(in);
+}
+END_TEST
+
 /* A writer that fails on its fail_at-th call and counts later calls. */
 struct failing {
 	int calls, fail_at;
@@ -361,6 +476,37 @@ START_TEST(writer_failure_propagates)
 }
 END_TEST
 
+/* A writer failure in the middle of a large feed: that feed returns -1
+ * and nothing more is written, then or later. */
+START_TEST(writer_failure_in_large_feed)
+{
+	size_t len = 512 * 1024;
+
+	for (int kind = 0; kind < 4; kind++) {
+		char *in = make_large(kind, len, 5 + kind);
+
+		for (int k = 0; k < 6; k++) {
+			struct failing f = {0, k, false, 0};
+			struct dotstuff ds;
+			int r;
+
+			dotstuff_init(&ds, fail_writer, &f);
+			r = dotstuff_feed(&ds, in, len);
+			if (!f.failed) {
+				/* Fewer writes than k in this input. */
+				ck_assert_int_eq(r, 0);
+				continue;
+			}
+			ck_assert_int_eq(r, -1);
+			ck_assert_int_eq(dotstuff_feed(&ds, in, 10), -1);
+			ck_assert_int_eq(dotstuff_finish(&ds), -1);
+			ck_assert_int_eq(f.calls_after_failure, 0);
+		}
+		free(in);
+	}
+}
+END_TEST
+
 static Suite *
 dotstuff_suite(void)
 {
@@ -373,10 +519,15 @@ dotstuff_suite(void)
 	tcase_add_loop_test(tc, table_every_split, 0, n);
 	tcase_add_test(tc, random_inputs_random_pieces);
 	tcase_add_test(tc, large_message);
+	tcase_add_loop_test(tc, large_inputs_large_pieces, 0,
+			    sizeof(large_piece) / sizeof(large_piece[0]));
+	tcase_add_test(tc, output_in_large_blocks);
+	tcase_add_test(tc, feed_hands_everything_on);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
 	tcase_add_loop_test(tc, writer_failure_propagates, 0, n);
+	tcase_add_test(tc, writer_failure_in_large_feed);
 	suite_add_tcase(s, tc);
 	return s;
 }

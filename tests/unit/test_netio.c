@@ -419,9 +419,20 @@ START_TEST(reply_line_bounded)
 END_TEST
 
 /* Output larger than the output buffer arrives whole and in order. */
+/* Piece sizes for large_output_intact, cycled through: small ones are
+ * queued; blocks of NET_DIRECT_WRITE_MIN and more that do not fit go out
+ * straight from the caller's memory behind the queue. Either way the
+ * client must get every octet once, in order. */
+static const size_t piece_sizes[][4] = {
+	{7919, 7919, 7919, 7919},
+	{NET_DIRECT_WRITE_MIN, 1, OUTPUT_BUFFER_SIZE - 1, 3},
+	{100, 200 * 1024 + 7, 1000, 70000},
+	{OUTPUT_BUFFER_SIZE, OUTPUT_BUFFER_SIZE + 1, 5, 3 * OUTPUT_BUFFER_SIZE},
+};
+
 START_TEST(large_output_intact)
 {
-	size_t total = OUTPUT_BUFFER_SIZE * 3 + 1234;
+	size_t total = OUTPUT_BUFFER_SIZE * 9 + 1234, k = 0;
 	struct conn c;
 	pid_t pid;
 	int status;
@@ -429,7 +440,7 @@ START_TEST(large_output_intact)
 
 	ck_assert_ptr_nonnull(data);
 	for (size_t i = 0; i < total; i++)
-		data[i] = (char)('a' + i % 23);
+		data[i] = (char)('a' + i % 23 + i / 65521 % 3);
 	conn_open(&c, 5);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -450,8 +461,9 @@ START_TEST(large_output_intact)
 	}
 	close_fd(&c.out_r);
 	/* In uneven pieces, so copies straddle the buffer's end. */
-	for (size_t off = 0; off < total;) {
-		size_t n = total - off < 7919 ? total - off : 7919;
+	for (size_t off = 0; off < total; k++) {
+		size_t want = piece_sizes[_i][k % 4];
+		size_t n = total - off < want ? total - off : want;
 
 		ck_assert_int_eq(net_write(c.io, data + off, n), 0);
 		off += n;
@@ -716,7 +728,9 @@ END_TEST
  * instead of blocking the session for ever. */
 START_TEST(write_timeout)
 {
-	size_t len = OUTPUT_BUFFER_SIZE;
+	/* Queued whole (a block that fills the buffer would go out at
+	 * once: write_timeout_direct). */
+	size_t len = OUTPUT_BUFFER_SIZE - 1;
 	char *data = calloc(1, len);
 	struct conn c;
 	double start;
@@ -730,6 +744,30 @@ START_TEST(write_timeout)
 	ck_assert_int_eq(c.io->out_failed, NET_TIMEOUT);
 	ck_assert_double_ge(now_s() - start, 0.9);
 	ck_assert_double_lt(now_s() - start, 3.0);
+	conn_close(&c);
+	free(data);
+}
+END_TEST
+
+/* The same for a block written straight from the caller's memory: the
+ * wait is bounded too, and the failure sticks. */
+START_TEST(write_timeout_direct)
+{
+	size_t len = 4 * OUTPUT_BUFFER_SIZE;
+	char *data = calloc(1, len);
+	struct conn c;
+	double start;
+
+	ck_assert_ptr_nonnull(data);
+	conn_open(&c, 1);
+	ck_assert_int_ge(fcntl(c.out_w, F_SETPIPE_SZ, 4096), 4096);
+	ck_assert_int_eq(net_reply(c.io, "+OK"), 0);
+	start = now_s();
+	ck_assert_int_eq(net_write(c.io, data, len), -1);
+	ck_assert_int_eq(c.io->out_failed, NET_TIMEOUT);
+	ck_assert_double_ge(now_s() - start, 0.9);
+	ck_assert_double_lt(now_s() - start, 3.0);
+	ck_assert_int_eq(net_write(c.io, data, 10), -1);
 	conn_close(&c);
 	free(data);
 }
@@ -757,7 +795,7 @@ netio_suite(void)
 	tcase_add_test(tc, replies_batched_until_input_runs_dry);
 	tcase_add_test(tc, flush_before_waiting);
 	tcase_add_test(tc, reply_line_bounded);
-	tcase_add_test(tc, large_output_intact);
+	tcase_add_loop_test(tc, large_output_intact, 0, N(piece_sizes));
 	tcase_add_test(tc, write_failure_sticks);
 	tcase_add_test(tc, read_ahead_while_writing);
 	tcase_set_timeout(tc, 20);
@@ -775,6 +813,7 @@ netio_suite(void)
 	tcase_add_test(tc, deadline_beats_trickle);
 	tcase_add_test(tc, deadline_beats_read_ahead);
 	tcase_add_test(tc, write_timeout);
+	tcase_add_test(tc, write_timeout_direct);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 	return s;
