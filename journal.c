@@ -587,20 +587,24 @@ durable_at(const struct engine *e, uint64_t x)
 	       e->cur.done + e->cur.save_len == x;
 }
 
+/* sync: whether the step's writes must be durable before the next
+ * slot; not for the last step when the marker's own sync covers them
+ * (run). */
 static int
-step_direct(struct engine *e, uint64_t d, uint64_t c)
+step_direct(struct engine *e, uint64_t d, uint64_t c, bool sync)
 {
 	if (!durable_at(e, d) &&
 	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVING,
 					      .done = d}) < 0)
 		return -1;
-	if (copy_output(e, d, c, e->fd, d, NULL) < 0 || fdatasync(e->fd) < 0)
+	if (copy_output(e, d, c, e->fd, d, NULL) < 0 ||
+	    (sync && fdatasync(e->fd) < 0))
 		return -1;
 	return 0;
 }
 
 static int
-step_saved(struct engine *e, uint64_t d, uint64_t c)
+step_saved(struct engine *e, uint64_t d, uint64_t c, bool sync)
 {
 	struct journal_slot s = {.phase = JOURNAL_MOVING, .done = d};
 	struct content_hash h;
@@ -615,7 +619,8 @@ step_saved(struct engine *e, uint64_t d, uint64_t c)
 	s.save_hash = hash_final(&h);
 	if (put_slot(e, s) < 0)
 		return -1;
-	if (copy_output(e, d, c, e->fd, d, NULL) < 0 || fdatasync(e->fd) < 0)
+	if (copy_output(e, d, c, e->fd, d, NULL) < 0 ||
+	    (sync && fdatasync(e->fd) < 0))
 		return -1;
 	return 0;
 }
@@ -632,14 +637,24 @@ static int compact_plan(int fd, const char *jpath, uint64_t dst,
 			const struct region *reg, size_t n, char *buf,
 			size_t size, const struct journal_tuning *t);
 
+/* Mail delivered after a crash, behind the old end: moved down to end
+ * by a compaction of its own, whose journal replaces this one. */
+static int
+move_later(struct engine *e, off_t eof)
+{
+	struct region later = {(off_t)e->plan.eof, eof - (off_t)e->plan.eof};
+
+	return compact_plan(e->fd, e->jpath, e->plan.end, &later, 1, e->buf,
+			    e->size, &e->tuning);
+}
+
 /* Output [dst, end) is final and durable, and a MOVED slot says so.
- * Truncate, unless that was done; mail delivered after a crash (behind
- * the old end) is moved down first, under a journal of its own. */
+ * Truncate, unless that was done; mail delivered after a crash is moved
+ * down first. */
 static int
 finish(struct engine *e)
 {
 	const struct journal_plan *p = &e->plan;
-	struct region later;
 	off_t eof;
 	int r;
 
@@ -649,47 +664,62 @@ finish(struct engine *e)
 		return remove_journal(e->jpath); /* truncated */
 	if ((eof = file_size(e->fd)) < 0)
 		return -1;
-	if ((uint64_t)eof > p->eof) {
-		later = (struct region){(off_t)p->eof, eof - (off_t)p->eof};
-		return compact_plan(e->fd, e->jpath, p->end, &later, 1, e->buf,
-				    e->size, &e->tuning);
-	}
+	if ((uint64_t)eof > p->eof)
+		return move_later(e, eof);
 	if (ftruncate(e->fd, (off_t)p->end) < 0 || fdatasync(e->fd) < 0)
 		return -1;
 	return remove_journal(e->jpath);
 }
 
-/* Move output [d, end) in steps, then mark the end and finish. */
+/* Move output [d, end) in steps, then mark the end and finish.
+ *
+ * The last step's writes need no sync of their own when recovery from
+ * the newest slot after it reads no source byte the marker covers: the
+ * marker's fdatasync then makes them durable before the MOVED slot, and
+ * until then recovery redoes the step (design.md §4.8, "End"). */
 static int
 run(struct engine *e, uint64_t d)
 {
 	const struct journal_plan *p = &e->plan;
-	uint64_t shift, c, left;
+	uint64_t shift, c, left, end_m = p->end + p->mark_len;
+	bool last_unsynced = false;
+	off_t eof;
 
 	while (d < p->end) {
 		shift = shift_at(e, d);
 		left = p->end - d;
 		if (shift >= e->direct_min || shift >= left) {
 			c = shift < left ? shift : left;
-			if (step_direct(e, d, c) < 0)
+			/* Recovery resumes at d and reads from d + shift. */
+			last_unsynced = c == left && end_m <= d + shift;
+			if (step_direct(e, d, c, !last_unsynced) < 0)
 				return -1;
 		} else {
 			c = e->plan.window < left ? e->plan.window : left;
 			c = direct_from(e, d, c) - d;
-			if (step_saved(e, d, c) < 0)
+			/* Recovery writes the window back and reads no
+			 * source: nothing follows it. */
+			last_unsynced = c == left;
+			if (step_saved(e, d, c, !last_unsynced) < 0)
 				return -1;
 		}
 		d += c;
 	}
-	/* The marker may overwrite sources of the last step: recovery must
-	 * not redo that step from them. */
-	if (!durable_at(e, p->end) &&
+	/* Otherwise the marker may overwrite sources of the last step:
+	 * recovery must not redo that step from them. */
+	if (!last_unsynced && !durable_at(e, p->end) &&
 	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVING,
 					      .done = p->end}) < 0)
 		return -1;
 	if (pwrite_all(e->fd, p->mark, p->mark_len, (off_t)p->end) < 0 ||
-	    fdatasync(e->fd) < 0 ||
-	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVED,
+	    fdatasync(e->fd) < 0 || (eof = file_size(e->fd)) < 0)
+		return -1;
+	/* Mail delivered after a crash: the spool is written again only
+	 * once the new journal has durably replaced this one, so until then
+	 * this one's slot (at most a redone step and marker) is enough. */
+	if ((uint64_t)eof > p->eof)
+		return move_later(e, eof);
+	if (put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVED,
 					      .done = p->end}) < 0)
 		return -1;
 	return finish(e);
