@@ -398,10 +398,16 @@ settle_snapshot(struct maildrop *md)
 
 	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
 		return;
-	if (!coarse && settled >= ts_ns(&now) &&
-	    settled - ts_ns(&now) < SNAPSHOT_SETTLE_NS) {
+	/* The coarse clock (the one file times come from) lags the sleep's
+	 * clock by up to a tick: wait until it too has passed, a few ticks
+	 * at most, so that whether the snapshot is trusted does not depend
+	 * on where in a tick the login fell. */
+	for (int ticks = 0; !coarse && settled >= ts_ns(&now) &&
+			    settled - ts_ns(&now) < SNAPSHOT_SETTLE_NS &&
+			    ticks < SNAPSHOT_SETTLE_TICKS;
+	     ticks++) {
 		wait.tv_sec = 0;
-		wait.tv_nsec = settled - ts_ns(&now) + 1;
+		wait.tv_nsec = settled - ts_ns(&now) + 1000 * 1000;
 		nanosleep(&wait, NULL);
 		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
 			return;

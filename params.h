@@ -110,6 +110,9 @@
  * seconds, would leave them as they were. */
 #define SNAPSHOT_SETTLE_NS (20LL * 1000 * 1000)
 #define SNAPSHOT_SETTLE_COARSE_NS (2LL * 1000 * 1000 * 1000)
+/* Sleeps allowed for the coarse clock to pass the settling point: the
+ * first covers the 20 ms, each later one a tick (1-10 ms). */
+#define SNAPSHOT_SETTLE_TICKS 5
 
 /* The content hash that tells a message changed in place covers this
  * much of it from its first octet (design.md §4.6): the headers, where
