@@ -407,7 +407,7 @@ settle_snapshot(struct maildrop *md)
 			    ticks < SNAPSHOT_SETTLE_TICKS;
 	     ticks++) {
 		wait.tv_sec = 0;
-		wait.tv_nsec = settled - ts_ns(&now) + 1000 * 1000;
+		wait.tv_nsec = settled - ts_ns(&now) + 1000L * 1000;
 		nanosleep(&wait, NULL);
 		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
 			return;
