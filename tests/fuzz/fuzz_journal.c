@@ -163,7 +163,8 @@ ref_slot(const uint8_t *img, size_t n, const struct journal_plan *p, int k,
 	struct cursor c = {img, n, 0, false};
 
 	if (at > n || n - at < 64 || memcmp(img + at, "pop3dslt", 8) != 0 ||
-	    ref_hash(img + at, 56) != take(&(struct cursor){img, n, at + 56, 0}, 8))
+	    ref_hash(img + at, 56) !=
+		    take(&(struct cursor){img, n, at + 56, 0}, 8))
 		return false;
 	c.at = at + 8;
 	s->seq = take(&c, 8);
