@@ -85,6 +85,11 @@ def test_recover_after_kill_in_update(ctx):
             after = spool.read_bytes()
             a = mboxcheck.Audit(after, expected).check(kept, deleted)
             check(a["ok"], f"{what}: after --recover: {a}")
+            # Every kill point is after UPDATE began (the spool is
+            # written only then): recovery rolls forward (design.md §4.8).
+            check(a["reappeared"] == 0 and a["messages"] == len(kept),
+                  f"{what}: UPDATE had begun, yet {a['reappeared']} deleted messages "
+                  f"are back ({a['messages']} messages, {len(kept)} kept)")
             check(not env.journal_files(), f"{what}: journal left: {env.journal_files()}")
             check(b"recovered" in log, f"{what}: no log line says so\n{log_text(log)}")
             ctx.count("recover: kills inside UPDATE recovered without a login")
