@@ -133,27 +133,10 @@ put("fuzz_uidl", "more-messages", b"\x00\x00Message-ID: <a>\n\nbody\n\n"
 
 # --- fuzz_journal: flag byte (bit 0 fix the hashes, bit 1 run recovery),
 # then a journal image (journal.h). The hashes are fixed by the harness
-# when bit 0 is set; a saved window's own digest is computed here.
-_PRIME = 0x9e3779b97f4a7c15
-_MASK = (1 << 64) - 1
-
-
-def _mix(h, w):
-    h = ((h ^ w) * _PRIME) & _MASK
-    return h ^ (h >> 29)
-
-
-def content_hash(data):
-    lanes = [0, 0, 0, 0]
-    full = len(data) & ~31
-    blocks = data[:full] + data[full:].ljust(32, b"\0")
-    for i in range(0, len(blocks), 32):
-        for k, w in enumerate(struct.unpack("<4Q", blocks[i:i + 32])):
-            lanes[k] = _mix(lanes[k], w)
-    h = len(data)
-    for lane in lanes:
-        h = _mix(h, lane)
-    return h
+# when bit 0 is set; a saved window's own digest is computed here, with
+# hash.c's content hash as tests/integration/journalname.py has it.
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from journalname import content_hash  # noqa: E402
 
 
 def journal(dst, end, eof, regions, slots, window=16, mark=b"\x01\x02\x03",

@@ -12,6 +12,7 @@ import re
 import struct
 
 from harness import Pop3d, TestSkipped, check
+from journalname import content_hash, journal_name
 
 SPOOL = (b"From alice@example.org Mon Jan  1 00:00:00 2024\n"
          b"Subject: first\n\nthe first message\n\n"
@@ -21,34 +22,6 @@ FORGED = (b"From mallory@example.org Mon Jan  1 00:00:00 2024\n"
           b"Subject: planted by mallory\n\nforged\n\n")
 UPDATE_PERM = "-ERR [SYS/PERM] messages not deleted, contact the administrator"
 MD_PERM = "-ERR [SYS/PERM] maildrop cannot be opened, contact the administrator"
-
-# hash.c's content hash, to forge a record that journal.c accepts.
-_PRIME = 0x9e3779b97f4a7c15
-_MASK = (1 << 64) - 1
-
-
-def _mix(h, w):
-    h = ((h ^ w) * _PRIME) & _MASK
-    return h ^ (h >> 29)
-
-
-def content_hash(data):
-    lanes = [0, 0, 0, 0]
-    full = len(data) & ~31
-    blocks = data[:full] + data[full:].ljust(32, b"\0")
-    for i in range(0, len(blocks), 32):
-        for k, w in enumerate(struct.unpack("<4Q", blocks[i:i + 32])):
-            lanes[k] = _mix(lanes[k], w)
-    h = len(data)
-    for lane in lanes:
-        h = _mix(h, lane)
-    return h
-
-
-def journal_name(spool):
-    """journal.c's journal_path: the hash of the spool's path."""
-    return f"spool-{content_hash(str(spool).encode()):016x}"
-
 
 def forged_undo(spool, data):
     """(name, bytes) of a journal for spool, named as pop3d names it, that

@@ -1,7 +1,8 @@
 """The name of a spool's recovery journal, as journal.c's journal_path
 makes it: "spool-" and the 16 hex digits of hash.c's content hash of the
 spool's path (design.md §4.8). The name does not depend on the device
-number, which a reboot may change."""
+number, which a reboot may change. content_hash is hash.c's, for tests
+that forge or check journals (test_journal_dir.py, make-seeds.py)."""
 
 import struct
 
