@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "sysutil.h"
 
 /* The soname of OpenSSL 3's libssl: the ABI these prototypes are. */
 _Static_assert(OPENSSL_VERSION_MAJOR == 3,
@@ -69,10 +70,7 @@ static struct {
 #name, (void **)&fn.name                                       \
 	}
 
-static const struct {
-	const char *name;
-	void **slot;
-} symbols[] = {
+static const struct sys_dlsym symbols[] = {
 	SYMBOL(BIO_free),
 	SYMBOL(BIO_new_mem_buf),
 	SYMBOL(CRYPTO_set_mem_functions),
@@ -135,7 +133,8 @@ ossl_loaded(void)
 bool
 ossl_load(void)
 {
-	void *lib, *sym;
+	const char *missing;
+	void *lib;
 
 	if (loaded)
 		return true;
@@ -144,14 +143,12 @@ ossl_load(void)
 		log_msg(LOG_ERR, "cannot load OpenSSL: %s", dlerror());
 		return false;
 	}
-	for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-		sym = dlsym(lib, symbols[i].name);
-		if (sym == NULL) {
-			log_msg(LOG_ERR, "OpenSSL (%s) has no %s", OSSL_LIBSSL,
-				symbols[i].name);
-			return false;
-		}
-		*symbols[i].slot = sym;
+	missing =
+		sys_dlbind(lib, symbols, sizeof(symbols) / sizeof(symbols[0]));
+	if (missing != NULL) {
+		log_msg(LOG_ERR, "OpenSSL (%s) has no %s", OSSL_LIBSSL,
+			missing);
+		return false;
 	}
 	loaded = true;
 	return true;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "sysutil.h"
 
 #define PAMLOAD_LIBPAM "libpam.so.0"
 
@@ -25,10 +26,7 @@ static struct {
 #name, (void **)&fn.name                                       \
 	}
 
-static const struct {
-	const char *name;
-	void **slot;
-} symbols[] = {
+static const struct sys_dlsym symbols[] = {
 	SYMBOL(pam_start),     SYMBOL(pam_end),	     SYMBOL(pam_authenticate),
 	SYMBOL(pam_acct_mgmt), SYMBOL(pam_set_item), SYMBOL(pam_get_item),
 	SYMBOL(pam_strerror),
@@ -48,7 +46,7 @@ pamload_loaded(void)
 bool
 pamload_load(void)
 {
-	void *sym;
+	const char *missing;
 
 	if (loaded)
 		return true;
@@ -56,14 +54,11 @@ pamload_load(void)
 		log_msg(LOG_ERR, "cannot load PAM: %s", dlerror());
 		return false;
 	}
-	for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-		sym = dlsym(RTLD_DEFAULT, symbols[i].name);
-		if (sym == NULL) {
-			log_msg(LOG_ERR, "PAM (%s) has no %s", PAMLOAD_LIBPAM,
-				symbols[i].name);
-			return false;
-		}
-		*symbols[i].slot = sym;
+	missing = sys_dlbind(RTLD_DEFAULT, symbols,
+			     sizeof(symbols) / sizeof(symbols[0]));
+	if (missing != NULL) {
+		log_msg(LOG_ERR, "PAM (%s) has no %s", PAMLOAD_LIBPAM, missing);
+		return false;
 	}
 	loaded = true;
 	return true;

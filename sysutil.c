@@ -1,5 +1,6 @@
 #include "sysutil.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,4 +57,17 @@ sys_pread_full(int fd, void *buf, size_t n, off_t at)
 		done += r;
 	}
 	return done;
+}
+
+const char *
+sys_dlbind(void *lib, const struct sys_dlsym *syms, size_t n)
+{
+	void *sym;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((sym = dlsym(lib, syms[i].name)) == NULL)
+			return syms[i].name;
+		*syms[i].slot = sym;
+	}
+	return NULL;
 }

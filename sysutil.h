@@ -5,6 +5,7 @@
 #define POP3D_SYSUTIL_H
 
 #include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,5 +25,17 @@ void sys_sleep_ms(long ms);
  * and signals. Returns the count read (fewer than n only at the end of
  * the file), or -1 with errno set. */
 ssize_t sys_pread_full(int fd, void *buf, size_t n, off_t at);
+
+/* A function a dlopen'ed library provides, and where its address goes. */
+struct sys_dlsym {
+	const char *name;
+	void **slot;
+};
+
+/* Look up each of syms in lib (a dlopen handle, or RTLD_DEFAULT) and
+ * store it. All at once, so that a missing function shows at the first
+ * use of the library, not in the middle of a login or a handshake.
+ * Returns NULL, or the name of the first function not found. */
+const char *sys_dlbind(void *lib, const struct sys_dlsym *syms, size_t n);
 
 #endif
