@@ -186,6 +186,12 @@
 #define OPTION_SECONDS_MAX (24UL * 3600)
 #define OPTION_SESSIONS_MAX 100000UL
 
+/* RFC 2449 §6.5 and §6.7, against typos as above: a login delay beyond
+ * a day would be a mistake (clients poll more often than that), and a
+ * retention beyond a century is what EXPIRE NEVER says. */
+#define LOGIN_DELAY_MAX OPTION_SECONDS_MAX
+#define EXPIRE_DAYS_MAX 36500UL
+
 /* Accept=no mode (server.c): how many sessions at once, and from one
  * source address (an IPv6 /64 counts as one source, since one host
  * usually owns a whole /64). systemd's MaxConnections= and

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -61,6 +62,14 @@ usage(FILE *f)
 		"(default /var/lib/pop3d/journal)\n"
 		"  --preauth-timeout=S  most seconds before login "
 		"(default %d)\n"
+		"  --login-delay=S      least seconds between a user's "
+		"logins, announced\n"
+		"                       as LOGIN-DELAY (default 0: none)\n"
+		"  --expire=DAYS|NEVER  the EXPIRE policy CAPA announces "
+		"(default: none)\n"
+		"  --capa-implementation\n"
+		"                       list IMPLEMENTATION pop3d-VERSION in "
+		"CAPA\n"
 		"  --recover[=USER]     finish the UPDATEs that a crash "
 		"interrupted, for\n"
 		"                       every user or one, then exit\n"
@@ -88,14 +97,15 @@ bad_option(const char *fmt, ...)
 
 /* How an option's argument is checked, and the type of its target. */
 enum opt_kind {
-	OPT_FLAG,  /* no argument; sets a bool */
-	OPT_TEXT,  /* any string the row's check accepts */
-	OPT_UINT,  /* a number in [min, max], into an unsigned */
-	OPT_ULONG, /* the same, into an unsigned long */
-	OPT_U64,   /* the same, into a uint64_t */
-	OPT_UID,   /* the same, into a uid_t */
-	OPT_LOG,   /* syslog or stderr */
-	OPT_MAYBE, /* an optional argument, into a string ("" without) */
+	OPT_FLAG,   /* no argument; sets a bool */
+	OPT_TEXT,   /* any string the row's check accepts */
+	OPT_UINT,   /* a number in [min, max], into an unsigned */
+	OPT_ULONG,  /* the same, into an unsigned long */
+	OPT_U64,    /* the same, into a uint64_t */
+	OPT_UID,    /* the same, into a uid_t */
+	OPT_LOG,    /* syslog or stderr */
+	OPT_MAYBE,  /* an optional argument, into a string ("" without) */
+	OPT_EXPIRE, /* NEVER or a number in [min, max], into an int */
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -117,6 +127,7 @@ struct opt_rule {
 		uint64_t *u64;
 		uid_t *uid;
 		enum log_target *log;
+		int *expire;
 	} to;
 };
 
@@ -186,6 +197,22 @@ log_option(const char *arg)
 	bad_option("--log takes syslog or stderr, not %s", arg);
 }
 
+/* RFC 2449 §6.7 spells it NEVER; any case is the same word. */
+static int
+expire_option(const struct opt_rule *r, const char *arg)
+{
+	unsigned long v;
+
+	if (strcasecmp(arg, "NEVER") == 0)
+		return EXPIRE_NEVER;
+	if (command_number(arg, &v) != NUMBER_OK || v > r->max)
+		bad_option(
+			"--%s takes a number of days from 0 to %lu, or NEVER, "
+			"not %s",
+			r->name, r->max, arg);
+	return (int)v;
+}
+
 static void
 apply_option(const struct opt_rule *r, const char *arg)
 {
@@ -215,6 +242,9 @@ apply_option(const struct opt_rule *r, const char *arg)
 		break;
 	case OPT_MAYBE:
 		*r->to.text = arg != NULL ? arg : "";
+		break;
+	case OPT_EXPIRE:
+		*r->to.expire = expire_option(r, arg);
 		break;
 	case OPT_VERSION:
 		printf("pop3d %s\n", POP3D_VERSION);
@@ -287,6 +317,12 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.uint = &cfg->preauth_timeout},
 		{"recover", OPT_MAYBE, 0, 0, check_user_name,
 		 .to.text = &cfg->recover},
+		{"login-delay", OPT_UINT, 0, LOGIN_DELAY_MAX, NULL,
+		 .to.uint = &cfg->login_delay},
+		{"expire", OPT_EXPIRE, 0, EXPIRE_DAYS_MAX, NULL,
+		 .to.expire = &cfg->expire},
+		{"capa-implementation", OPT_FLAG, 0, 0, NULL,
+		 .to.flag = &cfg->capa_implementation},
 		{"version", OPT_VERSION, 0, 0, NULL, .to.flag = NULL},
 		{"help", OPT_HELP, 0, 0, NULL, .to.flag = NULL},
 	};
@@ -379,6 +415,7 @@ main(int argc, char **argv)
 		.preauth_dir = "/var/lib/pop3d/empty",
 		.journal_dir = "/var/lib/pop3d/journal",
 		.preauth_timeout = PREAUTH_TIMEOUT_DEFAULT,
+		.expire = EXPIRE_UNSET,
 	};
 
 	/* Sessions started by the Accept=no listener are exec'ed through

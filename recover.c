@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "command.h"
 #include "log.h"
+#include "logindelay.h"
 #include "maildrop.h"
 
 /* The journal root, judged on its descriptor: if others could write it
@@ -69,8 +70,9 @@ open_root(const char *dir)
 	return -1;
 }
 
-/* How many names a journal directory holds (as the user): 0 means
- * nothing pending. -1 on an error (logged). */
+/* How many names a journal directory holds (as the user), besides
+ * --login-delay's record: 0 means nothing pending. -1 on an error
+ * (logged). */
 static int
 entries(const char *dir)
 {
@@ -83,7 +85,9 @@ entries(const char *dir)
 		return -1;
 	}
 	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+		if (strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, LOGINDELAY_FILE) != 0)
 			n++;
 	closedir(d);
 	return n;
