@@ -26,7 +26,8 @@ def crlf(*lines):
     return "".join(l + "\r\n" for l in lines)
 
 
-# --- fuzz_session: flag byte (bit 0 remote, bits 1-2 spool), client bytes.
+# --- fuzz_session: flag byte (bit 0 remote, bits 1-2 spool, bit 3
+# --login-delay, --expire and --capa-implementation), client bytes.
 PLAIN = base64.b64encode(b"\0alice\0secret").decode()
 put("fuzz_session", "user-pass-all", "\x00" + crlf(
     "CAPA", "USER alice", "PASS secret", "STAT", "LIST", "UIDL", "RETR 1",
@@ -59,6 +60,10 @@ put("fuzz_session", "not-mbox", "\x06" + crlf(
 # Lines over AUTH_LINE_MAX (8 KiB): an AUTH PLAIN response and a command.
 put("fuzz_session", "overlong", "\x00" + crlf(
     "AUTH PLAIN", "A" * 8300, "B" * 8300, "CAPA", "QUIT"))
+# --login-delay=1: the record one input leaves may refuse the login of
+# the next for a second ([LOGIN-DELAY]); CAPA shows the option lines.
+put("fuzz_session", "login-delay", "\x08" + crlf(
+    "CAPA", "USER alice", "PASS secret", "CAPA", "QUIT"))
 put("fuzz_session", "pipelined-eof", "\x00USER alice\nPASS secret\nDELE 1\n"
     "TOP 1 18446744073709551616\nLIST 00001\nRETR 7\nDELE 1")
 
