@@ -47,4 +47,27 @@ hc=$(hardening-check --nocfprotection "$x/usr/sbin/pop3d") ||
 printf '%s\n' "$hc" | sed 's/^/      /'
 say "ok    hardening-check /usr/sbin/pop3d"
 
-"$top/tests/systemd/run.sh" "$top/tests/deb/container.py" --deb "$deb"
+# The relations dpkg and apt act on.
+field() { dpkg-deb -f "$deb" "$1"; }
+for f in Provides Conflicts Replaces; do
+	[ "$(field $f)" = pop3-server ] || die "$f: $(field $f)"
+done
+# pop3d dlopen()s libpam.so.0 and libssl.so.3: not seen by dh_shlibdeps.
+for dep in 'libpam0g (>= ' 'libssl3 (>= '; do
+	field Depends | grep -qF "$dep" || die "Depends lacks $dep: $(field Depends)"
+done
+say "ok    Provides, Conflicts, Replaces pop3-server; Depends: $(field Depends)"
+
+# Another pop3-server for the container test: Debian's popa3d, fetched
+# once from the archive into the cache of tests/systemd/root.sh.
+extra=${POP3D_SYSTEMD_CACHE:-/var/cache/pop3d-test}/deb-extra
+mkdir -p "$extra"
+popa3d=$(echo "$extra"/popa3d_*.deb)
+if [ ! -f "$popa3d" ]; then
+	(cd "$extra" && apt-get -o APT::Sandbox::User=root download popa3d >/dev/null) ||
+		die "apt-get download popa3d failed"
+	popa3d=$(echo "$extra"/popa3d_*.deb)
+fi
+
+"$top/tests/systemd/run.sh" "$top/tests/deb/container.py" --deb "$deb" \
+	--popa3d "$popa3d"

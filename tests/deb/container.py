@@ -172,6 +172,11 @@ def remove(ct, pop, msgs, user, files):
 
 
 def purge(ct):
+    # A journal that remove had to keep (a spool it could not finish).
+    uid = ct.out("id", "-u", "alice").strip()
+    ct.run("install", "-d", "-o", "alice", "-m", "0700",
+           f"{VARDIR}/journal/{uid}")
+    ct.run("touch", f"{VARDIR}/journal/{uid}/pending")
     ct.run("apt-get", "purge", "-y", "pop3d", input=b"", timeout=300)
     expect(status(ct) in ("", "un"), f"dpkg status {status(ct)!r}")
     expect(not ct.path(CONFFILE).exists(), f"{CONFFILE} left after purge")
@@ -182,15 +187,27 @@ def purge(ct):
     expect(not links, f"unit links left: {links}")
     expect(ct.run("getent", "passwd", "pop3d", check=False).returncode == 0,
            "purge deleted the pop3d user (Debian keeps system users)")
-    return "conffile, /var/lib/pop3d, inetd line, unit links gone; user kept"
+    return ("conffile, /var/lib/pop3d with a kept journal, inetd line, "
+            "unit links gone; user kept")
 
 
-def reinstall(ct, deb):
+def reinstall_over_popa3d(ct, deb, popa3d):
+    """Debian's popa3d conflicts with pop3-server: installing pop3d, which
+    provides it, must take popa3d's place (and the pop3d user a purge
+    left must do)."""
+    shutil.copy(popa3d, ct.path(DEB_IN_ROOT))
+    ct.run("apt-get", "install", "-y", "--no-install-recommends",
+           f"{DEB_IN_ROOT}/{Path(popa3d).name}", input=b"", timeout=300)
     apt_install(ct, deb)
+    expect(status(ct) == "ii", f"pop3d is {status(ct)!r}")
+    p = ct.run("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "popa3d")
+    expect(p.stdout.decode().strip() == "rc",
+           f"popa3d is {p.stdout.decode().strip()!r}, not removed")
     user_and_dirs(ct)
-    ct.run("apt-get", "purge", "-y", "pop3d", input=b"", timeout=300)
+    ct.run("apt-get", "purge", "-y", "pop3d", "popa3d", input=b"",
+           timeout=300)
     expect(status(ct) in ("", "un"), f"dpkg status {status(ct)!r}")
-    return "over the pop3d user a purge left, then purged again"
+    return "popa3d removed for it; then purged"
 
 
 def main():
@@ -198,6 +215,8 @@ def main():
     ap.add_argument("--leader", type=int, required=True)
     ap.add_argument("--root", required=True)
     ap.add_argument("--deb", required=True)
+    ap.add_argument("--popa3d", required=True,
+                    help="Debian's popa3d .deb, another pop3-server")
     args = ap.parse_args()
     ct = sd.Container(args.leader, args.root)
     deb = os.path.abspath(args.deb)
@@ -233,7 +252,8 @@ def main():
         step("apt-get remove: session and sockets stopped, conffile kept")(
             remove, ct, pop, msgs, "alice", files)
     step("apt-get purge: everything gone but the pop3d user")(purge, ct)
-    step("reinstall after purge")(reinstall, ct, deb)
+    step("apt-get install over Debian's popa3d (pop3-server), after purge")(
+        reinstall_over_popa3d, ct, deb, args.popa3d)
 
     print(f"{sd.failures} failed" if sd.failures else "all steps passed")
     return 1 if sd.failures else 0
