@@ -130,6 +130,27 @@ def inetd(ct, user):
     return "update-inetd --add, then poplib login, RETR, DELE + QUIT"
 
 
+def upgrade(ct, deb, user):
+    """apt-get install --reinstall runs the upgrade path of every script:
+    the socket the administrator enabled stays enabled and listening, the
+    others stay off, and the user's journal directory is kept."""
+    uid = ct.out("id", "-u", user).strip()
+    ct.run("apt-get", "install", "-y", "--reinstall",
+           f"{DEB_IN_ROOT}/{Path(deb).name}", input=b"", timeout=300)
+    for sock, want in (("pop3.socket", "enabled active"),
+                       ("pop3d.socket", "disabled inactive"),
+                       ("pop3s.socket", "disabled inactive")):
+        got = (ct.out("systemctl", "is-enabled", sock, check=False).strip()
+               + " "
+               + ct.out("systemctl", "is-active", sock, check=False).strip())
+        expect(got == want, f"{sock} is {got} after the upgrade")
+    expect(ct.path(f"{VARDIR}/journal/{uid}").is_dir(),
+           "the user's journal directory is gone")
+    user_and_dirs(ct)
+    sd.poplib_session(ct, user)
+    return "pop3.socket still on, the others off; a session after it"
+
+
 def open_session(ct, user):
     """A logged-in session that has not said QUIT, for remove to end."""
     msgs = [sd.make_message(user, i) for i in range(1, 3)]
@@ -241,6 +262,8 @@ def main():
         inetd, ct, "bob")
     files = files_of(ct)
     sd.enable(ct, "pop3.socket")
+    step("apt-get install --reinstall with pop3.socket enabled (upgrade)")(
+        upgrade, ct, deb, "alice")
     session = [None]
 
     def start():
