@@ -59,7 +59,8 @@ SAY = $(if $(V),@true,@printf '  %-6s %s\n')
 # order-only "| deps" did not: "demo: $(B)/pop3d | deps" compiled before
 # it). make and make install need only the build packages; check-systemd
 # builds inside its container and has its own (tests/systemd/deps.sh).
-NODEPS_GOALS = clean fuzz-clean format uninstall deps check-systemd
+NODEPS_GOALS = clean fuzz-clean format uninstall deps check-systemd deb \
+	check-deb
 BUILD_GOALS = all install $(B)/pop3d $(B)/%.o
 GOALS = $(or $(MAKECMDGOALS),all)
 ifneq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
@@ -173,6 +174,18 @@ check-system: $(B)/pop3d
 check-systemd:
 	tests/systemd/run.sh
 
+# The Debian package (debian/; debian/README.Debian): make deb runs
+# dpkg-buildpackage -us -uc -b in a copy of the sources under build/deb/,
+# where the .deb, .changes and the source package land. make check-deb
+# (root) lints it (lintian, hardening-check), then installs, uses,
+# removes and purges it in the booted Debian 12 of check-systemd. Their
+# host packages: tests/deb/deps.sh.
+DEB_OUT = $(B)/deb
+deb:
+	tests/deb/build.sh $(DEB_OUT)
+check-deb: deb
+	tests/deb/check.sh $(DEB_OUT)
+
 # Static analysis: cppcheck and clang-tidy (.clang-tidy) must be clean.
 lint:
 	cppcheck --enable=warning,portability,performance --inline-suppr \
@@ -246,7 +259,7 @@ clean:
 	rm -rf $(B) $(BA) build-fuzz build-fuzz-cov
 
 .PHONY: all check check-docs check-plain check-asan check-system check-systemd \
-	check-valgrind lint demo deps install uninstall format clean
+	check-valgrind lint demo deps install uninstall format clean deb check-deb
 
 # --- Reliability tests (issue 5): tests/stress/ and tests/faults/ ----------
 # faultshim.so is an LD_PRELOAD fault injector for these tests only: built
