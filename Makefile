@@ -31,6 +31,7 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 
 # Everything but main(), shared by the binary and the unit tests.
 MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
+	proxyproto \
 	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
@@ -38,7 +39,7 @@ MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
-	test_sysutil test_sdsock test_ossl test_pamload
+	test_sysutil test_sdsock test_ossl test_pamload test_proxyproto
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "monitor.h"
+#include "peer.h"
 #include "params.h"
 #include "recover.h"
 #include "sdsock.h"
@@ -61,6 +62,10 @@ usage(FILE *f)
 		"(default /var/lib/pop3d/journal)\n"
 		"  --preauth-timeout=S  most seconds before login "
 		"(default %d)\n"
+		"  --proxy-from=CIDR[,CIDR...]\n"
+		"                       connections from these balancers "
+		"start with a PROXY\n"
+		"                       header (v1 or v2) naming the client\n"
 		"  --recover[=USER]     finish the UPDATEs that a crash "
 		"interrupted, for\n"
 		"                       every user or one, then exit\n"
@@ -225,6 +230,24 @@ apply_option(const struct opt_rule *r, const char *arg)
 	}
 }
 
+/* --proxy-from=CIDR[,CIDR...]: checked whole at start-up, so that a typo
+ * stops pop3d instead of refusing every client behind the balancer. */
+static void
+proxy_from_option(struct config *cfg)
+{
+	static struct peer_net nets[PROXY_FROM_MAX];
+	const char *why;
+	int n;
+
+	n = peer_parse_nets(cfg->proxy_from_text, nets, PROXY_FROM_MAX, &why);
+	if (n < 0)
+		bad_option("--proxy-from=%s: %s (at most %d networks, each "
+			   "an address or address/bits)",
+			   cfg->proxy_from_text, why, PROXY_FROM_MAX);
+	cfg->proxy_from = nets;
+	cfg->n_proxy_from = (unsigned)n;
+}
+
 /* getopt_long's view of the table (n rows, opts has room for n + 1).
  * Each row gets a value of its own, above any character: glibc takes an
  * abbreviation that fits several options with the same value as the
@@ -285,6 +308,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.text = &cfg->journal_dir},
 		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
 		 .to.uint = &cfg->preauth_timeout},
+		{"proxy-from", OPT_TEXT, 0, 0, check_not_empty,
+		 .to.text = &cfg->proxy_from_text},
 		{"recover", OPT_MAYBE, 0, 0, check_user_name,
 		 .to.text = &cfg->recover},
 		{"version", OPT_VERSION, 0, 0, NULL, .to.flag = NULL},
@@ -310,6 +335,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		bad_option("%s", "--tls-implicit needs --tls-cert");
 	if (cfg->tls_cert != NULL && cfg->tls_key == NULL)
 		cfg->tls_key = cfg->tls_cert; /* one PEM file with both */
+	if (cfg->proxy_from_text != NULL)
+		proxy_from_option(cfg);
 }
 
 /* What systemd or inetd passed: a connection on stdin/stdout (inetd
@@ -319,7 +346,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 static int
 dispatch_mode(const struct config *cfg, char **argv)
 {
-	struct server_limits limits = {cfg->max_children, cfg->max_per_source};
+	struct server_limits limits = {cfg->max_children, cfg->max_per_source,
+				       cfg->proxy_from, cfg->n_proxy_from};
 	int n, fd = SDSOCK_FDS_START;
 
 	n = sdsock_listen_fds();
@@ -387,6 +415,7 @@ main(int argc, char **argv)
 	default_signals();
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
+	server_take_channel(); /* a proxied session of the listener's */
 	if (cfg.recover != NULL)
 		return recover_run(&cfg);
 	monitor_init(&cfg);
