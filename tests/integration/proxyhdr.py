@@ -8,8 +8,10 @@ import struct
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
-def v1(src, dst="127.0.0.1", sport=40000, dport=110):
+def v1(src, dst=None, sport=40000, dport=110):
     fam = "TCP6" if ":" in src else "TCP4"
+    if dst is None:
+        dst = "::1" if ":" in src else "127.0.0.1"
     return f"PROXY {fam} {src} {dst} {sport} {dport}\r\n".encode()
 
 

@@ -13,6 +13,7 @@ import time
 
 from harness import check
 from proxyhdr import tlv, v1, v2, v2_local
+from listener import Listener
 from tcp import (CAPA_PLAIN_LOCAL, CAPA_PLAIN_REMOTE, CAPA_TLS, Conn, MAILDROP_OK,
                  Server, tls_args)
 
@@ -195,3 +196,47 @@ def test_proxy_from_refused_at_startup(env):
                 f"address or address/bits)\n").encode()
         check(r.returncode == 2 and r.stderr.startswith(want),
               f"--proxy-from={value}: exit {r.returncode}, {r.stderr[:200]!r}")
+
+
+def test_proxy_max_per_source_counts_the_client(env):
+    """--max-per-source behind a balancer (design.md §13): the Accept=no
+    listener counts a proxied session by the client its header names,
+    once the pre-auth process has read it, not by the balancer's address.
+    With --max-per-source=2, five clients through one balancer are all
+    served; a third session of 192.0.2.7 is refused before the greeting
+    (logged with 192.0.2.7); an IPv6 client's /64 is one source; when one
+    of 192.0.2.7's sessions ends, it may open another."""
+    with Listener(env, "proxy-limits", [FROM, "--max-per-source=2"]) as lst:
+        open_ = [proxied(lst.port, v1(a)) for a in
+                 ("192.0.2.7", "192.0.2.7", "192.0.2.8", "192.0.2.9",
+                  "2001:db8::1", "2001:db8::2")]
+        refused(lst.port, v2("192.0.2.7"))
+        refused(lst.port, v2("2001:db8::ffff"))
+        extra = proxied(lst.port, v2("2001:db8:0:1::1"))
+        check(extra.cmd("QUIT").startswith(b"+OK"), "QUIT")
+        check(open_[0].cmd("QUIT").startswith(b"+OK"), "QUIT")
+        open_[0].close()
+        deadline = time.monotonic() + 10
+        while True:  # the listener counts it gone once it has reaped it
+            c = Conn(lst.port)
+            c.send(v1("192.0.2.7"))
+            try:
+                if c.line() == b"+OK pop3d ready":
+                    break
+            except (OSError, AssertionError, Exception):
+                pass
+            c.close()
+            check(time.monotonic() < deadline, "192.0.2.7 still refused")
+            time.sleep(0.2)
+        check(c.cmd("QUIT").startswith(b"+OK"), "QUIT")
+        for x in open_[1:] + [c, extra]:
+            x.close()
+    log = lst.log.decode(errors="replace")
+    check(log.count("connection from 192.0.2.7 refused: 2 sessions already "
+                    "(--max-per-source)") >= 1, "no refusal of 192.0.2.7:\n" + log)
+    check("connection from 2001:db8:: refused: 2 sessions already" in log,
+          "no refusal of 2001:db8::/64:\n" + log)
+    check("refused: 2 sessions already (--max-per-source)\n" not in log.replace(
+        "192.0.2.7 refused", "").replace("2001:db8:: refused", ""),
+        "another source refused:\n" + log)
+    check("127.0.0.1 refused" not in log, "the balancer counted as a source:\n" + log)

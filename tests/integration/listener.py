@@ -1,0 +1,85 @@
+"""pop3d as its own Accept=no listener (server.c), under
+systemd-socket-activate on 127.0.0.1, in the cwrap environment of the
+integration tests: for --max-per-source, which only the listener counts.
+Used by test_proxy.py and the HAProxy suite (tests/proxy/)."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import TestSkipped, check, check_stderr
+from tcp import MBOX
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port):
+    """Whether 127.0.0.1:port is in LISTEN state (without connecting,
+    which would be a session)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return any(ln.split()[1] == want and ln.split()[3] == "0A"
+                   for ln in list(f)[1:])
+
+
+class Listener:
+    """Use as a context manager; on exit SIGTERM to the listener, then
+    SIGKILL to its process group (sessions included) after a grace
+    period; the log is then in .log."""
+
+    def __init__(self, env, name, args=()):
+        if shutil.which("systemd-socket-activate") is None:
+            raise TestSkipped("no systemd-socket-activate (Debian: systemd)")
+        self.dir = env.tempdir(name)
+        env.install_spool(self.dir / "alice", MBOX)
+        self.port = free_port()
+        cmd = (["systemd-socket-activate", f"--listen=127.0.0.1:{self.port}"]
+               + env.command(self.dir, args))
+        self.proc = subprocess.Popen(cmd, env=env.child_env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        self.err = []
+        self.t = threading.Thread(target=lambda: self.err.append(self.proc.stderr.read()),
+                                  daemon=True)
+        self.t.start()
+        self.log = b""
+        deadline = time.monotonic() + 10
+        while not listening(self.port):
+            check(self.proc.poll() is None and time.monotonic() < deadline,
+                  f"{name}: pop3d is not listening on {self.port}")
+            time.sleep(0.05)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.5)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.t.join(10)
+        # systemd-socket-activate's own lines ("Listening on ...") are not
+        # pop3d's.
+        self.log = b"".join(ln for ln in b"".join(self.err).splitlines(True)
+                            if ln.startswith(b"<"))
+        if exc[0] is None:
+            check_stderr(self.log, [b"secret"])
+        return False
