@@ -166,6 +166,12 @@ check-valgrind: $(B)/pop3d
 check-system: $(B)/pop3d
 	tests/system/run.sh $(B)/pop3d
 
+# pop3d behind Debian's HAProxy (issue 15): send-proxy, send-proxy-v2,
+# health checks, implicit TLS passed through, a client in another network
+# namespace. Root (namespaces) and haproxy; about 30 s.
+check-proxy: $(B)/pop3d
+	/usr/bin/python3 -B tests/proxy/run.py $(B)/pop3d
+
 # The deployment on a booted system (root): Debian 12 with systemd as PID 1
 # in a systemd-nspawn container, pop3d built and installed in it as
 # INSTALL says, every unit and both inetds driven by real clients. Builds
@@ -246,7 +252,8 @@ format:
 clean:
 	rm -rf $(B) $(BA) build-fuzz build-fuzz-cov
 
-.PHONY: all check check-docs check-plain check-asan check-system check-systemd \
+.PHONY: all check check-docs check-plain check-asan check-system check-proxy \
+	check-systemd \
 	check-valgrind lint demo deps install uninstall format clean
 
 # --- Reliability tests (issue 5): tests/stress/ and tests/faults/ ----------

@@ -209,9 +209,12 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 	confine(cfg);
 	if (peer->proxied) {
 		take_header(&pa, in_fd, &client);
-	} else if (proxy_sniff(in_fd)) {
+	} else if (peer->family != AF_UNSPEC && proxy_sniff(in_fd)) {
 		/* PROXY-11: a balancer not in --proxy-from (or pop3d
-		 * without it): its clients must not pass for it. */
+		 * without it): its clients must not pass for it. Only IP
+		 * peers are judged: a peer already gone (HAProxy's layer-4
+		 * check resets right after its header) has no address to
+		 * name, and --proxy-from lists IP balancers only. */
 		log_msg(LOG_WARNING,
 			"PROXY header from %s refused: not in --proxy-from",
 			peer->addr);

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from harness import TestSkipped, check, check_stderr
+from harness import TestFailure, TestSkipped, check, check_stderr
 from tcp import MBOX
 
 
@@ -21,11 +21,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def listening(port):
-    """Whether 127.0.0.1:port is in LISTEN state (without connecting,
-    which would be a session)."""
+def listening(port, pid="self"):
+    """Whether 127.0.0.1:port is in LISTEN state in the network namespace
+    of process pid (without connecting, which would be a session)."""
     want = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as f:
+    with open(f"/proc/{pid}/net/tcp") as f:
         return any(ln.split()[1] == want and ln.split()[3] == "0A"
                    for ln in list(f)[1:])
 
@@ -35,13 +35,18 @@ class Listener:
     SIGKILL to its process group (sessions included) after a grace
     period; the log is then in .log."""
 
-    def __init__(self, env, name, args=()):
+    def __init__(self, env, name, args=(), prefix=()):
+        """prefix: a command that execs the rest in place (same pid), such
+        as ip netns exec NS."""
         if shutil.which("systemd-socket-activate") is None:
             raise TestSkipped("no systemd-socket-activate (Debian: systemd)")
         self.dir = env.tempdir(name)
         env.install_spool(self.dir / "alice", MBOX)
         self.port = free_port()
-        cmd = (["systemd-socket-activate", f"--listen=127.0.0.1:{self.port}"]
+        cmd = (list(prefix)
+               + ["systemd-socket-activate", f"--listen=127.0.0.1:{self.port}"]
+               # It passes on only the variables it is told to: cwrap's.
+               + [f"--setenv={k}" for k in sorted(env.child_env)]
                + env.command(self.dir, args))
         self.proc = subprocess.Popen(cmd, env=env.child_env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -52,7 +57,7 @@ class Listener:
         self.t.start()
         self.log = b""
         deadline = time.monotonic() + 10
-        while not listening(self.port):
+        while not listening(self.port, self.proc.pid):
             check(self.proc.poll() is None and time.monotonic() < deadline,
                   f"{name}: pop3d is not listening on {self.port}")
             time.sleep(0.05)
@@ -80,6 +85,10 @@ class Listener:
         # pop3d's.
         self.log = b"".join(ln for ln in b"".join(self.err).splitlines(True)
                             if ln.startswith(b"<"))
+        if exc[0] is TestFailure:
+            raise TestFailure(f"{exc[1]}\n    pop3d log:\n      "
+                              + self.log.decode(errors="replace")[-4000:].replace(
+                                  "\n", "\n      ")) from None
         if exc[0] is None:
             check_stderr(self.log, [b"secret"])
         return False
