@@ -47,7 +47,10 @@ struct server {
 	const struct server_limits *limits;
 	char **argv;
 	struct child *child; /* limits->max_children slots */
-	struct pollfd *pfd;  /* the listening socket, then one per child */
+	/* What ppoll watches: the listening socket, then the open claim
+	 * channels, slot[k] the child of pfd[k + 1]. */
+	struct pollfd *pfd;
+	unsigned *slot;
 	unsigned running;
 	sigset_t wait_mask; /* the mask while waiting: signals get in */
 };
@@ -284,6 +287,29 @@ accept_one(struct server *srv, int listen_fd)
 	close(conn);
 }
 
+/* Fill srv->pfd; returns how many entries. At the limit the listening
+ * socket is left out (fd -1): new connections wait in the kernel's
+ * backlog until a session ends. Only proxied sessions that have not
+ * named their client yet have a channel open, so this stays short. */
+static nfds_t
+watch(struct server *srv, int listen_fd)
+{
+	nfds_t n = 1;
+
+	srv->pfd[0].fd =
+		srv->running < srv->limits->max_children ? listen_fd : -1;
+	srv->pfd[0].events = POLLIN;
+	for (unsigned i = 0; i < srv->limits->max_children; i++) {
+		if (srv->child[i].pid == 0 || srv->child[i].chan < 0)
+			continue;
+		srv->pfd[n].fd = srv->child[i].chan;
+		srv->pfd[n].events = POLLIN;
+		srv->slot[n - 1] = i;
+		n++;
+	}
+	return n;
+}
+
 static void
 install_handlers(struct server *srv)
 {
@@ -315,12 +341,13 @@ int
 server_run(int listen_fd, const struct server_limits *limits, char **argv)
 {
 	struct server srv = {.limits = limits, .argv = argv};
-	unsigned n;
+	nfds_t n;
 	int flags, r;
 
 	srv.child = calloc(limits->max_children, sizeof(*srv.child));
 	srv.pfd = calloc(limits->max_children + 1, sizeof(*srv.pfd));
-	if (srv.child == NULL || srv.pfd == NULL)
+	srv.slot = calloc(limits->max_children, sizeof(*srv.slot));
+	if (srv.child == NULL || srv.pfd == NULL || srv.slot == NULL)
 		fatal("out of memory");
 	for (unsigned i = 0; i < limits->max_children; i++)
 		srv.child[i].chan = -1;
@@ -335,25 +362,15 @@ server_run(int listen_fd, const struct server_limits *limits, char **argv)
 	while (!got_stop) {
 		if (got_child)
 			reap(&srv);
-		/* At the limit, wait for a session to end before accepting:
-		 * new connections queue in the kernel's backlog. */
-		srv.pfd[0].fd =
-			srv.running < limits->max_children ? listen_fd : -1;
-		srv.pfd[0].events = POLLIN;
-		for (unsigned i = 0; i < limits->max_children; i++) {
-			srv.pfd[i + 1].fd = srv.child[i].chan;
-			srv.pfd[i + 1].events = POLLIN;
-		}
-		n = limits->max_children + 1;
+		n = watch(&srv, listen_fd);
 		r = ppoll(srv.pfd, n, NULL, &srv.wait_mask);
 		if (r < 0 && errno != EINTR)
 			fatal("ppoll: %m");
 		if (r <= 0)
 			continue;
-		for (unsigned i = 0; i < limits->max_children; i++)
-			if (srv.pfd[i + 1].revents != 0 &&
-			    srv.child[i].chan >= 0)
-				answer_claim(&srv, &srv.child[i]);
+		for (nfds_t k = 1; k < n; k++)
+			if (srv.pfd[k].revents != 0)
+				answer_claim(&srv, &srv.child[srv.slot[k - 1]]);
 		if (srv.pfd[0].revents & POLLIN)
 			accept_one(&srv, listen_fd);
 	}
@@ -361,6 +378,7 @@ server_run(int listen_fd, const struct server_limits *limits, char **argv)
 	log_msg(LOG_INFO, "stopping; %u sessions still running", srv.running);
 	free(srv.child);
 	free(srv.pfd);
+	free(srv.slot);
 	return 0;
 }
 

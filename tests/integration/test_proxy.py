@@ -7,11 +7,13 @@ without a valid header and a header from an unlisted peer are refused
 with a log line, before the greeting. HAProxy itself in front is
 tests/proxy/ (make check-proxy)."""
 
+import json
+import re
 import socket
 import subprocess
 import time
 
-from harness import check
+from harness import TestFailure, check
 from proxyhdr import tlv, v1, v2, v2_local
 from listener import Listener
 from tcp import (CAPA_PLAIN_LOCAL, CAPA_PLAIN_REMOTE, CAPA_TLS, Conn, MAILDROP_OK,
@@ -240,3 +242,58 @@ def test_proxy_max_per_source_counts_the_client(env):
         "192.0.2.7 refused", "").replace("2001:db8:: refused", ""),
         "another source refused:\n" + log)
     check("127.0.0.1 refused" not in log, "the balancer counted as a source:\n" + log)
+
+
+def test_proxy_monitor_judges_peer_records(env):
+    """design.md §13: the monitor treats the pre-auth process's MSG_PEER
+    as hostile (build/pop3d-test, tests/integration/hostile_preauth.py
+    playing a compromised pre-login process). On a --proxy-from
+    connection the peer record must come first and once: a login before
+    it, or a second one, ends the connection; the client it names is the
+    one the monitor logs (from its own reading of the octets). On any
+    other connection a peer record is refused."""
+    from test_hostile_preauth import RECV, hook_env, hostile_program, login
+
+    def run(args, steps, n):
+        henv = hook_env(env, POP3D_TEST_PREAUTH=hostile_program(env),
+                        HOSTILE_STEPS=json.dumps(steps))
+        # A name of its own: henv is a copy, with a copy of the counter.
+        with Server(henv, f"proxy-hostile-{n}", args) as srv:
+            c = Conn(srv.port)
+            c.send(v1("192.0.2.99"))  # ignored: the hook reads nothing
+            c.sock.settimeout(30)
+            try:
+                out = c.read_to_eof()
+            except TestFailure:
+                out = c.buf
+            c.close()
+        report = [ln for ln in out.decode(errors="replace").splitlines()
+                  if re.match(r"^(sent|verdict|record|eof|error) ", ln)]
+        return report, srv.log.decode(errors="replace")
+
+    refused = "monitor: refused a malformed or unexpected record"
+    cases = [
+        ("login before the peer", [FROM], [login(password="secret"), RECV], [], True),
+        ("peer twice", [FROM], [{"peer": "192.0.2.7"}, RECV, {"peer": "192.0.2.8"}, RECV],
+         ["0"], True),
+        ("peer where none is due", [], [{"peer": "192.0.2.7"}, RECV], [], True),
+        ("peer then a login", [FROM], [{"peer": "2001:db8::5"}, RECV, login(), RECV],
+         ["0", "1"], False),
+        ("health check then a login", [FROM], [{"peer": ""}, RECV, login(), RECV],
+         ["0", "1"], False),
+    ]
+    problems = []
+    for n, (name, args, steps, verdicts, is_refused) in enumerate(cases):
+        report, log = run(args, steps, n)
+        got = [ln.split()[1] for ln in report if ln.startswith("verdict")]
+        if got != verdicts:
+            problems.append(f"{name}: verdicts {got}, expected {verdicts}: {report}")
+        if (refused in log) != is_refused:
+            problems.append(f"{name}: refusal logged {refused in log}:\n{log}")
+        if name == "peer then a login" and \
+                "login failed: user=alice peer=2001:db8::5 " not in log:
+            problems.append(f"{name}: the login not logged with the client:\n{log}")
+        if name == "health check then a login" and \
+                "login failed: user=alice peer=127.0.0.1 " not in log:
+            problems.append(f"{name}: the login not logged with the balancer:\n{log}")
+    check(not problems, "\n    ".join(problems))
