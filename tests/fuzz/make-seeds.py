@@ -114,6 +114,11 @@ put("fuzz_records", "handoff-too-long", b"\x25\x00" +
 put("fuzz_records", "verdict", b"\x30\x00" +
     struct.pack("<Ii", MSG_VERDICT, 0))
 put("fuzz_records", "raw-length", b"\x50\x00" + struct.pack("<q", -1))
+# MSG_PEER (design.md §13): type, family (AF_INET 2), 16 address octets.
+put("fuzz_records", "peer-v4", b"\x00\x00" +
+    struct.pack("<Ii16s", 0x706f7035, 2, bytes([192, 0, 2, 7])))
+put("fuzz_records", "peer-after-login", b"\x01\x00" +
+    struct.pack("<Ii16s", 0x706f7035, 10, b"\x20\x01\x0d\xb8" + b"\x00" * 12))
 
 # --- fuzz_uidl: flag byte, parameter byte, header block.
 put("fuzz_uidl", "selected", b"\x00\x00"
