@@ -12,6 +12,7 @@
 
 /* struct config's expire, besides a number of days. */
 enum { EXPIRE_UNSET = -1 /* no EXPIRE line */, EXPIRE_NEVER = -2 };
+struct peer_net;
 
 struct config {
 	const char *mailbox; /* spool path pattern: %u user, %h home */
@@ -39,6 +40,11 @@ struct config {
 	/* --recover: NULL when not asked; "" every user with a pending
 	 * journal; otherwise that one user (recover.h). */
 	const char *recover;
+	/* --proxy-from: the balancers whose connections start with a
+	 * PROXY header (design.md §13); n_proxy_from 0 without. */
+	const char *proxy_from_text;
+	const struct peer_net *proxy_from;
+	unsigned n_proxy_from;
 };
 
 #endif

@@ -199,6 +199,21 @@
 #define MAX_CHILDREN_DEFAULT 100
 #define MAX_PER_SOURCE_DEFAULT 10
 
+/* The PROXY protocol (proxyproto.c, design.md §13). A v1 line is at most
+ * 107 octets with its CRLF (HAProxy's spec, §2.1: "PROXY UNKNOWN" with two
+ * IPv6 addresses and two ports; PROXY-05). A v2 header may announce up to
+ * 16 + 65535 octets; HAProxy sends 28 or 52 plus a few TLVs (ALPN, SNI,
+ * the TLS details, a unique id: a few hundred octets at most), so more
+ * than this is refused rather than read. */
+#define PROXY_V1_LINE_MAX 107
+#define PROXY_HEADER_MAX 1024
+/* The balancer sends the header at once on connecting (PROXY-01), so a
+ * connection from it that has not sent a whole one by then never will:
+ * short, so that half-open connections cannot hold pre-login slots. */
+#define PROXY_HEADER_TIMEOUT_MS 3000
+/* --proxy-from lists the balancers: a handful of hosts or networks. */
+#define PROXY_FROM_MAX 16
+
 /* A log line, priority prefix included: RFC 3164 §4.1 bounds a syslog
  * message to 1024 octets, and journald's stderr lines stay readable.
  * Longer lines are cut, never split. */

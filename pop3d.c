@@ -19,6 +19,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "monitor.h"
+#include "peer.h"
 #include "params.h"
 #include "recover.h"
 #include "sdsock.h"
@@ -70,6 +71,10 @@ usage(FILE *f)
 		"  --capa-implementation\n"
 		"                       list IMPLEMENTATION pop3d-VERSION in "
 		"CAPA\n"
+		"  --proxy-from=CIDR[,CIDR...]\n"
+		"                       connections from these balancers "
+		"start with a PROXY\n"
+		"                       header (v1 or v2) naming the client\n"
 		"  --recover[=USER]     finish the UPDATEs that a crash "
 		"interrupted, for\n"
 		"                       every user or one, then exit\n"
@@ -255,6 +260,24 @@ apply_option(const struct opt_rule *r, const char *arg)
 	}
 }
 
+/* --proxy-from=CIDR[,CIDR...]: checked whole at start-up, so that a typo
+ * stops pop3d instead of refusing every client behind the balancer. */
+static void
+proxy_from_option(struct config *cfg)
+{
+	static struct peer_net nets[PROXY_FROM_MAX];
+	const char *why;
+	int n;
+
+	n = peer_parse_nets(cfg->proxy_from_text, nets, PROXY_FROM_MAX, &why);
+	if (n < 0)
+		bad_option("--proxy-from=%s: %s (at most %d networks, each "
+			   "an address or address/bits)",
+			   cfg->proxy_from_text, why, PROXY_FROM_MAX);
+	cfg->proxy_from = nets;
+	cfg->n_proxy_from = (unsigned)n;
+}
+
 /* getopt_long's view of the table (n rows, opts has room for n + 1).
  * Each row gets a value of its own, above any character: glibc takes an
  * abbreviation that fits several options with the same value as the
@@ -315,6 +338,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.text = &cfg->journal_dir},
 		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
 		 .to.uint = &cfg->preauth_timeout},
+		{"proxy-from", OPT_TEXT, 0, 0, check_not_empty,
+		 .to.text = &cfg->proxy_from_text},
 		{"recover", OPT_MAYBE, 0, 0, check_user_name,
 		 .to.text = &cfg->recover},
 		{"login-delay", OPT_UINT, 0, LOGIN_DELAY_MAX, NULL,
@@ -346,6 +371,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		bad_option("%s", "--tls-implicit needs --tls-cert");
 	if (cfg->tls_cert != NULL && cfg->tls_key == NULL)
 		cfg->tls_key = cfg->tls_cert; /* one PEM file with both */
+	if (cfg->proxy_from_text != NULL)
+		proxy_from_option(cfg);
 }
 
 /* What systemd or inetd passed: a connection on stdin/stdout (inetd
@@ -355,7 +382,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 static int
 dispatch_mode(const struct config *cfg, char **argv)
 {
-	struct server_limits limits = {cfg->max_children, cfg->max_per_source};
+	struct server_limits limits = {cfg->max_children, cfg->max_per_source,
+				       cfg->proxy_from, cfg->n_proxy_from};
 	int n, fd = SDSOCK_FDS_START;
 
 	n = sdsock_listen_fds();
@@ -424,6 +452,7 @@ main(int argc, char **argv)
 	default_signals();
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
+	server_take_channel(); /* a proxied session of the listener's */
 	if (cfg.recover != NULL)
 		return recover_run(&cfg);
 	monitor_init(&cfg);
