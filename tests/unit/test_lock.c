@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <lockfile.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "lock.h"
+#include "lockload.h"
 #include "params.h"
 #include "spool_helpers.h"
 
@@ -498,6 +500,43 @@ START_TEST(dotlock_poll_schedule)
 }
 END_TEST
 
+/* Is a library whose path contains name mapped into this process? */
+static bool
+mapped(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	ck_assert_ptr_nonnull(f);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, name) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Issue 12, start-up: liblockfile is not loaded with pop3d (most
+ * connections never take a dotlock) but at the first dotlock, and then
+ * does its work (the lock has our PID in it, as update_takes_both says). */
+START_TEST(liblockfile_loaded_at_first_dotlock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX], got[PATH_MAX];
+	int fd;
+
+	ck_assert(!mapped("liblockfile"));
+	ck_assert(!lockload_loaded());
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	ck_assert_int_eq(lock_update(fd, path, got, sizeof(got)), LOCK_OK);
+	ck_assert(mapped("liblockfile"));
+	ck_assert(lockload_loaded());
+	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
+	lock_update_end(fd, path, got);
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
+	close(fd);
+}
+END_TEST
+
 /* --- bounded waits ---------------------------------------------------------
  */
 
@@ -630,6 +669,7 @@ lock_suite(void)
 	tcase_add_test(tc, update_refuses_foreign_dotlock);
 	tcase_add_test(tc, update_takes_released_dotlock_soon);
 	tcase_add_test(tc, dotlock_poll_schedule);
+	tcase_add_test(tc, liblockfile_loaded_at_first_dotlock);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
