@@ -13,8 +13,12 @@ WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 # libraries when they are first needed (a login; TLS, the UIDL digest),
 # not at every start.
 PKGS = pam libssl libcrypto
-DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEPLIBS = -llockfile
+# libidn (GNU Libidn 1.x) is linked: its SASLprep prepares UTF-8 user
+# names and passwords in the pre-auth process, which is chrooted before
+# any USER arrives, so it could not be loaded on first use (utf8.c).
+DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) libidn 2>/dev/null)
+DEPLIBS = -llockfile $(shell $(PKG_CONFIG) --libs libidn 2>/dev/null || \
+	echo -lidn)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
@@ -34,11 +38,11 @@ MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
-	pamload
+	pamload lang utf8
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
-	test_sysutil test_sdsock test_ossl test_pamload
+	test_sysutil test_sdsock test_ossl test_pamload test_lang test_utf8
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.

@@ -27,6 +27,9 @@ struct config {
 	const char *preauth_dir;  /* its empty chroot */
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
 	unsigned preauth_timeout; /* seconds from connect to login */
+	/* what LANG * picks (R6856-15); NULL: English. Checked at start by
+	 * lang_lookup, so it always finds a catalogue. */
+	const char *language;
 	/* --recover: NULL when not asked; "" every user with a pending
 	 * journal; otherwise that one user (recover.h). */
 	const char *recover;

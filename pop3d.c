@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "maildrop.h"
+#include "lang.h"
 #include "monitor.h"
 #include "params.h"
 #include "recover.h"
@@ -61,6 +62,8 @@ usage(FILE *f)
 		"(default /var/lib/pop3d/journal)\n"
 		"  --preauth-timeout=S  most seconds before login "
 		"(default %d)\n"
+		"  --language=TAG       the language LANG * picks "
+		"(default en)\n"
 		"  --recover[=USER]     finish the UPDATEs that a crash "
 		"interrupted, for\n"
 		"                       every user or one, then exit\n"
@@ -153,6 +156,16 @@ check_not_empty(const char *name, const char *arg)
 {
 	if (arg[0] == '\0')
 		bad_option("empty --%s", name);
+}
+
+/* --language: a tag a catalogue answers to (R6856-15), found the way
+ * LANG finds one, so "de-AT" is German. */
+static void
+check_language(const char *name, const char *arg)
+{
+	if (lang_lookup(arg) < 0)
+		bad_option("--%s=%s: no such language (shipped: en, de)", name,
+			   arg);
 }
 
 /* --recover=USER: a name the passwd lookup will judge; only an empty
@@ -285,6 +298,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.text = &cfg->journal_dir},
 		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
 		 .to.uint = &cfg->preauth_timeout},
+		{"language", OPT_TEXT, 0, 0, check_language,
+		 .to.text = &cfg->language},
 		{"recover", OPT_MAYBE, 0, 0, check_user_name,
 		 .to.text = &cfg->recover},
 		{"version", OPT_VERSION, 0, 0, NULL, .to.flag = NULL},

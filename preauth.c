@@ -124,13 +124,16 @@ confine(const struct config *cfg)
  * of a socketpair, and we relay. */
 static void __attribute__((noreturn))
 hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
-	 bool tls)
+	 const struct session_mode *mode)
 {
 	static struct msg_handoff h;
+	bool tls = mode->tls;
 	int fds[2], sp[2];
 
 	h.type = MSG_HANDOFF;
 	h.tls = tls;
+	h.utf8 = mode->utf8;
+	h.lang = mode->lang;
 	h.len = net_take_input(io, h.input, sizeof(h.input));
 	if (!tls) {
 		fds[0] = io->in_fd;
@@ -164,16 +167,16 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 	static struct netio io;
 	struct preauth pa = {sock};
 	struct session_hooks hooks = {ask_monitor, &pa};
-	bool tls;
+	struct session_mode mode;
 
 	/* Before the chroot: /dev/null is not there. */
 	if (log_detach(log_to_monitor, &pa) < 0)
 		fatal("pre-auth: /dev/null: %m");
 	confine(cfg);
 	net_init(&io, in_fd, out_fd, cfg->timeout);
-	if (session_authorize(cfg, peer, &io, &hooks, &tls) ==
+	if (session_authorize(cfg, peer, &io, &hooks, &mode) ==
 	    SESSION_LOGGED_IN)
-		hand_off(cfg, &pa, &io, tls);
+		hand_off(cfg, &pa, &io, &mode);
 	if (io.tls != NULL)
 		tls_close(io.tls); /* close_notify after QUIT (R8314-04) */
 	_exit(0);
