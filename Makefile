@@ -326,7 +326,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_HARNESSES = fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl \
-	fuzz_journal fuzz_dotstuff
+	fuzz_journal fuzz_dotstuff fuzz_lang
 BF = build-fuzz
 BFC = build-fuzz-cov
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
