@@ -6,6 +6,7 @@ UTF-8 account name PAM knows is refused as unusable and logged as one
 word; the language and UTF-8 mode chosen before the login hold after it,
 in the session process."""
 
+import base64
 import poplib
 import unicodedata
 
@@ -34,7 +35,7 @@ def _put_spool(srv, data):
 
 
 def test_poplib_utf8_and_lang(env):
-    """R6856-01 R6856-02 R6856-12 R6856-13 R6856-16 DEC-21 DEC-23: poplib's
+    """R6856-01 R6856-02 R6856-04 R6856-12 R6856-13 R6856-16 DEC-21 DEC-23 DEC-30: poplib's
     capa() sees UTF8 USER and LANG; utf8() is accepted; LANG de (a raw
     command: poplib has none) turns every later text German, USER's and
     the session's alike, but not the status, numbers or listings; the
@@ -77,8 +78,10 @@ def test_poplib_utf8_and_lang(env):
 
 
 def test_utf8_password_prepared(env):
-    """R6856-07: a password PAM holds composed (NFC) logs in when the
-    client sends it decomposed (NFD, as macOS may): SASLprep prepared it.
+    """R6856-07 R6856-10: a password PAM holds composed (NFC) logs in when
+    the client sends it decomposed (NFD, as macOS may) with USER/PASS:
+    SASLprep prepared it. AUTH PLAIN is RFC 4616's business, and pop3d
+    hands PAM its octets (R4616-04): there the same NFD password fails.
     A wrong UTF-8 password is [AUTH]; malformed UTF-8 is refused before
     any login attempt (no "login failed" line for it, no delay)."""
     d = env.tempdir("utf8-pass")
@@ -104,6 +107,12 @@ def test_utf8_password_prepared(env):
                 check(False, "a Latin-1 password was accepted")
             except poplib.error_proto as e:
                 check(e.args[0] == b"-ERR invalid UTF-8", f"Latin-1 password: {e}")
+            plain = base64.b64encode(b"\0utfpw\0" + nfd.encode()).decode()
+            try:
+                p._shortcmd("AUTH PLAIN " + plain)
+                check(False, "AUTH PLAIN prepared the password")
+            except poplib.error_proto as e:
+                check(e.args[0] == b"-ERR [AUTH] authentication failed", f"{e}")
             p.user("utfpw")
             check(p.pass_(nfd).startswith(b"+OK maildrop has 0 messages"),
                   "the decomposed password did not log in")
@@ -111,9 +120,10 @@ def test_utf8_password_prepared(env):
         finally:
             p.close()
     srv.check_log(r"^<5>login failed: user=utfpw peer=127\.0\.0\.1 method=USER tls=no$",
+                  r"^<5>login failed: user=utfpw peer=127\.0\.0\.1 method=PLAIN tls=no$",
                   r"^<6>login: user=utfpw peer=127\.0\.0\.1 method=USER tls=no$")
     fails = srv.log.count(b"login failed")
-    check(fails == 1, f"{fails} failed logins logged, want 1 (malformed is no attempt)")
+    check(fails == 2, f"{fails} failed logins logged, want 2 (malformed is no attempt)")
 
 
 def test_utf8_account_name(env):
@@ -152,7 +162,7 @@ def test_utf8_account_name(env):
 
 
 def test_stls_after_utf8_and_lang(env):
-    """R6856-06 R2595-11: STLS after UTF8 is refused, with no response
+    """R6856-06 R2595-11 DEC-29 DEC-30: STLS after UTF8 is refused, with no response
     code; a LANG sent before STLS (an attacker on the path may have
     injected it, RFC 6856 §7) is dropped by the handshake: replies are
     English again, and LANG works under TLS."""
