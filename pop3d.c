@@ -163,9 +163,16 @@ check_not_empty(const char *name, const char *arg)
 static void
 check_language(const char *name, const char *arg)
 {
-	if (lang_lookup(arg) < 0)
-		bad_option("--%s=%s: no such language (shipped: en, de)", name,
-			   arg);
+	char shipped[64] = "";
+	size_t n = 0;
+
+	if (lang_lookup(arg) >= 0)
+		return;
+	for (unsigned i = 0; i < lang_count && n < sizeof(shipped); i++)
+		n += snprintf(shipped + n, sizeof(shipped) - n, "%s%s",
+			      i > 0 ? " " : "", lang_tag(i));
+	bad_option("--%s=%s: no such language (pop3d has: %s)", name, arg,
+		   shipped);
 }
 
 /* --recover=USER: a name the passwd lookup will judge; only an empty

@@ -9,7 +9,7 @@ import subprocess
 from harness import Sessions, TestSkipped, check, fixture
 
 FLAGS = ["--mailbox", "--pam-service", "--timeout", "--min-uid", "--allow-plaintext",
-         "--log", "--max-messages", "--max-size", "--version", "--help"]
+         "--log", "--max-messages", "--max-size", "--language", "--version", "--help"]
 
 
 def run(env, *args):
@@ -91,6 +91,10 @@ FLAG_MESSAGES = [
     (["--pam-service=a/b"], "bad PAM service name: a/b"),
     (["--tls-key=k"], "--tls-key needs --tls-cert"),
     (["--tls-implicit"], "--tls-implicit needs --tls-cert"),
+    # R6856-15: LANG * must find a catalogue.
+    (["--language=fr"], "--language=fr: no such language (pop3d has: en de)"),
+    (["--language=de_CH"], "--language=de_CH: no such language (pop3d has: en de)"),
+    (["--language=*"], "--language=*: no such language (pop3d has: en de)"),
 ]
 
 
