@@ -163,18 +163,24 @@ static const struct lookup_case lookup_cases[] = {
 	 NULL},
 };
 
+/* One test for the whole table: a process per case costs more than the
+ * cases under ASan. */
 START_TEST(lookup_table)
 {
-	const struct lookup_case *lc = &lookup_cases[_i];
-	int i = lang_lookup(lc->range);
+	for (size_t k = 0; k < sizeof(lookup_cases) / sizeof(lookup_cases[0]);
+	     k++) {
+		const struct lookup_case *lc = &lookup_cases[k];
+		int i = lang_lookup(lc->range);
 
-	if (lc->want == NULL)
-		ck_assert_msg(i < 0, "\"%s\" matched %s", lc->range,
-			      i >= 0 ? lang_tag(i) : "");
-	else
-		ck_assert_msg(i >= 0 && strcmp(lang_tag(i), lc->want) == 0,
-			      "\"%s\": got %s, want %s", lc->range,
-			      i >= 0 ? lang_tag(i) : "nothing", lc->want);
+		if (lc->want == NULL)
+			ck_assert_msg(i < 0, "\"%s\" matched %s", lc->range,
+				      i >= 0 ? lang_tag(i) : "");
+		else
+			ck_assert_msg(
+				i >= 0 && strcmp(lang_tag(i), lc->want) == 0,
+				"\"%s\": got %s, want %s", lc->range,
+				i >= 0 ? lang_tag(i) : "nothing", lc->want);
+	}
 }
 END_TEST
 
@@ -226,8 +232,7 @@ lang_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lookup");
-	tcase_add_loop_test(tc, lookup_table, 0,
-			    sizeof(lookup_cases) / sizeof(lookup_cases[0]));
+	tcase_add_test(tc, lookup_table);
 	tcase_add_test(tc, lookup_length_bound);
 	suite_add_tcase(s, tc);
 	return s;
