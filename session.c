@@ -17,63 +17,63 @@
 /* Each result's reply: the status indicator and response code, never
  * translated (DEC-23), then its text in the session's language
  * (lang.c). A new result needs a row here and, for a new text, a TXT_ id
- * with its translations (lang.h says how). The text id comes first, so
- * that a row with the text written in ({"-ERR [CODE] text", ...}) does
- * not compile. */
+ * with its translations (lang.h says how). The text id comes first and
+ * the status last, so that a row with the text written in, as before
+ * ({"-ERR [CODE] text", bad, close}), does not compile. */
 static const struct {
 	enum text_id text;
-	const char *status; /* "+OK", "-ERR" or "-ERR [CODE]"; NULL: none */
 	bool bad;   /* a client mistake: counts toward BAD_COMMANDS_MAX */
 	bool close; /* the session ends after this reply */
+	const char *status; /* "+OK", "-ERR" or "-ERR [CODE]"; NULL: none */
 } results[] = {
-	[POP_OK] = {0, NULL, false, false},
-	[POP_QUIT] = {0, NULL, false, true},
-	[POP_ABORT] = {0, NULL, false, true},
-	[POP_LOGIN] = {0, NULL, false, true},
-	[POP_GONE] = {0, NULL, false, true},
-	[POP_UNKNOWN] = {TXT_UNKNOWN, "-ERR", true, false},
-	[POP_BAD_CHAR] = {TXT_BAD_CHAR, "-ERR", true, false},
-	[POP_SYNTAX] = {TXT_SYNTAX, "-ERR", true, false},
-	[POP_TOO_MANY] = {TXT_TOO_MANY, "-ERR", true, false},
-	[POP_MISSING] = {TXT_MISSING, "-ERR", true, false},
-	[POP_TOO_LONG] = {TXT_TOO_LONG, "-ERR", true, false},
-	[POP_WRONG_STATE] = {TXT_WRONG_STATE, "-ERR", true, false},
-	[POP_BAD_NUMBER] = {TXT_BAD_NUMBER, "-ERR", true, false},
-	[POP_NO_MESSAGE] = {TXT_NO_MESSAGE, "-ERR", true, false},
-	[POP_BAD_LINES] = {TXT_BAD_LINES, "-ERR", true, false},
-	[POP_NO_USER] = {TXT_NO_USER, "-ERR", true, false},
-	[POP_PLAINTEXT] = {TXT_PLAINTEXT, "-ERR", true, false},
-	[POP_NO_MECH] = {TXT_NO_MECH, "-ERR", true, false},
-	[POP_BAD_SASL] = {TXT_BAD_SASL, "-ERR", true, false},
-	[POP_CANCELLED] = {TXT_CANCELLED, "-ERR", true, false},
-	[POP_NO_TLS] = {TXT_NO_TLS, "-ERR", true, false},
-	[POP_TLS_ACTIVE] = {TXT_TLS_ACTIVE, "-ERR", true, false},
+	[POP_OK] = {0, false, false, NULL},
+	[POP_QUIT] = {0, false, true, NULL},
+	[POP_ABORT] = {0, false, true, NULL},
+	[POP_LOGIN] = {0, false, true, NULL},
+	[POP_GONE] = {0, false, true, NULL},
+	[POP_UNKNOWN] = {TXT_UNKNOWN, true, false, "-ERR"},
+	[POP_BAD_CHAR] = {TXT_BAD_CHAR, true, false, "-ERR"},
+	[POP_SYNTAX] = {TXT_SYNTAX, true, false, "-ERR"},
+	[POP_TOO_MANY] = {TXT_TOO_MANY, true, false, "-ERR"},
+	[POP_MISSING] = {TXT_MISSING, true, false, "-ERR"},
+	[POP_TOO_LONG] = {TXT_TOO_LONG, true, false, "-ERR"},
+	[POP_WRONG_STATE] = {TXT_WRONG_STATE, true, false, "-ERR"},
+	[POP_BAD_NUMBER] = {TXT_BAD_NUMBER, true, false, "-ERR"},
+	[POP_NO_MESSAGE] = {TXT_NO_MESSAGE, true, false, "-ERR"},
+	[POP_BAD_LINES] = {TXT_BAD_LINES, true, false, "-ERR"},
+	[POP_NO_USER] = {TXT_NO_USER, true, false, "-ERR"},
+	[POP_PLAINTEXT] = {TXT_PLAINTEXT, true, false, "-ERR"},
+	[POP_NO_MECH] = {TXT_NO_MECH, true, false, "-ERR"},
+	[POP_BAD_SASL] = {TXT_BAD_SASL, true, false, "-ERR"},
+	[POP_CANCELLED] = {TXT_CANCELLED, true, false, "-ERR"},
+	[POP_NO_TLS] = {TXT_NO_TLS, true, false, "-ERR"},
+	[POP_TLS_ACTIVE] = {TXT_TLS_ACTIVE, true, false, "-ERR"},
 	/* R6856-07: malformed or SASLprep-prohibited names and passwords. */
-	[POP_BAD_UTF8] = {TXT_BAD_UTF8, "-ERR", true, false},
-	[POP_PROHIBITED] = {TXT_PROHIBITED, "-ERR", true, false},
+	[POP_BAD_UTF8] = {TXT_BAD_UTF8, true, false, "-ERR"},
+	[POP_PROHIBITED] = {TXT_PROHIBITED, true, false, "-ERR"},
 	/* R6856-06: a protocol error, so no response code. */
-	[POP_STLS_AFTER_UTF8] = {TXT_STLS_AFTER_UTF8, "-ERR", true, false},
+	[POP_STLS_AFTER_UTF8] = {TXT_STLS_AFTER_UTF8, true, false, "-ERR"},
 	/* R6856-14: not a mistake to count: a client may try its list. */
-	[POP_NO_LANG] = {TXT_NO_LANG, "-ERR", false, false},
-	[POP_AUTH_FAILED] = {TXT_AUTH_FAILED, "-ERR [AUTH]", false, false},
-	[POP_AUTH_TEMP] = {TXT_TEMP_FAILURE, "-ERR [SYS/TEMP]", false, false},
-	[POP_AUTH_PERM] = {TXT_LOGIN_CONFIG, "-ERR [SYS/PERM]", false, false},
+	[POP_NO_LANG] = {TXT_NO_LANG, false, false, "-ERR"},
+	[POP_AUTH_FAILED] = {TXT_AUTH_FAILED, false, false, "-ERR [AUTH]"},
+	[POP_AUTH_TEMP] = {TXT_TEMP_FAILURE, false, false, "-ERR [SYS/TEMP]"},
+	[POP_AUTH_PERM] = {TXT_LOGIN_CONFIG, false, false, "-ERR [SYS/PERM]"},
 	/* After the drop nobody else can be authenticated: these close
 	 * (RFC 1939 §4 allows closing after a failed login). */
-	[POP_MD_IN_USE] = {TXT_MD_IN_USE, "-ERR [IN-USE]", false, true},
-	[POP_MD_TEMP] = {TXT_TEMP_FAILURE, "-ERR [SYS/TEMP]", false, true},
-	[POP_MD_PERM] = {TXT_MD_PERM, "-ERR [SYS/PERM]", false, true},
-	[POP_SYS_TEMP] = {TXT_TEMP_FAILURE, "-ERR [SYS/TEMP]", false, false},
-	[POP_UPDATE_FAILED] = {TXT_UPDATE_FAILED, "-ERR [SYS/TEMP]", false,
-			       true},
+	[POP_MD_IN_USE] = {TXT_MD_IN_USE, false, true, "-ERR [IN-USE]"},
+	[POP_MD_TEMP] = {TXT_TEMP_FAILURE, false, true, "-ERR [SYS/TEMP]"},
+	[POP_MD_PERM] = {TXT_MD_PERM, false, true, "-ERR [SYS/PERM]"},
+	[POP_SYS_TEMP] = {TXT_TEMP_FAILURE, false, false, "-ERR [SYS/TEMP]"},
+	[POP_UPDATE_FAILED] = {TXT_UPDATE_FAILED, false, true,
+			       "-ERR [SYS/TEMP]"},
 	/* UPDATE began and its journal is kept: the deletions are not lost,
 	 * they finish at the next login or pop3d --recover (§4.8). */
-	[POP_UPDATE_PENDING] = {TXT_UPDATE_PENDING, "-ERR [SYS/TEMP]", false,
-				true},
+	[POP_UPDATE_PENDING] = {TXT_UPDATE_PENDING, false, true,
+				"-ERR [SYS/TEMP]"},
 	/* UPDATE needs the admin (R3206-02): no journal directory that can
 	 * be trusted, or a dotlock another user planted. Retrying cannot
 	 * help. */
-	[POP_UPDATE_PERM] = {TXT_UPDATE_PERM, "-ERR [SYS/PERM]", false, true},
+	[POP_UPDATE_PERM] = {TXT_UPDATE_PERM, false, true, "-ERR [SYS/PERM]"},
 };
 
 /* The reason= field of the logout line. */
