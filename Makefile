@@ -13,8 +13,11 @@ WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 # libraries when they are first needed (a login; TLS, the UIDL digest),
 # not at every start; likewise lockload.c liblockfile (a dotlock).
 PKGS = pam libssl libcrypto
-DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEPLIBS =
+# libidn (GNU Libidn 1.x) is linked: its SASLprep prepares UTF-8 user
+# names and passwords in the pre-auth process, which is chrooted before
+# any USER arrives, so it could not be loaded on first use (utf8.c).
+DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) libidn 2>/dev/null)
+DEPLIBS = $(shell $(PKG_CONFIG) --libs libidn 2>/dev/null || echo -lidn)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
@@ -35,12 +38,12 @@ MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
-	pamload logindelay lockload
+	pamload logindelay lockload lang utf8
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
 	test_sysutil test_sdsock test_ossl test_pamload test_logindelay \
-	test_proxyproto
+	test_proxyproto test_lang test_utf8
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.
@@ -343,7 +346,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_HARNESSES = fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl \
-	fuzz_journal fuzz_dotstuff fuzz_proxy
+	fuzz_journal fuzz_dotstuff fuzz_proxy fuzz_lang
 BF = build-fuzz
 BFC = build-fuzz-cov
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -4,18 +4,23 @@
 #include <limits.h>
 #include <string.h>
 
-/* R1939-03, DEC-04: printable US-ASCII only. TAB passes this test; where it
- * may stand is decided by the spacing rules (DEC-02). */
-static bool
-line_chars_ok(const char *line, size_t len)
+/* R1939-03, DEC-04: printable US-ASCII, and 8-bit octets that only USER
+ * and PASS may take (R6856-07; the session judges them). TAB passes this
+ * test; where it may stand is decided by the spacing rules (DEC-02). */
+static enum command_error
+line_chars(const char *line, size_t len)
 {
+	enum command_error err = CMD_OK;
+
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = line[i];
 
-		if ((c < 0x20 && c != '\t') || c >= 0x7f)
-			return false;
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return CMD_BAD_CHAR;
+		if (c >= 0x80)
+			err = CMD_EIGHT_BIT;
 	}
-	return true;
+	return err;
 }
 
 static enum command_error
@@ -54,15 +59,21 @@ split_args(char *s, struct command *cmd)
 	return CMD_OK;
 }
 
-enum command_error
-command_parse(char *line, size_t len, struct command *cmd)
+static bool
+ascii(const char *from, const char *to)
+{
+	for (; from < to; from++)
+		if ((unsigned char)*from >= 0x80)
+			return false;
+	return true;
+}
+
+static enum command_error
+parse_line(char *line, size_t len, struct command *cmd)
 {
 	enum command_error err;
 	size_t klen;
 
-	memset(cmd, 0, sizeof(*cmd));
-	if (!line_chars_ok(line, len))
-		return CMD_BAD_CHAR;
 	klen = strcspn(line, " \t");
 	/* DEC-02: a blank before the keyword is a spacing error. */
 	if (klen == 0 && len > 0)
@@ -85,6 +96,25 @@ command_parse(char *line, size_t len, struct command *cmd)
 		return CMD_BAD_SPACING;
 	cmd->rest = line + klen + 1;
 	return split_args(cmd->rest, cmd);
+}
+
+enum command_error
+command_parse(char *line, size_t len, struct command *cmd)
+{
+	enum command_error chars, err;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if ((chars = line_chars(line, len)) == CMD_BAD_CHAR)
+		return CMD_BAD_CHAR;
+	err = parse_line(line, len, cmd);
+	if (chars == CMD_OK)
+		return err;
+	/* An 8-bit line is what it always was, a bad character, unless it
+	 * is well-formed with its 8-bit octets in the arguments. */
+	if (err == CMD_OK && cmd->rest != NULL && ascii(line, cmd->rest))
+		return CMD_EIGHT_BIT;
+	memset(cmd, 0, sizeof(*cmd));
+	return CMD_BAD_CHAR;
 }
 
 enum number_result

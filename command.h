@@ -19,10 +19,14 @@ struct command {
 
 enum command_error {
 	CMD_OK,
-	CMD_BAD_CHAR,	 /* control, NUL or 8-bit octet (R1939-03, DEC-04) */
+	CMD_BAD_CHAR,	 /* control, NUL, DEL (R1939-03, DEC-04) */
 	CMD_BAD_KEYWORD, /* not 3-4 printable characters */
 	CMD_BAD_SPACING, /* empty argument: doubled SP, leading SP, TAB */
 	CMD_TOO_MANY,	 /* more arguments than any command takes */
+	/* Well-formed, but an argument has 8-bit octets: only USER and PASS
+	 * take them (R6856-07); cmd is filled. Octets >= 0x80 anywhere else,
+	 * or in a line with another fault, are CMD_BAD_CHAR. */
+	CMD_EIGHT_BIT,
 };
 
 /* Split a line (as net_read_line returns it) in place. The keyword is

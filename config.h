@@ -37,6 +37,9 @@ struct config {
 	/* RFC 2449 §6.7: the EXPIRE policy announced, in days, or one of: */
 	int expire;
 	bool capa_implementation; /* IMPLEMENTATION in CAPA (R2449-19) */
+	/* what LANG * picks (R6856-15); NULL: English. Checked at start by
+	 * lang_lookup, so it always finds a catalogue. */
+	const char *language;
 	/* --recover: NULL when not asked; "" every user with a pending
 	 * journal; otherwise that one user (recover.h). */
 	const char *recover;

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "lang.h"
 #include "log.h"
 #include "maildrop.h"
 #include "netio.h"
@@ -116,7 +117,8 @@ privsep_check_record(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	    nfds == 0 && valid_request(&m->login.req))
 		return MSG_LOGIN;
 	if (logged_in && m->type == MSG_HANDOFF && len == sizeof(m->handoff) &&
-	    nfds == 2 && m->handoff.tls <= 1 &&
+	    nfds == 2 && m->handoff.tls <= 1 && m->handoff.utf8 <= 1 &&
+	    m->handoff.lang < lang_count &&
 	    m->handoff.len <= sizeof(m->handoff.input))
 		return MSG_HANDOFF;
 	if (!logged_in && m->type == MSG_PEER && len == sizeof(m->peer) &&
@@ -432,13 +434,13 @@ run_session(const struct config *cfg, const struct peer *peer,
 	    const struct monitor *m, struct msg_handoff *h, const int fds[2])
 {
 	static struct netio io;
-	bool tls = h->tls;
+	struct session_mode mode = {h->tls, h->utf8, h->lang};
 
 	net_init(&io, fds[0], fds[1], cfg->timeout);
 	if (net_preload(&io, h->input, h->len) < 0)
 		fatal("handoff: input does not fit");
 	explicit_bzero(h, sizeof(*h));
-	session_transact(cfg, peer, &io, &m->who, m->method, tls);
+	session_transact(cfg, peer, &io, &m->who, m->method, &mode);
 }
 
 int

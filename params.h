@@ -41,6 +41,11 @@
  * octets including CRLF. Replies are built with snprintf into this. */
 #define REPLY_LINE_MAX 512
 
+/* R6856-13: the longest LANG argument looked up. RFC 5646 §4.4.1 asks
+ * that tags of up to 35 characters be handled; a longer range is refused
+ * unread rather than truncated into a different one. */
+#define LANG_RANGE_MAX 64
+
 /* Input read ahead of the command being run (pipelining, RFC 2449 §6.6).
  * Large enough for a burst of short commands and for the 8 KiB AUTH lines
  * the TLS/SASL work adds (DEC-13). */

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "maildrop.h"
+#include "lang.h"
 #include "monitor.h"
 #include "peer.h"
 #include "params.h"
@@ -75,6 +76,8 @@ usage(FILE *f)
 		"                       connections from these balancers "
 		"start with a PROXY\n"
 		"                       header (v1 or v2) naming the client\n"
+		"  --language=TAG       the language LANG * picks "
+		"(default en)\n"
 		"  --recover[=USER]     finish the UPDATEs that a crash "
 		"interrupted, for\n"
 		"                       every user or one, then exit\n"
@@ -169,6 +172,23 @@ check_not_empty(const char *name, const char *arg)
 {
 	if (arg[0] == '\0')
 		bad_option("empty --%s", name);
+}
+
+/* --language: a tag a catalogue answers to (R6856-15), found the way
+ * LANG finds one, so "de-AT" is German. */
+static void
+check_language(const char *name, const char *arg)
+{
+	char shipped[64] = "";
+	size_t n = 0;
+
+	if (lang_lookup(arg) >= 0)
+		return;
+	for (unsigned i = 0; i < lang_count && n < sizeof(shipped); i++)
+		n += snprintf(shipped + n, sizeof(shipped) - n, "%s%s",
+			      i > 0 ? " " : "", lang_tag(i));
+	bad_option("--%s=%s: no such language (pop3d has: %s)", name, arg,
+		   shipped);
 }
 
 /* --recover=USER: a name the passwd lookup will judge; only an empty
@@ -340,6 +360,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.uint = &cfg->preauth_timeout},
 		{"proxy-from", OPT_TEXT, 0, 0, check_not_empty,
 		 .to.text = &cfg->proxy_from_text},
+		{"language", OPT_TEXT, 0, 0, check_language,
+		 .to.text = &cfg->language},
 		{"recover", OPT_MAYBE, 0, 0, check_user_name,
 		 .to.text = &cfg->recover},
 		{"login-delay", OPT_UINT, 0, LOGIN_DELAY_MAX, NULL,

@@ -160,13 +160,16 @@ take_header(struct preauth *pa, int fd, struct peer *peer)
  * of a socketpair, and we relay. */
 static void __attribute__((noreturn))
 hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
-	 bool tls)
+	 const struct session_mode *mode)
 {
 	static struct msg_handoff h;
+	bool tls = mode->tls;
 	int fds[2], sp[2];
 
 	h.type = MSG_HANDOFF;
 	h.tls = tls;
+	h.utf8 = mode->utf8;
+	h.lang = mode->lang;
 	h.len = net_take_input(io, h.input, sizeof(h.input));
 	if (!tls) {
 		fds[0] = io->in_fd;
@@ -201,7 +204,7 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 	struct preauth pa = {sock};
 	struct session_hooks hooks = {ask_monitor, &pa};
 	struct peer client = *peer;
-	bool tls;
+	struct session_mode mode;
 
 	/* Before the chroot: /dev/null is not there. */
 	if (log_detach(log_to_monitor, &pa) < 0)
@@ -221,9 +224,9 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 		_exit(0);
 	}
 	net_init(&io, in_fd, out_fd, cfg->timeout);
-	if (session_authorize(cfg, &client, &io, &hooks, &tls) ==
+	if (session_authorize(cfg, &client, &io, &hooks, &mode) ==
 	    SESSION_LOGGED_IN)
-		hand_off(cfg, &pa, &io, tls);
+		hand_off(cfg, &pa, &io, &mode);
 	if (io.tls != NULL)
 		tls_close(io.tls); /* close_notify after QUIT (R8314-04) */
 	_exit(0);

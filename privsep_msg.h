@@ -63,7 +63,9 @@ struct msg_verdict {
 struct msg_handoff {
 	uint32_t type;
 	uint32_t tls;
-	uint32_t len; /* octets of input read ahead */
+	uint32_t utf8; /* 0 or 1: the client sent UTF8 (R6856-02) */
+	uint32_t lang; /* the LANG chosen: below lang_count (lang.h) */
+	uint32_t len;  /* octets of input read ahead */
 	char input[INPUT_BUFFER_SIZE];
 };
 

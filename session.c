@@ -4,83 +4,80 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "lang.h"
 #include "log.h"
 #include "params.h"
 #include "session_int.h"
 #include "tls.h"
 
+/* Each result's reply: the status indicator and response code, never
+ * translated (DEC-23), then its text in the session's language
+ * (lang.c). A new result needs a row here and, for a new text, a TXT_ id
+ * with its translations (lang.h says how). The text id comes first and
+ * the status last, so that a row with the text written in, as before
+ * ({"-ERR [CODE] text", bad, close}), does not compile. */
 static const struct {
-	const char *reply;
+	enum text_id text;
 	bool bad;   /* a client mistake: counts toward BAD_COMMANDS_MAX */
 	bool close; /* the session ends after this reply */
+	const char *status; /* "+OK", "-ERR" or "-ERR [CODE]"; NULL: none */
 } results[] = {
-	[POP_OK] = {NULL, false, false},
-	[POP_QUIT] = {NULL, false, true},
-	[POP_ABORT] = {NULL, false, true},
-	[POP_LOGIN] = {NULL, false, true},
-	[POP_GONE] = {NULL, false, true},
-	[POP_UNKNOWN] = {"-ERR unknown command", true, false},
-	[POP_BAD_CHAR] = {"-ERR invalid character in command", true, false},
-	[POP_SYNTAX] = {"-ERR syntax error", true, false},
-	[POP_TOO_MANY] = {"-ERR too many arguments", true, false},
-	[POP_MISSING] = {"-ERR missing argument", true, false},
-	[POP_TOO_LONG] = {"-ERR line too long", true, false},
-	[POP_WRONG_STATE] = {"-ERR command not valid in this state", true,
-			     false},
-	[POP_BAD_NUMBER] = {"-ERR invalid message number", true, false},
-	[POP_NO_MESSAGE] = {"-ERR no such message", true, false},
-	[POP_BAD_LINES] = {"-ERR invalid line count", true, false},
-	[POP_NO_USER] = {"-ERR USER first", true, false},
-	[POP_PLAINTEXT] = {"-ERR cleartext login not allowed on this "
-			   "connection",
-			   true, false},
-	[POP_NO_MECH] = {"-ERR unknown authentication mechanism", true, false},
-	[POP_BAD_SASL] = {"-ERR malformed authentication data", true, false},
-	[POP_CANCELLED] = {"-ERR authentication cancelled", true, false},
-	[POP_NO_TLS] = {"-ERR TLS is not available", true, false},
-	[POP_TLS_ACTIVE] = {"-ERR TLS is already active", true, false},
-	[POP_AUTH_FAILED] = {"-ERR [AUTH] authentication failed", false, false},
-	[POP_AUTH_TEMP] = {"-ERR [SYS/TEMP] temporary failure, try again "
-			   "later",
-			   false, false},
-	[POP_AUTH_PERM] = {"-ERR [SYS/PERM] login configuration error, "
-			   "contact the administrator",
-			   false, false},
+	[POP_OK] = {0, false, false, NULL},
+	[POP_QUIT] = {0, false, true, NULL},
+	[POP_ABORT] = {0, false, true, NULL},
+	[POP_LOGIN] = {0, false, true, NULL},
+	[POP_GONE] = {0, false, true, NULL},
+	[POP_UNKNOWN] = {TXT_UNKNOWN, true, false, "-ERR"},
+	[POP_BAD_CHAR] = {TXT_BAD_CHAR, true, false, "-ERR"},
+	[POP_SYNTAX] = {TXT_SYNTAX, true, false, "-ERR"},
+	[POP_TOO_MANY] = {TXT_TOO_MANY, true, false, "-ERR"},
+	[POP_MISSING] = {TXT_MISSING, true, false, "-ERR"},
+	[POP_TOO_LONG] = {TXT_TOO_LONG, true, false, "-ERR"},
+	[POP_WRONG_STATE] = {TXT_WRONG_STATE, true, false, "-ERR"},
+	[POP_BAD_NUMBER] = {TXT_BAD_NUMBER, true, false, "-ERR"},
+	[POP_NO_MESSAGE] = {TXT_NO_MESSAGE, true, false, "-ERR"},
+	[POP_BAD_LINES] = {TXT_BAD_LINES, true, false, "-ERR"},
+	[POP_NO_USER] = {TXT_NO_USER, true, false, "-ERR"},
+	[POP_PLAINTEXT] = {TXT_PLAINTEXT, true, false, "-ERR"},
+	[POP_NO_MECH] = {TXT_NO_MECH, true, false, "-ERR"},
+	[POP_BAD_SASL] = {TXT_BAD_SASL, true, false, "-ERR"},
+	[POP_CANCELLED] = {TXT_CANCELLED, true, false, "-ERR"},
+	[POP_NO_TLS] = {TXT_NO_TLS, true, false, "-ERR"},
+	[POP_TLS_ACTIVE] = {TXT_TLS_ACTIVE, true, false, "-ERR"},
+	/* R6856-07: malformed or SASLprep-prohibited names and passwords. */
+	[POP_BAD_UTF8] = {TXT_BAD_UTF8, true, false, "-ERR"},
+	[POP_PROHIBITED] = {TXT_PROHIBITED, true, false, "-ERR"},
+	/* R6856-06: a protocol error, so no response code. */
+	[POP_STLS_AFTER_UTF8] = {TXT_STLS_AFTER_UTF8, true, false, "-ERR"},
+	/* R6856-14: not a mistake to count: a client may try its list. */
+	[POP_NO_LANG] = {TXT_NO_LANG, false, false, "-ERR"},
+	[POP_AUTH_FAILED] = {TXT_AUTH_FAILED, false, false, "-ERR [AUTH]"},
+	[POP_AUTH_TEMP] = {TXT_TEMP_FAILURE, false, false, "-ERR [SYS/TEMP]"},
+	[POP_AUTH_PERM] = {TXT_LOGIN_CONFIG, false, false, "-ERR [SYS/PERM]"},
 	/* After the drop nobody else can be authenticated: these close
 	 * (RFC 1939 §4 allows closing after a failed login). */
-	[POP_MD_IN_USE] = {"-ERR [IN-USE] maildrop is locked by another "
-			   "session",
-			   false, true},
-	[POP_MD_TEMP] = {"-ERR [SYS/TEMP] temporary failure, try again "
-			 "later",
-			 false, true},
-	[POP_MD_PERM] = {"-ERR [SYS/PERM] maildrop cannot be opened, "
-			 "contact the administrator",
-			 false, true},
-	[POP_SYS_TEMP] = {"-ERR [SYS/TEMP] temporary failure, try again "
-			  "later",
-			  false, false},
-	[POP_UPDATE_FAILED] = {"-ERR [SYS/TEMP] messages not deleted, try "
-			       "again later",
-			       false, true},
+	[POP_MD_IN_USE] = {TXT_MD_IN_USE, false, true, "-ERR [IN-USE]"},
+	[POP_MD_TEMP] = {TXT_TEMP_FAILURE, false, true, "-ERR [SYS/TEMP]"},
+	[POP_MD_PERM] = {TXT_MD_PERM, false, true, "-ERR [SYS/PERM]"},
+	[POP_SYS_TEMP] = {TXT_TEMP_FAILURE, false, false, "-ERR [SYS/TEMP]"},
+	[POP_UPDATE_FAILED] = {TXT_UPDATE_FAILED, false, true,
+			       "-ERR [SYS/TEMP]"},
 	/* UPDATE began and its journal is kept: the deletions are not lost,
 	 * they finish at the next login or pop3d --recover (§4.8). */
-	[POP_UPDATE_PENDING] = {"-ERR [SYS/TEMP] some deleted messages not "
-				"removed yet, they will be at the next login",
-				false, true},
+	[POP_UPDATE_PENDING] = {TXT_UPDATE_PENDING, false, true,
+				"-ERR [SYS/TEMP]"},
 	/* UPDATE needs the admin (R3206-02): no journal directory that can
 	 * be trusted, or a dotlock another user planted. Retrying cannot
 	 * help. */
-	[POP_UPDATE_PERM] = {"-ERR [SYS/PERM] messages not deleted, contact "
-			     "the administrator",
-			     false, true},
+	[POP_UPDATE_PERM] = {TXT_UPDATE_PERM, false, true, "-ERR [SYS/PERM]"},
 	/* R2449-05: after a good login, so that a wrong password learns
 	 * nothing and resets nothing; closes like [IN-USE]. */
-	[POP_LOGIN_DELAY] = {"-ERR [LOGIN-DELAY] too soon after the last "
-			     "login, try again later",
-			     false, true},
+	[POP_LOGIN_DELAY] = {TXT_LOGIN_DELAY, false, true,
+			     "-ERR [LOGIN-DELAY]"},
 };
 
 /* The reason= field of the logout line. */
@@ -100,6 +97,32 @@ static const char *const end_text[] = {
 	[END_ERROR] = "error",
 };
 
+/* DEC-23: the status (and code) as given, then the text in the
+ * session's language. The formats are lang.c's, held by test_lang to the
+ * English conversions. */
+void
+session_say(struct session *s, const char *status, enum text_id id, ...)
+{
+	char text[REPLY_LINE_MAX];
+	va_list ap;
+
+	va_start(ap, id);
+	/* The one format that is not a literal: a catalogue's, which
+	 * test_lang holds to the English conversions. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	vsnprintf(text, sizeof(text), lang_format(s->lang, id), ap);
+#pragma GCC diagnostic pop
+	va_end(ap);
+	net_reply(s->io, "%s %s", status, text);
+}
+
+static void
+say_result(struct session *s, enum pop_result r)
+{
+	session_say(s, results[r].status, results[r].text);
+}
+
 bool
 session_cleartext_allowed(const struct session *s)
 {
@@ -115,7 +138,7 @@ cmd_capa(struct session *s, struct command *c)
 {
 	const struct config *cfg = s->cfg;
 
-	net_reply(s->io, "+OK capability list follows");
+	session_say(s, "+OK", TXT_CAPA_FOLLOWS);
 	net_reply(s->io, "TOP");
 	net_reply(s->io, "UIDL");
 	net_reply(s->io, "RESP-CODES");
@@ -127,6 +150,9 @@ cmd_capa(struct session *s, struct command *c)
 		net_reply(s->io, "USER");
 		net_reply(s->io, "SASL PLAIN LOGIN");
 	}
+	/* R6856-01: USER/PASS take UTF-8 wherever USER is offered. */
+	net_reply(s->io, session_cleartext_allowed(s) ? "UTF8 USER" : "UTF8");
+	net_reply(s->io, "LANG"); /* R6856-12 */
 	if (cfg->login_delay > 0) /* R2449-21 */
 		net_reply(s->io, "LOGIN-DELAY %u", cfg->login_delay);
 	if (cfg->expire == EXPIRE_NEVER) /* R2449-20 */
@@ -139,6 +165,41 @@ cmd_capa(struct session *s, struct command *c)
 	return POP_OK;
 }
 
+/* R6856-16: one line per catalogue, its tag and its name in itself. */
+static enum pop_result
+list_languages(struct session *s)
+{
+	session_say(s, "+OK", TXT_LANG_FOLLOWS);
+	for (unsigned i = 0; i < lang_count; i++)
+		net_reply(s->io, "%s %s", lang_tag(i), lang_self_name(i));
+	net_reply(s->io, ".");
+	return POP_OK;
+}
+
+/* R6856-13..15: the reply to LANG is already in the new language, after
+ * the tag chosen; a failure keeps the old one. "*" is the administrator's
+ * choice (--language), the same for every user, so no reply before the
+ * login can depend on who logs in (R6856-17). */
+static enum pop_result
+cmd_lang(struct session *s, struct command *c)
+{
+	char status[sizeof("+OK ") + LANG_RANGE_MAX];
+	const char *range;
+	int i;
+
+	if (c->argc == 0)
+		return list_languages(s);
+	range = c->argv[0];
+	if (strcmp(range, "*") == 0)
+		range = s->cfg->language != NULL ? s->cfg->language : "en";
+	if ((i = lang_lookup(range)) < 0)
+		return POP_NO_LANG;
+	s->lang = (unsigned)i;
+	snprintf(status, sizeof(status), "+OK %s", lang_tag(s->lang));
+	session_say(s, status, TXT_LANG_CHANGED);
+	return POP_OK;
+}
+
 /* The one place that decides on UPDATE (R1939-22): the client's QUIT in
  * TRANSACTION. A timeout, a drop or an error leaves every message. */
 static enum pop_result
@@ -147,7 +208,7 @@ cmd_quit(struct session *s, struct command *c)
 	s->end = END_QUIT;
 	if (s->state == ST_TRANS)
 		return trans_quit(s);
-	net_reply(s->io, "+OK pop3d signing off");
+	session_say(s, "+OK", TXT_SIGNING_OFF);
 	return POP_QUIT;
 }
 
@@ -158,6 +219,7 @@ enum command_flags {
 	CF_ONCE_PER_USER = 1 << 2, /* not while a USER name is pending */
 	CF_LONG_LINE = 1 << 3,	   /* up to AUTH_LINE_MAX, not CMD_LINE_MAX
 				    * (DEC-13) */
+	CF_UTF8_ARGS = 1 << 4,	   /* arguments may be UTF-8 (R6856-07) */
 };
 
 struct command_row {
@@ -169,12 +231,16 @@ struct command_row {
 };
 
 static const struct command_row commands[] = {
-	{"USER", ST_AUTH, 1, 1, CF_ONCE_PER_USER, auth_cmd_user},
-	{"PASS", ST_AUTH, 1, 1, CF_KEEPS_USER | CF_NEEDS_USER, auth_cmd_pass},
+	{"USER", ST_AUTH, 1, 1, CF_ONCE_PER_USER | CF_UTF8_ARGS, auth_cmd_user},
+	{"PASS", ST_AUTH, 1, 1, CF_KEEPS_USER | CF_NEEDS_USER | CF_UTF8_ARGS,
+	 auth_cmd_pass},
 	{"AUTH", ST_AUTH, 0, 2, CF_LONG_LINE, auth_cmd_auth},
 	{"STLS", ST_AUTH, 0, 0, 0, auth_cmd_stls},
 	{"QUIT", ST_AUTH | ST_TRANS, 0, 0, CF_KEEPS_USER, cmd_quit},
 	{"CAPA", ST_AUTH | ST_TRANS, 0, 0, CF_KEEPS_USER, cmd_capa},
+	/* DEC-11: neither comes between USER and PASS. */
+	{"UTF8", ST_AUTH, 0, 0, CF_ONCE_PER_USER, auth_cmd_utf8},
+	{"LANG", ST_AUTH | ST_TRANS, 0, 1, CF_ONCE_PER_USER, cmd_lang},
 	{"STAT", ST_TRANS, 0, 0, 0, trans_cmd_stat},
 	{"LIST", ST_TRANS, 0, 1, 0, trans_cmd_list},
 	{"RETR", ST_TRANS, 1, 1, 0, trans_cmd_retr},
@@ -244,6 +310,8 @@ parse_result(enum command_error e)
 		return POP_SYNTAX;
 	case CMD_TOO_MANY:
 		return POP_TOO_MANY;
+	case CMD_EIGHT_BIT:
+		return POP_OK; /* the row decides */
 	}
 	return POP_SYNTAX;
 }
@@ -261,14 +329,23 @@ dispatch(struct session *s, char *line, size_t len)
 	const struct command_row *row;
 	struct command c;
 	bool pending_user = s->auth != NULL && s->auth->have_user;
+	enum command_error e;
 	enum pop_result r;
 
 	if (len + 2 > line_max(line, len)) {
 		forget_user(s);
 		return POP_TOO_LONG;
 	}
-	r = parse_result(command_parse(line, len, &c));
+	e = command_parse(line, len, &c);
+	r = parse_result(e);
 	row = r == POP_OK ? find_command(c.keyword) : NULL;
+	/* R1939-03, DEC-22: 8-bit octets only in the arguments of USER and
+	 * PASS, which judge them as UTF-8 (R6856-07). */
+	if (e == CMD_EIGHT_BIT &&
+	    (row == NULL || !(row->flags & CF_UTF8_ARGS))) {
+		r = POP_BAD_CHAR;
+		row = NULL;
+	}
 	/* DEC-11: anything but a CF_KEEPS_USER command, another USER
 	 * included, forgets the name. */
 	if (row == NULL || !(row->flags & CF_KEEPS_USER))
@@ -316,7 +393,7 @@ static bool
 conclude(struct session *s, enum pop_result r)
 {
 	if (r == POP_AUTH_FAILED || r == POP_AUTH_TEMP || r == POP_AUTH_PERM) {
-		net_reply(s->io, "%s", results[r].reply);
+		say_result(s, r);
 		if (s->auth->failures < AUTH_FAILS_MAX)
 			return true;
 		s->end = END_AUTH_FAILS;
@@ -324,19 +401,18 @@ conclude(struct session *s, enum pop_result r)
 	}
 	if (!results[r].bad) {
 		s->bad_commands = 0;
-		if (results[r].reply != NULL)
-			net_reply(s->io, "%s", results[r].reply);
+		if (results[r].status != NULL)
+			say_result(s, r);
 		if (results[r].close && s->end == END_NONE)
 			s->end = close_reason(s, r);
 		return !results[r].close;
 	}
 	if (++s->bad_commands >= BAD_COMMANDS_MAX) {
-		net_reply(s->io, "-ERR too many bad commands, closing "
-				 "connection");
+		session_say(s, "-ERR", TXT_BAD_COMMANDS);
 		s->end = END_BAD_COMMANDS;
 		return false;
 	}
-	net_reply(s->io, "%s", results[r].reply);
+	say_result(s, r);
 	return true;
 }
 
@@ -375,16 +451,17 @@ serve(struct session *s)
 enum session_end
 session_authorize(const struct config *cfg, const struct peer *peer,
 		  struct netio *io, const struct session_hooks *hooks,
-		  bool *tls_r)
+		  struct session_mode *mode_r)
 {
 	struct auth_state a = {.hooks = hooks};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
 			    .io = io,
 			    .state = ST_AUTH,
+			    .lang = LANG_DEFAULT,
 			    .auth = &a};
 
-	*tls_r = false;
+	*mode_r = (struct session_mode){.lang = LANG_DEFAULT};
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
 	 * slowly they type. */
 	net_set_deadline(io, cfg->preauth_timeout);
@@ -395,9 +472,9 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 		goto ended;
 	}
 	s.tls_active = cfg->tls_implicit;
-	net_reply(io, "+OK pop3d ready");
+	session_say(&s, "+OK", TXT_READY);
 	if (serve(&s) == POP_LOGIN && net_flush(io) == 0) {
-		*tls_r = s.tls_active;
+		*mode_r = (struct session_mode){s.tls_active, s.utf8, s.lang};
 		return SESSION_LOGGED_IN;
 	}
 	net_flush(io);
@@ -429,14 +506,16 @@ log_logout(const struct session *s)
 void
 session_transact(const struct config *cfg, const struct peer *peer,
 		 struct netio *io, const struct auth_user *who,
-		 const char *method, bool tls)
+		 const char *method, const struct session_mode *mode)
 {
 	struct trans_state t = {.who = *who};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
 			    .io = io,
 			    .state = ST_AUTH,
-			    .tls_active = tls,
+			    .tls_active = mode->tls,
+			    .utf8 = mode->utf8,
+			    .lang = mode->lang,
 			    .trans = &t};
 	enum pop_result r;
 

@@ -23,19 +23,27 @@ struct session_hooks {
 
 enum session_end { SESSION_ENDED, SESSION_LOGGED_IN };
 
+/* What AUTHORIZATION hands on to TRANSACTION with the connection; it
+ * crosses from the pre-auth process to the session in MSG_HANDOFF. */
+struct session_mode {
+	bool tls;      /* TLS is active on the connection */
+	bool utf8;     /* the client sent UTF8 (R6856-02) */
+	unsigned lang; /* the language LANG chose (lang.h), LANG_DEFAULT */
+};
+
 /* Greet (after the TLS handshake with --tls-implicit) and serve
  * AUTHORIZATION until a login succeeds or the session ends. On
- * SESSION_LOGGED_IN, io still holds any input read ahead, and *tls_r
- * tells whether TLS is active on io. */
+ * SESSION_LOGGED_IN, io still holds any input read ahead, and *mode_r
+ * what the session must carry on with. */
 enum session_end session_authorize(const struct config *cfg,
 				   const struct peer *peer, struct netio *io,
 				   const struct session_hooks *hooks,
-				   bool *tls_r);
+				   struct session_mode *mode_r);
 
 /* After a successful login, as the user: load the maildrop, answer the
  * login, serve TRANSACTION and UPDATE, log the outcome. */
 void session_transact(const struct config *cfg, const struct peer *peer,
 		      struct netio *io, const struct auth_user *who,
-		      const char *method, bool tls);
+		      const char *method, const struct session_mode *mode);
 
 #endif

@@ -10,16 +10,38 @@
 #include "sasl.h"
 #include "session_int.h"
 #include "tls.h"
+#include "utf8.h"
+
+/* R6856-07: a USER or PASS argument with 8-bit octets must be UTF-8, and
+ * is prepared with SASLprep as a query string; ASCII passes unchanged. */
+static enum pop_result
+prepare(char *arg, size_t cap)
+{
+	switch (utf8_prep(arg, cap)) {
+	case UTF8_PREP_OK:
+		return POP_OK;
+	case UTF8_PREP_MALFORMED:
+		return POP_BAD_UTF8;
+	case UTF8_PREP_TOO_LONG: /* NFKC can lengthen a string */
+		return POP_TOO_LONG;
+	default:
+		return POP_PROHIBITED;
+	}
+}
 
 enum pop_result
 auth_cmd_user(struct session *s, struct command *c)
 {
+	enum pop_result r;
+
 	if (!session_cleartext_allowed(s))
 		return POP_PLAINTEXT;
 	/* R1939-27, R3206-05: the same answer for every name. */
 	snprintf(s->auth->user, sizeof(s->auth->user), "%s", c->argv[0]);
+	if ((r = prepare(s->auth->user, sizeof(s->auth->user))) != POP_OK)
+		return r;
 	s->auth->have_user = true;
-	net_reply(s->io, "+OK send PASS");
+	session_say(s, "+OK", TXT_SEND_PASS);
 	return POP_OK;
 }
 
@@ -58,12 +80,17 @@ enum pop_result
 auth_cmd_pass(struct session *s, struct command *c)
 {
 	struct auth_request req = {0};
+	enum pop_result r;
 
 	s->auth->have_user = false;
 	/* A longer password cannot be right for PAM either; it is still
 	 * checked (and fails) so that length tells nothing. */
 	snprintf(req.user, sizeof(req.user), "%s", s->auth->user);
 	snprintf(req.password, sizeof(req.password), "%s", c->rest);
+	if ((r = prepare(req.password, sizeof(req.password))) != POP_OK) {
+		explicit_bzero(&req, sizeof(req));
+		return r;
+	}
 	return login(s, &req, "USER");
 }
 
@@ -80,7 +107,7 @@ mechanisms_usable(const struct session *s)
 static enum pop_result
 list_mechanisms(struct session *s)
 {
-	net_reply(s->io, "+OK SASL mechanisms follow");
+	session_say(s, "+OK", TXT_SASL_FOLLOWS);
 	if (mechanisms_usable(s)) {
 		net_reply(s->io, "PLAIN");
 		net_reply(s->io, "LOGIN");
@@ -220,9 +247,12 @@ auth_cmd_stls(struct session *s, struct command *c)
 {
 	if (s->tls_active)
 		return POP_TLS_ACTIVE;
+	/* R6856-06: clients must not; refusing keeps the rule simple. */
+	if (s->utf8)
+		return POP_STLS_AFTER_UTF8;
 	if (!tls_available())
 		return POP_NO_TLS;
-	net_reply(s->io, "+OK begin TLS negotiation");
+	session_say(s, "+OK", TXT_BEGIN_TLS);
 	if (net_flush(s->io) < 0)
 		return POP_ABORT;
 	/* R2595-10: net_start_tls drops what came after STLS unread. */
@@ -231,9 +261,24 @@ auth_cmd_stls(struct session *s, struct command *c)
 		return POP_ABORT; /* R2595-13: never fall back */
 	}
 	s->tls_active = true;
-	/* R2595-11: a USER given before TLS is forgotten. */
+	/* R2595-11: a USER given before TLS is forgotten, and a LANG: it
+	 * may have been injected (RFC 6856 §7). */
 	s->auth->have_user = false;
+	s->lang = LANG_DEFAULT;
 	log_msg(LOG_INFO, "STLS: peer=%s %s", s->peer->addr,
 		tls_version(s->io->tls));
+	return POP_OK;
+}
+
+/* --- UTF8 ---------------------------------------------------------------- */
+
+/* R6856-02: UTF-8 mode. USER and PASS take UTF-8 with or without it, as
+ * "UTF8 USER" allows (R6856-07); messages go out as stored either way
+ * (DEC-21). Asking twice changes nothing and is answered the same. */
+enum pop_result
+auth_cmd_utf8(struct session *s, struct command *c)
+{
+	s->utf8 = true;
+	session_say(s, "+OK", TXT_UTF8_ON);
 	return POP_OK;
 }

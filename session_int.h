@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "command.h"
+#include "lang.h"
 #include "maildrop.h"
 #include "privsep_msg.h"
 #include "session.h"
@@ -39,6 +40,10 @@ enum pop_result {
 	POP_CANCELLED,
 	POP_NO_TLS,
 	POP_TLS_ACTIVE,
+	POP_BAD_UTF8,
+	POP_PROHIBITED,
+	POP_STLS_AFTER_UTF8,
+	POP_NO_LANG,
 	POP_AUTH_FAILED,
 	POP_AUTH_TEMP,
 	POP_AUTH_PERM,
@@ -94,6 +99,8 @@ struct session {
 	struct netio *io;
 	enum state state;
 	bool tls_active;
+	bool utf8;     /* the UTF8 command was accepted (R6856-02) */
+	unsigned lang; /* the catalogue replies come from (R6856-13) */
 	int bad_commands;
 	enum net_status gone; /* why the client went away mid-command */
 	enum end_reason end;
@@ -105,11 +112,16 @@ struct session {
  * admin said so (R2595-01, DEC-24). */
 bool session_cleartext_allowed(const struct session *s);
 
+/* Reply status (with its response code, if any), SP, then the text id's
+ * format from the session's catalogue with the arguments (DEC-23). */
+void session_say(struct session *s, const char *status, enum text_id id, ...);
+
 /* AUTHORIZATION (session_auth.c). */
 enum pop_result auth_cmd_user(struct session *s, struct command *c);
 enum pop_result auth_cmd_pass(struct session *s, struct command *c);
 enum pop_result auth_cmd_auth(struct session *s, struct command *c);
 enum pop_result auth_cmd_stls(struct session *s, struct command *c);
+enum pop_result auth_cmd_utf8(struct session *s, struct command *c);
 
 /* TRANSACTION (session_trans.c). */
 enum pop_result trans_enter(struct session *s);

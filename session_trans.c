@@ -11,10 +11,11 @@
 #include "params.h"
 #include "session_int.h"
 
-static const char *
-plural(size_t n)
+/* The singular text for one, the plural for any other count. */
+static enum text_id
+counted(size_t n, enum text_id one, enum text_id many)
 {
-	return n == 1 ? "" : "s";
+	return n == 1 ? one : many;
 }
 
 /* At login, where every failure ends the session. */
@@ -102,8 +103,8 @@ trans_enter(struct session *s)
 	log_msg(LOG_INFO, "maildrop: user=%s messages=%zu bytes=%" PRIu64,
 		s->trans->who.name, t.count, t.bytes);
 	login_record(s, limits.journal_dir);
-	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
-		  t.count, plural(t.count), t.bytes);
+	session_say(s, "+OK", counted(t.count, TXT_MAILDROP_1, TXT_MAILDROP_N),
+		    t.count, t.bytes);
 	return POP_OK;
 }
 
@@ -158,10 +159,10 @@ scan_listing(struct session *s, struct command *c, bool uidl)
 	}
 	t = maildrop_totals(s->trans->md);
 	if (uidl)
-		net_reply(s->io, "+OK unique-id listing follows");
+		session_say(s, "+OK", TXT_UIDL_FOLLOWS);
 	else
-		net_reply(s->io, "+OK %zu message%s (%" PRIu64 " octets)",
-			  t.count, plural(t.count), t.bytes);
+		session_say(s, "+OK", counted(t.count, TXT_SCAN_1, TXT_SCAN_N),
+			    t.count, t.bytes);
 	for (i = 0; i < maildrop_count(s->trans->md); i++) {
 		if (maildrop_deleted(s->trans->md, i))
 			continue;
@@ -200,10 +201,10 @@ send_message(struct session *s, size_t i, const unsigned long *lines)
 	if (st != MD_OK)
 		return POP_SYS_TEMP;
 	if (lines == NULL)
-		net_reply(s->io, "+OK %" PRIu64 " octets",
-			  maildrop_size(s->trans->md, i));
+		session_say(s, "+OK", TXT_OCTETS,
+			    maildrop_size(s->trans->md, i));
 	else
-		net_reply(s->io, "+OK top of message follows");
+		session_say(s, "+OK", TXT_TOP_FOLLOWS);
 	/* The bytes go maildrop -> encoder -> client, not back through
 	 * here. */
 	dotstuff_init(&ds, net_sink, s->io);
@@ -257,7 +258,7 @@ trans_cmd_dele(struct session *s, struct command *c)
 		return r;
 	if (maildrop_set_deleted(s->trans->md, i, true) < 0)
 		return POP_SYS_TEMP;
-	net_reply(s->io, "+OK message %zu deleted", i + 1);
+	session_say(s, "+OK", TXT_DELETED, i + 1);
 	return POP_OK;
 }
 
@@ -275,8 +276,8 @@ trans_cmd_rset(struct session *s, struct command *c)
 
 	maildrop_reset(s->trans->md);
 	t = maildrop_totals(s->trans->md);
-	net_reply(s->io, "+OK maildrop has %zu message%s (%" PRIu64 " octets)",
-		  t.count, plural(t.count), t.bytes);
+	session_say(s, "+OK", counted(t.count, TXT_MAILDROP_1, TXT_MAILDROP_N),
+		    t.count, t.bytes);
 	return POP_OK;
 }
 
@@ -293,7 +294,9 @@ trans_quit(struct session *s)
 	if (st != MD_OK)
 		return s->trans->update.pending ? POP_UPDATE_PENDING
 						: POP_UPDATE_FAILED;
-	net_reply(s->io, "+OK pop3d signing off (%zu message%s left)",
-		  s->trans->update.left, plural(s->trans->update.left));
+	session_say(s, "+OK",
+		    counted(s->trans->update.left, TXT_QUIT_LEFT_1,
+			    TXT_QUIT_LEFT_N),
+		    s->trans->update.left);
 	return POP_QUIT;
 }

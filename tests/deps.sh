@@ -14,6 +14,7 @@ set -eu
 #   libpam0g-dev          auth.c
 #   libssl-dev            libcrypto: UIDL digests (TLS later)
 #   liblockfile-dev       dotlocks for UPDATE (and the dotlockfile helper)
+#   libidn-dev            SASLprep of UTF-8 USER/PASS arguments (utf8.c)
 #   check                 unit tests
 #   libpam-wrapper libnss-wrapper libuid-wrapper
 #                         cwrap: PAM (pam_matrix), passwd and root without
@@ -31,7 +32,7 @@ set -eu
 #   haproxy               make check-proxy: Debian's HAProxy in front of
 #                         pop3d (send-proxy, send-proxy-v2, health checks)
 BUILD_PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
-liblockfile-dev"
+liblockfile-dev libidn-dev"
 PACKAGES="$BUILD_PACKAGES check libpam-wrapper libnss-wrapper
 libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
 clang-tidy clang valgrind haproxy"

@@ -26,6 +26,7 @@
 #include <syslog.h>
 
 #include "netio.h"
+#include "lang.h"
 #include "privsep_msg.h"
 
 static bool
@@ -62,6 +63,7 @@ reference(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	}
 	if (m->type == MSG_HANDOFF && logged_in && nfds == 2 &&
 	    (size_t)len == sizeof(struct msg_handoff) && m->handoff.tls <= 1 &&
+	    m->handoff.utf8 <= 1 && m->handoff.lang < lang_count &&
 	    m->handoff.len <= sizeof(m->handoff.input))
 		return MSG_HANDOFF;
 	if (m->type == MSG_PEER && !logged_in && nfds == 0 &&

@@ -26,7 +26,8 @@
  *     accepts (privsep_check_record), with the TLS flag as it is, and no
  *     request comes after AUTH_FAILS_MAX failures;
  *   - a login is announced only after an AUTH_OK verdict; the handoff
- *     record is one the monitor accepts and its input fits; the pre-auth
+ *     record (with the UTF8 flag and the LANG chosen) is one the monitor
+ *     accepts and its input fits; the pre-auth
  *     input buffer is all zeros after it;
  *   - both input buffers hold nothing but the unread input: every line
  *     handed out (a PASS or AUTH line among them) was wiped;
@@ -280,8 +281,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct session_hooks hooks = {stub_login, &st};
 	struct auth_user who = {.name = "alice"};
 	enum session_end end;
+	struct session_mode mode;
 	int in_fd, out_fd, variant;
-	bool tls;
 
 	if (size < 1)
 		return 0;
@@ -308,18 +309,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&io, 0, sizeof(io));
 	memset(&io2, 0, sizeof(io2));
 	net_init(&io, in_fd, out_fd, cfg.timeout);
-	end = session_authorize(&cfg, &peer, &io, &hooks, &tls);
+	end = session_authorize(&cfg, &peer, &io, &hooks, &mode);
 	check(end == SESSION_ENDED || end == SESSION_LOGGED_IN,
 	      "session_authorize returned %d", end);
 	check((end == SESSION_LOGGED_IN) == st.ok,
 	      "logged in: %d, verdict AUTH_OK: %d", end == SESSION_LOGGED_IN,
 	      st.ok);
-	check(!tls, "TLS active without TLS");
+	check(!mode.tls, "TLS active without TLS");
 	check_wiped(&io, "pre-auth");
 	if (end == SESSION_LOGGED_IN) {
 		/* preauth.c: hand_off, then monitor.c: run_session. */
 		h.type = MSG_HANDOFF;
-		h.tls = tls;
+		h.tls = mode.tls;
+		h.utf8 = mode.utf8;
+		h.lang = mode.lang;
 		h.len = net_take_input(&io, h.input, sizeof(h.input));
 		check(io.in_len == 0, "input left after the handoff");
 		check_wiped(&io, "pre-auth, after the handoff,");
@@ -332,8 +335,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		net_init(&io2, in_fd, out_fd, cfg.timeout);
 		check(net_preload(&io2, h.input, h.len) == 0,
 		      "handoff: input does not fit");
+		/* monitor.c: run_session takes the mode from the record. */
+		mode = (struct session_mode){h.tls, h.utf8, h.lang};
 		explicit_bzero(&h, sizeof(h));
-		session_transact(&cfg, &peer, &io2, &who, st.method, tls);
+		session_transact(&cfg, &peer, &io2, &who, st.method, &mode);
 		check_wiped(&io2, "session");
 	}
 	close(in_fd);

@@ -67,6 +67,30 @@ put("fuzz_session", "login-delay", "\x08" + crlf(
 put("fuzz_session", "pipelined-eof", "\x00USER alice\nPASS secret\nDELE 1\n"
     "TOP 1 18446744073709551616\nLIST 00001\nRETR 7\nDELE 1")
 
+# UTF8 and LANG (RFC 6856): UTF-8 and prepared names and passwords, the
+# language before and after the login, STLS after UTF8.
+put("fuzz_session", "utf8-lang", b"\x00" + crlf(
+    "CAPA", "LANG", "LANG de-CH-1996", "UTF8", "UTF8", "USER al\xc3",
+    "USER a\xc2\x85", "USER alic\xef\xbd\x85", "LANG en", "PASS s\xc3\xa9",
+    "USER alice", "PASS secret", "LANG *", "LIST", "LANG MUL", "UTF8",
+    "STLS", "DELE 1", "QUIT").encode("latin-1"))
+
+# --- fuzz_lang: flag byte (bit 0: 0 LANG range, 1 USER/PASS argument;
+# bits 1-7: spare room in the argument's buffer), the string.
+for name, r in (("en", "en"), ("de-CH-1996", "de-CH-1996"),
+                ("singleton", "de-x-private"), ("star", "*"),
+                ("bad", "de--1"), ("long", "de-" + "-".join(["abcdefgh"] * 8))):
+    put("fuzz_lang", "range-" + name, b"\x00" + r.encode())
+for name, a in (("nfd", "cafe\u0301"), ("fullwidth", "\uff41lice"),
+                ("nbsp", "a\u00a0b"), ("bidi", "\u0627" + "1"),
+                ("c1", "a\u0085")):
+    put("fuzz_lang", "prep-" + name, b"\x01" + a.encode())
+put("fuzz_lang", "prep-overlong", b"\x01\xc0\xaf\xe0\x80\xaf")
+put("fuzz_lang", "prep-surrogate", b"\x01\xed\xa0\x80")
+# U+FDFA prepares to 33 octets: room for it, and none.
+put("fuzz_lang", "prep-expand", b"\xff" + "\ufdfa".encode())
+put("fuzz_lang", "prep-tight", b"\x01\xef\xb7\xba")
+
 # --- fuzz_mbox: the spool as it is.
 for f in ("M.mbox", "M2.mbox", "nonl.mbox"):
     with open(os.path.join(ROOT, "tests", "fixtures", f), "rb") as src:

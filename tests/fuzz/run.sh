@@ -34,6 +34,7 @@ fuzz_records) dict=records.dict max_len=16400 ;;
 fuzz_journal) dict=journal.dict max_len=24576 ;;
 fuzz_dotstuff) dict=dotstuff.dict max_len=2048 ;;
 fuzz_proxy) dict=proxy.dict max_len=1100 ;;
+fuzz_lang) dict=lang.dict max_len=512 ;;
 *)
 	echo "$0: unknown harness $name" >&2
 	exit 2

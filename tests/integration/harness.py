@@ -280,13 +280,14 @@ def split_crlf_lines(data, what="output"):
 def multiline_command(cmdline):
     """Does a +OK reply to this client line start a multi-line response?
     Follows RFC 1939/2449: CAPA, RETR, TOP, and LIST/UIDL without argument;
-    DEC-14: AUTH without argument lists the mechanisms."""
+    DEC-14: AUTH without argument lists the mechanisms; R6856-16: LANG
+    without argument lists the languages."""
     # DEC-01: a bare LF ends a line too; DEC-02: trailing SP/TAB ignored.
     words = cmdline.rstrip(b" \t\r").split(b" ")
     kw = words[0].upper()
     if kw in (b"CAPA", b"RETR", b"TOP"):
         return True
-    return kw in (b"LIST", b"UIDL", b"AUTH") and len(words) == 1
+    return kw in (b"LIST", b"UIDL", b"AUTH", b"LANG") and len(words) == 1
 
 
 # R5034-06: a SASL challenge is "+", SP, base64 (possibly empty), nothing else.

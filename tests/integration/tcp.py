@@ -36,13 +36,15 @@ CAPA_HEAD = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING"]
 # Nothing after them unless an option asks: IMPLEMENTATION only with
 # --capa-implementation (R2449-19), LOGIN-DELAY and EXPIRE with theirs.
 CAPA_TAIL = []
-CLEARTEXT = [b"USER", b"SASL PLAIN LOGIN"]
+# R6856-01, R6856-12: UTF-8 names and passwords where USER is offered.
+CLEARTEXT = [b"USER", b"SASL PLAIN LOGIN", b"UTF8 USER", b"LANG"]
 # A plain connection from a local peer: STLS, and cleartext logins allowed.
 CAPA_PLAIN_LOCAL = CAPA_HEAD + [b"STLS"] + CLEARTEXT + CAPA_TAIL
 # Under TLS (after STLS, or implicit): no STLS; USER and SASL.
 CAPA_TLS = CAPA_HEAD + CLEARTEXT + CAPA_TAIL
-# A plain connection from a peer that is not local: STLS only.
-CAPA_PLAIN_REMOTE = CAPA_HEAD + [b"STLS"] + CAPA_TAIL
+# A plain connection from a peer that is not local: STLS, and UTF8 without
+# USER.
+CAPA_PLAIN_REMOTE = CAPA_HEAD + [b"STLS", b"UTF8", b"LANG"] + CAPA_TAIL
 
 PLAIN_IR = base64.b64encode(b"\0alice\0secret").decode()
 

@@ -10,7 +10,7 @@ from harness import Sessions, TestSkipped, check, fixture
 
 FLAGS = ["--mailbox", "--pam-service", "--timeout", "--min-uid", "--allow-plaintext",
          "--log", "--max-messages", "--max-size", "--login-delay", "--expire",
-         "--capa-implementation", "--version", "--help"]
+         "--capa-implementation", "--language", "--version", "--help"]
 
 
 def run(env, *args):
@@ -100,6 +100,10 @@ FLAG_MESSAGES = [
     (["--expire=-1"], "--expire takes a number of days from 0 to 36500, or NEVER, not -1"),
     (["--expire="], "--expire takes a number of days from 0 to 36500, or NEVER, not "),
     (["--capa-implementation=yes"], "unknown or incomplete option: --capa-implementation=yes"),
+    # R6856-15: LANG * must find a catalogue.
+    (["--language=fr"], "--language=fr: no such language (pop3d has: en de)"),
+    (["--language=de_CH"], "--language=de_CH: no such language (pop3d has: en de)"),
+    (["--language=*"], "--language=*: no such language (pop3d has: en de)"),
 ]
 
 

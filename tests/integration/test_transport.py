@@ -22,7 +22,7 @@ from tcp import (CAPA_PLAIN_LOCAL, CAPA_PLAIN_REMOTE, CAPA_TLS, Conn, EXPECTED,
                  tool_output)
 
 CAPA_LOCAL = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
-              b"USER", b"SASL PLAIN LOGIN"]
+              b"USER", b"SASL PLAIN LOGIN", b"UTF8 USER", b"LANG"]
 
 
 class SocketClient:

@@ -158,7 +158,7 @@ def wait_port_free(port, timeout=20):
 def install(ct):
     ct.run("apt-get", "install", "-y", "--no-install-recommends", "gcc",
            "libc6-dev", "make", "pkg-config", "libpam0g-dev", "libssl-dev",
-           "liblockfile-dev", input=b"")
+           "liblockfile-dev", "libidn-dev", input=b"")
     ct.run("make", "-C", SRC, input=b"", timeout=600)
     ct.run("make", "-C", SRC, "install", input=b"")
     ver = ct.out("/usr/local/sbin/pop3d", "--version").strip()

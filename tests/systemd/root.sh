@@ -21,6 +21,7 @@ SUITE=bookworm
 #   passwd                          useradd, chpasswd
 #   gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
 #   liblockfile-dev libsystemd-dev  INSTALL step 1, built inside
+#   libidn-dev
 #   liblockfile-bin                 the setgid-mail dotlockfile helper
 #   ssl-cert                        the snakeoil pair pop3s@.service names
 #   openbsd-inetd netbase           inetd.conf (and /etc/services, which
@@ -31,7 +32,7 @@ SUITE=bookworm
 # cache, for the test's own apt-get install to use.
 BOOT="systemd,systemd-sysv,dbus"
 PACKAGES="libpam-modules libpam-runtime passwd gcc libc6-dev make pkg-config
-libpam0g-dev libssl-dev liblockfile-dev libsystemd-dev liblockfile-bin
+libpam0g-dev libssl-dev liblockfile-dev libidn-dev libsystemd-dev liblockfile-bin
 ssl-cert openbsd-inetd netbase fail2ban python3-systemd procps iproute2"
 LATER="xinetd"
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <syslog.h>
 
+#include "lang.h"
 #include "privsep_msg.h"
 
 static union msg m;
@@ -101,6 +102,8 @@ START_TEST(handoff_accepted)
 			 MSG_HANDOFF);
 	m.handoff.len = sizeof(m.handoff.input);
 	m.handoff.tls = 1;
+	m.handoff.utf8 = 1;
+	m.handoff.lang = (uint32_t)lang_count - 1;
 	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.handoff), 2, true),
 			 MSG_HANDOFF);
 }
@@ -119,6 +122,20 @@ START_TEST(handoff_refused)
 	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.handoff), 1, true),
 			 0);
 	m.handoff.len = sizeof(m.handoff.input) + 1;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.handoff), 2, true),
+			 0);
+	/* The session's UTF8 and LANG state (R6856-02, R6856-13): a flag
+	 * and an index the catalogue has. */
+	good_handoff();
+	m.handoff.utf8 = 2;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.handoff), 2, true),
+			 0);
+	good_handoff();
+	m.handoff.lang = (uint32_t)lang_count;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.handoff), 2, true),
+			 0);
+	good_handoff();
+	m.handoff.lang = UINT32_MAX;
 	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.handoff), 2, true),
 			 0);
 	good_handoff();
