@@ -12,7 +12,7 @@
 set -eu
 
 PACKAGES="dpkg-dev debhelper fakeroot build-essential pkg-config
-libpam0g-dev libssl-dev liblockfile-dev"
+libpam0g-dev libssl-dev liblockfile-dev libidn-dev"
 [ "${1:-}" = build ] || PACKAGES="$PACKAGES lintian devscripts"
 
 missing=""
