@@ -26,6 +26,7 @@ struct config {
 	const char *preauth_user; /* runs the pre-auth process */
 	const char *preauth_dir;  /* its empty chroot */
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
+	bool shared_spool;	  /* other hosts serve the spools too */
 	unsigned preauth_timeout; /* seconds from connect to login */
 	/* --recover: NULL when not asked; "" every user with a pending
 	 * journal; otherwise that one user (recover.h). */

@@ -35,8 +35,8 @@ md_result(enum md_status st)
 enum pop_result
 trans_enter(struct session *s)
 {
-	struct md_limits limits = {s->cfg->max_messages, s->cfg->max_size,
-				   NULL};
+	struct md_limits limits = {s->cfg->max_messages, s->cfg->max_size, NULL,
+				   s->cfg->shared_spool};
 	char jdir[PATH_MAX];
 	char path[PATH_MAX];
 	struct md_totals t;
