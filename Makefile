@@ -31,14 +31,16 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 
 # Everything but main(), shared by the binary and the unit tests.
 MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
+	proxyproto \
 	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
-	pamload
+	pamload logindelay
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
-	test_sysutil test_sdsock test_ossl test_pamload
+	test_sysutil test_sdsock test_ossl test_pamload test_logindelay \
+	test_proxyproto
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.
@@ -59,7 +61,8 @@ SAY = $(if $(V),@true,@printf '  %-6s %s\n')
 # order-only "| deps" did not: "demo: $(B)/pop3d | deps" compiled before
 # it). make and make install need only the build packages; check-systemd
 # builds inside its container and has its own (tests/systemd/deps.sh).
-NODEPS_GOALS = clean fuzz-clean format uninstall deps check-systemd
+NODEPS_GOALS = clean fuzz-clean format uninstall deps check-systemd deb \
+	check-deb
 BUILD_GOALS = all install $(B)/pop3d $(B)/%.o
 GOALS = $(or $(MAKECMDGOALS),all)
 ifneq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
@@ -165,6 +168,12 @@ check-valgrind: $(B)/pop3d
 check-system: $(B)/pop3d
 	tests/system/run.sh $(B)/pop3d
 
+# pop3d behind Debian's HAProxy (issue 15): send-proxy, send-proxy-v2,
+# health checks, implicit TLS passed through, a client in another network
+# namespace. Root (namespaces) and haproxy; about 30 s.
+check-proxy: $(B)/pop3d
+	/usr/bin/python3 -B tests/proxy/run.py $(B)/pop3d
+
 # The deployment on a booted system (root): Debian 12 with systemd as PID 1
 # in a systemd-nspawn container, pop3d built and installed in it as
 # INSTALL says, every unit and both inetds driven by real clients. Builds
@@ -172,6 +181,18 @@ check-system: $(B)/pop3d
 # /var/cache/pop3d-test.
 check-systemd:
 	tests/systemd/run.sh
+
+# The Debian package (debian/; debian/README.Debian): make deb runs
+# dpkg-buildpackage -us -uc -b in a copy of the sources under build/deb/,
+# where the .deb, .changes and the source package land. make check-deb
+# (root) lints it (lintian, hardening-check), then installs, uses,
+# removes and purges it in the booted Debian 12 of check-systemd. Their
+# host packages: tests/deb/deps.sh.
+DEB_OUT = $(B)/deb
+deb:
+	tests/deb/build.sh $(DEB_OUT)
+check-deb: deb
+	tests/deb/check.sh $(DEB_OUT)
 
 # Static analysis: cppcheck and clang-tidy (.clang-tidy) must be clean.
 lint:
@@ -245,8 +266,8 @@ format:
 clean:
 	rm -rf $(B) $(BA) build-fuzz build-fuzz-cov
 
-.PHONY: all check check-docs check-plain check-asan check-system check-systemd \
-	check-valgrind lint demo deps install uninstall format clean
+.PHONY: all check check-docs check-plain check-asan check-system check-proxy check-systemd \
+	check-valgrind lint demo deps install uninstall format clean deb check-deb
 
 # --- Reliability tests (issue 5): tests/stress/ and tests/faults/ ----------
 # faultshim.so is an LD_PRELOAD fault injector for these tests only: built
@@ -331,7 +352,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_HARNESSES = fuzz_session fuzz_mbox fuzz_sasl fuzz_records fuzz_uidl \
-	fuzz_journal fuzz_dotstuff
+	fuzz_journal fuzz_dotstuff fuzz_proxy
 BF = build-fuzz
 BFC = build-fuzz-cov
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \

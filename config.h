@@ -10,6 +10,10 @@
 
 #include "log.h"
 
+/* struct config's expire, besides a number of days. */
+enum { EXPIRE_UNSET = -1 /* no EXPIRE line */, EXPIRE_NEVER = -2 };
+struct peer_net;
+
 struct config {
 	const char *mailbox; /* spool path pattern: %u user, %h home */
 	const char *pam_service;
@@ -28,9 +32,20 @@ struct config {
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
 	bool shared_spool;	  /* other hosts serve the spools too */
 	unsigned preauth_timeout; /* seconds from connect to login */
+	/* RFC 2449 §6.5: seconds between logins; 0 offers and enforces no
+	 * LOGIN-DELAY. */
+	unsigned login_delay;
+	/* RFC 2449 §6.7: the EXPIRE policy announced, in days, or one of: */
+	int expire;
+	bool capa_implementation; /* IMPLEMENTATION in CAPA (R2449-19) */
 	/* --recover: NULL when not asked; "" every user with a pending
 	 * journal; otherwise that one user (recover.h). */
 	const char *recover;
+	/* --proxy-from: the balancers whose connections start with a
+	 * PROXY header (design.md §13); n_proxy_from 0 without. */
+	const char *proxy_from_text;
+	const struct peer_net *proxy_from;
+	unsigned n_proxy_from;
 };
 
 #endif

@@ -30,13 +30,16 @@
  *                  reads the certificate and the key into wiped buffers;
  *                  tls_forget, right after the pre-auth fork, frees them
  *                  so that the session never holds the key.
- *   peer.c         peer_from_fd: getpeername for logs and PAM_RHOST.
+ *   peer.c         peer_from_fd: getpeername for logs and PAM_RHOST;
+ *                  peer_in_nets, the --proxy-from match; peer_from_octets
+ *                  on the pre-auth process's MSG_PEER record.
  *   sysutil.c      sys_poll, sys_now_ms, sys_sleep_ms: the bounded wait
  *                  for the pre-auth process and the failure delay.
  *   privsep_msg.c  privsep_recv and privsep_send: octets and descriptors
  *                  only; the judging is privsep_check_record, here.
  *   server.c       the Accept=no listener: accept, fork and exec, each
- *                  connection starting over in main.
+ *                  connection starting over in main; its answer to a
+ *                  proxied connection's source (server_claim_source).
  *   sdsock.c       sdsock_listen_fds, sdsock_is_stream (getenv, fcntl,
  *                  fstat, getsockopt) in main; sdsock_notify in the
  *                  listener (one datagram to NOTIFY_SOCKET).
@@ -70,6 +73,7 @@
 #include "params.h"
 #include "peer.h"
 #include "preauth.h"
+#include "server.h"
 #include "privsep_msg.h"
 #include "session.h"
 #include "sysutil.h"
@@ -78,11 +82,12 @@
 
 struct monitor {
 	const struct config *cfg;
-	const struct peer *peer;
+	struct peer *peer;
 	int sock;
 	pid_t preauth;
 	int failures;
-	int log_lines; /* from the pre-auth process */
+	int log_lines;	  /* from the pre-auth process */
+	bool expect_peer; /* a --proxy-from connection: MSG_PEER first */
 	struct auth_user who;
 	char method[AUTH_METHOD_SIZE];
 };
@@ -114,6 +119,11 @@ privsep_check_record(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	    nfds == 2 && m->handoff.tls <= 1 &&
 	    m->handoff.len <= sizeof(m->handoff.input))
 		return MSG_HANDOFF;
+	if (!logged_in && m->type == MSG_PEER && len == sizeof(m->peer) &&
+	    nfds == 0 &&
+	    (m->peer.family == AF_INET || m->peer.family == AF_INET6 ||
+	     m->peer.family == AF_UNSPEC))
+		return MSG_PEER;
 	if (m->type == MSG_LOG && len == sizeof(m->log) && nfds == 0 &&
 	    m->log.priority >= LOG_CRIT && m->log.priority <= LOG_DEBUG &&
 	    memchr(m->log.text, '\0', sizeof(m->log.text)) != NULL)
@@ -199,6 +209,36 @@ refuse_preauth(const struct monitor *m, const char *why)
 	      (long)m->preauth);
 }
 
+/* The client the balancer's PROXY header named (design.md §13): from
+ * here on it is the peer of the logs, PAM_RHOST and the cleartext rule,
+ * and the Accept=no listener counts it for --max-per-source. A health
+ * check (AF_UNSPEC) keeps the balancer's address but is never local:
+ * the balancer's own connection is no reason to allow cleartext. */
+static void
+take_peer(struct monitor *m, const struct msg_peer *p)
+{
+	struct msg_verdict v = {.type = MSG_VERDICT, .verdict = AUTH_OK};
+	struct peer real;
+
+	if (p->family == AF_UNSPEC) {
+		m->peer->local = false;
+		log_msg(LOG_INFO, "proxy: health check from %s", m->peer->addr);
+	} else {
+		peer_from_octets(p->family, p->addr, &real);
+		log_msg(LOG_INFO, "proxy: client %s via %s", real.addr,
+			m->peer->addr);
+		*m->peer = real;
+		if (server_claim_source(m->peer) < 0)
+			v.verdict = AUTH_REFUSED;
+	}
+	m->expect_peer = false;
+	if (privsep_send(m->sock, &v, sizeof(v), NULL, 0) < 0 ||
+	    v.verdict != AUTH_OK) {
+		kill(m->preauth, SIGKILL);
+		_exit(0);
+	}
+}
+
 /* Wait for logins until one succeeds; then take the connection. Returns
  * only with the handoff done; exits when the pre-auth process ends. */
 static void
@@ -221,8 +261,13 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 		if (n < 0)
 			refuse_preauth(m, "an oversized or unreadable record");
 		switch (privsep_check_record(&msg, n, nfds, accepted)) {
+		case MSG_PEER:
+			if (!m->expect_peer)
+				break;
+			take_peer(m, &msg.peer);
+			continue;
 		case MSG_LOGIN:
-			if (m->failures >= AUTH_FAILS_MAX)
+			if (m->failures >= AUTH_FAILS_MAX || m->expect_peer)
 				break;
 			accepted = judge(m, &msg.login.req) == AUTH_OK;
 			continue;
@@ -370,6 +415,7 @@ start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
 		fatal("fork: %m");
 	if (pid == 0) {
 		close(sv[0]);
+		server_forget_channel();  /* the listener trusts its records */
 		test_hook_preauth(sv[1]); /* only in build/pop3d-test */
 		preauth_run(cfg, peer, in_fd, out_fd, sv[1]);
 	}
@@ -407,6 +453,10 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 
 	peer_from_fd(in_fd, &peer);
 	log_msg(LOG_INFO, "connect from %s", peer.addr);
+	/* Root only matches the socket's address; the header itself is
+	 * read and parsed in the pre-auth process (design.md §13). */
+	peer.proxied = peer_in_nets(&peer, cfg->proxy_from, cfg->n_proxy_from);
+	m.expect_peer = peer.proxied;
 	tune_socket(out_fd);
 	pid = start_preauth(cfg, &peer, in_fd, out_fd, &m.sock);
 	m.preauth = pid;
@@ -415,6 +465,7 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	tls_forget();
 	release_client(in_fd, out_fd);
 	await_login(&m, &h, fds);
+	server_forget_channel();
 	close(m.sock);
 	tls = h.tls;
 	if (!tls)

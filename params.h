@@ -186,12 +186,33 @@
 #define OPTION_SECONDS_MAX (24UL * 3600)
 #define OPTION_SESSIONS_MAX 100000UL
 
+/* RFC 2449 §6.5 and §6.7, against typos as above: a login delay beyond
+ * a day would be a mistake (clients poll more often than that), and a
+ * retention beyond a century is what EXPIRE NEVER says. */
+#define LOGIN_DELAY_MAX OPTION_SECONDS_MAX
+#define EXPIRE_DAYS_MAX 36500UL
+
 /* Accept=no mode (server.c): how many sessions at once, and from one
  * source address (an IPv6 /64 counts as one source, since one host
  * usually owns a whole /64). systemd's MaxConnections= and
  * MaxConnectionsPerSource= play this role with Accept=yes. */
 #define MAX_CHILDREN_DEFAULT 100
 #define MAX_PER_SOURCE_DEFAULT 10
+
+/* The PROXY protocol (proxyproto.c, design.md §13). A v1 line is at most
+ * 107 octets with its CRLF (HAProxy's spec, §2.1: "PROXY UNKNOWN" with two
+ * IPv6 addresses and two ports; PROXY-05). A v2 header may announce up to
+ * 16 + 65535 octets; HAProxy sends 28 or 52 plus a few TLVs (ALPN, SNI,
+ * the TLS details, a unique id: a few hundred octets at most), so more
+ * than this is refused rather than read. */
+#define PROXY_V1_LINE_MAX 107
+#define PROXY_HEADER_MAX 1024
+/* The balancer sends the header at once on connecting (PROXY-01), so a
+ * connection from it that has not sent a whole one by then never will:
+ * short, so that half-open connections cannot hold pre-login slots. */
+#define PROXY_HEADER_TIMEOUT_MS 3000
+/* --proxy-from lists the balancers: a handful of hosts or networks. */
+#define PROXY_FROM_MAX 16
 
 /* A log line, priority prefix included: RFC 3164 §4.1 bounds a syslog
  * message to 1024 octets, and journald's stderr lines stay readable.

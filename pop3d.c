@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "monitor.h"
+#include "peer.h"
 #include "params.h"
 #include "recover.h"
 #include "sdsock.h"
@@ -65,6 +67,18 @@ usage(FILE *f)
 		"dotlocks stale by age\n"
 		"  --preauth-timeout=S  most seconds before login "
 		"(default %d)\n"
+		"  --login-delay=S      least seconds between a user's "
+		"logins, announced\n"
+		"                       as LOGIN-DELAY (default 0: none)\n"
+		"  --expire=DAYS|NEVER  the EXPIRE policy CAPA announces "
+		"(default: none)\n"
+		"  --capa-implementation\n"
+		"                       list IMPLEMENTATION pop3d-VERSION in "
+		"CAPA\n"
+		"  --proxy-from=CIDR[,CIDR...]\n"
+		"                       connections from these balancers "
+		"start with a PROXY\n"
+		"                       header (v1 or v2) naming the client\n"
 		"  --recover[=USER]     finish the UPDATEs that a crash "
 		"interrupted, for\n"
 		"                       every user or one, then exit\n"
@@ -92,14 +106,15 @@ bad_option(const char *fmt, ...)
 
 /* How an option's argument is checked, and the type of its target. */
 enum opt_kind {
-	OPT_FLAG,  /* no argument; sets a bool */
-	OPT_TEXT,  /* any string the row's check accepts */
-	OPT_UINT,  /* a number in [min, max], into an unsigned */
-	OPT_ULONG, /* the same, into an unsigned long */
-	OPT_U64,   /* the same, into a uint64_t */
-	OPT_UID,   /* the same, into a uid_t */
-	OPT_LOG,   /* syslog or stderr */
-	OPT_MAYBE, /* an optional argument, into a string ("" without) */
+	OPT_FLAG,   /* no argument; sets a bool */
+	OPT_TEXT,   /* any string the row's check accepts */
+	OPT_UINT,   /* a number in [min, max], into an unsigned */
+	OPT_ULONG,  /* the same, into an unsigned long */
+	OPT_U64,    /* the same, into a uint64_t */
+	OPT_UID,    /* the same, into a uid_t */
+	OPT_LOG,    /* syslog or stderr */
+	OPT_MAYBE,  /* an optional argument, into a string ("" without) */
+	OPT_EXPIRE, /* NEVER or a number in [min, max], into an int */
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -121,6 +136,7 @@ struct opt_rule {
 		uint64_t *u64;
 		uid_t *uid;
 		enum log_target *log;
+		int *expire;
 	} to;
 };
 
@@ -190,6 +206,22 @@ log_option(const char *arg)
 	bad_option("--log takes syslog or stderr, not %s", arg);
 }
 
+/* RFC 2449 §6.7 spells it NEVER; any case is the same word. */
+static int
+expire_option(const struct opt_rule *r, const char *arg)
+{
+	unsigned long v;
+
+	if (strcasecmp(arg, "NEVER") == 0)
+		return EXPIRE_NEVER;
+	if (command_number(arg, &v) != NUMBER_OK || v > r->max)
+		bad_option(
+			"--%s takes a number of days from 0 to %lu, or NEVER, "
+			"not %s",
+			r->name, r->max, arg);
+	return (int)v;
+}
+
 static void
 apply_option(const struct opt_rule *r, const char *arg)
 {
@@ -220,6 +252,9 @@ apply_option(const struct opt_rule *r, const char *arg)
 	case OPT_MAYBE:
 		*r->to.text = arg != NULL ? arg : "";
 		break;
+	case OPT_EXPIRE:
+		*r->to.expire = expire_option(r, arg);
+		break;
 	case OPT_VERSION:
 		printf("pop3d %s\n", POP3D_VERSION);
 		exit(0);
@@ -227,6 +262,24 @@ apply_option(const struct opt_rule *r, const char *arg)
 		usage(stdout);
 		exit(0);
 	}
+}
+
+/* --proxy-from=CIDR[,CIDR...]: checked whole at start-up, so that a typo
+ * stops pop3d instead of refusing every client behind the balancer. */
+static void
+proxy_from_option(struct config *cfg)
+{
+	static struct peer_net nets[PROXY_FROM_MAX];
+	const char *why;
+	int n;
+
+	n = peer_parse_nets(cfg->proxy_from_text, nets, PROXY_FROM_MAX, &why);
+	if (n < 0)
+		bad_option("--proxy-from=%s: %s (at most %d networks, each "
+			   "an address or address/bits)",
+			   cfg->proxy_from_text, why, PROXY_FROM_MAX);
+	cfg->proxy_from = nets;
+	cfg->n_proxy_from = (unsigned)n;
 }
 
 /* getopt_long's view of the table (n rows, opts has room for n + 1).
@@ -291,8 +344,16 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.flag = &cfg->shared_spool},
 		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
 		 .to.uint = &cfg->preauth_timeout},
+		{"proxy-from", OPT_TEXT, 0, 0, check_not_empty,
+		 .to.text = &cfg->proxy_from_text},
 		{"recover", OPT_MAYBE, 0, 0, check_user_name,
 		 .to.text = &cfg->recover},
+		{"login-delay", OPT_UINT, 0, LOGIN_DELAY_MAX, NULL,
+		 .to.uint = &cfg->login_delay},
+		{"expire", OPT_EXPIRE, 0, EXPIRE_DAYS_MAX, NULL,
+		 .to.expire = &cfg->expire},
+		{"capa-implementation", OPT_FLAG, 0, 0, NULL,
+		 .to.flag = &cfg->capa_implementation},
 		{"version", OPT_VERSION, 0, 0, NULL, .to.flag = NULL},
 		{"help", OPT_HELP, 0, 0, NULL, .to.flag = NULL},
 	};
@@ -316,6 +377,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		bad_option("%s", "--tls-implicit needs --tls-cert");
 	if (cfg->tls_cert != NULL && cfg->tls_key == NULL)
 		cfg->tls_key = cfg->tls_cert; /* one PEM file with both */
+	if (cfg->proxy_from_text != NULL)
+		proxy_from_option(cfg);
 }
 
 /* What systemd or inetd passed: a connection on stdin/stdout (inetd
@@ -325,7 +388,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 static int
 dispatch_mode(const struct config *cfg, char **argv)
 {
-	struct server_limits limits = {cfg->max_children, cfg->max_per_source};
+	struct server_limits limits = {cfg->max_children, cfg->max_per_source,
+				       cfg->proxy_from, cfg->n_proxy_from};
 	int n, fd = SDSOCK_FDS_START;
 
 	n = sdsock_listen_fds();
@@ -385,6 +449,7 @@ main(int argc, char **argv)
 		.preauth_dir = "/var/lib/pop3d/empty",
 		.journal_dir = "/var/lib/pop3d/journal",
 		.preauth_timeout = PREAUTH_TIMEOUT_DEFAULT,
+		.expire = EXPIRE_UNSET,
 	};
 
 	/* Sessions started by the Accept=no listener are exec'ed through
@@ -393,6 +458,7 @@ main(int argc, char **argv)
 	default_signals();
 	parse_options(argc, argv, &cfg);
 	log_init(cfg.log);
+	server_take_channel(); /* a proxied session of the listener's */
 	if (cfg.recover != NULL)
 		return recover_run(&cfg);
 	monitor_init(&cfg);

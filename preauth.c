@@ -35,6 +35,7 @@
 #include "netio.h"
 #include "params.h"
 #include "privsep_msg.h"
+#include "proxyproto.h"
 #include "relay.h"
 #include "session.h"
 #include "tls.h"
@@ -119,6 +120,41 @@ confine(const struct config *cfg)
 		fatal("no_new_privs: %m");
 }
 
+/* design.md §13: a --proxy-from connection starts with a PROXY header,
+ * read here, unprivileged, before any POP3 octet (PROXY-01). The client
+ * it names goes to the monitor, which may refuse it (--max-per-source);
+ * then it is *peer, here and there. A health check (LOCAL, UNKNOWN)
+ * stays the balancer's connection, but never local (DEC-24). */
+static void
+take_header(struct preauth *pa, int fd, struct peer *peer)
+{
+	struct proxy_header h;
+	struct msg_peer m;
+	union msg v;
+	int nfds;
+	ssize_t n;
+
+	if (proxy_read(fd, PROXY_HEADER_TIMEOUT_MS, &h) < 0) {
+		log_msg(LOG_WARNING, "PROXY header from %s refused: %s",
+			peer->addr, h.why);
+		_exit(0);
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PEER;
+	m.family = h.command == PROXY_CMD_LOCAL ? AF_UNSPEC : h.family;
+	memcpy(m.addr, h.src, sizeof(m.addr));
+	if (privsep_send(pa->sock, &m, sizeof(m), NULL, 0) < 0)
+		fatal("pre-auth: monitor gone");
+	n = privsep_recv(pa->sock, &v, NULL, &nfds);
+	if (n != sizeof(v.verdict) || v.type != MSG_VERDICT ||
+	    v.verdict.verdict != AUTH_OK)
+		_exit(0); /* refused, and logged, by the monitor */
+	if (h.command == PROXY_CMD_LOCAL)
+		peer->local = false;
+	else
+		peer_from_octets(h.family, h.src, peer);
+}
+
 /* Give the monitor the connection and the input read ahead. Without TLS
  * that is the client's descriptors, and we are done; under TLS, one end
  * of a socketpair, and we relay. */
@@ -164,14 +200,28 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 	static struct netio io;
 	struct preauth pa = {sock};
 	struct session_hooks hooks = {ask_monitor, &pa};
+	struct peer client = *peer;
 	bool tls;
 
 	/* Before the chroot: /dev/null is not there. */
 	if (log_detach(log_to_monitor, &pa) < 0)
 		fatal("pre-auth: /dev/null: %m");
 	confine(cfg);
+	if (peer->proxied) {
+		take_header(&pa, in_fd, &client);
+	} else if (peer->family != AF_UNSPEC && proxy_sniff(in_fd)) {
+		/* PROXY-11: a balancer not in --proxy-from (or pop3d
+		 * without it): its clients must not pass for it. Only IP
+		 * peers are judged: a peer already gone (HAProxy's layer-4
+		 * check resets right after its header) has no address to
+		 * name, and --proxy-from lists IP balancers only. */
+		log_msg(LOG_WARNING,
+			"PROXY header from %s refused: not in --proxy-from",
+			peer->addr);
+		_exit(0);
+	}
 	net_init(&io, in_fd, out_fd, cfg->timeout);
-	if (session_authorize(cfg, peer, &io, &hooks, &tls) ==
+	if (session_authorize(cfg, &client, &io, &hooks, &tls) ==
 	    SESSION_LOGGED_IN)
 		hand_off(cfg, &pa, &io, tls);
 	if (io.tls != NULL)

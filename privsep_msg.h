@@ -47,6 +47,7 @@ enum msg_type {
 	MSG_VERDICT,
 	MSG_HANDOFF,
 	MSG_LOG,
+	MSG_PEER,
 };
 
 struct msg_login {
@@ -75,12 +76,25 @@ struct msg_log {
 	char text[PREAUTH_LOG_TEXT_MAX]; /* NUL-terminated */
 };
 
+/* The client a PROXY header named (design.md §13): sent once, before
+ * anything else, by the pre-auth process of a --proxy-from connection.
+ * family AF_INET (4 octets of addr used) or AF_INET6, or AF_UNSPEC for
+ * the balancer's own connection (a health check: LOCAL, UNKNOWN). The
+ * monitor answers with MSG_VERDICT: AUTH_OK to go on, anything else to
+ * close (--max-per-source). */
+struct msg_peer {
+	uint32_t type;
+	int32_t family;
+	unsigned char addr[16];
+};
+
 union msg {
 	uint32_t type;
 	struct msg_login login;
 	struct msg_verdict verdict;
 	struct msg_handoff handoff;
 	struct msg_log log;
+	struct msg_peer peer;
 };
 
 /* Send one record of len octets, with nfds (0 to 2) descriptors
@@ -94,9 +108,11 @@ int privsep_send(int sock, const void *rec, size_t len, const int *fds,
 ssize_t privsep_recv(int sock, union msg *m, int *fds, int *nfds_r);
 
 /* Judge a record the monitor received (len octets, nfds descriptors
- * attached): MSG_LOGIN, MSG_HANDOFF or MSG_LOG if it is well-formed and
- * expected now (a login before the verdict, the handoff after it, a log
- * line at any time), else 0. Lives
+ * attached): MSG_LOGIN, MSG_HANDOFF, MSG_LOG or MSG_PEER if it is
+ * well-formed and expected now (a login or a peer before the verdict,
+ * the handoff after it, a log line at any time), else 0. Whether a peer
+ * record may come at all (a --proxy-from connection, once, first) is the
+ * monitor's own state, judged in await_login. Lives
  * in monitor.c, where it runs as root; declared here, beside the records,
  * so that the tests and fuzzers of either side can hold the pre-auth
  * process to it. */

@@ -30,6 +30,7 @@
 #include "command.h"
 #include "journal.h"
 #include "log.h"
+#include "logindelay.h"
 #include "maildrop.h"
 
 /* The journal root, judged on its descriptor: if others could write it
@@ -70,9 +71,7 @@ open_root(const char *dir)
 	return -1;
 }
 
-/* How many names a journal directory holds (as the user), but the
- * session locks of shared spools, which stay: 0 means nothing pending.
- * -1 on an error (logged). */
+/* A shared spool's session lock, which stays (maildrop.c). */
 static bool
 session_lock(const char *name)
 {
@@ -81,6 +80,9 @@ session_lock(const char *name)
 	return n > k && strcmp(name + n - k, JOURNAL_SESSION_SUFFIX) == 0;
 }
 
+/* How many names a journal directory holds (as the user), besides
+ * --login-delay's record and the session locks of shared spools: 0
+ * means nothing pending. -1 on an error (logged). */
 static int
 entries(const char *dir)
 {
@@ -94,7 +96,9 @@ entries(const char *dir)
 	}
 	while ((e = readdir(d)) != NULL)
 		if (strcmp(e->d_name, ".") != 0 &&
-		    strcmp(e->d_name, "..") != 0 && !session_lock(e->d_name))
+		    strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, LOGINDELAY_FILE) != 0 &&
+		    !session_lock(e->d_name))
 			n++;
 	closedir(d);
 	return n;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,13 +25,32 @@ typedef char source_key[48];
 
 struct child {
 	pid_t pid;
+	/* "" while a proxied connection's client is not known yet. */
 	source_key source;
+	int chan; /* to a proxied session until it names its client; else -1 */
 };
+
+/* What a proxied session's monitor sends the listener (design.md §13):
+ * the client its PROXY header named. One record, one octet back. */
+struct source_claim {
+	int32_t family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+};
+
+/* The environment variable naming the session's end of that channel. */
+#define SOURCE_FD_ENV "POP3D_SOURCE_FD"
+#define SOURCE_CLAIM_WAIT_MS 5000
+
+static int source_channel = -1; /* in a proxied session: to the listener */
 
 struct server {
 	const struct server_limits *limits;
 	char **argv;
 	struct child *child; /* limits->max_children slots */
+	/* What ppoll watches: the listening socket, then the open claim
+	 * channels, slot[k] the child of pfd[k + 1]. */
+	struct pollfd *pfd;
+	unsigned *slot;
 	unsigned running;
 	sigset_t wait_mask; /* the mask while waiting: signals get in */
 };
@@ -68,6 +89,22 @@ source_of(const struct sockaddr_storage *ss, source_key key)
 	}
 }
 
+static void
+source_of_claim(const struct source_claim *c, source_key key)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (void *)&ss;
+	struct sockaddr_in6 *sin6 = (void *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)c->family;
+	if (c->family == AF_INET)
+		memcpy(&sin->sin_addr, c->addr, 4);
+	else
+		memcpy(&sin6->sin6_addr, c->addr, 16);
+	source_of(&ss, key);
+}
+
 static unsigned
 count_source(const struct server *srv, const source_key key)
 {
@@ -90,14 +127,19 @@ reap(struct server *srv)
 		for (unsigned i = 0; i < srv->limits->max_children; i++)
 			if (srv->child[i].pid == pid) {
 				srv->child[i].pid = 0;
+				if (srv->child[i].chan >= 0)
+					close(srv->child[i].chan);
+				srv->child[i].chan = -1;
 				srv->running--;
 				break;
 			}
 }
 
 /* In the child: become an inetd-style pop3d on this connection. */
-static void __attribute__((noreturn)) exec_session(struct server *srv, int conn)
+static void __attribute__((noreturn))
+exec_session(struct server *srv, int conn, int chan)
 {
+	char num[16];
 	sigset_t none;
 
 	signal(SIGCHLD, SIG_DFL);
@@ -116,29 +158,95 @@ static void __attribute__((noreturn)) exec_session(struct server *srv, int conn)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
+	unsetenv(SOURCE_FD_ENV);
+	if (chan >= 0) {
+		/* Kept across exec: the session's monitor answers on it. */
+		if (fcntl(chan, F_SETFD, 0) < 0)
+			_exit(127);
+		snprintf(num, sizeof(num), "%d", chan);
+		setenv(SOURCE_FD_ENV, num, 1);
+	}
 	execv("/proc/self/exe", srv->argv);
 	log_msg(LOG_ERR, "exec /proc/self/exe: %m");
 	_exit(127);
 }
 
+/* proxied: a --proxy-from connection, whose source is not known yet. */
 static void
-start_session(struct server *srv, int conn, const source_key source)
+start_session(struct server *srv, int conn, const source_key source,
+	      bool proxied)
 {
 	unsigned slot = 0;
+	int sv[2] = {-1, -1};
 	pid_t pid;
 
 	while (srv->child[slot].pid != 0)
 		slot++; /* a free slot exists: running < max_children */
+	if (proxied &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_msg(LOG_ERR, "socketpair: %m");
+		return;
+	}
 	pid = fork();
 	if (pid < 0) {
 		log_msg(LOG_ERR, "fork: %m");
+		if (proxied) {
+			close(sv[0]);
+			close(sv[1]);
+		}
 		return;
 	}
-	if (pid == 0)
-		exec_session(srv, conn);
+	if (pid == 0) {
+		if (proxied)
+			close(sv[0]);
+		exec_session(srv, conn, sv[1]);
+	}
+	if (proxied)
+		close(sv[1]);
 	srv->child[slot].pid = pid;
+	srv->child[slot].chan = sv[0];
 	snprintf(srv->child[slot].source, sizeof(source_key), "%s", source);
 	srv->running++;
+}
+
+/* A proxied session names its client: count it there, or refuse it if
+ * that client has --max-per-source sessions already. One claim per
+ * session; then the channel closes. */
+static void
+answer_claim(struct server *srv, struct child *c)
+{
+	struct source_claim claim;
+	source_key key;
+	unsigned char yes = 0;
+	ssize_t n;
+
+	n = recv(c->chan, &claim, sizeof(claim), MSG_DONTWAIT | MSG_TRUNC);
+	if (n == sizeof(claim) &&
+	    (claim.family == AF_INET || claim.family == AF_INET6)) {
+		source_of_claim(&claim, key);
+		if (count_source(srv, key) >= srv->limits->max_per_source) {
+			log_msg(LOG_WARNING,
+				"connection from %s refused: %u sessions "
+				"already (--max-per-source)",
+				key, srv->limits->max_per_source);
+		} else {
+			snprintf(c->source, sizeof(source_key), "%s", key);
+			yes = 1;
+		}
+		(void)send(c->chan, &yes, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} else if (n < 0 && errno == EAGAIN) {
+		return;
+	}
+	close(c->chan);
+	c->chan = -1;
+}
+
+static void
+classify_accepted(const struct sockaddr_storage *ss, socklen_t len,
+		  struct peer *p)
+{
+	if (peer_classify((const struct sockaddr *)ss, len, p) < 0)
+		p->family = AF_UNSPEC;
 }
 
 static void
@@ -147,6 +255,7 @@ accept_one(struct server *srv, int listen_fd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	source_key source;
+	struct peer p;
 	int conn;
 
 	memset(&ss, 0, sizeof(ss));
@@ -161,15 +270,44 @@ accept_one(struct server *srv, int listen_fd)
 		return;
 	}
 	source_of(&ss, source);
-	if (count_source(srv, source) >= srv->limits->max_per_source) {
+	classify_accepted(&ss, len, &p);
+	if (peer_in_nets(&p, srv->limits->proxy_from,
+			 srv->limits->n_proxy_from)) {
+		/* Counted once its header names the client. */
+		source[0] = '\0';
+		start_session(srv, conn, source, true);
+	} else if (count_source(srv, source) >= srv->limits->max_per_source) {
 		log_msg(LOG_WARNING,
 			"connection from %s refused: %u sessions already "
 			"(--max-per-source)",
 			source, srv->limits->max_per_source);
 	} else {
-		start_session(srv, conn, source);
+		start_session(srv, conn, source, false);
 	}
 	close(conn);
+}
+
+/* Fill srv->pfd; returns how many entries. At the limit the listening
+ * socket is left out (fd -1): new connections wait in the kernel's
+ * backlog until a session ends. Only proxied sessions that have not
+ * named their client yet have a channel open, so this stays short. */
+static nfds_t
+watch(struct server *srv, int listen_fd)
+{
+	nfds_t n = 1;
+
+	srv->pfd[0].fd =
+		srv->running < srv->limits->max_children ? listen_fd : -1;
+	srv->pfd[0].events = POLLIN;
+	for (unsigned i = 0; i < srv->limits->max_children; i++) {
+		if (srv->child[i].pid == 0 || srv->child[i].chan < 0)
+			continue;
+		srv->pfd[n].fd = srv->child[i].chan;
+		srv->pfd[n].events = POLLIN;
+		srv->slot[n - 1] = i;
+		n++;
+	}
+	return n;
 }
 
 static void
@@ -203,12 +341,16 @@ int
 server_run(int listen_fd, const struct server_limits *limits, char **argv)
 {
 	struct server srv = {.limits = limits, .argv = argv};
-	struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+	nfds_t n;
 	int flags, r;
 
 	srv.child = calloc(limits->max_children, sizeof(*srv.child));
-	if (srv.child == NULL)
+	srv.pfd = calloc(limits->max_children + 1, sizeof(*srv.pfd));
+	srv.slot = calloc(limits->max_children, sizeof(*srv.slot));
+	if (srv.child == NULL || srv.pfd == NULL || srv.slot == NULL)
 		fatal("out of memory");
+	for (unsigned i = 0; i < limits->max_children; i++)
+		srv.child[i].chan = -1;
 	/* poll said readable, but the client may be gone by accept(). */
 	flags = fcntl(listen_fd, F_GETFL);
 	if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
@@ -220,17 +362,74 @@ server_run(int listen_fd, const struct server_limits *limits, char **argv)
 	while (!got_stop) {
 		if (got_child)
 			reap(&srv);
-		/* At the limit, wait for a session to end before accepting:
-		 * new connections queue in the kernel's backlog. */
-		r = ppoll(&pfd, srv.running < limits->max_children ? 1 : 0,
-			  NULL, &srv.wait_mask);
-		if (r > 0 && (pfd.revents & POLLIN))
-			accept_one(&srv, listen_fd);
-		else if (r < 0 && errno != EINTR)
+		n = watch(&srv, listen_fd);
+		r = ppoll(srv.pfd, n, NULL, &srv.wait_mask);
+		if (r < 0 && errno != EINTR)
 			fatal("ppoll: %m");
+		if (r <= 0)
+			continue;
+		for (nfds_t k = 1; k < n; k++)
+			if (srv.pfd[k].revents != 0)
+				answer_claim(&srv, &srv.child[srv.slot[k - 1]]);
+		if (srv.pfd[0].revents & POLLIN)
+			accept_one(&srv, listen_fd);
 	}
 	(void)sdsock_notify("STOPPING=1");
 	log_msg(LOG_INFO, "stopping; %u sessions still running", srv.running);
 	free(srv.child);
+	free(srv.pfd);
+	free(srv.slot);
 	return 0;
+}
+
+void
+server_take_channel(void)
+{
+	const char *v = getenv(SOURCE_FD_ENV);
+	struct stat st;
+	char *end;
+	long fd;
+
+	if (v == NULL)
+		return;
+	errno = 0;
+	fd = strtol(v, &end, 10);
+	/* Only ever set by our own listener; anything else is ignored
+	 * rather than trusted as a descriptor. */
+	if (errno == 0 && *v >= '0' && *v <= '9' && *end == '\0' &&
+	    fd > STDERR_FILENO && fd < INT_MAX && fstat((int)fd, &st) == 0 &&
+	    S_ISSOCK(st.st_mode) && fcntl((int)fd, F_SETFD, FD_CLOEXEC) == 0)
+		source_channel = (int)fd;
+	unsetenv(SOURCE_FD_ENV);
+}
+
+void
+server_forget_channel(void)
+{
+	if (source_channel >= 0)
+		close(source_channel);
+	source_channel = -1;
+}
+
+int
+server_claim_source(const struct peer *p)
+{
+	struct source_claim claim;
+	struct pollfd pfd;
+	unsigned char yes = 0;
+	int ok;
+
+	if (source_channel < 0)
+		return 0; /* inetd, Accept=yes: no per-source limit here */
+	memset(&claim, 0, sizeof(claim));
+	claim.family = p->family;
+	memcpy(claim.addr, p->bin, sizeof(claim.addr));
+	pfd.fd = source_channel;
+	pfd.events = POLLIN;
+	ok = send(source_channel, &claim, sizeof(claim), MSG_NOSIGNAL) ==
+		     (ssize_t)sizeof(claim) &&
+	     sys_poll(&pfd, 1, SOURCE_CLAIM_WAIT_MS) > 0 &&
+	     recv(source_channel, &yes, 1, MSG_DONTWAIT) == 1 && yes == 1;
+	server_forget_channel();
+	return ok ? 0 : -1;
 }

@@ -4,9 +4,15 @@
 #ifndef POP3D_SERVER_H
 #define POP3D_SERVER_H
 
+#include "peer.h"
+
 struct server_limits {
 	unsigned max_children;
 	unsigned max_per_source;
+	/* --proxy-from: connections from these are counted by the client
+	 * their PROXY header names, once it is known (design.md §13). */
+	const struct peer_net *proxy_from;
+	unsigned n_proxy_from;
 };
 
 /* Serve listen_fd until SIGTERM, SIGINT or SIGHUP. Each connection gets
@@ -15,5 +21,19 @@ struct server_limits {
  * space layout, nothing inherited but the configuration). Returns the
  * exit status for main. */
 int server_run(int listen_fd, const struct server_limits *limits, char **argv);
+
+/* In a session the listener started for a --proxy-from connection: take
+ * the descriptor it passed (POP3D_SOURCE_FD), on which the monitor tells
+ * it the real client. Called once in main; without one, nothing. */
+void server_take_channel(void);
+
+/* Close that descriptor: before the pre-auth process runs, and once the
+ * claim is made. */
+void server_forget_channel(void);
+
+/* Ask the listener whether client p may have one more session
+ * (--max-per-source); it then counts this session as p's. Returns 0 yes
+ * (or no listener to ask), -1 no (the listener logs it). */
+int server_claim_source(const struct peer *p);
 
 #endif

@@ -76,6 +76,11 @@ static const struct {
 	[POP_UPDATE_PERM] = {"-ERR [SYS/PERM] messages not deleted, contact "
 			     "the administrator",
 			     false, true},
+	/* R2449-05: after a good login, so that a wrong password learns
+	 * nothing and resets nothing; closes like [IN-USE]. */
+	[POP_LOGIN_DELAY] = {"-ERR [LOGIN-DELAY] too soon after the last "
+			     "login, try again later",
+			     false, true},
 };
 
 /* The reason= field of the logout line. */
@@ -91,6 +96,7 @@ static const char *const end_text[] = {
 	[END_MD_IN_USE] = "maildrop in use",
 	[END_MD_TEMP] = "maildrop temporarily unavailable",
 	[END_MD_PERM] = "maildrop refused",
+	[END_LOGIN_DELAY] = "login delay",
 	[END_ERROR] = "error",
 };
 
@@ -101,10 +107,14 @@ session_cleartext_allowed(const struct session *s)
 }
 
 /* R2449-07/08, R2595-05, R5034-01: the same list in both states, except
- * STLS, which is listed only while it can be used. */
+ * STLS, which is listed only while it can be used. LOGIN-DELAY and EXPIRE
+ * have one value for every user (R2449-09: no USER suffix), and
+ * IMPLEMENTATION says what runs only when the admin asks (R2449-19). */
 static enum pop_result
 cmd_capa(struct session *s, struct command *c)
 {
+	const struct config *cfg = s->cfg;
+
 	net_reply(s->io, "+OK capability list follows");
 	net_reply(s->io, "TOP");
 	net_reply(s->io, "UIDL");
@@ -117,7 +127,14 @@ cmd_capa(struct session *s, struct command *c)
 		net_reply(s->io, "USER");
 		net_reply(s->io, "SASL PLAIN LOGIN");
 	}
-	net_reply(s->io, "IMPLEMENTATION pop3d-%s", POP3D_VERSION);
+	if (cfg->login_delay > 0) /* R2449-21 */
+		net_reply(s->io, "LOGIN-DELAY %u", cfg->login_delay);
+	if (cfg->expire == EXPIRE_NEVER) /* R2449-20 */
+		net_reply(s->io, "EXPIRE NEVER");
+	else if (cfg->expire >= 0)
+		net_reply(s->io, "EXPIRE %d", cfg->expire);
+	if (cfg->capa_implementation)
+		net_reply(s->io, "IMPLEMENTATION pop3d-%s", POP3D_VERSION);
 	net_reply(s->io, ".");
 	return POP_OK;
 }
@@ -284,6 +301,8 @@ close_reason(const struct session *s, enum pop_result r)
 		return END_MD_TEMP;
 	case POP_MD_PERM:
 		return END_MD_PERM;
+	case POP_LOGIN_DELAY:
+		return END_LOGIN_DELAY;
 	case POP_ABORT:
 		return s->io->out_failed != NET_OK ? net_end(s->io->out_failed)
 						   : END_ERROR;

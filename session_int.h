@@ -49,6 +49,7 @@ enum pop_result {
 	POP_UPDATE_FAILED,
 	POP_UPDATE_PENDING,
 	POP_UPDATE_PERM, /* nothing deleted until the admin acts */
+	POP_LOGIN_DELAY, /* R2449-05: logged in too recently */
 };
 
 /* Why a session ended. The log text of each is in one table (session.c);
@@ -65,6 +66,7 @@ enum end_reason {
 	END_MD_IN_USE, /* credentials fine, the maildrop could not be opened */
 	END_MD_TEMP,
 	END_MD_PERM,
+	END_LOGIN_DELAY, /* credentials fine, too soon after the last login */
 	END_ERROR,
 };
 

@@ -26,12 +26,15 @@ set -eu
 #   clang                 make fuzz (libFuzzer)
 #   valgrind              make check-valgrind
 #   curl                  the demo's client
-#   systemd               systemd-socket-activate, for the demo
+#   systemd               systemd-socket-activate, for the demo and the
+#                         Accept=no listener in the --proxy-from tests
+#   haproxy               make check-proxy: Debian's HAProxy in front of
+#                         pop3d (send-proxy, send-proxy-v2, health checks)
 BUILD_PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
 liblockfile-dev"
 PACKAGES="$BUILD_PACKAGES check libpam-wrapper libnss-wrapper
 libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
-clang-tidy clang valgrind"
+clang-tidy clang valgrind haproxy"
 case "${1:-}" in
 build) PACKAGES=$BUILD_PACKAGES ;;
 "") ;;

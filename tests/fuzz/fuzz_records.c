@@ -9,7 +9,9 @@
  * buffer of exactly len octets when len is a length recv_record could
  * return, so ASan flags any look past the datagram.
  *
- * Checks: only 0, MSG_LOGIN, MSG_HANDOFF or MSG_LOG come back; an
+ * Checks: only 0, MSG_LOGIN, MSG_HANDOFF, MSG_LOG or MSG_PEER come
+ * back; an accepted peer came before the verdict, with no descriptors,
+ * the exact size and a family of AF_INET, AF_INET6 or AF_UNSPEC; an
  * accepted log line has no descriptors, the exact size, a syslog priority
  * from LOG_CRIT to LOG_DEBUG and its text NUL-terminated; an accepted login
  * came before the verdict, with no descriptors, the exact size, fields
@@ -20,6 +22,7 @@
  * fatal() in the monitor: a lost login). */
 #include "fuzz.h"
 
+#include <sys/socket.h>
 #include <syslog.h>
 
 #include "netio.h"
@@ -61,6 +64,11 @@ reference(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	    (size_t)len == sizeof(struct msg_handoff) && m->handoff.tls <= 1 &&
 	    m->handoff.len <= sizeof(m->handoff.input))
 		return MSG_HANDOFF;
+	if (m->type == MSG_PEER && !logged_in && nfds == 0 &&
+	    (size_t)len == sizeof(struct msg_peer) &&
+	    (m->peer.family == AF_INET || m->peer.family == AF_INET6 ||
+	     m->peer.family == AF_UNSPEC))
+		return MSG_PEER;
 	if (m->type == MSG_LOG && nfds == 0 &&
 	    (size_t)len == sizeof(struct msg_log) &&
 	    m->log.priority >= LOG_CRIT && m->log.priority <= LOG_DEBUG &&
@@ -139,7 +147,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(m, payload, n < alloc ? n : alloc);
 
 	r = privsep_check_record(m, len, nfds, logged_in);
-	check(r == 0 || r == MSG_LOGIN || r == MSG_HANDOFF || r == MSG_LOG,
+	check(r == 0 || r == MSG_LOGIN || r == MSG_HANDOFF || r == MSG_LOG ||
+		      r == MSG_PEER,
 	      "privsep_check_record returned %#x", (unsigned)r);
 	if (r == MSG_LOGIN) {
 		const struct auth_request *q = &m->login.req;
@@ -164,6 +173,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "log line at priority %d accepted", m->log.priority);
 		check(terminated(m->log.text, sizeof(m->log.text)),
 		      "log line accepted without its NUL");
+	} else if (r == MSG_PEER) {
+		check(!logged_in && nfds == 0 &&
+			      len == (ssize_t)sizeof(struct msg_peer),
+		      "peer of %zd octets, %d descriptors, accepted", len,
+		      nfds);
+		check(m->peer.family == AF_INET || m->peer.family == AF_INET6 ||
+			      m->peer.family == AF_UNSPEC,
+		      "peer of family %d accepted", m->peer.family);
 	} else if (r == MSG_HANDOFF) {
 		check(logged_in && nfds == 2, "handoff accepted out of turn");
 		check(len == (ssize_t)sizeof(struct msg_handoff),

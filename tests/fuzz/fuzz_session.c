@@ -10,7 +10,10 @@
  *                PASS and AUTH PLAIN/LOGIN are refused without TLS);
  *   flags bits 1-2: the spool: 0 the awkward one below, 1 an empty file,
  *                2 none at all, 3 a file that is not mbox (the login is
- *                refused with [SYS/PERM]).
+ *                refused with [SYS/PERM]);
+ *   flags bit 3: --login-delay=1, --expire=NEVER and
+ *                --capa-implementation (the record left by one input
+ *                refuses the next one's login for a second).
  *
  * The client's bytes come from a regular file (poll says readable, read
  * says EOF at the end: nothing ever waits); replies go to another file.
@@ -36,6 +39,7 @@
 #include <dirent.h>
 
 #include "log.h"
+#include "logindelay.h"
 #include "maildrop.h"
 #include "netio.h"
 #include "privsep_msg.h"
@@ -196,7 +200,9 @@ check_spool_after(int variant)
 	d = opendir(udir);
 	check(d != NULL, "%s: %s", udir, strerror(errno));
 	while ((e = readdir(d)) != NULL)
-		check(e->d_name[0] == '.', "journal %s left behind", e->d_name);
+		check(e->d_name[0] == '.' ||
+			      strcmp(e->d_name, LOGINDELAY_FILE) == 0,
+		      "journal %s left behind", e->d_name);
 	closedir(d);
 	if (variant == 2) {
 		check(access(spool, F_OK) < 0, "a missing spool was created");
@@ -282,6 +288,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	variant = data[0] >> 1 & 3;
 	peer.local = !(data[0] & 1);
 	cfg.allow_plaintext = false;
+	cfg.login_delay = data[0] & 8 ? 1 : 0;
+	cfg.expire = data[0] & 8 ? EXPIRE_NEVER : EXPIRE_UNSET;
+	cfg.capa_implementation = data[0] & 8;
 
 	(void)unlink(spool);
 	if (variant == 0)

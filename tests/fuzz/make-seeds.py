@@ -26,7 +26,8 @@ def crlf(*lines):
     return "".join(l + "\r\n" for l in lines)
 
 
-# --- fuzz_session: flag byte (bit 0 remote, bits 1-2 spool), client bytes.
+# --- fuzz_session: flag byte (bit 0 remote, bits 1-2 spool, bit 3
+# --login-delay, --expire and --capa-implementation), client bytes.
 PLAIN = base64.b64encode(b"\0alice\0secret").decode()
 put("fuzz_session", "user-pass-all", "\x00" + crlf(
     "CAPA", "USER alice", "PASS secret", "STAT", "LIST", "UIDL", "RETR 1",
@@ -59,6 +60,10 @@ put("fuzz_session", "not-mbox", "\x06" + crlf(
 # Lines over AUTH_LINE_MAX (8 KiB): an AUTH PLAIN response and a command.
 put("fuzz_session", "overlong", "\x00" + crlf(
     "AUTH PLAIN", "A" * 8300, "B" * 8300, "CAPA", "QUIT"))
+# --login-delay=1: the record one input leaves may refuse the login of
+# the next for a second ([LOGIN-DELAY]); CAPA shows the option lines.
+put("fuzz_session", "login-delay", "\x08" + crlf(
+    "CAPA", "USER alice", "PASS secret", "CAPA", "QUIT"))
 put("fuzz_session", "pipelined-eof", "\x00USER alice\nPASS secret\nDELE 1\n"
     "TOP 1 18446744073709551616\nLIST 00001\nRETR 7\nDELE 1")
 
@@ -114,6 +119,11 @@ put("fuzz_records", "handoff-too-long", b"\x25\x00" +
 put("fuzz_records", "verdict", b"\x30\x00" +
     struct.pack("<Ii", MSG_VERDICT, 0))
 put("fuzz_records", "raw-length", b"\x50\x00" + struct.pack("<q", -1))
+# MSG_PEER (design.md §13): type, family (AF_INET 2), 16 address octets.
+put("fuzz_records", "peer-v4", b"\x00\x00" +
+    struct.pack("<Ii16s", 0x706f7035, 2, bytes([192, 0, 2, 7])))
+put("fuzz_records", "peer-after-login", b"\x01\x00" +
+    struct.pack("<Ii16s", 0x706f7035, 10, b"\x20\x01\x0d\xb8" + b"\x00" * 12))
 
 # --- fuzz_uidl: flag byte, parameter byte, header block.
 put("fuzz_uidl", "selected", b"\x00\x00"
@@ -197,3 +207,27 @@ put("fuzz_dotstuff", "lf-then-long-crlf", b"\x1f\x12\x0a.a\nb\nc\n.d\n" +
 put("fuzz_dotstuff", "large-lf-dots", b"\x17\x05\x00" +
     b"".join(b".%d\n" % i for i in range(400)))
 put("fuzz_dotstuff", "fail-third", b"\x47\x09\x00" + b"a\n" * 700)
+# --- fuzz_proxy: flag byte (low bits: the largest read, 0 = whole
+# requests), then the connection's first octets (proxyhdr.py's headers:
+# HAProxy's send-proxy and send-proxy-v2, its health checks, TLVs).
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import proxyhdr  # noqa: E402
+
+put("fuzz_proxy", "v1-tcp4", b"\x00" + proxyhdr.v1("192.0.2.7") + b"CAPA\r\n")
+put("fuzz_proxy", "v1-tcp6-bytewise", b"\x01" +
+    proxyhdr.v1("2001:db8::7", "::1", 65535, 995) + b"\x16\x03\x01")
+put("fuzz_proxy", "v1-unknown", b"\x00PROXY UNKNOWN\r\n")
+put("fuzz_proxy", "v1-unknown-long", b"\x05PROXY UNKNOWN " + b"f" * 80 + b"\r\n")
+put("fuzz_proxy", "v1-no-crlf", b"\x00PROXY TCP4 " + b"1" * 120)
+put("fuzz_proxy", "v2-tcp4", b"\x00" + proxyhdr.v2("192.0.2.7") + b"CAPA\r\n")
+put("fuzz_proxy", "v2-tcp6-tlvs", b"\x03" + proxyhdr.v2(
+    "2001:db8::7", tlvs=proxyhdr.tlv(1, b"pop3") + proxyhdr.tlv(2, b"mail.example.org")
+    + proxyhdr.tlv(0x20, b"\x07\x00\x00\x00\x00" + proxyhdr.tlv(0x21, b"TLSv1.3"))
+    + proxyhdr.tlv(4, b"\0" * 5)))
+put("fuzz_proxy", "v2-local", b"\x00" + proxyhdr.v2_local())
+put("fuzz_proxy", "v2-local-block", b"\x02" + proxyhdr.v2_local(b"\x01" * 12))
+put("fuzz_proxy", "v2-udp", b"\x00" + proxyhdr.v2("192.0.2.7")[:13] + b"\x12" +
+    proxyhdr.v2("192.0.2.7")[14:])
+put("fuzz_proxy", "v2-unix", b"\x00" + proxyhdr.V2_SIG + b"\x21\x31\x00\xd8" + b"\0" * 216)
+put("fuzz_proxy", "v2-tlv-overrun", b"\x00" + proxyhdr.v2("192.0.2.7", tlvs=b"\x04\x00\x09"))
+put("fuzz_proxy", "pop3", b"\x00CAPA\r\nUSER alice\r\n")

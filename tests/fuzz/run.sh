@@ -33,6 +33,7 @@ fuzz_sasl) dict=sasl.dict max_len=2048 ;;
 fuzz_records) dict=records.dict max_len=16400 ;;
 fuzz_journal) dict=journal.dict max_len=24576 ;;
 fuzz_dotstuff) dict=dotstuff.dict max_len=2048 ;;
+fuzz_proxy) dict=proxy.dict max_len=1100 ;;
 *)
 	echo "$0: unknown harness $name" >&2
 	exit 2

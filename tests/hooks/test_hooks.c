@@ -22,7 +22,8 @@ export_layout(void)
 		 "login=%zu user=%zu authzid=%zu password=%zu method=%zu "
 		 "tls=%zu field=%zu verdict=%zu handoff=%zu handoff_tls=%zu "
 		 "handoff_len=%zu input=%zu input_size=%zu log=%zu "
-		 "priority=%zu text=%zu text_size=%zu union=%zu type_login=%u",
+		 "priority=%zu text=%zu text_size=%zu union=%zu type_login=%u "
+		 "peer=%zu peer_family=%zu peer_addr=%zu",
 		 sizeof(struct msg_login), offsetof(struct msg_login, req.user),
 		 offsetof(struct msg_login, req.authzid),
 		 offsetof(struct msg_login, req.password),
@@ -37,7 +38,9 @@ export_layout(void)
 		 sizeof(struct msg_log), offsetof(struct msg_log, priority),
 		 offsetof(struct msg_log, text),
 		 sizeof(((struct msg_log *)0)->text), sizeof(union msg),
-		 (unsigned)MSG_LOGIN);
+		 (unsigned)MSG_LOGIN, sizeof(struct msg_peer),
+		 offsetof(struct msg_peer, family),
+		 offsetof(struct msg_peer, addr));
 	if (setenv("POP3D_TEST_LAYOUT", buf, 1) < 0)
 		_exit(126);
 }

@@ -6,7 +6,8 @@ reference in the tree resolves.
 
 Script tests declare their IDs in the "# " comment lines of NAME.in; Python
 tests name them in their docstrings. Prints every in-scope ID (issue 2:
-sections 2-7, 9, 13-22; issue 4: sections 1, 8, 11 and 12, TLS and SASL)
+sections 2-7, 9, 13-22; issue 4: sections 1, 8, 11 and 12, TLS and SASL;
+issue 16: section 25, the other capabilities)
 with the tests that cover it; IDs that do not apply to pop3d are listed
 apart with the reason. Then checks the references: every checklist ID
 cited anywhere in the sources, tests and documentation must be defined in
@@ -24,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DOCS = REPO / "docs"
-ID_RE = re.compile(r"\b(R\d{4}-\d+|DEC-\d+)\b")
+ID_RE = re.compile(r"\b(R\d{4}-\d+|DEC-\d+|PROXY-\d+)\b")
 # "design.md §4", "design.md §4.2", "design.md section 4" (across a line
 # break too).
 DESIGN_REF_RE = re.compile(r"design\.md,?\s+(?:§\s*|section\s+)(\d+(?:\.\d+)?)")
@@ -33,7 +34,8 @@ REF_GLOBS = ["*.c", "*.h", "*.md", "*.8", "INSTALL", "Makefile", "docs/*.md",
              "units/**/*", "tests/**/*.c", "tests/**/*.h", "tests/**/*.py",
              "tests/**/*.sh", "tests/**/*.in", "tests/**/*.md", "tests/**/README",
              "bench/*.md", "bench/*.py", "bench/*.c", ".ci/run"]
-SECTIONS = set(range(1, 10)) | set(range(11, 23))
+SECTIONS = set(range(1, 10)) | set(range(11, 23)) | {25}
+SECTIONS |= {27}  # the PROXY protocol (issue 15)
 # In those sections but not applicable to pop3d, with the reason.
 OUT_OF_SCOPE = {
     "R2595-04": "obsolete: the RFC 2595 mandatory cipher is not to be enabled",
@@ -49,7 +51,7 @@ def in_scope(checklist):
         m = re.match(r"## (\d+)\.", line)
         if m:
             sec = int(m.group(1))
-        for i in re.findall(r"\*\*(R\d{4}-\d+|DEC-\d+)\*\*", line):
+        for i in re.findall(r"\*\*(R\d{4}-\d+|DEC-\d+|PROXY-\d+)\*\*", line):
             if sec in SECTIONS and i not in OUT_OF_SCOPE:
                 ids.append(i)
     return ids
@@ -69,7 +71,8 @@ def covered():
 
 
 def defined_ids(checklist):
-    return set(re.findall(r"\*\*(R\d{4}-\d+|DEC-\d+)\*\*", checklist.read_text()))
+    return set(re.findall(r"\*\*(R\d{4}-\d+|DEC-\d+|PROXY-\d+)\*\*",
+                          checklist.read_text()))
 
 
 def design_sections(design):

@@ -15,7 +15,8 @@ back is reported on fd 1, one line each, for the test to read:
 
 Steps: {"login": {"user", "password", "authzid", "method", "tls"},
 "pad": N, "cut": N, "unterminated": true} (N octets more or fewer, or
-a user field without its NUL), {"handoff": INPUT,
+a user field without its NUL), {"peer": ADDRESS} (MSG_PEER: the client
+a PROXY header named; "" for a health check), {"handoff": INPUT,
 "fds": true}, {"log": TEXT, "priority": N}, {"verdict": V} (a verdict
 sent the wrong way), {"junk": N} (N octets), {"recv": true} (wait for one
 record or EOF; 20 s at most). After a handoff the program exits, as the
@@ -80,6 +81,18 @@ def log_record(text, priority):
     return bytes(rec)
 
 
+def peer_record(addr):
+    rec = bytearray(L["peer"])
+    struct.pack_into("<I", rec, 0, L["type_login"] + 4)
+    if addr:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        put(rec, L["peer_addr"], 16, socket.inet_pton(family, addr))
+    else:
+        family = socket.AF_UNSPEC
+    struct.pack_into("<i", rec, L["peer_family"], family)
+    return bytes(rec)
+
+
 def receive():
     now = lambda: f"{time.monotonic() - START:.3f}"
     r, _, _ = select.select([SOCK], [], [], 20)
@@ -113,6 +126,8 @@ def main():
             fds = [0, 1] if step.get("fds", True) else []
         elif "log" in step:
             rec = log_record(step["log"].encode(), step.get("priority", 5))
+        elif "peer" in step:
+            rec = peer_record(step["peer"])
         elif "verdict" in step:
             rec = struct.pack("<Ii", L["type_login"] + 1, step["verdict"])
         else:

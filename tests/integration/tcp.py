@@ -33,7 +33,9 @@ PWRAP_RACE = re.compile(rb"pwrap_init: Failed to create pam_wrapper config dir|"
 TIMEOUT = 15.0
 
 CAPA_HEAD = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING"]
-CAPA_TAIL = [b"IMPLEMENTATION pop3d-0.1"]
+# Nothing after them unless an option asks: IMPLEMENTATION only with
+# --capa-implementation (R2449-19), LOGIN-DELAY and EXPIRE with theirs.
+CAPA_TAIL = []
 CLEARTEXT = [b"USER", b"SASL PLAIN LOGIN"]
 # A plain connection from a local peer: STLS, and cleartext logins allowed.
 CAPA_PLAIN_LOCAL = CAPA_HEAD + [b"STLS"] + CLEARTEXT + CAPA_TAIL

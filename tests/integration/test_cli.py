@@ -9,7 +9,8 @@ import subprocess
 from harness import Sessions, TestSkipped, check, fixture
 
 FLAGS = ["--mailbox", "--pam-service", "--timeout", "--min-uid", "--allow-plaintext",
-         "--log", "--max-messages", "--max-size", "--version", "--help"]
+         "--log", "--max-messages", "--max-size", "--login-delay", "--expire",
+         "--capa-implementation", "--version", "--help"]
 
 
 def run(env, *args):
@@ -91,6 +92,14 @@ FLAG_MESSAGES = [
     (["--pam-service=a/b"], "bad PAM service name: a/b"),
     (["--tls-key=k"], "--tls-key needs --tls-cert"),
     (["--tls-implicit"], "--tls-implicit needs --tls-cert"),
+    # R2449-20 R2449-21: the policy announcements.
+    (["--login-delay=86401"], "bad value for --login-delay"),
+    (["--login-delay=-1"], "bad value for --login-delay"),
+    (["--expire=36501"], "--expire takes a number of days from 0 to 36500, or NEVER, not 36501"),
+    (["--expire=forever"], "--expire takes a number of days from 0 to 36500, or NEVER, not forever"),
+    (["--expire=-1"], "--expire takes a number of days from 0 to 36500, or NEVER, not -1"),
+    (["--expire="], "--expire takes a number of days from 0 to 36500, or NEVER, not "),
+    (["--capa-implementation=yes"], "unknown or incomplete option: --capa-implementation=yes"),
 ]
 
 

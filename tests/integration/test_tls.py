@@ -302,8 +302,11 @@ def test_tls11_refused(env):
     2007, PHP's imap, offers only 1.0 on STLS) is refused on the implicit
     port and after STLS; the log says why; TLS 1.2 works."""
     cafile = str(certs(env).cert)
-    with Server(env, "tls11-implicit", tls_args(env, implicit=True)) as imp, \
-            Server(env, "tls11-stls", tls_args(env)) as stls:
+    # --capa-implementation: an IMPLEMENTATION line would show a CAPA
+    # answered, as it did before it became optional.
+    impl = ["--capa-implementation"]
+    with Server(env, "tls11-implicit", tls_args(env, implicit=True) + impl) as imp, \
+            Server(env, "tls11-stls", tls_args(env) + impl) as stls:
         for srv, starttls, version in ((imp, [], "-tls1_1"),
                                        (stls, ["-starttls", "pop3"], "-tls1_1"),
                                        (stls, ["-starttls", "pop3"], "-tls1")):

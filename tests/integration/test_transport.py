@@ -22,7 +22,7 @@ from tcp import (CAPA_PLAIN_LOCAL, CAPA_PLAIN_REMOTE, CAPA_TLS, Conn, EXPECTED,
                  tool_output)
 
 CAPA_LOCAL = [b"TOP", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
-              b"USER", b"SASL PLAIN LOGIN", b"IMPLEMENTATION pop3d-0.1"]
+              b"USER", b"SASL PLAIN LOGIN"]
 
 
 class SocketClient:

@@ -8,6 +8,9 @@
 # The Debian root is built once and cached (tests/systemd/root.sh); each
 # run unpacks a fresh copy in a directory of its own and removes it, and
 # stops the container by its PID.
+#
+# run.sh [CHECK.py [ARGS...]]: another check in the same container (make
+# check-deb: tests/deb/container.py), given --leader, --root and ARGS.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -95,5 +98,6 @@ if [ "$state" = degraded ]; then
 		sed 's/^/      failed at boot: /'
 fi
 
-/usr/bin/python3 -B "$top/tests/systemd/check.py" --leader "$leader" \
-	--root "$root"
+check=${1:-$top/tests/systemd/check.py}
+shift || true
+/usr/bin/python3 -B "$check" --leader "$leader" --root "$root" "$@"

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
 
 #include "privsep_msg.h"
@@ -127,6 +128,37 @@ START_TEST(handoff_refused)
 }
 END_TEST
 
+/* design.md §13: the client a PROXY header named, before the verdict. */
+START_TEST(peer_judged)
+{
+	static const int ok[] = {AF_INET, AF_INET6, AF_UNSPEC};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		m.peer.type = MSG_PEER;
+		m.peer.family = ok[i];
+		ck_assert_int_eq(
+			privsep_check_record(&m, sizeof(m.peer), 0, false),
+			MSG_PEER);
+		/* Not after a login, not with descriptors, not cut. */
+		ck_assert_int_eq(
+			privsep_check_record(&m, sizeof(m.peer), 0, true), 0);
+		ck_assert_int_eq(
+			privsep_check_record(&m, sizeof(m.peer), 1, false), 0);
+		ck_assert_int_eq(
+			privsep_check_record(&m, sizeof(m.peer) - 1, 0, false),
+			0);
+		ck_assert_int_eq(
+			privsep_check_record(&m, sizeof(m.peer) + 1, 0, false),
+			0);
+	}
+	m.peer.family = AF_UNIX;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.peer), 0, false), 0);
+	m.peer.family = -1;
+	ck_assert_int_eq(privsep_check_record(&m, sizeof(m.peer), 0, false), 0);
+}
+END_TEST
+
 static void
 good_log(void)
 {
@@ -188,6 +220,7 @@ privsep_suite(void)
 	tcase_add_test(tc, handoff_refused);
 	tcase_add_test(tc, log_accepted);
 	tcase_add_test(tc, log_refused);
+	tcase_add_test(tc, peer_judged);
 	suite_add_tcase(s, tc);
 	return s;
 }
