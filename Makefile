@@ -11,10 +11,10 @@ WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 # PAM's and OpenSSL's headers only: pamload.c and ossl.c load the
 # libraries when they are first needed (a login; TLS, the UIDL digest),
-# not at every start.
+# not at every start; likewise lockload.c liblockfile (a dotlock).
 PKGS = pam libssl libcrypto
 DEPCFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEPLIBS = -llockfile
+DEPLIBS =
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck)
 
@@ -35,7 +35,7 @@ MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
-	pamload logindelay
+	pamload logindelay lockload
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \

@@ -203,6 +203,49 @@ dotlock_foreign(int fd, const char *dotlock)
 	return true;
 }
 
+long
+lock_dotlock_poll_ms(int tries)
+{
+	int doublings = tries / DOTLOCK_POLL_DOUBLE_EVERY;
+	long ms = DOTLOCK_POLL_MIN_MS;
+
+	while (doublings-- > 0 && ms < DOTLOCK_POLL_MAX_MS)
+		ms *= 2;
+	return ms < DOTLOCK_POLL_MAX_MS ? ms : DOTLOCK_POLL_MAX_MS;
+}
+
+/* The dotlock, tried with no sleep of liblockfile's (retries 0: one
+ * link, a stale lock removed and tried again at once), on our own
+ * schedule: liblockfile's first sleep is 5 s, which every QUIT that met
+ * a delivery's lock paid in full. A foreign dotlock planted while we
+ * wait ends the wait. */
+static enum lock_status
+dotlock_take(int fd, const char *dotlock, bool shared)
+{
+	int64_t deadline = sys_now_ms() + DOTLOCK_WAIT_MS;
+	int r;
+
+	for (int tries = 0;; tries++) {
+		r = lockfile_create(dotlock, 0, dotlock_flags(shared));
+		if (r == L_SUCCESS)
+			return LOCK_OK;
+		if (r != L_MAXTRYS) {
+			log_msg(LOG_WARNING,
+				"%s: dotlock failed (liblockfile error %d)",
+				dotlock, r);
+			return LOCK_ERROR;
+		}
+		if (dotlock_foreign(fd, dotlock))
+			return LOCK_FOREIGN;
+		if (sys_now_ms() >= deadline) {
+			log_msg(LOG_WARNING,
+				"%s: still held by another program", dotlock);
+			return LOCK_BUSY;
+		}
+		sys_sleep_ms(lock_dotlock_poll_ms(tries));
+	}
+}
+
 /* The dotlock first: the other order has each side hold one lock while
  * it waits for the other, and every delivery stalls for the whole wait.
  * Neither wait happens while we hold the other lock for long. */
@@ -210,26 +253,13 @@ enum lock_status
 lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 {
 	enum lock_status st;
-	int r;
 
 	if ((size_t)snprintf(dotlock, size, "%s.lock", path) >= size)
 		return LOCK_REFUSED;
 	if (dotlock_foreign(fd, dotlock))
 		return LOCK_FOREIGN;
-	r = lockfile_create(dotlock, DOTLOCK_RETRIES, dotlock_flags(shared));
-	if (r != L_SUCCESS) {
-		/* Planted while we waited: the same, after one wait. */
-		if (r == L_MAXTRYS && dotlock_foreign(fd, dotlock))
-			return LOCK_FOREIGN;
-		if (r == L_MAXTRYS)
-			log_msg(LOG_WARNING,
-				"%s: still held by another program", dotlock);
-		else
-			log_msg(LOG_WARNING,
-				"%s: dotlock failed (liblockfile error %d)",
-				dotlock, r);
-		return r == L_MAXTRYS ? LOCK_BUSY : LOCK_ERROR;
-	}
+	if ((st = dotlock_take(fd, dotlock, shared)) != LOCK_OK)
+		return st;
 	if ((st = fcntl_lock(fd, path, F_WRLCK)) != LOCK_OK)
 		dotlock_remove(dotlock);
 	return st;

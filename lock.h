@@ -14,7 +14,7 @@
  *             the order procmail and Postfix take them; for recovery and
  *             UPDATE.
  *
- * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_RETRIES); then
+ * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_WAIT_MS); then
  * LOCK_BUSY. A dotlock owned by anyone but the spool's owner or root is
  * not waited for at all: LOCK_FOREIGN (lock.c, dotlock_foreign). Errors, waits
  * that ran out and a session lock held by another session are logged here,
@@ -67,6 +67,11 @@ void lock_release(int fd, const char *path);
  * or after the wait). */
 enum lock_status lock_update(int fd, const char *path, bool shared,
 			     char *dotlock, size_t size);
+
+/* How long lock_update sleeps after its tries-th failed try (from 0) at
+ * a held dotlock: DOTLOCK_POLL_MIN_MS, doubling every
+ * DOTLOCK_POLL_DOUBLE_EVERY tries, at most DOTLOCK_POLL_MAX_MS. */
+long lock_dotlock_poll_ms(int tries);
 
 /* Release what lock_update took. */
 void lock_update_end(int fd, const char *path, const char *dotlock);

@@ -36,6 +36,16 @@ struct prefetch {
 	size_t len;
 };
 
+/* What buf holds of the spool, [off, off + len), if it was read under a
+ * read lock while the snapshot held (len 0: nothing, or not so read):
+ * those bytes were the spool as parsed at login, so while the snapshot
+ * still holds they still are, and the next messages are served from
+ * them with one fstat (design.md §4.6). */
+struct ahead {
+	off_t off;
+	size_t len;
+};
+
 struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
@@ -50,6 +60,7 @@ struct maildrop {
 	struct md_totals kept; /* not marked deleted */
 	struct snapshot snap;
 	struct prefetch pre;
+	struct ahead ahead;
 	/* The messages marked deleted since login or the last RSET (some
 	 * perhaps unmarked since): what maildrop_reset walks. */
 	size_t *marked;
@@ -751,6 +762,7 @@ unchanged(struct maildrop *md, size_t i)
 	struct reader r;
 	bool same;
 
+	md->ahead.len = 0; /* buf is the reader's now */
 	if (m->next < md->length && !from_line_at(md, m->next))
 		return false;
 	reader_init(&r, md->fd, md->buf, SPOOL_CHUNK_SIZE, m->from, m->next);
@@ -840,26 +852,70 @@ first_chunk(const struct message *m)
 		       : SEND_CHUNK_SIZE;
 }
 
+/* Under the lock, with the snapshot holding: read from message i's start
+ * as far as SEND_READ_AHEAD (at least want), for the messages after it. */
+static enum md_status
+read_ahead(struct maildrop *md, size_t i, size_t want)
+{
+	const struct message *m = &md->msg[i];
+	size_t n = md->length - m->start < (off_t)SEND_READ_AHEAD
+			   ? (size_t)(md->length - m->start)
+			   : SEND_READ_AHEAD;
+	enum md_status st;
+
+	if (n < want)
+		n = want;
+	if ((st = read_chunk(md, m->start, n)) == MD_OK)
+		md->ahead = (struct ahead){m->start, n};
+	return st;
+}
+
+/* Are [off, off + n) of the spool in buf, read while the snapshot held,
+ * and does it still hold? Then they are what was parsed at login, now.
+ * No lock: a writer changes the size or the times with its first write,
+ * and until then the bytes are unchanged; nothing is read here, so a
+ * half-written delivery cannot be seen either. */
+static bool
+ahead_holds(struct maildrop *md, off_t off, size_t n)
+{
+	const struct ahead *a = &md->ahead;
+
+	return a->len > 0 && off >= a->off &&
+	       off + (off_t)n <= a->off + (off_t)a->len && snapshot_holds(md);
+}
+
 /* One lock for the check and the message's first chunk: most messages
- * are sent whole from it, with no lock taken again. */
+ * are sent whole from it, with no lock taken again. While the snapshot
+ * holds, the read goes on past the message (read_ahead), and the next
+ * messages are checked with one fstat and sent from it. */
 enum md_status
 maildrop_verify(struct maildrop *md, size_t i)
 {
 	const struct message *m = &md->msg[i];
 	size_t want = first_chunk(m);
 	enum md_status st;
+	bool holds;
 
 	md->pre.msg = SIZE_MAX;
+	if (ahead_holds(md, m->start, want)) {
+		md->pre = (struct prefetch){i, md->ahead.off, md->ahead.len};
+		return MD_OK;
+	}
+	md->ahead.len = 0;
+	md->io_error = 0; /* an fstat that failed there is tried again */
 	if ((st = read_lock(md)) != MD_OK)
 		return st;
-	if (!as_parsed(md, i)) {
+	holds = snapshot_holds(md);
+	if (!holds && !unchanged(md, i)) {
 		read_unlock(md);
 		return changed(md, i);
 	}
-	st = read_chunk(md, m->start, want);
+	st = holds ? read_ahead(md, i, want) : read_chunk(md, m->start, want);
 	read_unlock(md);
 	if (st == MD_OK)
-		md->pre = (struct prefetch){i, m->start, want};
+		md->pre = holds ? (struct prefetch){i, md->ahead.off,
+						    md->ahead.len}
+				: (struct prefetch){i, m->start, want};
 	return st;
 }
 
@@ -904,6 +960,7 @@ send_range(struct maildrop *md, size_t i, off_t from, off_t to, uint64_t *lines,
 				    : SEND_CHUNK_SIZE;
 			if ((st = read_lock(md)) != MD_OK)
 				return st;
+			md->ahead.len = 0;
 			st = read_chunk(md, from, n);
 			read_unlock(md);
 			if (st != MD_OK)
@@ -1128,6 +1185,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	size_t first = 0;
 
 	update_stats(md, true, stats);
+	md->ahead.len = 0; /* buf is the rewrite's now */
 	while (first < md->count && !md->msg[first].deleted)
 		first++;
 	if (md->fd < 0 || first == md->count)

@@ -533,6 +533,28 @@ class Peers:
                               else f"{p / a:.2f}", f"≤ {limit}", verdict))
         return f"≤ {limit} vs popa3d ({issue}): {verdict}"
 
+    def update_row(self, name, sc):
+        """The UPDATE alone, QUIT sent to +OK, of a deleting scenario:
+        the whole session is mostly login and one DELE round trip per
+        message for both servers, which hides what UPDATE itself costs.
+        Shown beside the session's target, not in place of it."""
+        p = self.med((name, sc, "pop3d"), "quit")
+        a = self.med((name, sc, "popa3d"), "quit")
+        if p is None or a is None:
+            return None
+        target = ""
+        if name in ("100M", "1G") and sc in bl.PEER_TARGETS:
+            limit = bl.PEER_TARGETS[sc][0]
+            verdict = "met" if p <= limit * a else "missed"
+            target = (f"the session's limit ≤ {limit} applied to UPDATE "
+                      f"alone: {verdict} (for information)")
+            self.verdicts.append(("issue 13", name, bl.LABELS[sc]
+                                  + ": its UPDATE alone (QUIT→+OK), for "
+                                  "information", f"{p / a:.2f}",
+                                  f"≤ {limit}", verdict))
+        return [name, "its UPDATE alone: QUIT sent to +OK", bl.fmt_s(p),
+                bl.fmt_s(a), "", self.ratio(p, a), "", target]
+
     def dd_row(self, name):
         """DELE first's floor, and the UPDATE against it (issue 13)."""
         d = self.med((name, "dele-first", "dd"))
@@ -573,6 +595,10 @@ class Peers:
                              self.cell((name, sc, "popa3d")),
                              self.cell((name, sc, "Dovecot")), ra, rd,
                              self.target(name, sc, p, a)])
+                if sc in bl.DESTRUCTIVE:
+                    row = self.update_row(name, sc)
+                    if row is not None:
+                        rows.append(row)
                 if sc == "dele-first":
                     row = self.dd_row(name)
                     if row is not None:

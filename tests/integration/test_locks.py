@@ -113,7 +113,7 @@ def _dotlock_take(fd, spool):
 
 def test_dotlock_only(env):
     """A writer holding only <spool>.lock across QUIT: no reply until it
-    is removed (liblockfile then retries within 5 s); its mail kept."""
+    is removed (pop3d retries within 20-320 ms); its mail kept."""
     took = _quit_held(env, "dotlock-only", _dotlock_take,
                       lambda fd, p: os.unlink(f"{p}.lock"), hold=1.5)
     check(took < 12, f"QUIT answered {took:.1f}s after the dotlock went")

@@ -23,23 +23,9 @@
 #include <unistd.h>
 
 #include "lock.h"
+#include "lockload.h"
 #include "params.h"
 #include "spool_helpers.h"
-
-/* liblockfile sleeps 5 s more before each retry than before the last
- * (at most 60 s): the shortest time lock_update waits for a live
- * dotlock before it gives up. */
-static long
-dotlock_wait_ms(void)
-{
-	long total = 0, sleep_s = 0;
-
-	for (int i = 0; i < DOTLOCK_RETRIES; i++) {
-		sleep_s = sleep_s + 5 > 60 ? 60 : sleep_s + 5;
-		total += sleep_s;
-	}
-	return total * 1000;
-}
 
 static int64_t
 now_ms(void)
@@ -602,6 +588,95 @@ START_TEST(update_breaks_dead_dotlock)
 }
 END_TEST
 
+/* Issue 13: an MDA holds the dotlock for one delivery, then lets go.
+ * lock_update takes it soon after, not after liblockfile's first 5 s
+ * sleep (which made QUIT's p99 5.1 s with Postfix delivering). The bound
+ * is loose for a loaded machine; the schedule itself is checked below. */
+START_TEST(update_takes_released_dotlock_soon)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX], got[PATH_MAX];
+	int64_t start, took;
+	pid_t mda;
+	int fd;
+
+	new_spool(path, dotlock);
+	mda = hold(path, HOLD_DOTLOCK, 100);
+	fd = open_rw(path);
+	start = now_ms();
+	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
+			 LOCK_OK);
+	took = now_ms() - start;
+	ck_assert_msg(took < 2000,
+		      "took a dotlock released after 100 ms "
+		      "only after %lld ms",
+		      (long long)took);
+	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
+	lock_update_end(fd, path, got);
+	close(fd);
+	reap(mda);
+}
+END_TEST
+
+/* The retry schedule for a held dotlock: a first retry within 50 ms (a
+ * delivery takes milliseconds), never a longer sleep than half a second
+ * (a lock released is taken within that), growing so that the whole
+ * wait is a bounded number of tries (each may exec dotlockfile). */
+START_TEST(dotlock_poll_schedule)
+{
+	long total = 0, prev = 0, ms;
+	int tries = 0;
+
+	ck_assert_int_le(lock_dotlock_poll_ms(0), 50);
+	while (total < DOTLOCK_WAIT_MS) {
+		ms = lock_dotlock_poll_ms(tries++);
+		ck_assert_int_gt(ms, 0);
+		ck_assert_int_ge(ms, prev);
+		ck_assert_int_le(ms, 500);
+		total += prev = ms;
+	}
+	ck_assert_int_le(tries, 100);
+	ck_assert_int_eq(lock_dotlock_poll_ms(1 << 30), prev);
+}
+END_TEST
+
+/* Is a library whose path contains name mapped into this process? */
+static bool
+mapped(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	ck_assert_ptr_nonnull(f);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, name) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Issue 12, start-up: liblockfile is not loaded with pop3d (most
+ * connections never take a dotlock) but at the first dotlock, and then
+ * does its work (the lock has our PID in it, as update_takes_both says). */
+START_TEST(liblockfile_loaded_at_first_dotlock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX], got[PATH_MAX];
+	int fd;
+
+	ck_assert(!mapped("liblockfile"));
+	ck_assert(!lockload_loaded());
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
+			 LOCK_OK);
+	ck_assert(mapped("liblockfile"));
+	ck_assert(lockload_loaded());
+	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
+	lock_update_end(fd, path, got);
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
+	close(fd);
+}
+END_TEST
+
 /* --- bounded waits ---------------------------------------------------------
  */
 
@@ -613,11 +688,11 @@ END_TEST
  *   B  an MUA holds a read lock: lock_update takes the dotlock, waits
  *      FCNTL_LOCK_WAIT_MS for the write lock, gives up with LOCK_BUSY
  *      and removes its dotlock;
- *   C  an MDA holds the dotlock: lock_update waits liblockfile's
- *      retries, never breaks the live lock, holds no fcntl lock while it
- *      waits (the order procmail and Postfix take them in: otherwise the
- *      MDA, holding the dotlock, would wait for our fcntl lock), and
- *      gives up with LOCK_BUSY. */
+ *   C  an MDA holds the dotlock: lock_update polls it for
+ *      DOTLOCK_WAIT_MS, never breaks the live lock, holds no fcntl lock while
+ * it waits (the order procmail and Postfix take them in: otherwise the MDA,
+ * holding the dotlock, would wait for our fcntl lock), and gives up with
+ * LOCK_BUSY. */
 /* Issue 14, point 5: a dotlock another user planted (in a 1777 spool
  * directory), naming PID 1 so that it is never stale, is not waited for
  * and not removed: LOCK_FOREIGN at once, and neither lock held. One the
@@ -696,8 +771,8 @@ START_TEST(waits_are_bounded)
 
 	rc = wait_end(&wc);
 	ck_assert_int_eq(rc.st, LOCK_BUSY);
-	ck_assert_int_ge(rc.ms, dotlock_wait_ms() - 100);
-	ck_assert_int_lt(rc.ms, dotlock_wait_ms() + 8000);
+	ck_assert_int_ge(rc.ms, DOTLOCK_WAIT_MS - 100);
+	ck_assert_int_lt(rc.ms, DOTLOCK_WAIT_MS + 8000);
 	ck_assert_int_eq(dotlock_pid(c_lock), hc);
 
 	reap(ha);
@@ -740,13 +815,16 @@ lock_suite(void)
 	tcase_add_test(tc, update_refuses_long_name);
 	tcase_add_test(tc, update_breaks_dead_dotlock);
 	tcase_add_test(tc, update_refuses_foreign_dotlock);
+	tcase_add_test(tc, update_takes_released_dotlock_soon);
+	tcase_add_test(tc, dotlock_poll_schedule);
+	tcase_add_test(tc, liblockfile_loaded_at_first_dotlock);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bounded");
 	tcase_add_test(tc, waits_are_bounded);
-	tcase_set_timeout(
-		tc, (FCNTL_LOCK_WAIT_MS + dotlock_wait_ms()) / 1000.0 + 30);
+	tcase_set_timeout(tc,
+			  (FCNTL_LOCK_WAIT_MS + DOTLOCK_WAIT_MS) / 1000.0 + 30);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -451,6 +451,30 @@ START_TEST(send_after_same_length_edit)
 }
 END_TEST
 
+/* RETR of the first message reads on past it while the spool is as it
+ * was at login (maildrop.c, read_ahead); a message edited after that
+ * read is still not served from it, and the others still are. */
+START_TEST(send_ahead_after_edit)
+{
+	static const char spool[] = THREE;
+	char path[PATH_MAX];
+	struct maildrop *md;
+	struct buf first = {0}, out = {0};
+
+	make_spool(path, spool, sizeof(spool) - 1);
+	maybe_settle(_i);
+	md = open_ok(path);
+	ck_assert_int_eq(retr(md, 0, NULL, &first), MD_OK);
+	poke(path, spool, sizeof(spool) - 1, "body 3", "BODY 3");
+	ck_assert_int_eq(retr(md, 2, NULL, &out), MD_TEMPFAIL);
+	ck_assert_int_eq(retr(md, 1, NULL, &out), MD_OK);
+	ck_assert_int_eq(retr(md, 0, NULL, &out), MD_OK);
+	maildrop_close(md);
+	buf_free(&first);
+	buf_free(&out);
+}
+END_TEST
+
 /* Mail delivered during the session is no change to the messages
  * listed; an edit made together with it still is. */
 START_TEST(send_after_append_and_edit)
@@ -997,6 +1021,7 @@ maildrop_suite(void)
 
 	tc = tcase_create("change detection");
 	tcase_add_loop_test(tc, send_after_same_length_edit, 0, 2);
+	tcase_add_loop_test(tc, send_ahead_after_edit, 0, 2);
 	tcase_add_loop_test(tc, send_after_append_and_edit, 0, 2);
 	tcase_add_loop_test(tc, send_big_message, 0, 2);
 	tcase_add_loop_test(tc, edit_while_sending_big_message, 0, 2);
