@@ -286,6 +286,15 @@ stress: $(B)/pop3d
 	tests/stress/deps.sh
 	/usr/bin/python3 -B tests/stress/stress.py --binary $(B)/pop3d $(STRESS_ARGS)
 
+# Two pop3d "hosts" over one spool directory (docs/multihost.md): each a
+# listener with its own --preauth-dir, both --shared-spool over the same
+# spools and --journal-dir, while procmail and a local(8)-style writer
+# deliver; then the same invariant and figures as make stress.
+STRESS_HOSTS_ARGS ?= --hosts 2 --users 3 --clients 12 --deliveries 1500
+stress-hosts: $(B)/pop3d
+	tests/stress/deps.sh
+	/usr/bin/python3 -B tests/stress/stress.py --binary $(B)/pop3d $(STRESS_HOSTS_ARGS)
+
 # Injected I/O faults, SIGKILL at random moments (200 runs), hang-ups and
 # signals, spool problems, and a bounded run of the crash-state explorer
 # (power cuts in UPDATE; tests/faults/crash_explore.py) with the check
@@ -327,7 +336,7 @@ stress-postfix: $(B)/pop3d
 	/usr/bin/python3 -B tests/stress/stress.py --binary $(B)/pop3d --mta postfix \
 		--postfix-mda $(POSTFIX_MDA) $(STRESS_POSTFIX_ARGS)
 
-.PHONY: stress stress-postfix check-faults check-crash
+.PHONY: stress stress-hosts stress-postfix check-faults check-crash
 
 # ===========================================================================
 # Fuzzing: make fuzz [FUZZ_SECONDS=60]       (tests/fuzz/README.md)

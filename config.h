@@ -30,6 +30,7 @@ struct config {
 	const char *preauth_user; /* runs the pre-auth process */
 	const char *preauth_dir;  /* its empty chroot */
 	const char *journal_dir;  /* UPDATE's recovery journals, per uid */
+	bool shared_spool;	  /* other hosts serve the spools too */
 	unsigned preauth_timeout; /* seconds from connect to login */
 	/* RFC 2449 §6.5: seconds between logins; 0 offers and enforces no
 	 * LOGIN-DELAY. */

@@ -56,6 +56,11 @@ int journal_compact(int fd, const char *jpath, off_t dst,
 		    const struct region *r, size_t n, char *buf, size_t size,
 		    const struct journal_tuning *t);
 
+/* <jpath> with this appended is the session lock of a spool other hosts
+ * share (maildrop.c, shared_session_lock): kept for good, empty, never a
+ * journal. */
+#define JOURNAL_SESSION_SUFFIX ".session"
+
 /* Is there anything at jpath for journal_recover to look at: a journal,
  * a half-written one to clear away, or one refused before? */
 bool journal_pending(const char *jpath);

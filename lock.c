@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "params.h"
@@ -29,6 +30,71 @@ lock_session(int fd, const char *path)
 		return LOCK_BUSY;
 	}
 	log_msg(LOG_ERR, "%s: flock: %m", path);
+	return LOCK_ERROR;
+}
+
+/* File systems that other hosts mount too. On them flock(2) is emulated
+ * with a whole-file fcntl lock (flock(2), "NFS details", "CIFS
+ * details") whose owner is the open file, not the process: the server
+ * then sees the session's flock and its own fcntl read lock as two
+ * owners, refuses the read lock, and the login waits out
+ * FCNTL_LOCK_WAIT_MS and fails; and every delivery waits for the whole
+ * session. A PID in a dotlock also means nothing there (dotlock_flags). */
+bool
+lock_fs_shared(unsigned long f_type)
+{
+	switch (f_type) {
+	case NFS_SUPER_MAGIC:
+	case CIFS_SUPER_MAGIC:
+	case SMB2_SUPER_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool
+lock_spool_shared(int fd, const char *path, bool forced)
+{
+	struct statfs fs;
+
+	if (forced)
+		return true;
+	if (fstatfs(fd, &fs) < 0) {
+		/* Taken as shared: age alone judges dotlocks, no flock. */
+		log_msg(LOG_WARNING, "%s: fstatfs: %m; taken as shared", path);
+		return true;
+	}
+	return lock_fs_shared((unsigned long)fs.f_type);
+}
+
+enum lock_status
+lock_session_file(const char *name, const char *path, int *fd_r)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd;
+
+	*fd_r = -1;
+	fd = open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		  0600);
+	if (fd < 0) {
+		log_msg(LOG_ERR, "%s: session lock %s: %m", path, name);
+		return LOCK_ERROR;
+	}
+	if (fcntl(fd, F_SETLK, &fl) == 0) {
+		*fd_r = fd;
+		return LOCK_OK;
+	}
+	if (errno == EAGAIN || errno == EACCES) {
+		log_msg(LOG_NOTICE,
+			"%s: in use by another session (%s, perhaps on "
+			"another host)",
+			path, name);
+		close(fd);
+		return LOCK_BUSY;
+	}
+	log_msg(LOG_ERR, "%s: session lock %s: fcntl: %m", path, name);
+	close(fd);
 	return LOCK_ERROR;
 }
 
@@ -74,16 +140,15 @@ lock_release(int fd, const char *path)
 /* On a local file system our PID goes into the dotlock, so a lock left
  * by a session that was killed inside UPDATE is stale at once (for us,
  * and for dotlockfile -p), not only after five minutes of blocked
- * deliveries. On NFS a PID means nothing to the other hosts, and one of
- * them could break a live lock: there, age alone decides (design.md §9). */
+ * deliveries. On a spool other hosts share, a PID means nothing: with
+ * L_PID liblockfile takes a lock whose PID does not exist here as stale
+ * at once (measured, liblockfile 1.17), so a live UPDATE or delivery on
+ * another host would be broken. There age alone decides, and ours holds
+ * no PID either (design.md §9). */
 static int
-dotlock_flags(int fd)
+dotlock_flags(bool shared)
 {
-	struct statfs fs;
-
-	if (fstatfs(fd, &fs) < 0 || fs.f_type == NFS_SUPER_MAGIC)
-		return 0;
-	return L_PID;
+	return shared ? 0 : L_PID;
 }
 
 static void
@@ -155,13 +220,13 @@ lock_dotlock_poll_ms(int tries)
  * a delivery's lock paid in full. A foreign dotlock planted while we
  * wait ends the wait. */
 static enum lock_status
-dotlock_take(int fd, const char *dotlock)
+dotlock_take(int fd, const char *dotlock, bool shared)
 {
 	int64_t deadline = sys_now_ms() + DOTLOCK_WAIT_MS;
 	int r;
 
 	for (int tries = 0;; tries++) {
-		r = lockfile_create(dotlock, 0, dotlock_flags(fd));
+		r = lockfile_create(dotlock, 0, dotlock_flags(shared));
 		if (r == L_SUCCESS)
 			return LOCK_OK;
 		if (r != L_MAXTRYS) {
@@ -185,7 +250,7 @@ dotlock_take(int fd, const char *dotlock)
  * it waits for the other, and every delivery stalls for the whole wait.
  * Neither wait happens while we hold the other lock for long. */
 enum lock_status
-lock_update(int fd, const char *path, char *dotlock, size_t size)
+lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 {
 	enum lock_status st;
 
@@ -193,7 +258,7 @@ lock_update(int fd, const char *path, char *dotlock, size_t size)
 		return LOCK_REFUSED;
 	if (dotlock_foreign(fd, dotlock))
 		return LOCK_FOREIGN;
-	if ((st = dotlock_take(fd, dotlock)) != LOCK_OK)
+	if ((st = dotlock_take(fd, dotlock, shared)) != LOCK_OK)
 		return st;
 	if ((st = fcntl_lock(fd, path, F_WRLCK)) != LOCK_OK)
 		dotlock_remove(dotlock);

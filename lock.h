@@ -4,7 +4,9 @@
  *   session   flock(2), exclusive, held from login to logout: one POP3
  *             session per maildrop. MDAs and MUAs on Linux take fcntl
  *             locks and dotlocks, never this, so it holds up no delivery
- *             (on NFS it does: design.md §9).
+ *             On a spool other hosts share (NFS, SMB, --shared-spool)
+ *             it is an fcntl lock on a file beside the journal instead
+ *             (lock_session_file; design.md §9).
  *   read      an fcntl read lock for one step (the parse at login, one
  *             check, one chunk of a RETR): no delivery is half-written
  *             while we look, and none waits on us for long.
@@ -21,6 +23,7 @@
 #ifndef POP3D_LOCK_H
 #define POP3D_LOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum lock_status {
@@ -35,6 +38,22 @@ enum lock_status {
  * has it. Closing fd releases it. */
 enum lock_status lock_session(int fd, const char *path);
 
+/* Does a file system of this statfs f_type share its files with other
+ * hosts, whose flock is an fcntl lock in disguise (NFS, SMB)? */
+bool lock_fs_shared(unsigned long f_type);
+
+/* Is the spool open on fd shared with other hosts: forced (the
+ * --shared-spool option), or on such a file system. Then its session
+ * lock is lock_session_file and its dotlock is judged by age alone. */
+bool lock_spool_shared(int fd, const char *path, bool forced);
+
+/* The session lock of a shared spool (path, for the log): an fcntl
+ * write lock on the file name, made if missing, without waiting;
+ * LOCK_BUSY if another session, on any host that shares name's
+ * directory, has it. On LOCK_OK *fd_r holds it until closed. */
+enum lock_status lock_session_file(const char *name, const char *path,
+				   int *fd_r);
+
 /* The read lock on the whole of fd; lock_release ends it. */
 enum lock_status lock_read(int fd, const char *path);
 
@@ -42,11 +61,12 @@ enum lock_status lock_read(int fd, const char *path);
 void lock_release(int fd, const char *path);
 
 /* The update locks: path's dotlock, named into dotlock (size octets),
- * then the write lock. On failure neither is held. LOCK_FOREIGN, logged
- * with the owner, if the dotlock is another user's (before or after the
- * wait). */
-enum lock_status lock_update(int fd, const char *path, char *dotlock,
-			     size_t size);
+ * then the write lock. shared (lock_spool_shared): the dotlock holds no
+ * PID and another's is stale by age alone. On failure neither is held.
+ * LOCK_FOREIGN, logged with the owner, if the dotlock is another user's (before
+ * or after the wait). */
+enum lock_status lock_update(int fd, const char *path, bool shared,
+			     char *dotlock, size_t size);
 
 /* How long lock_update sleeps after its tries-th failed try (from 0) at
  * a held dotlock: DOTLOCK_POLL_MIN_MS, doubling every

@@ -49,6 +49,8 @@ struct ahead {
 struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
+	bool shared;	     /* other hosts serve it too (lock_spool_shared) */
+	int session_fd;	     /* shared: holds the session lock, else -1 */
 	char *journal;	     /* the recovery journal's path, or NULL */
 	bool update_pending; /* UPDATE began, its journal kept (expunge) */
 	int io_error;	     /* errno of the last failed check, for the log */
@@ -106,7 +108,8 @@ read_unlock(struct maildrop *md)
 static enum md_status
 update_lock(struct maildrop *md, char *dotlock, size_t size)
 {
-	return lock_result(lock_update(md->fd, md->path, dotlock, size));
+	return lock_result(
+		lock_update(md->fd, md->path, md->shared, dotlock, size));
 }
 
 static void
@@ -243,7 +246,7 @@ open_failure(int err)
 }
 
 static enum md_status
-open_spool(struct maildrop *md, uid_t owner)
+open_spool(struct maildrop *md, uid_t owner, bool shared)
 {
 	struct stat sb, ds;
 	enum md_status st;
@@ -271,7 +274,10 @@ open_spool(struct maildrop *md, uid_t owner)
 	}
 	if (spool_refused(md->path, &sb, owner, open_dir))
 		return MD_PERMFAIL;
-	/* One POP3 session per maildrop, for the whole session. */
+	/* One POP3 session per maildrop, for the whole session; on a shared
+	 * spool, taken beside the journal (shared_session_lock). */
+	if ((md->shared = lock_spool_shared(md->fd, md->path, shared)))
+		return MD_OK;
 	return lock_result(lock_session(md->fd, md->path));
 }
 
@@ -550,6 +556,38 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 	return r < 0 ? MD_TEMPFAIL : MD_OK;
 }
 
+/* The session lock of a spool other hosts serve too: an fcntl lock on
+ * <journal>.session in the user's journal directory. Not flock(2) on
+ * the spool: there it is an fcntl lock of another owner than ours, which
+ * refuses our own read lock and holds off every delivery for the whole
+ * session (lock.c, lock_fs_shared). The journal directory must be one
+ * every host shares anyway, for a crash on one to be recovered on the
+ * next (design.md §9), so the lock excludes across hosts. Without a
+ * usable one, sessions on two hosts could not exclude each other: the
+ * login is refused. */
+static enum md_status
+shared_session_lock(struct maildrop *md, const char *dir, uid_t owner)
+{
+	char jpath[PATH_MAX], name[PATH_MAX], why[PATH_MAX + 64];
+
+	if (dir == NULL ||
+	    journal_path(dir, md->path, jpath, sizeof(jpath)) < 0 ||
+	    (size_t)snprintf(name, sizeof(name), "%s%s", jpath,
+			     JOURNAL_SESSION_SUFFIX) >= sizeof(name)) {
+		log_msg(LOG_ERR, "%s: shared spool: no session lock path",
+			md->path);
+		return MD_PERMFAIL;
+	}
+	if (journal_dir_refused(dir, owner, why, sizeof(why))) {
+		log_msg(LOG_ERR,
+			"%s: shared spool: no session lock, journal directory "
+			"refused: %s",
+			md->path, why);
+		return MD_PERMFAIL;
+	}
+	return lock_result(lock_session_file(name, md->path, &md->session_fd));
+}
+
 enum md_status
 maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	      struct maildrop **md_r)
@@ -562,6 +600,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	if (md == NULL)
 		return MD_TEMPFAIL;
 	md->fd = -1;
+	md->session_fd = -1;
 	md->pre.msg = SIZE_MAX;
 	md->path = strdup(path);
 	md->buf = malloc(SPOOL_CHUNK_SIZE);
@@ -570,7 +609,10 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		st = MD_TEMPFAIL;
 		goto fail;
 	}
-	if ((st = open_spool(md, owner)) != MD_OK)
+	if ((st = open_spool(md, owner, limits->shared_spool)) != MD_OK)
+		goto fail;
+	if (md->fd >= 0 && md->shared &&
+	    (st = shared_session_lock(md, limits->journal_dir, owner)) != MD_OK)
 		goto fail;
 	if (md->fd >= 0 && limits->journal_dir != NULL &&
 	    (st = recover(md, limits->journal_dir, owner)) != MD_OK)
@@ -597,6 +639,8 @@ maildrop_close(struct maildrop *md)
 	/* Closing the descriptor drops the flock and any fcntl lock. */
 	if (md->fd >= 0)
 		close(md->fd);
+	if (md->session_fd >= 0)
+		close(md->session_fd);
 	uidl_table_free(&md->xuidls);
 	free(md->uid);
 	free(md->msg);

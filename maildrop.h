@@ -26,6 +26,9 @@ struct md_limits {
 	/* Where UPDATE keeps its recovery journal (journal.h): a directory
 	 * of the user's own. UPDATE refuses to run without one. */
 	const char *journal_dir;
+	/* --shared-spool: other hosts serve the spool (design.md §9), also
+	 * where its file system does not say so (lock_spool_shared). */
+	bool shared_spool;
 };
 
 /* Open, lock and parse the spool at path as the user who must own it

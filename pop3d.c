@@ -62,6 +62,10 @@ usage(FILE *f)
 		"(default /var/lib/pop3d/empty)\n"
 		"  --journal-dir=DIR    UPDATE's crash recovery journals "
 		"(default /var/lib/pop3d/journal)\n"
+		"  --shared-spool       other hosts serve the spools too "
+		"(automatic on NFS and SMB):\n"
+		"                       session lock beside the journal, "
+		"dotlocks stale by age\n"
 		"  --preauth-timeout=S  most seconds before login "
 		"(default %d)\n"
 		"  --login-delay=S      least seconds between a user's "
@@ -356,6 +360,8 @@ parse_options(int argc, char **argv, struct config *cfg)
 		 .to.text = &cfg->preauth_dir},
 		{"journal-dir", OPT_TEXT, 0, 0, check_absolute,
 		 .to.text = &cfg->journal_dir},
+		{"shared-spool", OPT_FLAG, 0, 0, NULL,
+		 .to.flag = &cfg->shared_spool},
 		{"preauth-timeout", OPT_UINT, 1, OPTION_SECONDS_MAX, NULL,
 		 .to.uint = &cfg->preauth_timeout},
 		{"proxy-from", OPT_TEXT, 0, 0, check_not_empty,

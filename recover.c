@@ -28,6 +28,7 @@
 
 #include "auth.h"
 #include "command.h"
+#include "journal.h"
 #include "log.h"
 #include "logindelay.h"
 #include "maildrop.h"
@@ -70,9 +71,18 @@ open_root(const char *dir)
 	return -1;
 }
 
+/* A shared spool's session lock, which stays (maildrop.c). */
+static bool
+session_lock(const char *name)
+{
+	size_t n = strlen(name), k = strlen(JOURNAL_SESSION_SUFFIX);
+
+	return n > k && strcmp(name + n - k, JOURNAL_SESSION_SUFFIX) == 0;
+}
+
 /* How many names a journal directory holds (as the user), besides
- * --login-delay's record: 0 means nothing pending. -1 on an error
- * (logged). */
+ * --login-delay's record and the session locks of shared spools: 0
+ * means nothing pending. -1 on an error (logged). */
 static int
 entries(const char *dir)
 {
@@ -87,7 +97,8 @@ entries(const char *dir)
 	while ((e = readdir(d)) != NULL)
 		if (strcmp(e->d_name, ".") != 0 &&
 		    strcmp(e->d_name, "..") != 0 &&
-		    strcmp(e->d_name, LOGINDELAY_FILE) != 0)
+		    strcmp(e->d_name, LOGINDELAY_FILE) != 0 &&
+		    !session_lock(e->d_name))
 			n++;
 	closedir(d);
 	return n;
@@ -98,7 +109,8 @@ static int
 recover_as_user(const struct config *cfg, const struct auth_user *who)
 {
 	char jdir[PATH_MAX], path[PATH_MAX];
-	struct md_limits limits = {cfg->max_messages, cfg->max_size, jdir};
+	struct md_limits limits = {cfg->max_messages, cfg->max_size, jdir,
+				   cfg->shared_spool};
 	struct maildrop *md;
 	enum md_status st;
 	int n;

@@ -72,8 +72,8 @@ login_record(const struct session *s, const char *jdir)
 enum pop_result
 trans_enter(struct session *s)
 {
-	struct md_limits limits = {s->cfg->max_messages, s->cfg->max_size,
-				   NULL};
+	struct md_limits limits = {s->cfg->max_messages, s->cfg->max_size, NULL,
+				   s->cfg->shared_spool};
 	char jdir[PATH_MAX];
 	char path[PATH_MAX];
 	struct md_totals t;

@@ -14,6 +14,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import time
 
 from faultlib import check, kill_tree, log_text, mboxcheck
 
@@ -38,11 +39,11 @@ def _spool(env, name):
     return d, spool, data, tokens, expected
 
 
-def _kill_in_update(env, d, spool, rule, on, dele):
-    jdir = env.journal_dir()
+def _kill_in_update(env, d, spool, rule, on, dele, args=(), jdir=None):
+    jdir = jdir or env.journal_dir()
     paths = [spool] if on == "spool" else [f"{jdir}/*"]
     log = d.parent / (d.name + ".shim")
-    p = env.session(d, rules=rule, paths=paths, log=log)
+    p = env.session(d, args, rules=rule, paths=paths, log=log)
     try:
         p.login()
         p.send(b"".join(b"DELE %d\r\n" % (i + 1) for i in dele))
@@ -204,3 +205,67 @@ def test_recover_refuses_foreign_dir(ctx):
     rc, log = run_recover(env, d, ["--recover", f"--journal-dir={jroot}"])
     check(rc == 1 and b"writable by group or others" in log,
           f"a group-writable --journal-dir: exit {rc}\n{log_text(log)}")
+
+
+def test_recover_on_other_host(ctx):
+    """Issue 15, point 2 (docs/multihost.md): host A is killed at each of
+    the four points inside UPDATE; host B (its own --preauth-dir, the
+    same spool directory and --journal-dir, --shared-spool as on NFS)
+    finishes A's UPDATE: by `pop3d --recover` for two of them, by the
+    next login for the other two. A's dotlock holds no PID (it would mean
+    nothing to B): it is made ten minutes old first, as it is by the time
+    age makes it stale. Every kept message once and byte-exact, no deleted
+    one back, nothing left but the session lock."""
+    env = ctx.env
+    check(env.has_journal, "no --journal-dir in this build")
+    hosts = {}
+    # Their own journal directory, shared by both: the session locks
+    # stay in it, and other tests look for an empty one.
+    jroot = env.workdir / "hosts-journal"
+    jdir = jroot / str(env.uid("alice"))
+    for host in ("a", "b"):
+        empty = env.workdir / f"host-{host}-empty"
+        empty.mkdir(exist_ok=True)
+        os.chmod(empty, 0o555)
+        hosts[host] = [f"--preauth-dir={empty}", f"--journal-dir={jroot}",
+                       "--shared-spool"]
+
+    def pending():
+        return sorted(n for n in os.listdir(jdir) if not n.endswith(".session"))
+
+    for k, (rule, on) in enumerate(KILLS):
+        d, spool, data, tokens, expected = _spool(env, f"otherhost{k}")
+        dele = list(range(0, N, 2))
+        kept = [t for i, t in enumerate(tokens) if i % 2]
+        deleted = [t for i, t in enumerate(tokens) if not i % 2]
+        _kill_in_update(env, d, spool, rule, on, dele, hosts["a"], jdir)
+        check(pending(), f"{rule}: no journal pending after the kill (test premise)")
+        lock = d / "alice.lock"
+        check(lock.exists() and lock.read_bytes() == b"0\n",
+              f"{rule}: A's dotlock: {lock.read_bytes() if lock.exists() else 'none'}")
+        t = time.time() - 600
+        os.utime(lock, (t, t))
+        what = f"{rule}, recovered on B by " + ("--recover" if k % 2 else "a login")
+        if k % 2:
+            rc, log = run_recover(env, d, hosts["b"] + ["--recover"])
+            check(rc == 0 and b"recovered" in log, f"{what}: exit {rc}\n{log_text(log)}")
+        else:
+            p = env.session(d, hosts["b"])
+            try:
+                r = p.login()
+                check(r.startswith(f"+OK maildrop has {len(kept)} message"),
+                      f"{what}: {r}")
+                check(p.cmd("QUIT").startswith("+OK"), "QUIT")
+            finally:
+                p.close()
+        a = mboxcheck.Audit(spool.read_bytes(), expected).check(kept, deleted)
+        check(a["ok"] and a["reappeared"] == 0 and a["messages"] == len(kept),
+              f"{what}: {a}")
+        check(not pending(), f"{what}: journal left: {pending()}")
+        ctx.count("other host: kills inside UPDATE on A recovered on B")
+        ctx.count("other host: lost", a["lost"])
+        ctx.count("other host: duplicated", a["duplicates"])
+        ctx.count("other host: damaged", a["damaged_pieces"])
+        ctx.count("other host: deleted messages back", a["reappeared"])
+        for f in list(d.iterdir()):
+            f.unlink()

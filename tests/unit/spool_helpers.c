@@ -49,6 +49,7 @@ char base_dir[PATH_MAX / 2];
 const struct md_limits no_limits = {
 	MAILDROP_MESSAGES_MAX_DEFAULT, MAILDROP_SIZE_MAX_DEFAULT,
 	base_dir, /* UPDATE's journals */
+	false,	  /* a local spool */
 };
 
 /* A fresh directory for one test; path gets "<dir>/mbox". */

@@ -707,8 +707,11 @@ retarget_journal(struct fixture *f, bool btime)
 	ck_assert_int_eq(journal_load(read_path, &jfd, &p, &reg, &s), 0);
 	free(reg);
 	p.ino = st.st_ino;
-	if (!btime)
+	if (!btime) { /* as identify() leaves it without one */
 		p.flags &= ~JOURNAL_HAVE_BTIME;
+		p.btime_sec = 0;
+		p.btime_nsec = 0;
+	}
 	journal_encode_header(&p, head);
 	journal_encode_slot(&p, &s, slot);
 	ck_assert_int_eq(syscall(SYS_pwrite64, jfd, head, sizeof(head), 0),
@@ -766,6 +769,24 @@ START_TEST(recreated_same_inode_no_btime_is_refused)
 	ck_assert(memcmp(got, new_mail, len) == 0);
 	free(got);
 	ck_assert(journal_pending(f.jpath));
+	free_fixture(&f);
+}
+END_TEST
+
+/* Issue 15, point 2: the journal written on a host whose file system
+ * gives no birth time (NFSv3), the recovery on one that has it (the
+ * file server, NFSv4): the same spool, so the journal applies and
+ * UPDATE is finished. A birth time counts only where both hosts have
+ * one. */
+START_TEST(journal_without_btime_recovers)
+{
+	struct fixture f;
+
+	interrupted(&f);
+	retarget_journal(&f, false);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_FINISHED);
+	ck_assert_int_eq(classify(&f, "", 0), 2);
+	ck_assert(!journal_pending(f.jpath));
 	free_fixture(&f);
 }
 END_TEST
@@ -845,6 +866,7 @@ journal_suite(void)
 	tcase_add_test(tc, leftover_new_is_removed);
 	tcase_add_test(tc, recreated_same_inode_is_stale);
 	tcase_add_test(tc, recreated_same_inode_no_btime_is_refused);
+	tcase_add_test(tc, journal_without_btime_recovers);
 	tcase_add_test(tc, changed_spool_is_refused);
 	tcase_add_test(tc, name_ignores_device);
 	suite_add_tcase(s, tc);

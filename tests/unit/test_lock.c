@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -230,7 +231,7 @@ wait_start(const char *path, enum op op)
 		if (fd < 0)
 			_exit(1);
 		r.st = op == OP_READ ? lock_read(fd, path)
-				     : lock_update(fd, path, dotlock,
+				     : lock_update(fd, path, false, dotlock,
 						   sizeof(dotlock));
 		r.ms = now_ms() - start;
 		_exit(write(p[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
@@ -317,6 +318,143 @@ START_TEST(session_error)
 }
 END_TEST
 
+/* --- spools other hosts share (design.md §9) ----------------------------- */
+
+/* Which file systems are shared: NFS and SMB, whose flock(2) is a
+ * whole-file fcntl lock of another owner (flock(2), NFS and CIFS
+ * details), and no local one. A wrong "local" here makes every login on
+ * NFS wait for its own flock; a wrong "shared", a local spool judged by
+ * age alone. */
+START_TEST(fs_shared_table)
+{
+	static const struct {
+		unsigned long f_type;
+		bool shared;
+	} t[] = {
+		{0x6969, true},	     /* NFS_SUPER_MAGIC, v2, v3 and v4 */
+		{0xFF534D42, true},  /* CIFS_SUPER_MAGIC */
+		{0xFE534D42, true},  /* SMB2_SUPER_MAGIC */
+		{0xEF53, false},     /* ext2/3/4 */
+		{0x01021994, false}, /* tmpfs */
+		{0x58465342, false}, /* XFS */
+		{0x9123683E, false}, /* btrfs */
+		{0, false},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		ck_assert_msg(lock_fs_shared(t[i].f_type) == t[i].shared,
+			      "f_type %#lx: shared %d, want %d", t[i].f_type,
+			      lock_fs_shared(t[i].f_type), t[i].shared);
+}
+END_TEST
+
+/* The spool of these tests is on a local file system: shared only when
+ * --shared-spool says so. */
+START_TEST(spool_shared_forced)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int fd;
+
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	ck_assert(!lock_spool_shared(fd, path, false));
+	ck_assert(lock_spool_shared(fd, path, true));
+	close(fd);
+}
+END_TEST
+
+/* The session lock of a shared spool: the file beside the journal is
+ * made, a second session (another process, as on another host) is told
+ * LOCK_BUSY at once, and the spool itself carries no lock of ours at
+ * all (no flock, which is an fcntl lock on NFS, and no fcntl lock): an
+ * MDA delivers meanwhile. Closing the descriptor frees it. */
+START_TEST(session_file_exclusive)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX], name[PATH_MAX + 16];
+	int fd, status, spool;
+	int64_t start;
+	pid_t pid;
+
+	new_spool(path, dotlock);
+	snprintf(name, sizeof(name), "%s.session", path);
+	ck_assert_int_eq(lock_session_file(name, path, &fd), LOCK_OK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert(can_deliver(path));
+	spool = open_rw(path);
+	ck_assert_int_eq(flock(spool, LOCK_EX | LOCK_NB), 0);
+	close(spool);
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int other;
+
+		start = now_ms();
+		_exit(lock_session_file(name, path, &other) == LOCK_BUSY &&
+				      other == -1 && now_ms() - start < 1000
+			      ? 0
+			      : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "another process got the session lock (status %d)",
+		      status);
+	close(fd);
+	if ((pid = fork()) == 0) {
+		int other;
+
+		_exit(lock_session_file(name, path, &other) == LOCK_OK ? 0 : 1);
+	}
+	ck_assert_int_ge(pid, 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/* A dotlock naming a PID that does not exist here, as a live UPDATE or
+ * delivery on another host leaves: on a shared spool it is not broken
+ * (liblockfile with L_PID would take it at once); we wait until its
+ * owner removes it, and ours then holds no PID, which would mean
+ * nothing to the other hosts. On a local spool the same lock is dead
+ * and broken at once (update_breaks_dead_dotlock). */
+START_TEST(update_shared_keeps_foreign_pid_dotlock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX], pidline[32];
+	int64_t start, took;
+	pid_t dead, remover;
+	int fd, status;
+
+	new_spool(path, dotlock);
+	dead = fork();
+	ck_assert_int_ge(dead, 0);
+	if (dead == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(dead, &status, 0), dead);
+	snprintf(pidline, sizeof(pidline), "%ld\n", (long)dead);
+	write_file(dotlock, pidline, strlen(pidline));
+	remover = fork();
+	ck_assert_int_ge(remover, 0);
+	if (remover == 0) {
+		usleep(1500 * 1000);
+		_exit(unlink(dotlock) == 0 ? 0 : 1);
+	}
+	fd = open_rw(path);
+	start = now_ms();
+	ck_assert_int_eq(lock_update(fd, path, true, dotlock, sizeof(dotlock)),
+			 LOCK_OK);
+	took = now_ms() - start;
+	ck_assert_int_eq(waitpid(remover, &status, 0), remover);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the live dotlock was broken: its owner could not "
+		      "remove it (after %lld ms)",
+		      (long long)took);
+	ck_assert_int_ge(took, 1500);
+	ck_assert_int_eq(dotlock_pid(dotlock), 0);
+	lock_update_end(fd, path, dotlock);
+	close(fd);
+}
+END_TEST
+
 /* --- the read lock -------------------------------------------------------- */
 
 /* Readers share: another reader (an MUA) does not hold us up; while we
@@ -380,7 +518,7 @@ START_TEST(update_takes_both)
 
 	new_spool(path, want);
 	fd = open_rw(path);
-	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
 			 LOCK_OK);
 	ck_assert_str_eq(dotlock, want);
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
@@ -392,7 +530,7 @@ START_TEST(update_takes_both)
 	ck_assert_int_eq(errno, ENOENT);
 	ck_assert(can_deliver(path));
 	/* And again: nothing was left behind. */
-	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
 			 LOCK_OK);
 	lock_update_end(fd, path, dotlock);
 	close(fd);
@@ -410,11 +548,11 @@ START_TEST(update_refuses_long_name)
 	new_spool(path, want);
 	fits = strlen(want) + 1;
 	fd = open_rw(path);
-	ck_assert_int_eq(lock_update(fd, path, dotlock, fits - 1),
+	ck_assert_int_eq(lock_update(fd, path, false, dotlock, fits - 1),
 			 LOCK_REFUSED);
 	ck_assert_int_eq(access(want, F_OK), -1);
 	ck_assert(can_deliver(path));
-	ck_assert_int_eq(lock_update(fd, path, dotlock, fits), LOCK_OK);
+	ck_assert_int_eq(lock_update(fd, path, false, dotlock, fits), LOCK_OK);
 	ck_assert_str_eq(dotlock, want);
 	lock_update_end(fd, path, dotlock);
 	close(fd);
@@ -441,7 +579,7 @@ START_TEST(update_breaks_dead_dotlock)
 
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
 			 LOCK_OK);
 	ck_assert_int_lt(now_ms() - start, 4000);
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
@@ -465,7 +603,8 @@ START_TEST(update_takes_released_dotlock_soon)
 	mda = hold(path, HOLD_DOTLOCK, 100);
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, got, sizeof(got)), LOCK_OK);
+	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
+			 LOCK_OK);
 	took = now_ms() - start;
 	ck_assert_msg(took < 2000,
 		      "took a dotlock released after 100 ms "
@@ -527,7 +666,8 @@ START_TEST(liblockfile_loaded_at_first_dotlock)
 	ck_assert(!lockload_loaded());
 	new_spool(path, dotlock);
 	fd = open_rw(path);
-	ck_assert_int_eq(lock_update(fd, path, got, sizeof(got)), LOCK_OK);
+	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
+			 LOCK_OK);
 	ck_assert(mapped("liblockfile"));
 	ck_assert(lockload_loaded());
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
@@ -573,7 +713,7 @@ START_TEST(update_refuses_foreign_dotlock)
 
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, dotlock, sizeof(dotlock)),
+	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
 			 LOCK_FOREIGN);
 	ck_assert_int_lt(now_ms() - start, 1000);
 	ck_assert_int_eq(access(dotlock, F_OK), 0);
@@ -654,6 +794,14 @@ lock_suite(void)
 	tcase_add_test(tc, session_lock_lets_mail_in);
 	tcase_add_test(tc, session_error);
 	tcase_set_timeout(tc, 10);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shared");
+	tcase_add_test(tc, fs_shared_table);
+	tcase_add_test(tc, spool_shared_forced);
+	tcase_add_test(tc, session_file_exclusive);
+	tcase_add_test(tc, update_shared_keeps_foreign_pid_dotlock);
+	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("read");

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -170,6 +171,47 @@ END_TEST
 
 /* --- locks ------------------------------------------------------------------
  */
+
+/* A shared spool (--shared-spool, NFS): the session lock is the fcntl
+ * lock beside the journal, so a session in another process (another
+ * host) gets MD_IN_USE, and none is taken on the spool itself (an MUA's
+ * flock and a delivery go through). Without a journal directory to
+ * hold it, the login is refused rather than left without exclusion. */
+START_TEST(shared_spool_session_lock)
+{
+	static const char spool[] = THREE;
+	struct md_limits lim = no_limits;
+	char path[PATH_MAX];
+	struct maildrop *md;
+	int status, fd;
+	pid_t pid;
+
+	lim.shared_spool = true;
+	make_spool(path, spool, sizeof(spool) - 1);
+	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md), MD_OK);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct maildrop *child_md;
+
+		alarm(5);
+		_exit(maildrop_open(path, getuid(), &lim, &child_md) ==
+				      MD_IN_USE
+			      ? 0
+			      : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "a second session on a shared spool not refused");
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	close(fd);
+	maildrop_close(md);
+	lim.journal_dir = NULL;
+	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md), MD_PERMFAIL);
+}
+END_TEST
 
 START_TEST(second_session_in_use)
 {
@@ -968,6 +1010,7 @@ maildrop_suite(void)
 	tcase_add_test(tc, not_a_regular_file_refused);
 	tcase_add_test(tc, unreadable_is_tempfail);
 	tcase_add_test(tc, second_session_in_use);
+	tcase_add_test(tc, shared_spool_session_lock);
 	tcase_add_test(tc, idle_session_lets_mta_deliver);
 	tcase_add_test(tc, sink_failure);
 	tcase_add_test(tc, send_after_truncation);
