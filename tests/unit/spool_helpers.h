@@ -54,6 +54,10 @@ struct buf {
 	size_t len, cap;
 };
 
+/* Is a library whose path contains name mapped into this process? (The
+ * tests of the libraries pop3d loads at their first use.) */
+bool lib_mapped(const char *name);
+
 void buf_add(struct buf *b, const void *data, size_t len);
 void buf_str(struct buf *b, const char *s);
 void buf_free(struct buf *b);

@@ -639,21 +639,6 @@ START_TEST(dotlock_poll_schedule)
 }
 END_TEST
 
-/* Is a library whose path contains name mapped into this process? */
-static bool
-mapped(const char *name)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	bool found = false;
-
-	ck_assert_ptr_nonnull(f);
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, name) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* Issue 12, start-up: liblockfile is not loaded with pop3d (most
  * connections never take a dotlock) but at the first dotlock, and then
  * does its work (the lock has our PID in it, as update_takes_both says). */
@@ -662,13 +647,13 @@ START_TEST(liblockfile_loaded_at_first_dotlock)
 	char path[PATH_MAX], dotlock[PATH_MAX], got[PATH_MAX];
 	int fd;
 
-	ck_assert(!mapped("liblockfile"));
+	ck_assert(!lib_mapped("liblockfile"));
 	ck_assert(!lockload_loaded());
 	new_spool(path, dotlock);
 	fd = open_rw(path);
 	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
 			 LOCK_OK);
-	ck_assert(mapped("liblockfile"));
+	ck_assert(lib_mapped("liblockfile"));
 	ck_assert(lockload_loaded());
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
 	lock_update_end(fd, path, got);

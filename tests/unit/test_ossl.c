@@ -11,21 +11,7 @@
 #include <string.h>
 
 #include "ossl.h"
-
-/* Is a library whose path contains name mapped into this process? */
-static bool
-mapped(const char *name)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	bool found = false;
-
-	ck_assert_ptr_nonnull(f);
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, name) != NULL;
-	fclose(f);
-	return found;
-}
+#include "spool_helpers.h"
 
 START_TEST(loaded_at_first_use)
 {
@@ -42,13 +28,13 @@ START_TEST(loaded_at_first_use)
 
 	/* Each test runs in a fresh process (CK_FORK): nothing yet. */
 	ck_assert(!ossl_loaded());
-	ck_assert(!mapped("libcrypto"));
-	ck_assert(!mapped("libssl"));
+	ck_assert(!lib_mapped("libcrypto"));
+	ck_assert(!lib_mapped("libssl"));
 
 	ctx = EVP_MD_CTX_new();
 	ck_assert_ptr_nonnull(ctx);
 	ck_assert(ossl_loaded());
-	ck_assert(mapped("libcrypto"));
+	ck_assert(lib_mapped("libcrypto"));
 	sha = EVP_MD_fetch(NULL, "SHA256", NULL);
 	ck_assert_ptr_nonnull(sha);
 	ck_assert_int_eq(EVP_DigestInit_ex2(ctx, sha, NULL), 1);
@@ -66,10 +52,10 @@ START_TEST(explicit_load_and_tls_context)
 {
 	SSL_CTX *ctx;
 
-	ck_assert(!mapped("libssl"));
+	ck_assert(!lib_mapped("libssl"));
 	ck_assert(ossl_load());
 	ck_assert(ossl_load()); /* once is enough; again is harmless */
-	ck_assert(mapped("libssl"));
+	ck_assert(lib_mapped("libssl"));
 	ctx = SSL_CTX_new(TLS_server_method());
 	ck_assert_ptr_nonnull(ctx);
 	ck_assert_int_eq(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), 1);

@@ -9,20 +9,7 @@
 #include <string.h>
 
 #include "pamload.h"
-
-static bool
-mapped(const char *name)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	bool found = false;
-
-	ck_assert_ptr_nonnull(f);
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, name) != NULL;
-	fclose(f);
-	return found;
-}
+#include "spool_helpers.h"
 
 static int
 no_conv(int n, const struct pam_message **msg, struct pam_response **resp,
@@ -38,11 +25,11 @@ START_TEST(loaded_at_first_use)
 	const void *item = NULL;
 
 	ck_assert(!pamload_loaded());
-	ck_assert(!mapped("libpam.so"));
+	ck_assert(!lib_mapped("libpam.so"));
 	ck_assert_int_eq(pam_start("pop3d-unit-test", "alice", &conv, &pamh),
 			 PAM_SUCCESS);
 	ck_assert(pamload_loaded());
-	ck_assert(mapped("libpam.so"));
+	ck_assert(lib_mapped("libpam.so"));
 	/* What goes in comes back out: the arguments arrive intact. */
 	ck_assert_int_eq(pam_set_item(pamh, PAM_RHOST, "192.0.2.7"),
 			 PAM_SUCCESS);
