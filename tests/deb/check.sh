@@ -25,10 +25,18 @@ for f in "$deb" "$changes" "$dsc"; do
 done
 
 # lintian as an ordinary user (it warns about root), over the binary
-# build and the source package. -E --pedantic: every tag it knows.
-lint=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
+# build and the source package. -E --pedantic: every tag it knows. The
+# files go to a directory nobody can read, and lintian runs there: the
+# clone may sit in a directory only root can enter (CI's is 0700).
+x=$(mktemp -d)
+trap 'rm -rf "$x"' EXIT
+mkdir "$x/lint"
+find "$out" -maxdepth 1 -type f -exec cp {} "$x/lint/" \;
+chmod 755 "$x" "$x/lint"
+chmod 644 "$x/lint"/*
+lint=$(cd "$x/lint" && setpriv --reuid=nobody --regid=nogroup --clear-groups \
 	env HOME=/tmp TMPDIR=/tmp lintian -I -E --pedantic \
-	--tag-display-limit 0 "$changes" "$dsc" 2>&1) ||
+	--tag-display-limit 0 "$(basename "$changes")" "$(basename "$dsc")" 2>&1) ||
 	die "lintian: $lint"
 [ -z "$lint" ] || printf '%s\n' "$lint" | sed 's/^/      /'
 if printf '%s\n' "$lint" | grep -q '^[EW]:'; then
@@ -39,10 +47,9 @@ say "ok    lintian: no error or warning ($(printf '%s\n' "$lint" |
 
 # Control-flow protection is not asked for: bookworm's crt1.o carries no
 # IBT/SHSTK note, so no binary linked on bookworm can have it (README).
-x=$(mktemp -d)
-trap 'rm -rf "$x"' EXIT
-dpkg-deb -x "$deb" "$x"
-hc=$(hardening-check --nocfprotection "$x/usr/sbin/pop3d") ||
+mkdir "$x/root"
+dpkg-deb -x "$deb" "$x/root"
+hc=$(hardening-check --nocfprotection "$x/root/usr/sbin/pop3d") ||
 	die "hardening-check: $hc"
 printf '%s\n' "$hc" | sed 's/^/      /'
 say "ok    hardening-check /usr/sbin/pop3d"
