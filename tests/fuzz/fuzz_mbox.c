@@ -34,8 +34,11 @@
 #include "uidl.h"
 
 static char spool[512], jdir[300];
-static struct md_limits limits = {MAILDROP_MESSAGES_MAX_DEFAULT,
-				  MAILDROP_SIZE_MAX_DEFAULT, jdir};
+static struct md_limits limits = {
+	.max_messages = MAILDROP_MESSAGES_MAX_DEFAULT,
+	.max_size = MAILDROP_SIZE_MAX_DEFAULT,
+	.journal_dir = jdir,
+};
 
 static const char delivery[] = "From new@example.org Sat Jan  6 12:00:00 2024\n"
 			       "Subject: delivered during the session\n"

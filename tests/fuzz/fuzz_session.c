@@ -188,8 +188,11 @@ check_output(void)
 static void
 check_spool_after(int variant)
 {
-	struct md_limits limits = {MAILDROP_MESSAGES_MAX_DEFAULT,
-				   MAILDROP_SIZE_MAX_DEFAULT, NULL};
+	struct md_limits limits = {
+		.max_messages = MAILDROP_MESSAGES_MAX_DEFAULT,
+		.max_size = MAILDROP_SIZE_MAX_DEFAULT,
+		.journal_dir = NULL,
+	};
 	struct maildrop *md;
 	char lock[400];
 	struct dirent *e;
@@ -242,8 +245,11 @@ check_spool_after(int variant)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct md_limits limits = {MAILDROP_MESSAGES_MAX_DEFAULT,
-				   MAILDROP_SIZE_MAX_DEFAULT, NULL};
+	struct md_limits limits = {
+		.max_messages = MAILDROP_MESSAGES_MAX_DEFAULT,
+		.max_size = MAILDROP_SIZE_MAX_DEFAULT,
+		.journal_dir = NULL,
+	};
 	const char *dir = fuzz_dir_init("session");
 	struct maildrop *md;
 

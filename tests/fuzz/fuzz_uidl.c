@@ -40,8 +40,11 @@ static const char from_line[] = "From sender@example.org Mon Jan  1 00:00:00 "
 				"2024\n";
 
 static char spool[512];
-static struct md_limits limits = {MAILDROP_MESSAGES_MAX_DEFAULT,
-				  MAILDROP_SIZE_MAX_DEFAULT, NULL};
+static struct md_limits limits = {
+	.max_messages = MAILDROP_MESSAGES_MAX_DEFAULT,
+	.max_size = MAILDROP_SIZE_MAX_DEFAULT,
+	.journal_dir = NULL,
+};
 static struct uidl_hasher *hasher;
 
 /* A message of exactly size octets (separator included) with nothing
