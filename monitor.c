@@ -25,6 +25,10 @@
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
+ *   keeper.c       keeper_start: a stat of the spool directory,
+ *                  getgrnam and getgrouplist, and the fork of the dotlock
+ *                  keeper, which drops to the user with group mail alone
+ *                  before it reads anything.
  *   pamload.c      loads libpam at auth_check's first PAM call.
  *   tls.c          tls_setup: installs OpenSSL's wiping memory functions,
  *                  reads the certificate and the key into wiped buffers;
@@ -67,6 +71,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "keeper.h"
 #include "lang.h"
 #include "log.h"
 #include "maildrop.h"
@@ -426,6 +431,19 @@ start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
 	return pid;
 }
 
+/* Root's last act: the keeper of the spool's dotlock, where the user
+ * cannot make one (keeper.h). A path the pattern cannot make is the
+ * session's to report. */
+static void
+start_keeper(const struct config *cfg, const struct auth_user *who)
+{
+	char spool[PATH_MAX];
+
+	if (maildrop_path(cfg->mailbox, who->name, who->home, spool,
+			  sizeof(spool)) == 0)
+		keeper_start(spool, who->name, who->uid, who->gid);
+}
+
 /* After auth_become, as the user: the session proper, on the connection
  * (or the relay's socketpair) and the input the pre-auth process had
  * read ahead. */
@@ -473,9 +491,11 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	if (!tls)
 		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
+	start_keeper(cfg, &m.who);
 	auth_become(&m.who); /* root ends here, for good */
 	test_hook_session(); /* only in build/pop3d-test */
 	run_session(cfg, &peer, &m, &h, fds);
+	keeper_stop();
 	if (tls) {
 		/* Let the relay send the last reply and close_notify
 		 * before we exit: under systemd our exit ends the unit,
