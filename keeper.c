@@ -92,9 +92,9 @@ confine(int sock, uid_t uid, gid_t group)
 	gid_t rg, eg, sg, list[2];
 
 	closelog();
-	if (sock > 3)
-		close_range(3, (unsigned)sock - 1, 0);
-	close_range((unsigned)sock + 1, ~0U, 0);
+	if ((sock > 3 && close_range(3, (unsigned)sock - 1, 0) < 0) ||
+	    close_range((unsigned)sock + 1, ~0U, 0) < 0)
+		return false;
 	if (setgroups(1, &group) < 0 || setresgid(group, group, group) < 0 ||
 	    setresuid(uid, uid, uid) < 0)
 		return false;
