@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "maildrop.h"
 #include "params.h"
 
 enum keeper_op { KEEPER_CREATE = 1, KEEPER_REMOVE = 2 };
@@ -55,8 +56,7 @@ static struct {
  * can neither write the directory as its owner or through others' bits
  * nor is a member of the group. Anything else: no keeper. */
 static bool
-needed_group(const char *spool, const char *user, uid_t uid, gid_t gid,
-	     gid_t *group_r)
+needed_group(const char *spool, const struct auth_user *who, gid_t *group_r)
 {
 	const char *slash = strrchr(spool, '/');
 	char dir[PATH_MAX];
@@ -69,12 +69,12 @@ needed_group(const char *spool, const char *user, uid_t uid, gid_t gid,
 		return false;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - spool), spool);
 	if (stat(dir[0] ? dir : "/", &st) < 0 || !(st.st_mode & S_IWGRP) ||
-	    (st.st_mode & S_IWOTH) || st.st_uid == uid || st.st_gid == 0)
+	    (st.st_mode & S_IWOTH) || st.st_uid == who->uid || st.st_gid == 0)
 		return false;
 	gr = getgrnam(KEEPER_GROUP);
 	if (gr == NULL || gr->gr_gid != st.st_gid)
 		return false;
-	if (getgrouplist(user, gid, groups, &n) < 0)
+	if (getgrouplist(who->name, who->gid, groups, &n) < 0)
 		return false; /* more groups than the kernel allows: odd; no */
 	for (int i = 0; i < n; i++)
 		if (groups[i] == st.st_gid)
@@ -99,9 +99,8 @@ confine(int sock, uid_t uid, gid_t group)
 	    setresuid(uid, uid, uid) < 0)
 		return false;
 	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
-	    ru != uid || eu != uid || su != uid || rg != group ||
-	    eg != group || sg != group || getgroups(2, list) != 1 ||
-	    list[0] != group)
+	    ru != uid || eu != uid || su != uid || rg != group || eg != group ||
+	    sg != group || getgroups(2, list) != 1 || list[0] != group)
 		return false;
 	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0)
 		return false;
@@ -149,16 +148,19 @@ keeper_main(int sock, uid_t uid, gid_t group)
 }
 
 void
-keeper_start(const char *spool, const char *user, uid_t uid, gid_t gid)
+keeper_start(const char *mailbox, const struct auth_user *who)
 {
+	char spool[PATH_MAX];
 	gid_t group;
 	int sv[2];
 	pid_t pid;
 
 	if (geteuid() != 0 ||
+	    maildrop_path(mailbox, who->name, who->home, spool, sizeof(spool)) <
+		    0 ||
 	    (size_t)snprintf(k.dotlock, sizeof(k.dotlock), "%s.lock", spool) >=
 		    sizeof(k.dotlock) ||
-	    !needed_group(spool, user, uid, gid, &group))
+	    !needed_group(spool, who, &group))
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_msg(LOG_WARNING, "dotlock keeper: socketpair: %m");
@@ -173,7 +175,7 @@ keeper_start(const char *spool, const char *user, uid_t uid, gid_t gid)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		keeper_main(sv[1], uid, group);
+		keeper_main(sv[1], who->uid, group);
 	}
 	close(sv[1]);
 	k.sock = sv[0];

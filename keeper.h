@@ -12,12 +12,14 @@
 #ifndef POP3D_KEEPER_H
 #define POP3D_KEEPER_H
 
-#include <sys/types.h>
+#include "privsep_msg.h"
 
-/* Root, after a login and before auth_become: start a keeper for the
- * dotlock of spool if the user needs one. Failing to start one is
- * logged and leaves liblockfile's helper to do the work. */
-void keeper_start(const char *spool, const char *user, uid_t uid, gid_t gid);
+/* Root, after a login (or in --recover's child) and before auth_become:
+ * start a keeper for the dotlock of who's spool (the --mailbox pattern
+ * made a path) if who needs one. Failing to start one is logged and
+ * leaves liblockfile's helper to do the work; a pattern that makes no
+ * path is the session's to report. */
+void keeper_start(const char *mailbox, const struct auth_user *who);
 
 /* The session's lockfile_create(dotlock, 0, flags) and
  * lockfile_remove(dotlock), liblockfile's results and errno: through the

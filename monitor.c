@@ -431,19 +431,6 @@ start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
 	return pid;
 }
 
-/* Root's last act: the keeper of the spool's dotlock, where the user
- * cannot make one (keeper.h). A path the pattern cannot make is the
- * session's to report. */
-static void
-start_keeper(const struct config *cfg, const struct auth_user *who)
-{
-	char spool[PATH_MAX];
-
-	if (maildrop_path(cfg->mailbox, who->name, who->home, spool,
-			  sizeof(spool)) == 0)
-		keeper_start(spool, who->name, who->uid, who->gid);
-}
-
 /* After auth_become, as the user: the session proper, on the connection
  * (or the relay's socketpair) and the input the pre-auth process had
  * read ahead. */
@@ -491,9 +478,9 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	if (!tls)
 		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
-	start_keeper(cfg, &m.who);
-	auth_become(&m.who); /* root ends here, for good */
-	test_hook_session(); /* only in build/pop3d-test */
+	keeper_start(cfg->mailbox, &m.who); /* where the user needs one */
+	auth_become(&m.who);		    /* root ends here, for good */
+	test_hook_session();		    /* only in build/pop3d-test */
 	run_session(cfg, &peer, &m, &h, fds);
 	keeper_stop();
 	if (tls) {

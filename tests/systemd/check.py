@@ -328,8 +328,9 @@ def inspect_session(ct, user, cap_bnd):
         expect(int(st["CapBnd"], 16) == cap_bnd,
                f"CapBnd {st['CapBnd'].strip()}, want {cap_bnd:016x}")
         expect(st["Seccomp"].strip() == "2", f"Seccomp {st['Seccomp']}")
-        # Left off on purpose (the setgid dotlockfile helper, see the unit).
-        expect(st["NoNewPrivs"].strip() == "0",
+        # NoNewPrivileges=yes: the keeper, not the setgid dotlockfile,
+        # makes the dotlock (every DELE + QUIT in these steps needs it).
+        expect(st["NoNewPrivs"].strip() == "1",
                f"NoNewPrivs {st['NoNewPrivs']}")
         # Its mount namespace: /usr read-only, /tmp its own.
         p = ct.run("nsenter", "-t", str(pid), "-m", "--", "sh", "-c",
@@ -348,7 +349,7 @@ def inspect_session(ct, user, cap_bnd):
     finally:
         pop.quit()
     return (f"uid/gid {uid}/{gid}, CapEff 0, CapBnd {cap_bnd:#x}, "
-            "Seccomp 2, NoNewPrivs 0, /usr ro, private /tmp, no /home; "
+            "Seccomp 2, NoNewPrivs 1, /usr ro, private /tmp, no /home; "
             f"its dotlock keeper {uid}/{mail}, no caps, NoNewPrivs 1")
 
 
