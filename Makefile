@@ -38,7 +38,7 @@ MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	relay tls sasl hash recover \
 	journal sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
-	pamload logindelay lockload lang utf8
+	pamload logindelay lockload keeper lang utf8
 # tests/unit/test_MODULE.c: the check tests of one module each.
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \

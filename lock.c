@@ -14,6 +14,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "keeper.h"
 #include "log.h"
 #include "params.h"
 #include "sysutil.h"
@@ -154,7 +155,7 @@ dotlock_flags(bool shared)
 static void
 dotlock_remove(const char *dotlock)
 {
-	if (lockfile_remove(dotlock) < 0)
+	if (keeper_lockfile_remove(dotlock) < 0)
 		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
 }
 
@@ -226,7 +227,7 @@ dotlock_take(int fd, const char *dotlock, bool shared)
 	int r;
 
 	for (int tries = 0;; tries++) {
-		r = lockfile_create(dotlock, 0, dotlock_flags(shared));
+		r = keeper_lockfile_create(dotlock, dotlock_flags(shared));
 		if (r == L_SUCCESS)
 			return LOCK_OK;
 		if (r != L_MAXTRYS) {

@@ -25,6 +25,10 @@
  *   auth.c         auth_init; auth_check (PAM and its modules, getpwnam,
  *                  the uid policy); auth_become (initgroups, setresgid,
  *                  setresuid, the proof that root is gone).
+ *   keeper.c       keeper_start: a stat of the spool directory,
+ *                  getgrnam and getgrouplist, and the fork of the dotlock
+ *                  keeper, which drops to the user with group mail alone
+ *                  before it reads anything.
  *   pamload.c      loads libpam at auth_check's first PAM call.
  *   tls.c          tls_setup: installs OpenSSL's wiping memory functions,
  *                  reads the certificate and the key into wiped buffers;
@@ -67,6 +71,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "keeper.h"
 #include "lang.h"
 #include "log.h"
 #include "maildrop.h"
@@ -473,9 +478,11 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	if (!tls)
 		waitpid(pid, NULL, 0); /* it exits right after the handoff */
 	journal_prepare(cfg, &m.who);
-	auth_become(&m.who); /* root ends here, for good */
-	test_hook_session(); /* only in build/pop3d-test */
+	keeper_start(cfg->mailbox, &m.who); /* where the user needs one */
+	auth_become(&m.who);		    /* root ends here, for good */
+	test_hook_session();		    /* only in build/pop3d-test */
 	run_session(cfg, &peer, &m, &h, fds);
+	keeper_stop();
 	if (tls) {
 		/* Let the relay send the last reply and close_notify
 		 * before we exit: under systemd our exit ends the unit,

@@ -171,13 +171,17 @@
  * for DOTLOCK_WAIT_MS in all (the 15 s that liblockfile's own 5 s + 10 s
  * sleeps gave before). MDAs hold it for one delivery, milliseconds: a
  * 5 s first sleep made QUIT's p99 5 s under delivery load. The backoff
- * bounds the tries (about 80, each a link(2), or an exec of the setgid
- * dotlockfile where the user cannot write the spool directory). A lock
- * older than 5 minutes is stale (liblockfile). */
+ * bounds the tries (about 80, each a link(2) by the session or by its
+ * dotlock keeper). A lock older than 5 minutes is stale (liblockfile). */
 #define DOTLOCK_WAIT_MS 15000
 #define DOTLOCK_POLL_MIN_MS 20
 #define DOTLOCK_POLL_MAX_MS 320
 #define DOTLOCK_POLL_DOUBLE_EVERY 8
+/* The group whose members may create dotlocks in the spool directory:
+ * Debian's dotlockfile is setgid to it, and /var/mail is 2775 root:mail.
+ * The dotlock keeper (keeper.c) runs with it, and with no other group,
+ * only where the directory is this group's and the user is not in it. */
+#define KEEPER_GROUP "mail"
 
 /* RFC 1939 §7: a unique-id is 1 to 70 characters. Our digests use 32 hex
  * characters, which leaves room for a "-N" duplicate suffix. */

@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "command.h"
 #include "journal.h"
+#include "keeper.h"
 #include "log.h"
 #include "logindelay.h"
 #include "maildrop.h"
@@ -166,8 +167,13 @@ recover_user(const struct config *cfg, const struct auth_user *who,
 		for (int i = 0; i < 2; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
+		/* Recovery takes the dotlock too: with a keeper, no
+		 * setgid dotlockfile (NoNewPrivileges= in the unit). */
+		keeper_start(cfg->mailbox, who);
 		auth_become(who); /* exits if the drop fails */
-		_exit(recover_as_user(cfg, who));
+		status = recover_as_user(cfg, who);
+		keeper_stop();
+		_exit(status);
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)

@@ -159,7 +159,8 @@ def open_session(ct, user):
     pop.user(user)
     pop.pass_(PASSWORD)
     pop.dele(1)  # never committed: the session will not reach UPDATE
-    expect(len(sd.session_pids(ct, user)) == 1, "no session process")
+    # The session and its dotlock keeper (keeper.c), both the user's.
+    expect(len(sd.session_pids(ct, user)) == 2, "no session process and keeper")
     return pop, msgs
 
 

@@ -805,12 +805,13 @@ def check_session_process(srv, client_port, user, label):
     """After PASS without TLS: the monitor has become the session and holds
     the connection, alone (the pre-auth process handed it over and
     exited): the user's ids, no capabilities, and no other socket (in
-    particular not the listening one)."""
+    particular not the listening one) but the socketpair to its dotlock
+    keeper (the user cannot write /var/mail)."""
     pfx = f"{label}: session process"
     inode = server_side_inode(srv.port, client_port)
     if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
         return
-    procs = settle(lambda: live(group_procs(srv)), lambda p: len(p) == 1)
+    procs = settle(lambda: live(group_procs(srv)), lambda p: len(p) == 2)
     holders = socket_holders(inode)
     comms = {p: comm_of(p) for p in holders}
     check(len(holders) == 1, f"{pfx}: exactly one process holds the connection",
@@ -818,23 +819,59 @@ def check_session_process(srv, client_port, user, label):
     if not holders:
         return
     pid = holders[0]
-    check_eq(sorted(procs), [pid],
-             f"{pfx}: the only process of the connection (the pre-auth process has exited)")
+    keepers = [p for p, v in procs.items() if v[1] == pid]
+    check_eq(sorted(procs), sorted([pid] + keepers[:1]),
+             f"{pfx}: the session and its dotlock keeper are the connection's only processes "
+             "(the pre-auth process has exited)")
     check_no_root(procs, pfx)
     name = f"{pfx} {pid} ({comms[pid]})"
     check_user_process(pid, user, name)
+    kept = check_keeper(keepers[0], pid, user, f"{label}: dotlock keeper") if keepers else set()
     st = proc_status(pid)
     # Other sockets: the session must not hold the listener (Accept=no)
-    # or anything else but its own connection.
+    # or anything else but its own connection and the keeper's socketpair.
     listeners = {r[5] for r in tcp_table() if r[4] == "0A"}
     socks = socket_fds(pid)
-    bad = {fd: i for fd, i in socks.items() if i != inode}
+    peers = unix_peers()
+    bad = {fd: i for fd, i in socks.items() if i != inode and peers.get(i) not in kept}
     held_listeners = {fd: i for fd, i in socks.items() if i in listeners}
     check(not held_listeners, f"{name}: holds no listening socket",
           f"listening socket fds {held_listeners}")
-    check(not bad, f"{name}: holds no socket but its connection", f"fds {fd_targets(pid)}")
+    check(not bad, f"{name}: holds no socket but its connection and the keeper's socketpair",
+          f"fds {fd_targets(pid)}")
     check_eq(int(st["PPid"]), srv.proc.pid,
              f"{name}: a child of the server (it was the monitor)")
+
+
+@guarded("proc-keeper")
+def check_keeper(pid, sess, user, name):
+    """The dotlock keeper (keeper.c, design.md §4.2): a child of the
+    session with the user's uid and group mail alone (what the setgid
+    dotlockfile has), no capabilities, no_new_privs, and no descriptor
+    but its end of a SOCK_SEQPACKET pair whose other end the session
+    holds (0-2 aside): it can make and remove the user's dotlock and
+    reach nothing else. Returns the inodes of its sockets."""
+    pw = pwd.getpwnam(user)
+    st = proc_status(pid)
+    check_eq(int(st["PPid"]), sess, f"{name}: a child of the session")
+    check_eq(ids(st, "Uid"), [str(pw.pw_uid)] * 4,
+             f"{name}: Uid real/effective/saved/fs are the user's")
+    check_eq(ids(st, "Gid"), [str(MAIL_GID)] * 4,
+             f"{name}: Gid real/effective/saved/fs are group mail's")
+    check_eq(ids(st, "Groups"), [str(MAIL_GID)], f"{name}: Groups: mail alone")
+    check_no_caps(st, name)
+    check_eq(st.get("NoNewPrivs"), "1", f"{name}: NoNewPrivs is set")
+    check_eq(os.readlink(f"/proc/{pid}/exe"), BINARY, f"{name}: runs the binary under test")
+    socks = socket_fds(pid)
+    utypes, peers = unix_types(), unix_peers()
+    sess_socks = set(socket_fds(sess).values())
+    check(len(socks) == 1 and all(utypes.get(i) == 5 and peers.get(i) in sess_socks
+                                  for i in socks.values()),
+          f"{name}: holds one socket, a seqpacket whose other end is the session's",
+          f"sockets {socks} types {[utypes.get(i) for i in socks.values()]}")
+    extra = {fd: t for fd, t in fd_targets(pid).items() if int(fd) > 2 and fd not in socks}
+    check(not extra, f"{name}: holds no descriptor but that socket above 0-2", f"{extra}")
+    return set(socks.values())
 
 
 def memory_holds(pid, secret):
@@ -936,8 +973,9 @@ def check_no_password_in_memory(srv, client_port, pw, label):
 def check_tls_session(srv, client_port, user, label):
     """After login under TLS: the relay (the pre-auth process, confined)
     holds the TCP connection and one end of a Unix socketpair; the session
-    (the monitor, now the user) holds the other end and nothing else; no
-    process of the connection is root."""
+    (the monitor, now the user) holds the other end and, besides, only the
+    socketpair to its dotlock keeper; no process of the connection is
+    root."""
     pfx = f"{label}: logged in"
     inode = server_side_inode(srv.port, client_port)
     if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
@@ -953,10 +991,15 @@ def check_tls_session(srv, client_port, user, label):
     check_user_process(sess, user, f"{pfx}: session (the relay's parent)")
     check_eq(proc_stat(sess)[1], srv.proc.pid,
              f"{pfx}: session: a child of the server (it was the monitor)")
+    procs = settle(lambda: live(group_procs(srv)), lambda p: len(p) == 3)
+    keepers = [p for p, v in procs.items() if v[1] == sess and p != relay]
+    kept = check_keeper(keepers[0], sess, user, f"{pfx}: dotlock keeper") if keepers else set()
     tcp, utypes, peers = tcp_inodes(), unix_types(), unix_peers()
-    rsocks, ssocks = socket_fds(relay), socket_fds(sess)
+    rsocks = socket_fds(relay)
+    ssocks = {fd: i for fd, i in socket_fds(sess).items() if peers.get(i) not in kept}
     check(ssocks and all(utypes.get(i) == 1 for i in ssocks.values()),
-          f"{pfx}: session: holds only a Unix stream socket (no TCP socket, no listener)",
+          f"{pfx}: session: holds only a Unix stream socket besides the keeper's "
+          "(no TCP socket, no listener)",
           f"fds {fd_targets(sess)} tcp {[i for i in ssocks.values() if i in tcp]}")
     check(ssocks and all(peers.get(i) in set(rsocks.values()) for i in ssocks.values()),
           f"{pfx}: session: the other end of its socket is the relay's",
@@ -964,9 +1007,8 @@ def check_tls_session(srv, client_port, user, label):
     other = set(rsocks.values()) - {inode} - {peers.get(i) for i in ssocks.values()}
     check(not other, f"{pfx}: relay: holds no socket but the connection and the socketpair",
           f"fds {fd_targets(relay)}")
-    procs = live(group_procs(srv))
-    check_eq(sorted(procs), sorted([relay, sess]),
-             f"{pfx}: the connection has two processes, session and relay")
+    check_eq(sorted(procs), sorted([relay, sess] + keepers[:1]),
+             f"{pfx}: the connection has three processes, session, relay and dotlock keeper")
     check_no_root(procs, pfx)
 
 
@@ -1512,6 +1554,43 @@ def edge_tests(srv, timeout_srv, tls_timeout_srv):
           f"{result.get('reply')!r} after {result.get('t', held) - held:.1f} s")
     check_eq(read_spool(user), spool_of(msgs[1:]), f"{label}: UPDATE done after it")
     check(not lock.exists(), f"{label}: pop3d removed its own dotlock")
+
+    # The keeper makes UPDATE's dotlock (keeper.c), not two execs of the
+    # setgid dotlockfile: the lock carries the PID of the process that
+    # linked it, seen here while UPDATE waits for our fcntl write lock.
+    label = "inetd: the dotlock keeper makes UPDATE's dotlock"
+    write_spool(user, data)
+    c, r = login(srv, user, pw)
+    c.cmd("DELE 1")
+    fd = os.open(spool_path(user), os.O_RDWR)
+    maker = None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        c.sock.sendall(b"QUIT\r\n")
+        made = settle(lambda: lock.exists(), bool, 8)
+        if check(made, f"{label}: UPDATE takes the dotlock while the write lock is held"):
+            maker = int(lock.read_bytes().split()[0])
+            kst = proc_status(maker)
+            sst = proc_status(int(kst["PPid"]))
+            check_eq(ids(kst, "Gid"), [str(MAIL_GID)] * 4,
+                     f"{label}: the PID in the dotlock is a process with group mail")
+            check_eq(ids(sst, "Uid"), [str(pwd.getpwnam(user).pw_uid)] * 4,
+                     f"{label}: whose parent is the user's session")
+            lst = os.lstat(lock)
+            check_eq((lst.st_uid, lst.st_gid), (pwd.getpwnam(user).pw_uid, MAIL_GID),
+                     f"{label}: the dotlock is the user's, group mail")
+    finally:
+        os.close(fd)
+    reply = c.line()
+    c.close()
+    check((reply or b"").startswith(b"+OK pop3d signing off"), f"{label}: QUIT answered +OK",
+          f"{reply!r}")
+    check_eq(settle(lambda: read_spool(user), lambda d: d == spool_of(msgs[1:]), 10),
+             spool_of(msgs[1:]), f"{label}: UPDATE done after the write lock is released")
+    check(not lock.exists(), f"{label}: the keeper removed the dotlock")
+    check(maker is None or not settle(lambda: os.path.exists(f"/proc/{maker}"),
+                                      lambda x: not x, 5),
+          f"{label}: the keeper is gone with its session")
 
     # Spools an admin must fix: [SYS/PERM], and nothing is served.
     path = spool_path(user)

@@ -301,12 +301,26 @@ def inspect_session(ct, user, cap_bnd):
     pop.user(user)
     pop.pass_(PASSWORD)
     try:
+        # The session, and its dotlock keeper (keeper.c): the user's uid
+        # with group mail alone, a child of the session.
         pids = session_pids(ct, user)
-        expect(len(pids) == 1, f"{len(pids)} pop3d processes of {user}")
-        pid = pids[0]
-        st = proc_status(ct, pid)
+        expect(len(pids) == 2, f"{len(pids)} pop3d processes of {user}")
         uid = ct.out("id", "-u", user).strip()
         gid = ct.out("id", "-g", user).strip()
+        mail = ct.out("getent", "group", "mail").split(":")[2]
+        sts = {p: proc_status(ct, p) for p in pids}
+        sess = [p for p in pids if sts[p]["Gid"].split() == [gid] * 4]
+        keep = [p for p in pids if sts[p]["Gid"].split() == [mail] * 4]
+        expect(len(sess) == 1 and len(keep) == 1,
+               f"not one session and one keeper: {[sts[p]['Gid'] for p in pids]}")
+        pid = sess[0]
+        kst = sts[keep[0]]
+        expect(int(kst["PPid"]) == pid, f"keeper's parent {kst['PPid']}")
+        expect(kst["Groups"].split() == [mail], f"keeper's Groups {kst['Groups']}")
+        expect(int(kst["CapEff"], 16) == 0 and int(kst["CapPrm"], 16) == 0,
+               f"keeper's CapEff {kst['CapEff']}")
+        expect(kst["NoNewPrivs"].strip() == "1", "keeper without no_new_privs")
+        st = sts[pid]
         expect(st["Uid"].split() == [uid] * 4, f"Uid: {st['Uid']}")
         expect(st["Gid"].split() == [gid] * 4, f"Gid: {st['Gid']}")
         expect(int(st["CapEff"], 16) == 0, f"CapEff {st['CapEff']}")
@@ -314,8 +328,9 @@ def inspect_session(ct, user, cap_bnd):
         expect(int(st["CapBnd"], 16) == cap_bnd,
                f"CapBnd {st['CapBnd'].strip()}, want {cap_bnd:016x}")
         expect(st["Seccomp"].strip() == "2", f"Seccomp {st['Seccomp']}")
-        # Left off on purpose (the setgid dotlockfile helper, see the unit).
-        expect(st["NoNewPrivs"].strip() == "0",
+        # NoNewPrivileges=yes: the keeper, not the setgid dotlockfile,
+        # makes the dotlock (every DELE + QUIT in these steps needs it).
+        expect(st["NoNewPrivs"].strip() == "1",
                f"NoNewPrivs {st['NoNewPrivs']}")
         # Its mount namespace: /usr read-only, /tmp its own.
         p = ct.run("nsenter", "-t", str(pid), "-m", "--", "sh", "-c",
@@ -334,7 +349,8 @@ def inspect_session(ct, user, cap_bnd):
     finally:
         pop.quit()
     return (f"uid/gid {uid}/{gid}, CapEff 0, CapBnd {cap_bnd:#x}, "
-            "Seccomp 2, NoNewPrivs 0, /usr ro, private /tmp, no /home")
+            "Seccomp 2, NoNewPrivs 1, /usr ro, private /tmp, no /home; "
+            f"its dotlock keeper {uid}/{mail}, no caps, NoNewPrivs 1")
 
 
 def journal_lines(ct, since):
