@@ -34,8 +34,8 @@ lockload_loaded(void)
  * global scope: a program that also links liblockfile (the unit tests)
  * exports the definitions below, and the global lookup would find them
  * again. */
-static bool
-load(void)
+bool
+lockload_load(void)
 {
 	const char *missing;
 	void *lib;
@@ -61,7 +61,7 @@ load(void)
 int
 lockfile_create(const char *lockfile, int retries, int flags)
 {
-	if (!load()) {
+	if (!lockload_load()) {
 		errno = ELIBACC;
 		return L_ERROR;
 	}
@@ -71,7 +71,7 @@ lockfile_create(const char *lockfile, int retries, int flags)
 int
 lockfile_remove(const char *lockfile)
 {
-	if (!load()) {
+	if (!lockload_load()) {
 		errno = ELIBACC;
 		return -1;
 	}

@@ -13,4 +13,8 @@
 /* Has liblockfile been loaded into this process? */
 bool lockload_loaded(void);
 
+/* Load it now (the dotlock keeper, which has nothing else to do while
+ * the session parses); false, logged, if it cannot be loaded. */
+bool lockload_load(void);
+
 #endif
