@@ -1,5 +1,5 @@
 """The greeting, once, in every mode (issue 12; design.md §2, §13;
-R2449-02, R8314-01, PROXY-01).
+R2449-02, R8314-02, PROXY-01).
 
 Where nothing has to come before it, the monitor writes the greeting
 itself, before it forks the pre-auth process, and that process must not
@@ -77,7 +77,7 @@ def test_greeting_once_over_tcp(env):
 
 
 def test_greeting_once_inside_implicit_tls(env):
-    """R8314-01: with --tls-implicit not one octet before the handshake
+    """R8314-02: with --tls-implicit not one octet before the handshake
     (Conn.starttls waits 0.2 s for one), then the greeting, once, as the
     first octets inside TLS."""
     with Server(env, "greeting-tls", tls_args(env, implicit=True)) as srv:
