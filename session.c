@@ -466,8 +466,6 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 		  struct netio *io, const struct session_hooks *hooks,
 		  bool greeted, struct session_mode *mode_r)
 {
-	char greeting[REPLY_LINE_MAX];
-
 	struct auth_state a = {.hooks = hooks};
 	struct session s = {.cfg = cfg,
 			    .peer = peer,
@@ -475,6 +473,7 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 			    .state = ST_AUTH,
 			    .lang = LANG_DEFAULT,
 			    .auth = &a};
+	char greeting[REPLY_LINE_MAX];
 
 	*mode_r = (struct session_mode){.lang = LANG_DEFAULT};
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
