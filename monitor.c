@@ -41,6 +41,8 @@
  *                  for the pre-auth process and the failure delay.
  *   privsep_msg.c  privsep_recv and privsep_send: octets and descriptors
  *                  only; the judging is privsep_check_record, here.
+ *   session.c      session_greeting: the greeting's octets, which
+ *                  monitor_serve writes before the pre-auth fork.
  *   server.c       the Accept=no listener: accept, fork and exec, each
  *                  connection starting over in main; its answer to a
  *                  proxied connection's source (server_claim_source).
@@ -406,11 +408,46 @@ tune_socket(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Issue 12: the greeting is a constant (session_greeting), so it need
+ * not wait for the pre-auth process's fork, getpwnam, chroot and
+ * privilege drop; root writes it before forking, and reads nothing to do
+ * so. Not where something must come first: the TLS handshake with
+ * --tls-implicit (RFC 8314 §3.3: the greeting is the first octet inside
+ * TLS), or the PROXY header of a --proxy-from balancer (PROXY-01). A
+ * plain write, with no timeout: 17 octets to a connection nobody has
+ * written to yet go into an empty socket send buffer (a pipe, in the
+ * tests, takes up to PIPE_BUF octets whole), so it cannot block even if
+ * the client never reads. Returns whether the greeting went out; if
+ * nothing did (the client is gone already), the pre-auth process tries
+ * again and ends the session as it always has. */
+static bool
+greet_first(const struct config *cfg, const struct peer *peer, int out_fd)
+{
+	char line[REPLY_LINE_MAX];
+	size_t len, done = 0;
+	ssize_t n;
+
+	if (cfg->tls_implicit || peer->proxied)
+		return false;
+	len = session_greeting(line, sizeof(line));
+	while (done < len) {
+		n = write(out_fd, line + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			/* With part of it out, the pre-auth process must
+			 * not start over: it finds the connection broken. */
+			return done > 0;
+		done += (size_t)n;
+	}
+	return len > 0;
+}
+
 /* Fork the pre-auth process, which keeps the connection until a login.
  * Returns its pid; *sock_r is our end of the socketpair to it. */
 static pid_t
 start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
-	      int out_fd, int *sock_r)
+	      int out_fd, bool greeted, int *sock_r)
 {
 	int sv[2];
 	pid_t pid;
@@ -424,7 +461,7 @@ start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
 		close(sv[0]);
 		server_forget_channel();  /* the listener trusts its records */
 		test_hook_preauth(sv[1]); /* only in build/pop3d-test */
-		preauth_run(cfg, peer, in_fd, out_fd, sv[1]);
+		preauth_run(cfg, peer, in_fd, out_fd, sv[1], greeted);
 	}
 	close(sv[1]);
 	*sock_r = sv[0];
@@ -455,7 +492,7 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	struct peer peer;
 	struct monitor m = {.cfg = cfg, .peer = &peer};
 	int fds[2] = {-1, -1};
-	bool tls;
+	bool greeted, tls;
 	pid_t pid;
 
 	peer_from_fd(in_fd, &peer);
@@ -465,7 +502,8 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	peer.proxied = peer_in_nets(&peer, cfg->proxy_from, cfg->n_proxy_from);
 	m.expect_peer = peer.proxied;
 	tune_socket(out_fd);
-	pid = start_preauth(cfg, &peer, in_fd, out_fd, &m.sock);
+	greeted = greet_first(cfg, &peer, out_fd);
+	pid = start_preauth(cfg, &peer, in_fd, out_fd, greeted, &m.sock);
 	m.preauth = pid;
 	/* TLS is the pre-auth process's alone (then the relay's): the key
 	 * goes before it can reach the user's session. */

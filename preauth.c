@@ -6,8 +6,9 @@
  *   as root     confine(): look up --preauth-user (pop3d, else nobody),
  *               chroot to the empty --preauth-dir, drop to that user
  *               for good, set no_new_privs.
- *   as pop3d    the greeting, CAPA, STLS or implicit TLS, USER/PASS and
- *               AUTH: session_authorize (session.c, session_auth.c) with
+ *   as pop3d    the greeting (unless the monitor wrote it before the
+ *               fork: design.md §2), CAPA, STLS or implicit TLS, USER/PASS
+ *               and AUTH: session_authorize (session.c, session_auth.c) with
  *               command.c, sasl.c, netio.c and tls.c. Each login goes to
  *               the monitor as a fixed-size record (ask_monitor); only a
  *               verdict comes back. After a login, hand_off gives the
@@ -198,7 +199,7 @@ hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
 
 void
 preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
-	    int out_fd, int sock)
+	    int out_fd, int sock, bool greeted)
 {
 	static struct netio io;
 	struct preauth pa = {sock};
@@ -217,14 +218,17 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 		 * without it): its clients must not pass for it. Only IP
 		 * peers are judged: a peer already gone (HAProxy's layer-4
 		 * check resets right after its header) has no address to
-		 * name, and --proxy-from lists IP balancers only. */
+		 * name, and --proxy-from lists IP balancers only. The
+		 * monitor has greeted such a connection already (it reads
+		 * nothing, so it cannot know): the refusal is the close
+		 * that follows, before any reply (design.md §13). */
 		log_msg(LOG_WARNING,
 			"PROXY header from %s refused: not in --proxy-from",
 			peer->addr);
 		_exit(0);
 	}
 	net_init(&io, in_fd, out_fd, cfg->timeout);
-	if (session_authorize(cfg, &client, &io, &hooks, &mode) ==
+	if (session_authorize(cfg, &client, &io, &hooks, greeted, &mode) ==
 	    SESSION_LOGGED_IN)
 		hand_off(cfg, &pa, &io, &mode);
 	if (io.tls != NULL)

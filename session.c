@@ -448,10 +448,23 @@ serve(struct session *s)
 	}
 }
 
+size_t
+session_greeting(char *buf, size_t cap)
+{
+	/* R2449-02/03: "+OK", no response code, no APOP timestamp; English
+	 * (LANG_DEFAULT) until a LANG command (DEC-30). TXT_READY has no
+	 * conversions (test_lang holds every catalogue to the English
+	 * ones), so its format is its text. */
+	int n = snprintf(buf, cap, "+OK %s\r\n",
+			 lang_format(LANG_DEFAULT, TXT_READY));
+
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
 enum session_end
 session_authorize(const struct config *cfg, const struct peer *peer,
 		  struct netio *io, const struct session_hooks *hooks,
-		  struct session_mode *mode_r)
+		  bool greeted, struct session_mode *mode_r)
 {
 	struct auth_state a = {.hooks = hooks};
 	struct session s = {.cfg = cfg,
@@ -460,6 +473,7 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 			    .state = ST_AUTH,
 			    .lang = LANG_DEFAULT,
 			    .auth = &a};
+	char greeting[REPLY_LINE_MAX];
 
 	*mode_r = (struct session_mode){.lang = LANG_DEFAULT};
 	/* Issue 7: nobody gets to sit unauthenticated for long, however
@@ -472,7 +486,11 @@ session_authorize(const struct config *cfg, const struct peer *peer,
 		goto ended;
 	}
 	s.tls_active = cfg->tls_implicit;
-	session_say(&s, "+OK", TXT_READY);
+	/* Greeted already by the monitor, before the fork (monitor.c):
+	 * once only. */
+	if (!greeted)
+		net_write(io, greeting,
+			  session_greeting(greeting, sizeof(greeting)));
 	if (serve(&s) == POP_LOGIN && net_flush(io) == 0) {
 		*mode_r = (struct session_mode){s.tls_active, s.utf8, s.lang};
 		return SESSION_LOGGED_IN;

@@ -31,14 +31,20 @@ struct session_mode {
 	unsigned lang; /* the language LANG chose (lang.h), LANG_DEFAULT */
 };
 
-/* Greet (after the TLS handshake with --tls-implicit) and serve
- * AUTHORIZATION until a login succeeds or the session ends. On
- * SESSION_LOGGED_IN, io still holds any input read ahead, and *mode_r
- * what the session must carry on with. */
+/* The greeting line, CRLF included, into buf; returns its length (0 if
+ * cap is too small). A constant: the monitor writes it itself, before
+ * the pre-auth fork, where nothing has to come first (design.md §2). */
+size_t session_greeting(char *buf, size_t cap);
+
+/* Greet, unless greeted is true (the monitor has: never twice), after
+ * the TLS handshake with --tls-implicit, and serve AUTHORIZATION until a
+ * login succeeds or the session ends. On SESSION_LOGGED_IN, io still
+ * holds any input read ahead, and *mode_r what the session must carry
+ * on with. */
 enum session_end session_authorize(const struct config *cfg,
 				   const struct peer *peer, struct netio *io,
 				   const struct session_hooks *hooks,
-				   struct session_mode *mode_r);
+				   bool greeted, struct session_mode *mode_r);
 
 /* After a successful login, as the user: load the maildrop, answer the
  * login, serve TRANSACTION and UPDATE, log the outcome. */

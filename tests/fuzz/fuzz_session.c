@@ -315,7 +315,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&io, 0, sizeof(io));
 	memset(&io2, 0, sizeof(io2));
 	net_init(&io, in_fd, out_fd, cfg.timeout);
-	end = session_authorize(&cfg, &peer, &io, &hooks, &mode);
+	end = session_authorize(&cfg, &peer, &io, &hooks, false, &mode);
 	check(end == SESSION_ENDED || end == SESSION_LOGGED_IN,
 	      "session_authorize returned %d", end);
 	check((end == SESSION_LOGGED_IN) == st.ok,

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from harness import Pop3d, Sessions, TestSkipped, check, check_stderr
+from tcp import tls_args
 
 HOSTILE = Path(__file__).resolve().parent / "hostile_preauth.py"
 SPOOL = (b"From alice@example.org Mon Jan  1 00:00:00 2024\n"
@@ -75,9 +76,15 @@ def hostile(env, steps, spool=True, args=()):
     return Pop3d(henv, d, args, expect_greeting=False), d
 
 
-def run_hostile(env, steps, timeout=30.0, **kw):
+GREETING = "+OK pop3d ready"
+
+
+def run_hostile(env, steps, timeout=30.0, greeted=True, **kw):
     """Run one hostile pre-login process to the end: (report lines, the
-    rest of stdout, exit status, stderr)."""
+    rest of stdout, exit status, stderr). The program never greets: the
+    greeting is the monitor's, written before the fork (design.md §2), so
+    it must come first and once (greeted), or, where something must come
+    before it (--tls-implicit), not at all."""
     p, _ = hostile(env, steps, **kw)
     try:
         out = p.wait_eof(timeout)
@@ -91,6 +98,11 @@ def run_hostile(env, steps, timeout=30.0, **kw):
         else:
             rc = p.close(10)
     lines = out.decode(errors="replace").replace("\r\n", "\n").split("\n")
+    if greeted:
+        check(lines[0] == GREETING, f"the monitor's greeting first: {lines[:3]}")
+        lines = lines[1:]
+    check(GREETING not in lines, f"a greeting {'again' if greeted else 'from the monitor'}: "
+          f"{lines}")
     report = [ln for ln in lines if re.match(r"^(sent|verdict|record|eof|error) ", ln)]
     rest = [ln for ln in lines if ln and ln not in report]
     check(not any(ln.startswith("error") for ln in report),
@@ -195,6 +207,21 @@ def test_hook_login_and_handoff(env):
     check_stderr(err, [b"secret"])
 
 
+def test_monitor_greets_before_the_fork(env):
+    """Issue 12 (design.md §2): the greeting is the monitor's, written
+    before it forks, so the client of a pre-auth process that never greets
+    (this one sends nothing and exits) is still greeted, once (run_hostile
+    checks it). With --tls-implicit the monitor writes nothing: there the
+    greeting is the first octet inside TLS (RFC 8314), the pre-auth
+    process's, after the handshake. Catches the monitor greeting in the
+    wrong mode, or not at all."""
+    report, rest, rc, _ = run_hostile(env, [])
+    check((report, rest, rc) == ([], [], 0), f"plain: {report} {rest} exit {rc}")
+    report, rest, rc, _ = run_hostile(env, [], greeted=False,
+                                      args=tls_args(env, implicit=True))
+    check((report, rest, rc) == ([], [], 0), f"--tls-implicit: {report} {rest} exit {rc}")
+
+
 FORGED = ("x\npop3d[1]: login failed: user=alice peer=192.0.2.99 "
           "method=USER tls=no")
 
@@ -237,6 +264,17 @@ def test_forged_log_line_is_prefixed(env):
     check_stderr(err, [])
 
 
+def _served(proc):
+    """CAPA answered: only the pre-auth process answers it, after it has
+    confined itself (log_detach, chroot, drop). The greeting is no such
+    sign: the monitor writes it before it forks (design.md §2)."""
+    proc.stdin.write(b"CAPA\r\n")
+    proc.stdin.flush()
+    check(proc.stdout.readline() == b"+OK capability list follows\r\n", "CAPA")
+    while proc.stdout.readline() not in (b".\r\n", b""):
+        pass
+
+
 def _fd_targets(pid):
     out = {}
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -265,6 +303,7 @@ def test_preauth_has_no_log_channel(env):
     theirs.close()
     try:
         check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+        _served(proc)
         with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
             kids = [int(k) for k in f.read().split()]
         check(len(kids) == 1, f"children of the monitor: {kids}")
@@ -322,12 +361,13 @@ def test_preauth_has_no_syslog_socket(env):
                             stderr=subprocess.PIPE)
     try:
         check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+        _served(proc)
         with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
             kids = [int(k) for k in f.read().split()]
         check(len(kids) == 1, f"children of the monitor: {kids}")
         pre = {fd: t for fd, t in _fd_targets(kids[0]).items() if t.startswith("socket:")}
         # The monitor closes the child's end of the socketpair just after
-        # the fork, maybe after the child greeted: give it a moment.
+        # the fork, maybe after the child answered CAPA: give it a moment.
         for _ in range(50):
             mon = {fd: t for fd, t in _fd_targets(proc.pid).items()
                    if t.startswith("socket:")}

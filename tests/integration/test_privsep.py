@@ -46,6 +46,10 @@ def test_monitor_kills_wedged_preauth(env):
     d = env.tempdir("wedged-preauth")
     with Sessions(env, d) as s:
         a = s.start(["--preauth-timeout=1"])
+        # The pre-auth process answers CAPA; the greeting is the
+        # monitor's, written before the fork (design.md §2).
+        check(a.cmd("CAPA") == "+OK capability list follows", "CAPA")
+        a.multiline()
         kids = _children(a.pid)
         check(len(kids) == 1, f"children of the monitor: {kids}")
         os.kill(kids[0], signal.SIGSTOP)

@@ -3,9 +3,9 @@ with headers crafted here, as HAProxy's send-proxy and send-proxy-v2 send
 them, over TCP to 127.0.0.1: the address in the header is the client's
 for the log, the failed-login lines and the cleartext rule; a health
 check stays the balancer's connection but is not local; a listed peer
-without a valid header and a header from an unlisted peer are refused
-with a log line, before the greeting. HAProxy itself in front is
-tests/proxy/ (make check-proxy)."""
+without a valid header is refused with a log line before the greeting,
+and a header from an unlisted peer with a log line before any reply.
+HAProxy itself in front is tests/proxy/ (make check-proxy)."""
 
 import json
 import re
@@ -123,8 +123,8 @@ def test_proxy_refusals(env):
     closed inside the header are each refused before the greeting, with a
     log line naming the balancer and the reason. A header sent in pieces
     is waited for. From an address not in --proxy-from (and from a pop3d
-    without it) a header is refused too: its clients must not pass for
-    the balancer's."""
+    without it) a header is refused too, after the monitor's greeting but
+    before any reply: its clients must not pass for the balancer's."""
     cases = [
         (b"", "no whole header in time"),
         (b"CAPA\r\nUSER alice\r\n", "not a PROXY header"),
@@ -168,26 +168,29 @@ def test_proxy_refusals(env):
 
 
 def unlisted(port, data):
-    """A header from a sender not in --proxy-from. The pre-auth process
-    peeks before its greeting and, when the header is already there,
-    closes without one (returns 1). A header that arrives after the peek
-    (a client slowed down between connect and send) is read as POP3
-    lines, never as a header: the greeting, an -ERR for each line, and
-    the v2 signature's own QUIT or ours close it (returns 0). Either way
-    nobody passes for the client the header names (checked by the
-    caller's logs)."""
+    """A header from a sender not in --proxy-from. The monitor greets
+    such a connection before the pre-auth process starts (it reads
+    nothing, so it cannot tell; design.md §2), and the pre-auth process
+    peeks before it reads a command: when the header is already there it
+    closes without a reply to anything, the greeting all the client got
+    (returns 1). A header that arrives after the peek (a client slowed
+    down between connect and send) is read as POP3 lines, never as a
+    header: the greeting, an -ERR for each line, and the v2 signature's
+    own QUIT or ours close it (returns 0). Either way nobody passes for
+    the client the header names (checked by the caller's logs)."""
+    greeting = b"+OK pop3d ready\r\n"
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(data)
     got = b""
     try:
-        while not got.startswith(b"+OK pop3d ready\r\n") and (chunk := s.recv(4096)):
+        while len(got) <= len(greeting) and (chunk := s.recv(4096)):
             got += chunk
     except ConnectionResetError:
         pass
-    if got == b"":
-        s.close()
+    check(got.startswith(greeting), f"the greeting, once, first: {got[:80]!r}")
+    if got == greeting:
+        s.close()  # closed (or reset) with nothing but the greeting
         return 1
-    check(got.startswith(b"+OK pop3d ready\r\n"), f"after a late header: {got[:80]!r}")
     try:
         s.sendall(b"QUIT\r\n")
         while chunk := s.recv(4096):
@@ -198,6 +201,7 @@ def unlisted(port, data):
     check(b"+OK pop3d signing off" in got or got.rstrip().endswith(b"+OK pop3d signing off"),
           f"a late header is read as POP3 and the session ends: {got[:200]!r}")
     check(b"maildrop" not in got, "no login from a late header")
+    check(got.count(greeting) == 1, f"one greeting: {got[:200]!r}")
     return 0
 
 

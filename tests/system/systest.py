@@ -762,7 +762,8 @@ def check_prelogin(srv, client_port, label):
     if not check(inode, f"{pfx}: server end of the connection found in /proc/net/tcp"):
         return
     # The monitor drops its copy right after the fork, maybe just after
-    # the pre-auth process sent the greeting.
+    # the pre-auth process answered CAPA (the callers' sync point: the
+    # greeting is the monitor's, design.md §2).
     holders = settle(lambda: socket_holders(inode), lambda h: len(h) == 1)
     check(len(holders) == 1, f"{pfx}: exactly one process holds the connection",
           f"holders {holders}")
@@ -1914,6 +1915,12 @@ def test_preauth_fallback():
     try:
         c = Conn(srv.port)
         check_eq(c.greeting, b"+OK pop3d ready", f"{label}: greeting")
+        # The greeting is the monitor's, written before the fork
+        # (design.md §2): the pre-auth process is there, confined, once
+        # it has answered CAPA.
+        check_eq(c.cmd("CAPA"), b"+OK capability list follows", f"{label}: CAPA")
+        while c.line() not in (b".", None):
+            pass
         inode = server_side_inode(srv.port, c.cport)
         holders = settle(lambda: socket_holders(inode), lambda h: len(h) == 1)
         nobody = pwd.getpwnam("nobody")
