@@ -60,6 +60,9 @@ put(struct dotstuff *ds, const char *data, size_t len)
 }
 
 #if defined(__SSE2__) && !defined(DOTSTUFF_NO_SIMD)
+/* Mail lines are mostly shorter (text wrapped at 72-78, base64 at 76):
+ * those are copied inline; for a longer run memcpy's call costs little
+ * next to the copy (256 measured the same as 128: bench/RESULTS.md). */
 #define SHORT_RUN 128
 
 /* n octets, n <= SHORT_RUN, from src to dst, in 16-octet moves (the
