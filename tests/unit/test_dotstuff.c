@@ -275,42 +275,44 @@ expect_model(const char *src, size_t len, const size_t *cuts, size_t ncuts,
 
 /* The encoder finds LFs 64 octets a step and copies a line of up to 128
  * octets in 16-, 8- and 4-octet moves: lines of every length from 0 to
- * past twice that, LF or CRLF, with and without a leading dot, starting
- * at every offset within a step, whole and cut inside the lines. */
+ * past that (and a few longer), ended by ends[_i] (LF or CRLF, with and
+ * without a leading dot next), starting at offsets across a step, whole
+ * and cut inside the lines. One loop test per line end, so that each
+ * stays well within check's timeout under AddressSanitizer. */
+static const char *const line_ends[] = {"\n", "\r\n", "\n.", "\r\n.."};
+
 START_TEST(every_line_length_and_offset)
 {
-	static const char *const ends[] = {"\n", "\r\n", "\n.", "\r\n.."};
-	static const size_t leads[] = {0, 1, 15, 16, 17, 47, 63};
+	static const size_t leads[] = {0, 1, 15, 17, 47, 63};
+	static const size_t longer[] = {191, 255, 256, 300};
+	const char *end = line_ends[_i];
 	char in[1024];
 
-	for (size_t line = 0; line <= 300; line++) {
-		for (size_t e = 0; e < sizeof(ends) / sizeof(ends[0]); e++) {
-			for (size_t l = 0; l < sizeof(leads) / sizeof(*leads);
-			     l++) {
-				size_t lead = leads[l], len = 0, cuts[2];
-				char how[96];
+	for (size_t n = 0; n <= 144 + sizeof(longer) / sizeof(*longer); n++) {
+		size_t line = n <= 144 ? n : longer[n - 145];
 
-				memset(in, 'p', lead);
-				len = lead;
-				/* Three lines at least, and 400 octets. */
-				while (len + line + 4 <= sizeof(in) &&
-				       (len < 400 || len < lead + 3 * line)) {
-					for (size_t k = 0; k < line; k++)
-						in[len + k] = 'a' + k % 26;
-					len += line;
-					memcpy(in + len, ends[e],
-					       strlen(ends[e]));
-					len += strlen(ends[e]);
-				}
-				cuts[0] = len / 3;
-				cuts[1] = len / 3 + 1 + line;
-				snprintf(how, sizeof(how),
-					 "lines of %zu + \"%s\" after %zu, cut "
-					 "at %zu, %zu",
-					 line, e % 2 ? "CRLF" : "LF", lead,
-					 cuts[0], cuts[1]);
-				expect_model(in, len, cuts, 2, how);
+		for (size_t l = 0; l < sizeof(leads) / sizeof(*leads); l++) {
+			size_t lead = leads[l], len = 0, cuts[2];
+			char how[96];
+
+			memset(in, 'p', lead);
+			len = lead;
+			/* Three lines at least, and 300 octets. */
+			while (len + line + 4 <= sizeof(in) &&
+			       (len < 300 || len < lead + 3 * line)) {
+				for (size_t k = 0; k < line; k++)
+					in[len + k] = 'a' + k % 26;
+				len += line;
+				memcpy(in + len, end, strlen(end));
+				len += strlen(end);
 			}
+			cuts[0] = len / 3;
+			cuts[1] = len / 3 + 1 + line;
+			snprintf(how, sizeof(how),
+				 "lines of %zu + end %d after %zu, cut at %zu, "
+				 "%zu",
+				 line, _i, lead, cuts[0], cuts[1]);
+			expect_model(in, len, cuts, 2, how);
 		}
 	}
 }
@@ -322,7 +324,7 @@ START_TEST(random_long_lines)
 {
 	unsigned seed = 4242;
 
-	for (int round = 0; round < 3000; round++) {
+	for (int round = 0; round < 1500; round++) {
 		char in[2048];
 		size_t len = rand_r(&seed) % sizeof(in), cuts[64], ncuts = 0;
 		unsigned lf_every = 1 + rand_r(&seed) % 200;
@@ -617,7 +619,8 @@ dotstuff_suite(void)
 	tcase_add_loop_test(tc, table_whole_and_bytewise, 0, n);
 	tcase_add_loop_test(tc, table_every_split, 0, n);
 	tcase_add_test(tc, random_inputs_random_pieces);
-	tcase_add_test(tc, every_line_length_and_offset);
+	tcase_add_loop_test(tc, every_line_length_and_offset, 0,
+			    sizeof(line_ends) / sizeof(line_ends[0]));
 	tcase_add_test(tc, random_long_lines);
 	tcase_add_test(tc, large_message);
 	tcase_add_loop_test(tc, large_inputs_large_pieces, 0,
