@@ -427,6 +427,31 @@ $(B)/bench/genspool: bench/genspool.c
 	$(SAY) CC $@
 	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $< -lm
 
+# make bench-read (issue 12, round 4): bench/readbench on the 1 GB spool
+# of make bench (made once in build/bench/, then read warm): pread in
+# chunks against mmap in its variants, and dotstuff.c's vector scan
+# against its portable path (built again with DOTSTUFF_NO_SIMD, its
+# names prefixed old_). READBENCH_ROUNDS rounds, the ways taking turns.
+READBENCH_ROUNDS ?= 5
+READBENCH_SPOOL = $(B)/bench/spool-1G
+$(B)/bench/dotstuff-old.o: dotstuff.c dotstuff.h params.h
+	@mkdir -p $(@D)
+	$(SAY) CC $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) -DDOTSTUFF_NO_SIMD \
+		$(foreach f,init feed finish sink,-Ddotstuff_$(f)=old_dotstuff_$(f)) \
+		-c -o $@ $<
+$(B)/bench/readbench: bench/readbench.c $(B)/bench/dotstuff-old.o \
+		$(B)/dotstuff.o $(B)/hash.o
+	@mkdir -p $(@D)
+	$(SAY) CC $@
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $^
+$(READBENCH_SPOOL): | $(B)/bench/genspool
+	$(B)/bench/genspool 100000 1000000000 $@
+bench-read: $(B)/bench/readbench $(READBENCH_SPOOL)
+	cat $(READBENCH_SPOOL) >/dev/null
+	$(B)/bench/readbench -r $(READBENCH_ROUNDS) encode $(READBENCH_SPOOL)
+	$(B)/bench/readbench -r $(READBENCH_ROUNDS) read $(READBENCH_SPOOL)
+
 bench: $(B)/pop3d $(BENCH_TOOLS)
 	python3 bench/run.py --build $(B) $(BENCH_ARGS)
 
@@ -436,4 +461,4 @@ bench-profile: $(B)/pop3d $(BENCH_TOOLS)
 bench-peers: $(B)/pop3d $(BENCH_TOOLS)
 	python3 bench/peers.py --build $(B) $(BENCH_ARGS)
 
-.PHONY: bench bench-peers bench-profile
+.PHONY: bench bench-peers bench-profile bench-read

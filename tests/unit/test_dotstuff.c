@@ -248,6 +248,107 @@ START_TEST(random_inputs_random_pieces)
 }
 END_TEST
 
+/* Encode in (exactly len octets of its own, so that AddressSanitizer
+ * sees any read past the piece) whole and in the given pieces, and
+ * compare with the model. */
+static void
+expect_model(const char *src, size_t len, const size_t *cuts, size_t ncuts,
+	     const char *how)
+{
+	char *in = malloc(len > 0 ? len : 1);
+	struct buf want = {0}, got = {0};
+
+	ck_assert_ptr_nonnull(in);
+	memcpy(in, src, len);
+	model_encode(in, len, &want);
+	encode_pieces(in, len, NULL, 0, &got);
+	expect_bytes(&got, want.data, want.len, in, len, how);
+	buf_free(&got);
+	if (ncuts > 0) {
+		encode_pieces(in, len, cuts, ncuts, &got);
+		expect_bytes(&got, want.data, want.len, in, len, how);
+		buf_free(&got);
+	}
+	buf_free(&want);
+	free(in);
+}
+
+/* The encoder finds LFs 64 octets a step and copies a line of up to 128
+ * octets in 16-, 8- and 4-octet moves: lines of every length from 0 to
+ * past that (and a few longer), ended by ends[_i] (LF or CRLF, with and
+ * without a leading dot next), starting at offsets across a step, whole
+ * and cut inside the lines. One loop test per line end, so that each
+ * stays well within check's timeout under AddressSanitizer. */
+static const char *const line_ends[] = {"\n", "\r\n", "\n.", "\r\n.."};
+
+START_TEST(every_line_length_and_offset)
+{
+	static const size_t leads[] = {0, 1, 15, 17, 47, 63};
+	static const size_t longer[] = {191, 255, 256, 300};
+	const char *end = line_ends[_i];
+	char in[1024];
+
+	for (size_t n = 0; n <= 144 + sizeof(longer) / sizeof(*longer); n++) {
+		size_t line = n <= 144 ? n : longer[n - 145];
+
+		for (size_t l = 0; l < sizeof(leads) / sizeof(*leads); l++) {
+			size_t lead = leads[l], len = 0, cuts[2];
+			char how[96];
+
+			memset(in, 'p', lead);
+			len = lead;
+			/* Three lines at least, and 300 octets. */
+			while (len + line + 4 <= sizeof(in) &&
+			       (len < 300 || len < lead + 3 * line)) {
+				for (size_t k = 0; k < line; k++)
+					in[len + k] = 'a' + k % 26;
+				len += line;
+				memcpy(in + len, end, strlen(end));
+				len += strlen(end);
+			}
+			cuts[0] = len / 3;
+			cuts[1] = len / 3 + 1 + line;
+			snprintf(how, sizeof(how),
+				 "lines of %zu + end %d after %zu, cut at %zu, "
+				 "%zu",
+				 line, _i, lead, cuts[0], cuts[1]);
+			expect_model(in, len, cuts, 2, how);
+		}
+	}
+}
+END_TEST
+
+/* Random inputs of up to 2 KiB whose lines run from 0 to a few hundred
+ * octets, CRs and dots anywhere, in random pieces. */
+START_TEST(random_long_lines)
+{
+	unsigned seed = 4242;
+
+	for (int round = 0; round < 1500; round++) {
+		char in[2048];
+		size_t len = rand_r(&seed) % sizeof(in), cuts[64], ncuts = 0;
+		unsigned lf_every = 1 + rand_r(&seed) % 200;
+		char how[32];
+
+		for (size_t i = 0; i < len; i++) {
+			unsigned r = rand_r(&seed);
+
+			in[i] = r % lf_every == 0 ? '\n'
+				: r % 37 == 1	  ? '\r'
+				: r % 41 == 2	  ? '.'
+						  : 'a' + r % 26;
+		}
+		for (size_t at = 0; at < len && ncuts < 64;) {
+			at += 1 + rand_r(&seed) % 300;
+			if (at < len)
+				cuts[ncuts++] = at;
+		}
+		snprintf(how, sizeof(how), "round %d", round);
+		expect_model(in, len, cuts, ncuts, how);
+	}
+}
+END_TEST
+
 /* A large message in large and odd-sized pieces. */
 START_TEST(large_message)
 {
@@ -518,6 +619,9 @@ dotstuff_suite(void)
 	tcase_add_loop_test(tc, table_whole_and_bytewise, 0, n);
 	tcase_add_loop_test(tc, table_every_split, 0, n);
 	tcase_add_test(tc, random_inputs_random_pieces);
+	tcase_add_loop_test(tc, every_line_length_and_offset, 0,
+			    sizeof(line_ends) / sizeof(line_ends[0]));
+	tcase_add_test(tc, random_long_lines);
 	tcase_add_test(tc, large_message);
 	tcase_add_loop_test(tc, large_inputs_large_pieces, 0,
 			    sizeof(large_piece) / sizeof(large_piece[0]));
