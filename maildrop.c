@@ -59,6 +59,9 @@ struct maildrop {
 	uint64_t bytes;	       /* of all count messages */
 	struct md_totals kept; /* not marked deleted */
 	struct snapshot snap;
+	/* The spool as check_ahead found it, every message from the first
+	 * deleted one on as parsed (trusted false: no such check). */
+	struct snapshot checked;
 	struct prefetch pre;
 	struct ahead ahead;
 	/* The messages marked deleted since login or the last RSET (some
@@ -384,13 +387,13 @@ ts_ns(const struct timespec *t)
 
 /* Taken under the read lock, so it describes the bytes parsed. */
 static void
-take_snapshot(struct maildrop *md, const struct stat *sb)
+take_snapshot(struct snapshot *snap, const struct stat *sb)
 {
-	md->snap = (struct snapshot){.dev = sb->st_dev,
-				     .ino = sb->st_ino,
-				     .size = sb->st_size,
-				     .mtim = sb->st_mtim,
-				     .ctim = sb->st_ctim};
+	*snap = (struct snapshot){.dev = sb->st_dev,
+				  .ino = sb->st_ino,
+				  .size = sb->st_size,
+				  .mtim = sb->st_mtim,
+				  .ctim = sb->st_ctim};
 }
 
 /* Still under the read lock, after the parse. Every write, truncate or
@@ -403,9 +406,8 @@ take_snapshot(struct maildrop *md, const struct stat *sb)
  * nanoseconds in either time) that would be too long, and a recent
  * change leaves the snapshot untrusted: every check parses again. */
 static void
-settle_snapshot(struct maildrop *md)
+settle_snapshot(struct snapshot *s)
 {
-	const struct snapshot *s = &md->snap;
 	bool coarse = s->ctim.tv_nsec == 0 && s->mtim.tv_nsec == 0;
 	int64_t last = ts_ns(&s->ctim) > ts_ns(&s->mtim) ? ts_ns(&s->ctim)
 							 : ts_ns(&s->mtim);
@@ -429,15 +431,14 @@ settle_snapshot(struct maildrop *md)
 		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
 			return;
 	}
-	md->snap.trusted = settled < ts_ns(&now);
+	s->trusted = settled < ts_ns(&now);
 }
 
-/* Under a lock: has nobody written the spool since login? False if the
- * snapshot is not trusted, or fstat fails (io_error then says why). */
+/* Under a lock: has nobody written the spool since s was taken? False
+ * if s is not trusted, or fstat fails (io_error then says why). */
 static bool
-snapshot_holds(struct maildrop *md)
+unwritten_since(struct maildrop *md, const struct snapshot *s)
 {
-	const struct snapshot *s = &md->snap;
 	struct stat sb;
 
 	if (!s->trusted)
@@ -449,6 +450,13 @@ snapshot_holds(struct maildrop *md)
 	return sb.st_dev == s->dev && sb.st_ino == s->ino &&
 	       sb.st_size == s->size && ts_ns(&sb.st_mtim) == ts_ns(&s->mtim) &&
 	       ts_ns(&sb.st_ctim) == ts_ns(&s->ctim);
+}
+
+/* Has nobody written the spool since login? */
+static bool
+snapshot_holds(struct maildrop *md)
+{
+	return unwritten_since(md, &md->snap);
 }
 
 /* Under a read lock, so no delivery is half-written while we look. */
@@ -472,9 +480,9 @@ load(struct maildrop *md, const struct md_limits *limits)
 		st = MD_PERMFAIL;
 	} else {
 		md->length = sb.st_size;
-		take_snapshot(md, &sb);
+		take_snapshot(&md->snap, &sb);
 		if ((st = parse_spool(md, limits)) == MD_OK)
-			settle_snapshot(md);
+			settle_snapshot(&md->snap);
 	}
 	read_unlock(md);
 	return st;
@@ -1166,14 +1174,48 @@ still_as_parsed(struct maildrop *md, size_t first)
 	if (fstat(md->fd, &sb) < 0 || sb.st_size < md->length ||
 	    !same_file(md->path, &sb))
 		return changed(md, first);
-	/* Nothing has written to the file since login (§4.6): no message
-	 * can differ, and no byte needs reading again. */
-	if (snapshot_holds(md))
+	/* Nothing has written to the file since login (§4.6), or since
+	 * check_ahead found every message from first on as parsed: no
+	 * message can differ, and no byte needs reading again. */
+	if (snapshot_holds(md) || unwritten_since(md, &md->checked))
 		return MD_OK;
 	for (size_t i = first; i < md->count; i++)
 		if (!unchanged(md, i))
 			return changed(md, i);
 	return MD_OK;
+}
+
+/* design.md §4.7: the spool was written since login (mail arrived: the
+ * usual case at QUIT under delivery load), so every message from first
+ * on must be read again before any is deleted. Done here, under a read
+ * lock, before the dotlock: an MDA that retries a held dotlock only
+ * every few seconds (procmail's LOCKSLEEP, 8 s) would otherwise lose a
+ * whole interval to a check that may read most of the spool. It leaves
+ * a snapshot of the file as checked; under the update locks, if that
+ * still holds, nothing was written since the check and it stands (the
+ * argument of §4.6). Anything else, and still_as_parsed checks again
+ * under the locks, as it always did. */
+static void
+check_ahead(struct maildrop *md, size_t first)
+{
+	struct stat sb;
+	size_t i = first;
+
+	md->checked.trusted = false;
+	if (snapshot_holds(md) || read_lock(md) != MD_OK)
+		return;
+	if (fstat(md->fd, &sb) == 0 && sb.st_size >= md->length &&
+	    same_file(md->path, &sb)) {
+		while (i < md->count && unchanged(md, i))
+			i++;
+		if (i == md->count) {
+			take_snapshot(&md->checked, &sb);
+			settle_snapshot(&md->checked);
+		}
+	}
+	md->io_error =
+		0; /* said, if it matters, by the check under the locks */
+	read_unlock(md);
 }
 
 enum md_status
@@ -1190,6 +1232,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 		first++;
 	if (md->fd < 0 || first == md->count)
 		return MD_OK;
+	check_ahead(md, first);
 	/* A signal must not stop a rewrite halfway (R1939-22). */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);

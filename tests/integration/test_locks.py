@@ -189,3 +189,46 @@ def test_quit_without_deletions_takes_no_lock(env):
         check(reply.startswith("+OK pop3d signing off") and took < 1.0,
               f"{script} + QUIT with the locks held elsewhere: {reply!r} after {took:.1f}s")
         check(spool.read_bytes() == data, f"{script}: the spool changed")
+
+
+def test_change_while_update_waits_for_dotlock(env):
+    """design.md §4.7: with mail appended since login, UPDATE reads the
+    messages again before it takes the dotlock (check_ahead), so that an
+    MDA's dotlock retries do not wait on that read. A message changed
+    after that check, while UPDATE waits for a dotlock-only writer, must
+    still be caught under the locks: nothing deleted, the change and the
+    new mail kept. Fails if the check ahead is trusted without the
+    snapshot taken with it (or that snapshot without the fstat under the
+    locks)."""
+    d, spool, data = setup(env, "change-after-check-ahead")
+    msgs = chunks(data)
+    # Message 2 is kept and moved down over message 1: the check covers
+    # it (messages before the first deleted one are neither moved nor
+    # checked).
+    at = len(msgs[0]) + msgs[1].index(b"exactly")
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.login()
+        check(a.cmd("DELE 1").startswith("+OK"), "DELE 1")
+        fd = os.open(spool, os.O_RDWR)
+        try:
+            _append(fd, NEW_MAIL)  # the login snapshot no longer holds
+            _dotlock_take(fd, spool)
+            a.send("QUIT")
+            # The check ahead runs now (a few messages: milliseconds),
+            # then UPDATE polls the dotlock. Were the edit to land before
+            # the check, that check would catch it: the outcome wanted is
+            # the same either way.
+            time.sleep(1.0)
+            os.pwrite(fd, b"EXACTLY", at)
+            os.fsync(fd)
+            os.unlink(f"{spool}.lock")
+        finally:
+            os.close(fd)
+        reply = a.readline(30)
+        check(reply == b"-ERR [SYS/TEMP] messages not deleted, try again later",
+              f"QUIT: {reply!r}")
+        a.close()
+    want = (data[:at] + b"EXACTLY" + data[at + 7:]) + NEW_MAIL
+    got = spool.read_bytes()
+    check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
