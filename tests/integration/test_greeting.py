@@ -30,15 +30,20 @@ def _once_then_capa(got, what):
     check(got.endswith(b"\r\n.\r\n" + BYE), f"{what}: QUIT's reply last: {got[-80:]!r}")
 
 
-def _pipe(env, args, what):
-    d = env.tempdir("greeting-pipe")
-    proc = env.spawn(d, args)
+def _run(env, name, args):
+    """pop3d on a pipe with COMMANDS on its input: (process, out, err)."""
+    proc = env.spawn(env.tempdir(name), args)
     try:
         out, err = proc.communicate(COMMANDS, timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
         raise
+    return proc, out, err
+
+
+def _pipe(env, args, what):
+    proc, out, err = _run(env, "greeting-pipe", args)
     check(proc.returncode == 0, f"{what}: exit status {proc.returncode}: {err[-300:]!r}")
     _once_then_capa(out, what)
 
@@ -117,14 +122,7 @@ def test_preauth_failure_after_the_greeting(env):
     "nobody" exists (the test's user database has no nobody), ends the
     connection right after the monitor's greeting; the client gets that
     one line and EOF, and the log says why."""
-    d = env.tempdir("greeting-no-user")
-    proc = env.spawn(d, ["--preauth-user=nosuchuser"])
-    try:
-        out, err = proc.communicate(COMMANDS, timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
+    _, out, err = _run(env, "greeting-no-user", ["--preauth-user=nosuchuser"])
     check(out == GREETING, f"the greeting, then EOF: {out[:100]!r}")
     for line in (b"<4>preauth: no user nosuchuser; pre-auth runs as nobody",
                  b"<2>preauth: no unprivileged user for the pre-auth process"):
