@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include "lock.h"
 #include "log.h"
 #include "mbox.h"
+#include "params.h"
 #include "sysutil.h"
 #include "uidl.h"
 
@@ -178,6 +181,35 @@ open_spool_dir(struct maildrop *md)
  * every login is refused (open_spool_dir); that too is said here. The
  * directory is only known here when --mailbox fixes it (/var/mail/%u);
  * otherwise the per-login log lines name it. */
+/* Under no_new_privs (the units' NoNewPrivileges=yes) the setgid
+ * dotlockfile cannot take group mail, so in a directory that the dotlock
+ * keeper (keeper.c) does not serve, a user who cannot write it cannot
+ * make a dotlock either, and every QUIT that deletes mail fails ("dotlock
+ * failed"). Said at start-up, where the admin looks, and not only at each
+ * QUIT. Only root serves other users; not started as root, the one user
+ * pop3d runs as makes their own locks. */
+static void
+check_dotlock_maker(const char *dir, const struct stat *st)
+{
+	struct group *gr;
+
+	if (geteuid() != 0 || prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return;
+	gr = getgrnam(KEEPER_GROUP);
+	if ((st->st_mode & S_IWGRP) && gr != NULL && st->st_gid == gr->gr_gid &&
+	    st->st_gid != 0)
+		return;
+	log_msg(LOG_WARNING,
+		"spool directory %s: not writable by group %s (mode %04o): "
+		"with no_new_privs set (NoNewPrivileges=), only users who "
+		"may write it themselves can have a dotlock made there, and "
+		"for every other user each QUIT that deletes mail will fail; "
+		"the supported layout is 2775 root:%s, else remove "
+		"NoNewPrivileges=",
+		dir, KEEPER_GROUP, (unsigned)(st->st_mode & 07777),
+		KEEPER_GROUP);
+}
+
 void
 maildrop_check_dir(const char *pattern)
 {
@@ -189,8 +221,12 @@ maildrop_check_dir(const char *pattern)
 	    (size_t)(slash - pattern) >= sizeof(dir))
 		return;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - pattern), pattern);
-	if (stat(dir[0] ? dir : "/", &st) < 0 || !(st.st_mode & S_IWOTH))
+	if (stat(dir[0] ? dir : "/", &st) < 0)
 		return;
+	if (!(st.st_mode & S_IWOTH)) {
+		check_dotlock_maker(dir, &st);
+		return;
+	}
 	if (!(st.st_mode & S_ISVTX))
 		log_msg(LOG_ERR,
 			"spool directory %s: writable by all users and not "

@@ -18,6 +18,9 @@ uid, gids, capabilities and descriptors under pam_unix.
 
 import fcntl
 import os
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -100,3 +103,38 @@ def test_no_keeper_when_the_group_is_not_mail(env):
     maker, _, session = _dotlock_maker(env, "keeper-other-group", "bob", "hunter2", 0o2775,
                                        other)
     check(maker == session, f"dotlock made by pid {maker}, not by the session {session}")
+
+
+def _start_up_log(env, name, mode, gid=None, nnp=True):
+    """pop3d's start-up lines for a spool directory of this mode (and
+    group, when given), under no_new_privs or not; QUIT at once."""
+    d = env.tempdir(name)
+    if gid is not None:
+        os.chown(d, os.stat(d).st_uid, gid)
+    os.chmod(d, mode)
+    argv = (["setpriv", "--no-new-privs"] if nnp else []) + env.command(d)
+    proc = subprocess.run(argv, input=b"QUIT\r\n", env=env.child_env,
+                          capture_output=True, timeout=30)
+    check(proc.stdout.startswith(b"+OK"), f"{name}: no greeting: {proc.stdout!r} {proc.stderr!r}")
+    return proc.stderr
+
+
+NNP_WARNING = re.compile(rb"^<4>spool directory \S+: not writable by group mail \(mode 0755\): "
+                         rb"with no_new_privs set \(NoNewPrivileges=\), only users who may write "
+                         rb"it themselves can have a dotlock made there", re.M)
+
+
+def test_no_new_privs_warns_where_no_dotlock_can_be_made(env):
+    """Under NoNewPrivileges= the setgid dotlockfile cannot work, and the
+    keeper serves only a directory of group mail: pop3d says at start-up
+    that in a 0755 spool directory users' deletions will fail, and says
+    nothing without no_new_privs or in the supported 2775 root:mail."""
+    if shutil.which("setpriv") is None:
+        raise TestSkipped("no setpriv (Debian: util-linux)")
+    err = _start_up_log(env, "nnp-0755", 0o755)
+    check(NNP_WARNING.search(err), f"no warning under no_new_privs: {err!r}")
+    err = _start_up_log(env, "nnp-off-0755", 0o755, nnp=False)
+    check(b"dotlock" not in err, f"warned without no_new_privs: {err!r}")
+    if env.really_root:
+        err = _start_up_log(env, "nnp-2775-mail", 0o2775, gid=MAIL_GID)
+        check(b"dotlock" not in err, f"warned for 2775 root:mail: {err!r}")
