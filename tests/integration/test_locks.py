@@ -24,7 +24,7 @@ import os
 import threading
 import time
 
-from harness import Sessions, check
+from harness import Sessions, TestSkipped, check
 from test_concurrency import NEW_MAIL, chunks, setup
 
 
@@ -232,3 +232,36 @@ def test_change_while_update_waits_for_dotlock(env):
     want = (data[:at] + b"EXACTLY" + data[at + 7:]) + NEW_MAIL
     got = spool.read_bytes()
     check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
+
+
+def test_reading_leaves_atime_alone(env):
+    """procmail, before it appends, sleeps a whole second with the
+    dotlock and its fcntl write lock held if the mailbox was read in the
+    current second (so that its write leaves mtime after atime: "new
+    mail"). A session's reads must therefore not touch the spool's atime
+    (O_NOATIME), or every delivery after a RETR holds its locks for 1 s."""
+    d, spool, data = setup(env, "noatime")
+    # Control: this file system updates atime on a read (relatime, with
+    # atime before mtime); on a noatime mount the test proves nothing.
+    probe = d / "probe"
+    probe.write_bytes(b"x")
+    pst = os.stat(probe)
+    os.utime(probe, ns=(pst.st_mtime_ns - 10**10, pst.st_mtime_ns))
+    probe.read_bytes()
+    if os.stat(probe).st_atime_ns == pst.st_mtime_ns - 10**10:
+        raise TestSkipped("this file system does not update atime on reads")
+    probe.unlink()
+    st = os.stat(spool)
+    old = st.st_mtime_ns - 10**10
+    os.utime(spool, ns=(old, st.st_mtime_ns))
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.login()
+        for n in (1, 2):
+            check(a.cmd(f"RETR {n}").startswith("+OK"), f"RETR {n}")
+            a.multiline()
+        check(a.cmd("QUIT").startswith("+OK"), "QUIT")
+        a.close()
+    atime = os.stat(spool).st_atime_ns  # before our own read below
+    check(atime == old, f"the session's reads moved the spool's atime: {atime} != {old}")
+    check(spool.read_bytes() == data, "the spool changed")
