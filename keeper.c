@@ -51,11 +51,21 @@ static struct {
 	char dotlock[PATH_MAX];
 } k = {.sock = -1, .pid = -1};
 
+bool
+keeper_serves(const struct stat *dir)
+{
+	struct group *gr;
+
+	if (!(dir->st_mode & S_IWGRP) || (dir->st_mode & S_IWOTH) ||
+	    dir->st_gid == 0)
+		return false;
+	gr = getgrnam(KEEPER_GROUP);
+	return gr != NULL && gr->gr_gid == dir->st_gid;
+}
+
 /* The group that may create names in the spool's directory, if the user
- * needs it: the directory is writable by its group, that group is
- * KEEPER_GROUP (the setgid group of Debian's dotlockfile), and the user
- * can neither write the directory as its owner or through others' bits
- * nor is a member of the group. Anything else: no keeper. */
+ * needs it: a directory keeper_serves, which the user can neither write
+ * as its owner nor through a group of theirs. Anything else: no keeper. */
 static bool
 needed_group(const char *spool, const struct auth_user *who, gid_t *group_r)
 {
@@ -63,17 +73,13 @@ needed_group(const char *spool, const struct auth_user *who, gid_t *group_r)
 	char dir[PATH_MAX];
 	gid_t groups[NGROUPS_MAX];
 	int n = NGROUPS_MAX;
-	struct group *gr;
 	struct stat st;
 
 	if (slash == NULL || (size_t)(slash - spool) >= sizeof(dir))
 		return false;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - spool), spool);
-	if (stat(dir[0] ? dir : "/", &st) < 0 || !(st.st_mode & S_IWGRP) ||
-	    (st.st_mode & S_IWOTH) || st.st_uid == who->uid || st.st_gid == 0)
-		return false;
-	gr = getgrnam(KEEPER_GROUP);
-	if (gr == NULL || gr->gr_gid != st.st_gid)
+	if (stat(dir[0] ? dir : "/", &st) < 0 || !keeper_serves(&st) ||
+	    st.st_uid == who->uid)
 		return false;
 	if (getgrouplist(who->name, who->gid, groups, &n) < 0)
 		return false; /* more groups than the kernel allows: odd; no */

@@ -12,6 +12,9 @@
 #ifndef POP3D_KEEPER_H
 #define POP3D_KEEPER_H
 
+#include <stdbool.h>
+#include <sys/stat.h>
+
 #include "privsep_msg.h"
 
 /* Root, after a login (or in --recover's child) and before auth_become:
@@ -20,6 +23,11 @@
  * leaves liblockfile's helper to do the work; a pattern that makes no
  * path is the session's to report. */
 void keeper_start(const char *mailbox, const struct auth_user *who);
+
+/* Would a keeper serve a spool in this directory (group-writable, by
+ * KEEPER_GROUP, and not by others)? Also for the start-up check of a
+ * fixed --mailbox directory (maildrop_check_dir). */
+bool keeper_serves(const struct stat *dir);
 
 /* The session's lockfile_create(dotlock, 0, flags) and
  * lockfile_remove(dotlock), liblockfile's results and errno: through the

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "keeper.h"
 #include "lock.h"
 #include "log.h"
 #include "mbox.h"
@@ -191,13 +191,8 @@ open_spool_dir(struct maildrop *md)
 static void
 check_dotlock_maker(const char *dir, const struct stat *st)
 {
-	struct group *gr;
-
-	if (geteuid() != 0 || prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
-		return;
-	gr = getgrnam(KEEPER_GROUP);
-	if ((st->st_mode & S_IWGRP) && gr != NULL && st->st_gid == gr->gr_gid &&
-	    st->st_gid != 0)
+	if (geteuid() != 0 || prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 ||
+	    keeper_serves(st))
 		return;
 	log_msg(LOG_WARNING,
 		"spool directory %s: not writable by group %s (mode %04o): "

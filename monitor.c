@@ -17,7 +17,8 @@
  *                  sdsock_listen_fds).
  *   command.c      command_number, for numeric options.
  *   maildrop.c     maildrop_path, to check the --mailbox pattern;
- *                  maildrop_check_dir, a stat of its directory.
+ *                  maildrop_check_dir, a stat of its directory (and
+ *                  keeper.c's keeper_serves, a getgrnam).
  *   log.c          log_init, log_msg, fatal.
  *   monitor.c      monitor_init (check_preauth_dir, check_journal_dir) at
  *                  startup; then, per connection, everything up to
