@@ -50,6 +50,7 @@ lockload_load(void)
 		sys_dlbind(lib, symbols, sizeof(symbols) / sizeof(symbols[0]));
 	if (missing != NULL) {
 		log_msg(LOG_ERR, "%s has no %s", LOCKLOAD_LIB, missing);
+		dlclose(lib);
 		return false;
 	}
 	loaded = true;

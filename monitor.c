@@ -235,6 +235,7 @@ take_peer(struct monitor *m, const struct msg_peer *p)
 		log_msg(LOG_INFO, "proxy: health check from %s", m->peer->addr);
 	} else {
 		peer_from_octets(p->family, p->addr, &real);
+		real.proxied = true; /* it still came through the balancer */
 		log_msg(LOG_INFO, "proxy: client %s via %s", real.addr,
 			m->peer->addr);
 		*m->peer = real;
@@ -249,19 +250,28 @@ take_peer(struct monitor *m, const struct msg_peer *p)
 	}
 }
 
+/* How long the pre-auth process may take from now: its own
+ * --preauth-timeout starts when it begins the session, which on a
+ * proxied connection is only after the header and the listener's answer
+ * to the source claim (design.md §13), so the bound starts again once
+ * the client is known. */
+static int64_t
+login_deadline(const struct monitor *m)
+{
+	return sys_now_ms() + (int64_t)m->cfg->preauth_timeout * 1000 +
+	       MONITOR_GRACE_MS;
+}
+
 /* Wait for logins until one succeeds; then take the connection. Returns
  * only with the handoff done; exits when the pre-auth process ends. */
 static void
 await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 {
 	static union msg msg;
+	int64_t deadline = login_deadline(m);
 	bool accepted = false;
 	int nfds;
 	ssize_t n;
-
-	int64_t deadline = sys_now_ms() +
-			   (int64_t)m->cfg->preauth_timeout * 1000 +
-			   MONITOR_GRACE_MS;
 
 	for (;;) {
 		wait_for_preauth(m, deadline);
@@ -275,6 +285,7 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 			if (!m->expect_peer)
 				break;
 			take_peer(m, &msg.peer);
+			deadline = login_deadline(m);
 			continue;
 		case MSG_LOGIN:
 			if (m->failures >= AUTH_FAILS_MAX || m->expect_peer)

@@ -22,6 +22,7 @@ peer_classify(const struct sockaddr *sa, socklen_t len, struct peer *p)
 	struct in_addr v4;
 
 	p->local = false;
+	p->proxied = false;
 	p->family = AF_UNSPEC;
 	memset(p->bin, 0, sizeof(p->bin));
 	snprintf(p->addr, sizeof(p->addr), "unknown");

@@ -242,14 +242,6 @@ answer_claim(struct server *srv, struct child *c)
 }
 
 static void
-classify_accepted(const struct sockaddr_storage *ss, socklen_t len,
-		  struct peer *p)
-{
-	if (peer_classify((const struct sockaddr *)ss, len, p) < 0)
-		p->family = AF_UNSPEC;
-}
-
-static void
 accept_one(struct server *srv, int listen_fd)
 {
 	struct sockaddr_storage ss;
@@ -270,7 +262,8 @@ accept_one(struct server *srv, int listen_fd)
 		return;
 	}
 	source_of(&ss, source);
-	classify_accepted(&ss, len, &p);
+	/* An address it cannot classify stays AF_UNSPEC: never listed. */
+	(void)peer_classify((const struct sockaddr *)&ss, len, &p);
 	if (peer_in_nets(&p, srv->limits->proxy_from,
 			 srv->limits->n_proxy_from)) {
 		/* Counted once its header names the client. */
