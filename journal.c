@@ -491,6 +491,12 @@ struct engine {
 	struct journal_tuning tuning;
 	size_t ri;     /* region holding the output offset last located */
 	uint64_t rout; /* where region ri starts in the output */
+	/* A window saved ahead (save_ahead): its area written, not yet
+	 * named by a slot. len 0: none. */
+	struct {
+		uint64_t d, len, hash;
+		uint32_t area;
+	} ahead;
 };
 
 /* Make region ri the one holding output offset x (dst <= x < end). */
@@ -587,6 +593,87 @@ durable_at(const struct engine *e, uint64_t x)
 	       e->cur.done + e->cur.save_len == x;
 }
 
+/* Ask the kernel to start writing [at, at + n) of fd back now, so that
+ * the device works while we copy the next window; the fdatasync that
+ * follows still decides durability. Only a hint: errors are ignored
+ * (the fdatasync reports what matters). */
+static void
+start_writeback(int fd, uint64_t at, uint64_t n)
+{
+	(void)sync_file_range(fd, (off_t)at, (off_t)n, SYNC_FILE_RANGE_WRITE);
+}
+
+/* The step that starts at output offset d: its length, and whether it
+ * is saved first (the shift is small) or direct. */
+static uint64_t
+step_at(struct engine *e, uint64_t d, bool *saved)
+{
+	uint64_t shift = shift_at(e, d), left = e->plan.end - d, c;
+
+	*saved = shift < e->direct_min && shift < left;
+	if (!*saved)
+		return shift < left ? shift : left;
+	c = e->plan.window < left ? e->plan.window : left;
+	return direct_from(e, d, c) - d;
+}
+
+/* Write output [d, d + c) into the save area the next slot will name,
+ * hashing it. Safe before that slot: the newest durable slot names the
+ * other area (or none), and the one before it is never read again. */
+static int
+save_window(struct engine *e, uint64_t d, uint64_t c)
+{
+	struct content_hash h;
+	uint32_t area = (uint32_t)((e->cur.seq + 1) & 1);
+
+	memset(&h, 0, sizeof(h));
+	e->ahead.len = 0;
+	if (copy_output(e, d, c, e->jfd,
+			journal_area_offset(&e->plan, (int)area), &h) < 0)
+		return -1;
+	e->ahead.d = d, e->ahead.len = c, e->ahead.area = area;
+	e->ahead.hash = hash_final(&h);
+	return 0;
+}
+
+/* After step [.., d) has written its output in place and before that
+ * is synced: if the next step is a saved one, save its window now, so
+ * that the journal's writeback overlaps the spool's. The next step's
+ * sources lie at or above d plus its shift, which no write so far has
+ * touched. */
+static int
+save_ahead(struct engine *e, uint64_t d)
+{
+	bool saved;
+	uint64_t c;
+
+	if (d >= e->plan.end)
+		return 0;
+	c = step_at(e, d, &saved);
+	if (!saved)
+		return 0;
+	if (save_window(e, d, c) < 0)
+		return -1;
+	start_writeback(e->jfd,
+			journal_area_offset(&e->plan, (int)e->ahead.area), c);
+	return 0;
+}
+
+/* Write output [d, d + c) in place; with sync, make it durable, saving
+ * the next window meanwhile. */
+static int
+move_in_place(struct engine *e, uint64_t d, uint64_t c, bool sync)
+{
+	if (copy_output(e, d, c, e->fd, d, NULL) < 0)
+		return -1;
+	if (!sync)
+		return 0;
+	start_writeback(e->fd, d, c);
+	if (save_ahead(e, d + c) < 0 || fdatasync(e->fd) < 0)
+		return -1;
+	return 0;
+}
+
 /* sync: whether the step's writes must be durable before the next
  * slot; not for the last step when the marker's own sync covers them
  * (run). */
@@ -597,32 +684,25 @@ step_direct(struct engine *e, uint64_t d, uint64_t c, bool sync)
 	    put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVING,
 					      .done = d}) < 0)
 		return -1;
-	if (copy_output(e, d, c, e->fd, d, NULL) < 0 ||
-	    (sync && fdatasync(e->fd) < 0))
-		return -1;
-	return 0;
+	return move_in_place(e, d, c, sync);
 }
 
 static int
 step_saved(struct engine *e, uint64_t d, uint64_t c, bool sync)
 {
 	struct journal_slot s = {.phase = JOURNAL_MOVING, .done = d};
-	struct content_hash h;
 
-	/* The area the newest slot does not use. */
-	s.area = (uint32_t)((e->cur.seq + 1) & 1);
-	s.save_len = c;
-	memset(&h, 0, sizeof(h));
-	if (copy_output(e, d, c, e->jfd,
-			journal_area_offset(&e->plan, (int)s.area), &h) < 0)
+	if (!(e->ahead.len == c && e->ahead.d == d &&
+	      e->ahead.area == ((e->cur.seq + 1) & 1)) &&
+	    save_window(e, d, c) < 0)
 		return -1;
-	s.save_hash = hash_final(&h);
+	s.area = e->ahead.area;
+	s.save_len = c;
+	s.save_hash = e->ahead.hash;
+	e->ahead.len = 0;
 	if (put_slot(e, s) < 0)
 		return -1;
-	if (copy_output(e, d, c, e->fd, d, NULL) < 0 ||
-	    (sync && fdatasync(e->fd) < 0))
-		return -1;
-	return 0;
+	return move_in_place(e, d, c, sync);
 }
 
 static int
@@ -681,25 +761,22 @@ static int
 run(struct engine *e, uint64_t d)
 {
 	const struct journal_plan *p = &e->plan;
-	uint64_t shift, c, left, end_m = p->end + p->mark_len;
-	bool last_unsynced = false;
+	uint64_t c, end_m = p->end + p->mark_len;
+	bool saved, last_unsynced = false;
 	off_t eof;
 
 	while (d < p->end) {
-		shift = shift_at(e, d);
-		left = p->end - d;
-		if (shift >= e->direct_min || shift >= left) {
-			c = shift < left ? shift : left;
+		c = step_at(e, d, &saved);
+		if (!saved) {
 			/* Recovery resumes at d and reads from d + shift. */
-			last_unsynced = c == left && end_m <= d + shift;
+			last_unsynced =
+				c == p->end - d && end_m <= d + shift_at(e, d);
 			if (step_direct(e, d, c, !last_unsynced) < 0)
 				return -1;
 		} else {
-			c = e->plan.window < left ? e->plan.window : left;
-			c = direct_from(e, d, c) - d;
 			/* Recovery writes the window back and reads no
 			 * source: nothing follows it. */
-			last_unsynced = c == left;
+			last_unsynced = c == p->end - d;
 			if (step_saved(e, d, c, !last_unsynced) < 0)
 				return -1;
 		}
