@@ -71,6 +71,10 @@ struct maildrop {
 	 * perhaps unmarked since): what maildrop_reset walks. */
 	size_t *marked;
 	size_t nmarked, marked_cap;
+	/* No message before it is marked deleted (SIZE_MAX: none marked):
+	 * UPDATE starts its search there, not at message 1, which on
+	 * 100,000 messages cost 5 ms per QUIT (DELE last, or none). */
+	size_t first_marked;
 	struct message *msg;
 	struct uidl_entry *uid;
 	struct uidl_table xuidls;
@@ -660,6 +664,7 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 		return MD_TEMPFAIL;
 	md->fd = -1;
 	md->session_fd = -1;
+	md->first_marked = SIZE_MAX;
 	md->pre.msg = SIZE_MAX;
 	md->path = strdup(path);
 	md->buf = malloc(SPOOL_CHUNK_SIZE);
@@ -769,6 +774,8 @@ maildrop_set_deleted(struct maildrop *md, size_t i, bool deleted)
 		return -1;
 	md->msg[i].deleted = deleted;
 	if (deleted) {
+		if (i < md->first_marked)
+			md->first_marked = i;
 		md->kept.count--;
 		md->kept.bytes -= md->msg[i].size;
 	} else {
@@ -784,6 +791,7 @@ maildrop_reset(struct maildrop *md)
 	for (size_t k = 0; k < md->nmarked; k++)
 		maildrop_set_deleted(md, md->marked[k], false);
 	md->nmarked = 0;
+	md->first_marked = SIZE_MAX;
 }
 
 struct md_totals
@@ -1275,13 +1283,13 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	char dotlock[PATH_MAX];
 	sigset_t all, old;
 	enum md_status st;
-	size_t first = 0;
+	size_t first = md->first_marked;
 
 	update_stats(md, true, stats);
 	md->ahead.len = 0; /* buf is the rewrite's now */
 	while (first < md->count && !md->msg[first].deleted)
 		first++;
-	if (md->fd < 0 || first == md->count)
+	if (md->fd < 0 || first >= md->count)
 		return MD_OK;
 	check_ahead(md, first);
 	/* A signal must not stop a rewrite halfway (R1939-22). */

@@ -700,11 +700,13 @@ expect_no_dotlock(const char *path)
 }
 
 /* _i: bits 0-2 the messages to delete, bit 3 the spool variant, bit 4
- * whether an MTA appends mail after login. */
+ * whether an MTA appends mail after login, bit 5 whether every message
+ * is marked and RSET first, then the ones to delete marked last to
+ * first (UPDATE must find the first marked one whatever the order). */
 START_TEST(update_table)
 {
 	unsigned mask = _i & 7, variant = (_i >> 3) & 1;
-	bool append = (_i >> 4) & 1;
+	bool append = (_i >> 4) & 1, backwards = (_i >> 5) & 1;
 	struct buf spool = {0}, want = {0}, got = {0};
 	char path[PATH_MAX];
 	struct maildrop *md;
@@ -729,7 +731,6 @@ START_TEST(update_table)
 	for (size_t i = 0; i < 3; i++) {
 		sizes[i] = maildrop_size(md, i);
 		if (mask & (1u << i)) {
-			maildrop_set_deleted(md, i, true);
 			deleted++;
 			del_bytes += sizes[i];
 		} else {
@@ -741,6 +742,17 @@ START_TEST(update_table)
 	}
 	if (append)
 		buf_str(&want, APPENDED); /* after the kept messages */
+	if (backwards) {
+		for (size_t i = 0; i < 3; i++)
+			maildrop_set_deleted(md, i, true);
+		maildrop_reset(md);
+	}
+	for (size_t k = 0; k < 3; k++) {
+		size_t i = backwards ? 2 - k : k;
+
+		if (mask & (1u << i))
+			maildrop_set_deleted(md, i, true);
+	}
 	memset(&stats, 0xff, sizeof(stats));
 	ck_assert_int_eq(maildrop_update(md, &stats), MD_OK);
 	maildrop_close(md);
@@ -1028,7 +1040,7 @@ maildrop_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("update");
-	tcase_add_loop_test(tc, update_table, 0, 32);
+	tcase_add_loop_test(tc, update_table, 0, 64);
 	tcase_add_loop_test(tc, update_tail_after_unseparated_last, 0, 8);
 	tcase_add_test(tc, update_after_foreign_change);
 	tcase_add_test(tc, update_empty);
