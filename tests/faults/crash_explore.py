@@ -504,7 +504,7 @@ def combinations(model):
     return sum(2 * 2 ** len(model.units(k)) for k in model.points)
 
 
-def count(n):
+def number(n):
     """n for a report line: beyond a float's range, as a power of two."""
     try:
         return f"{float(n):.3g}"
@@ -759,7 +759,7 @@ def explore_recoveries(env, name, count, budget, undo_ok, seed, out=print):
         nex.explore(budget)
         f = nex.figures
         out(f"  {name}, {nrec.origin}: {len(nrec.calls)} calls, "
-            f"{len(nex.model.points)} crash points, {count(combinations(nex.model))} "
+            f"{len(nex.model.points)} crash points, {number(combinations(nex.model))} "
             f"combinations; {f['states']} states in {nex.seconds:.1f}s; "
             f"{len(nex.failures)} failing")
         total["states"] += f["states"]
@@ -843,7 +843,7 @@ def explore_scenarios(env, names, budget, undo_ok, seed, out=print):
         rate = f["states"] / ex.seconds if ex.seconds else 0
         out(f"  {name}: {len(rec.calls)} calls, {len(ex.model.points)} crash points "
             f"(UPDATE begun at event {ex.model.begun_at}), "
-            f"{count(combinations(ex.model))} combinations; {f['states']} states explored "
+            f"{number(combinations(ex.model))} combinations; {f['states']} states explored "
             f"({f['with a delivery after the crash']} with mail delivered after the cut, "
             f"{f['crash points drawn out']} crash points exhausted) in {ex.seconds:.1f}s "
             f"= {rate:.1f}/s; rolled forward {f['rolled forward']}, rolled back "
