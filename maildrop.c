@@ -172,19 +172,6 @@ open_spool_dir(struct maildrop *md)
 	return dfd;
 }
 
-/* design.md §4.1 and INSTALL: the supported spool directory is Debian's
- * 2775 root:mail, where only root and group mail (the setgid dotlockfile
- * helper among them) create names. A directory anyone may write to is
- * warned about loudly, not refused: some distributions ship /var/mail
- * as 1777, and with the sticky bit the spool checks still keep each
- * user's mail from the others. What they allow is denial of service,
- * which pop3d can only make visible: another user may pre-create a
- * spool (refused as not the user's, [SYS/PERM]) or plant <user>.lock
- * (a foreign dotlock: every UPDATE refused at once, lock.c), and the
- * same squatter holds up the MDAs' deliveries. Without the sticky bit
- * every login is refused (open_spool_dir); that too is said here. The
- * directory is only known here when --mailbox fixes it (/var/mail/%u);
- * otherwise the per-login log lines name it. */
 /* Under no_new_privs (the units' NoNewPrivileges=yes) the setgid
  * dotlockfile cannot take group mail, so in a directory that the dotlock
  * keeper (keeper.c) does not serve, a user who cannot write it cannot
@@ -209,6 +196,19 @@ check_dotlock_maker(const char *dir, const struct stat *st)
 		KEEPER_GROUP);
 }
 
+/* design.md §4.1 and INSTALL: the supported spool directory is Debian's
+ * 2775 root:mail, where only root and group mail (the setgid dotlockfile
+ * helper among them) create names. A directory anyone may write to is
+ * warned about loudly, not refused: some distributions ship /var/mail
+ * as 1777, and with the sticky bit the spool checks still keep each
+ * user's mail from the others. What they allow is denial of service,
+ * which pop3d can only make visible: another user may pre-create a
+ * spool (refused as not the user's, [SYS/PERM]) or plant <user>.lock
+ * (a foreign dotlock: every UPDATE refused at once, lock.c), and the
+ * same squatter holds up the MDAs' deliveries. Without the sticky bit
+ * every login is refused (open_spool_dir); that too is said here. The
+ * directory is only known here when --mailbox fixes it (/var/mail/%u);
+ * otherwise the per-login log lines name it. */
 void
 maildrop_check_dir(const char *pattern)
 {
@@ -270,8 +270,6 @@ spool_refused(const char *path, const struct stat *st, uid_t owner,
 	return true;
 }
 
-/* design.md §4: never follow a link, never create, never block on a
- * FIFO; the spool must be a plain file of the user's with one name. */
 /* Reading the spool must not touch its atime. procmail, before it
  * appends, sleeps a whole second with the dotlock and its fcntl write
  * lock held whenever the mailbox was read in the current second (so
@@ -304,6 +302,8 @@ open_failure(int err)
 		       : MD_PERMFAIL;
 }
 
+/* design.md §4: never follow a link, never create, never block on a
+ * FIFO; the spool must be a plain file of the user's with one name. */
 static enum md_status
 open_spool(struct maildrop *md, uid_t owner, bool shared)
 {
@@ -1272,8 +1272,8 @@ check_ahead(struct maildrop *md, size_t first)
 			settle_snapshot(&md->checked);
 		}
 	}
-	md->io_error =
-		0; /* said, if it matters, by the check under the locks */
+	/* Said, if it matters, by the check under the locks. */
+	md->io_error = 0;
 	read_unlock(md);
 }
 
