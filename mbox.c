@@ -412,16 +412,17 @@ find_from(const char *p, size_t from, size_t safe)
 
 /* With an LF at p[i] and p[i + 1 .. i + 6) present: is the line that LF
  * ends blank, and a From_ line next? Then *blank_r is where the blank
- * line starts. p[-2] must be readable. */
+ * line starts: -1 when i is 0 and the blank line's CR ended the window
+ * before. p[-2] must be readable. */
 static bool
-separator_at(const char *p, size_t i, size_t *blank_r)
+separator_at(const char *p, size_t i, ptrdiff_t *blank_r)
 {
 	if (memcmp(p + i + 1, "From ", 5) != 0)
 		return false;
 	if (p[(ptrdiff_t)i - 1] == '\n')
-		*blank_r = i;
+		*blank_r = (ptrdiff_t)i;
 	else if (p[(ptrdiff_t)i - 1] == '\r' && p[(ptrdiff_t)i - 2] == '\n')
-		*blank_r = i - 1;
+		*blank_r = (ptrdiff_t)i - 1;
 	else
 		return false;
 	return true;
@@ -444,7 +445,8 @@ window_is_last(const struct reader *r)
 static off_t
 scan_body(struct reader *r, struct line_ends *c)
 {
-	size_t avail, search, used, i, blank;
+	size_t avail, search, used, i;
+	ptrdiff_t blank;
 	const char *p;
 	off_t at;
 
@@ -456,10 +458,11 @@ scan_body(struct reader *r, struct line_ends *c)
 		for (i = find_from(p, 0, search); i < search;
 		     i = find_from(p, i + 1, search)) {
 			if (separator_at(p, i, &blank)) {
-				count_ends(p, blank, c);
-				r->pos += blank;
-				at = reader_offset(r);
-				r->pos += i + 1 - blank;
+				/* The ends before a blank line that began
+				 * in the window before are counted. */
+				count_ends(p, blank > 0 ? (size_t)blank : 0, c);
+				at = reader_offset(r) + blank;
+				r->pos += i + 1;
 				return at;
 			}
 		}

@@ -156,6 +156,41 @@ def test_large_messages_stream_exactly(env):
         a.close()
 
 
+def test_crlf_separator_split_by_parse_window(env):
+    """A spool stored with CR LF whose separator's blank line has its CR as
+    the last octet the login parse scans in its first 256 KiB window and
+    its LF as the first of the next: the session crashed at login (the
+    body scan counted line ends up to an offset before the window) until
+    round 6. Both messages must be listed and sent whole."""
+    fl1 = b"From a@example.org Mon Jan  1 00:00:00 2024\r\n"
+    fl2 = b"From b@example.org Tue Jan  2 00:00:00 2024\r\n"
+    m1 = b"Subject: one\r\n\r\n"
+    while len(fl1) + len(m1) + 80 < 262138:
+        m1 += b"y" * 76 + b"\r\n"
+    m1 += b"z" * (262138 - len(fl1) - len(m1) - 2) + b"\r\n"
+    m2 = b"Subject: two\r\n\r\nbody\r\n"
+    mbox = fl1 + m1 + b"\r\n" + fl2 + m2
+    check(mbox[262138:262140] == b"\r\n" and mbox[262140:262145] == b"From ",
+          "the blank line is not where the window ends")
+    d = env.tempdir("crlf-window")
+    env.install_spool(d / "alice", mbox)
+    with Sessions(env, d) as s:
+        a = s.start()
+        a.login()
+        check(a.cmd("STAT") == f"+OK 2 {len(m1) + len(m2)}", "STAT")
+        for n, m in ((1, m1), (2, m2)):
+            a.send(f"RETR {n}")
+            head = a.readline(30)
+            check(head == b"+OK %d octets" % len(m), f"RETR {n}: {head!r}")
+            raw, a.buf = a.buf, b""
+            while not raw.endswith(b"\r\n.\r\n"):
+                check(a._fill(30) and not a.eof, f"RETR {n}: reply cut short")
+                raw, a.buf = raw + a.buf, b""
+            check(raw == m + b".\r\n", f"RETR {n}: bytes differ")
+        a.cmd("QUIT")
+        a.close()
+
+
 def test_many_messages_compaction(env):
     """20000 messages: LIST and UIDL list them all, ids unique; deleting
     every third one and QUIT keeps exactly the others, in order."""

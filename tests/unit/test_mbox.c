@@ -256,22 +256,25 @@ END_TEST
 
 /* The blank line and the From_ line of a separator, and CRLF pairs,
  * straddling each position around the parser's read-chunk boundaries
- * (_i picks the boundary). */
+ * (_i / 2 picks the boundary, _i % 2 the line ends: with CR LF, the
+ * blank line's CR once ended a window and its LF began the next, and
+ * the parse crashed). */
 START_TEST(separator_at_chunk_boundary)
 {
 	static const size_t bounds[] = {SPOOL_CHUNK_SIZE, 2 * SPOOL_CHUNK_SIZE,
 					LINE_LOOKAHEAD};
 
 	for (int d = -10; d < 10; d++) {
-		size_t target = bounds[_i] + d;
+		size_t target = bounds[_i / 2] + d;
 		struct buf spool = {0}, m1 = {0};
 		char path[PATH_MAX], name[64];
 		struct maildrop *md;
 		unsigned seed = d + 10;
-		bool crlf = d & 1;
+		bool crlf = _i % 2;
 
-		/* m1 is padded so that the separator's blank line sits at
-		 * target; lines of random lengths put line ends everywhere. */
+		/* m1 is padded so that the separator's blank line (CR LF
+		 * too, with CR LF line ends) sits at target; lines of random
+		 * lengths put line ends everywhere. */
 		buf_str(&spool, F1);
 		buf_str(&m1, crlf ? "S: 1\r\n\r\n" : "S: 1\n\n");
 		while (strlen(F1) + m1.len + 40 < target) {
@@ -286,11 +289,12 @@ START_TEST(separator_at_chunk_boundary)
 			buf_add(&m1, "z", 1);
 		buf_str(&m1, crlf ? "\r\n" : "\n");
 		buf_add(&spool, m1.data, m1.len);
-		buf_str(&spool, "\n" F2 "S: 2\n\n.b\n");
+		buf_str(&spool, crlf ? "\r\n" F2 "S: 2\n\n.b\n"
+				     : "\n" F2 "S: 2\n\n.b\n");
 		make_spool(path, spool.data, spool.len);
 		md = open_ok(path);
-		snprintf(name, sizeof(name), "blank line at offset %zu",
-			 target);
+		snprintf(name, sizeof(name), "%s blank line at offset %zu",
+			 crlf ? "CR LF" : "LF", target);
 		ck_assert_msg(maildrop_count(md) == 2, "%s: %zu messages", name,
 			      maildrop_count(md));
 		expect_message(md, 0, m1.data, m1.len, name);
@@ -569,7 +573,7 @@ mbox_suite(void)
 	tcase_add_loop_test(tc, not_mbox_refused, 0, N(not_mbox));
 	tcase_add_test(tc, one_megabyte_line);
 	tcase_add_test(tc, one_megabyte_header_and_from_line);
-	tcase_add_loop_test(tc, separator_at_chunk_boundary, 0, 3);
+	tcase_add_loop_test(tc, separator_at_chunk_boundary, 0, 6);
 	tcase_add_loop_test(tc, window_sizes_agree, 0, 10);
 	tcase_add_loop_test(tc, random_mailboxes, 0, 3);
 	tcase_set_timeout(tc, 30);
