@@ -86,4 +86,8 @@ bool reader_at_from_line(struct reader *r);
 int mbox_parse_message(struct reader *r, struct uidl_hasher *h,
 		       struct message *m, struct uidl_entry *u, char **xuidl_r);
 
+/* Scan bodies the portable way even where the CPU has AVX2 (the tests
+ * and the fuzzer compare the two ways; pop3d never calls it). */
+void mbox_portable_scan(bool on);
+
 #endif

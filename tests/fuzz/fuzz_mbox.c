@@ -3,7 +3,9 @@
  *
  * Input: the spool file, as it is (one in eight that start with "From "
  * after a filler message of almost SPOOL_CHUNK_SIZE octets, so that they
- * straddle the end of the parser's first window).
+ * straddle the end of the parser's first window). One input in two is
+ * parsed with the portable body scan, the others with the one pop3d
+ * picks for the CPU (AVX2 where it is there).
  *
  * Checks, for a spool the reference calls mbox (else maildrop_open must
  * refuse it, MD_PERMFAIL):
@@ -31,6 +33,7 @@
 #include "dotstuff.h"
 #include "log.h"
 #include "maildrop.h"
+#include "mbox.h"
 #include "uidl.h"
 
 static char spool[512], jdir[300];
@@ -398,6 +401,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((f >> 61) == 7 && size >= 5 && memcmp(data, "From ", 5) == 0)
 		add_filler(&file, SPOOL_CHUNK_SIZE - 1 - (f & 1023));
 	fbuf_add(&file, data, size);
+	mbox_portable_scan((f >> 40) & 1);
 	p = file.p;
 	write_file(spool, file.p, file.len);
 	ref_parse(p, file.len, &ref);

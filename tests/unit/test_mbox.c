@@ -491,6 +491,100 @@ START_TEST(window_sizes_agree)
 }
 END_TEST
 
+/* --- the two body scans ----------------------------------------------------
+ */
+
+/* A spool made to trip the body scan: bodies of pieces dense in LF, CR
+ * and 'F', "From " with and without a blank line (LF or CR LF) before
+ * it, so that separators and near misses fall at every offset of the
+ * AVX2 way's 64-octet steps and of the windows. */
+static void
+scan_spool(unsigned *seed, struct buf *spool)
+{
+	/* clang-format off */
+	static const struct bytes pieces[] = {
+		B("\n"), B("\r\n"), B("\r"), B("F"), B("From "), B("\nFrom "),
+		B("\nF"), B("\n\nFrom x y\n"), B("\r\n\r\nFrom x y\n"),
+		B("\n\r\nFrom x y\n"), B("\r\n\nFrom x y\n"), B("\n\nFro"),
+		B("\n\nFromage\n"), B("x"), B("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+		B("\n>From "), B("\n\n"), B("\r\r\n"),
+	};
+	/* clang-format on */
+	size_t want = rand_r(seed) % 1500;
+
+	spool->len = 0;
+	buf_str(spool, F1 "S: 1\n\n");
+	while (spool->len < want) {
+		const struct bytes *b = &pieces[rand_r(seed) % N(pieces)];
+
+		buf_add(spool, b->p, b->n);
+	}
+}
+
+/* The AVX2 way (where the CPU has it) gives every fact the portable way
+ * gives, through whole and small windows. */
+START_TEST(scans_agree)
+{
+	enum { MAX = 512 };
+	struct message *want = calloc(MAX, sizeof(*want)),
+		       *got = calloc(MAX, sizeof(*got));
+	struct uidl_entry *wu = calloc(MAX, sizeof(*wu)),
+			  *gu = calloc(MAX, sizeof(*gu));
+	char **wx = calloc(MAX, sizeof(*wx)), **gx = calloc(MAX, sizeof(*gx));
+	unsigned seed = 3000 + _i;
+	struct buf spool = {0};
+
+	for (int round = 0; round < 200; round++) {
+		char path[PATH_MAX];
+		size_t cap, n;
+		int fd;
+
+		scan_spool(&seed, &spool);
+		make_spool(path, spool.data, spool.len);
+		fd = open(path, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		cap = round % 2 ? spool.len + 4096
+				: (size_t)READER_MIN_CAP + rand_r(&seed) % 300;
+		mbox_portable_scan(true);
+		n = parse_with_window(fd, spool.len, cap, want, wu, wx, MAX);
+		mbox_portable_scan(false);
+		ck_assert_uint_eq(
+			parse_with_window(fd, spool.len, cap, got, gu, gx, MAX),
+			n);
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_msg(memcmp(&got[i], &want[i],
+					     sizeof(got[i])) == 0 &&
+					      memcmp(gu[i].digest, wu[i].digest,
+						     sizeof(gu[i].digest)) == 0,
+				      "window %zu, message %zu of \"%s\"", cap,
+				      i + 1, show(spool.data, spool.len));
+			free(wx[i]);
+			free(gx[i]);
+		}
+		close(fd);
+	}
+	buf_free(&spool);
+	free(want);
+	free(got);
+	free(wu);
+	free(gu);
+	free(wx);
+	free(gx);
+}
+END_TEST
+
+static void
+portable_on(void)
+{
+	mbox_portable_scan(true);
+}
+
+static void
+portable_off(void)
+{
+	mbox_portable_scan(false);
+}
+
 /* --- TOP --------------------------------------------------------------------
  */
 
@@ -568,14 +662,26 @@ mbox_suite(void)
 	Suite *s = suite_create("mbox");
 	TCase *tc;
 
-	tc = tcase_create("parse");
-	tcase_add_loop_test(tc, parse_table, 0, N(parse_cases));
-	tcase_add_loop_test(tc, not_mbox_refused, 0, N(not_mbox));
-	tcase_add_test(tc, one_megabyte_line);
-	tcase_add_test(tc, one_megabyte_header_and_from_line);
-	tcase_add_loop_test(tc, separator_at_chunk_boundary, 0, 6);
-	tcase_add_loop_test(tc, window_sizes_agree, 0, 10);
-	tcase_add_loop_test(tc, random_mailboxes, 0, 3);
+	/* Every parse test runs twice: with the body scan pop3d picks for
+	 * this CPU, then with the portable one. */
+	for (int portable = 0; portable < 2; portable++) {
+		tc = tcase_create(portable ? "parse, portable scan" : "parse");
+		if (portable)
+			tcase_add_unchecked_fixture(tc, portable_on,
+						    portable_off);
+		tcase_add_loop_test(tc, parse_table, 0, N(parse_cases));
+		tcase_add_loop_test(tc, not_mbox_refused, 0, N(not_mbox));
+		tcase_add_test(tc, one_megabyte_line);
+		tcase_add_test(tc, one_megabyte_header_and_from_line);
+		tcase_add_loop_test(tc, separator_at_chunk_boundary, 0, 6);
+		tcase_add_loop_test(tc, window_sizes_agree, 0, 10);
+		tcase_add_loop_test(tc, random_mailboxes, 0, 3);
+		tcase_set_timeout(tc, 30);
+		suite_add_tcase(s, tc);
+	}
+
+	tc = tcase_create("scans");
+	tcase_add_loop_test(tc, scans_agree, 0, 5);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
