@@ -43,7 +43,7 @@ MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 UNIT_TESTS = test_command test_dotstuff test_maildrop test_mbox test_uidl \
 	test_netio test_peer test_sasl test_journal test_privsep test_lock \
 	test_sysutil test_sdsock test_ossl test_pamload test_logindelay \
-	test_proxyproto test_lang test_utf8
+	test_proxyproto test_lang test_utf8 test_hash
 # Linked into every unit test: the spool fixtures of test_maildrop,
 # test_mbox and test_uidl, and the temporary directory and main() of
 # those and of test_lock and test_sysutil.

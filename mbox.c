@@ -51,7 +51,7 @@ reader_hash(struct reader *r)
 			     ? (size_t)(r->hash_stop - r->base)
 			     : r->hpos;
 	if (r->hashing && to > r->hpos)
-		hash_update(&r->hash, r->buf + r->hpos, to - r->hpos);
+		span_update(&r->hash, r->buf + r->hpos, to - r->hpos);
 	r->hpos = r->pos;
 }
 
@@ -326,7 +326,7 @@ end_message(struct reader *r, struct message *m, off_t blank_off, off_t hdr_end,
 	m->end = blank_off >= 0 ? blank_off : m->next;
 	reader_hash(r);
 	r->hashing = false;
-	m->content = (uint32_t)hash_final(&r->hash);
+	m->content = (uint32_t)span_final(&r->hash);
 	if (body < 0)
 		hdr_end = body = m->end;
 	if (body - m->start > (off_t)UINT32_MAX)

@@ -24,7 +24,7 @@ struct reader {
 	bool short_file; /* the file ended before limit */
 	int error;	 /* errno of a failed read, or 0 */
 	bool hashing;	 /* consumed octets go into hash, from hpos */
-	struct content_hash hash;
+	struct span_hash hash;
 	size_t hpos;
 	off_t hash_stop; /* nothing at or past this offset is hashed */
 };
@@ -41,7 +41,7 @@ struct message {
 	uint64_t size;	     /* octets in CRLF form (R1939-38) */
 	uint32_t hdr_len;    /* the header section and its blank line */
 	uint32_t body_lines; /* for TOP; MBOX_LINES_MANY: that many or more */
-	uint32_t content;    /* content_hash of [start, next), its first
+	uint32_t content;    /* span_hash of [start, next), its first
 				CONTENT_HASH_SPAN octets */
 	uint8_t blank_len;   /* the blank line after the headers: 0, 1 or 2 */
 	bool deleted;
