@@ -81,7 +81,7 @@ span_stripes(struct span_hash *s, const char *p, size_t stripes)
 	uint64_t w, x, step = s->stripes * SPAN_STEP;
 
 	for (size_t i = 0; i < stripes; i++, p += 64, step += SPAN_STEP) {
-		for (int j = 0; j < 8; j++) {
+		for (size_t j = 0; j < 8; j++) {
 			memcpy(&w, p + 8 * j, 8);
 			x = w ^ (span_key[j] + step);
 			s->acc[j] += (x & 0xffffffffULL) * (x >> 32) + w;
