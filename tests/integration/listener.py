@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from harness import TestFailure, TestSkipped, check, check_stderr
+from harness import PWRAP_RACE_RE, TestFailure, TestSkipped, check, check_stderr
 from tcp import MBOX
 
 
@@ -69,6 +69,14 @@ class Listener:
     def __enter__(self):
         return self
 
+    def pwrap_raced(self):
+        """After exit: did any connection's pop3d meet pam_wrapper's race
+        for /tmp/pam.X? (Each connection is its own exec of pop3d here,
+        each with its own pam_wrapper; one started together with another,
+        a health check's say, may share its dir and lose it when that one
+        exits, and its pam_start then fails: [SYS/TEMP].)"""
+        return bool(self.pwrap)
+
     def __exit__(self, *exc):
         try:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -86,13 +94,16 @@ class Listener:
         self.proc.wait()
         self.t.join(10)
         # systemd-socket-activate's own lines ("Listening on ...") are not
-        # pop3d's.
-        self.log = b"".join(ln for ln in b"".join(self.err).splitlines(True)
-                            if ln.startswith(b"<"))
+        # pop3d's; pam_wrapper's error lines are kept apart (pwrap_raced).
+        lines = b"".join(self.err).splitlines(True)
+        self.log = b"".join(ln for ln in lines if ln.startswith(b"<"))
+        self.pwrap = b"".join(ln for ln in lines if PWRAP_RACE_RE.match(ln.rstrip(b"\n")))
         if exc[0] is TestFailure:
+            note = ("\n    pam_wrapper's /tmp/pam.X race was met (harness.py, PWRAP_RACE_RE):\n      "
+                    + self.pwrap.decode(errors="replace")) if self.pwrap else ""
             raise TestFailure(f"{exc[1]}\n    pop3d log:\n      "
                               + self.log.decode(errors="replace")[-4000:].replace(
-                                  "\n", "\n      ")) from None
+                                  "\n", "\n      ") + note) from None
         if exc[0] is None:
             check_stderr(self.log, [b"secret"])
         return False
