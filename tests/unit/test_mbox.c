@@ -310,8 +310,9 @@ END_TEST
  */
 
 /* Build a random but unambiguous mbox: no body line starts with "From ",
- * every message but the last ends in a newline and a separator, and the
- * last one only omits the separator when its last line is not empty. */
+ * every message but the last ends in a newline and a separator (LF or
+ * CR LF), and the last one only omits the separator when its last line
+ * is not empty. */
 static void
 random_spool(unsigned *seed, struct buf *spool, struct buf *msgs, size_t *count)
 {
@@ -376,8 +377,9 @@ random_spool(unsigned *seed, struct buf *spool, struct buf *msgs, size_t *count)
 			m, m);
 		buf_str(spool, from);
 		buf_add(spool, c->data, c->len);
+		/* The separator: a blank line, CR LF one time in three. */
 		if (!last || (newline && (last_empty || rand_r(seed) % 2)))
-			buf_str(spool, "\n");
+			buf_str(spool, rand_r(seed) % 3 ? "\n" : "\r\n");
 	}
 }
 
