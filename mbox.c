@@ -484,34 +484,32 @@ scan_avx2(const char *p, size_t search, struct line_ends *c, ptrdiff_t *blank_r)
 	const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r'),
 		      f = _mm256_set1_epi8('F');
 	uint64_t lfs = 0, crlfs = 0; /* in registers, not in *c */
-	size_t i, at = 0, rest;
+	size_t i, at, rest;
 	ptrdiff_t k;
 
 	for (i = 0; search - i >= 64; i += 64) {
 		uint64_t ends = octets_at(p + i, lf);
 		uint64_t crlf = ends & octets_at(p + i - 1, cr);
 		uint64_t from = ends & octets_at(p + i + 1, f);
-		uint64_t before = ~(uint64_t)0;
 
 		for (; from != 0; from &= from - 1) {
 			at = i + (size_t)__builtin_ctzll(from);
-			if (separator_at(p, at, blank_r)) {
-				/* Only the ends before the blank line count;
-				 * it may start in the step before (CR LF). */
-				k = *blank_r - (ptrdiff_t)i;
-				before = k > 0 ? (1ULL << k) - 1 : 0;
-				break;
-			}
+			if (!separator_at(p, at, blank_r))
+				continue;
+			/* Only the ends before the blank line count; it may
+			 * start in the step before (CR LF). */
+			k = *blank_r - (ptrdiff_t)i;
+			ends &= k > 0 ? (1ULL << k) - 1 : 0;
+			crlf &= ends;
+			c->lf += lfs + (uint64_t)__builtin_popcountll(ends);
+			c->crlf += crlfs + (uint64_t)__builtin_popcountll(crlf);
+			return at;
 		}
-		lfs += (uint64_t)__builtin_popcountll(ends & before);
-		crlfs += (uint64_t)__builtin_popcountll(crlf & before);
-		if (from != 0)
-			break;
+		lfs += (uint64_t)__builtin_popcountll(ends);
+		crlfs += (uint64_t)__builtin_popcountll(crlf);
 	}
 	c->lf += lfs;
 	c->crlf += crlfs;
-	if (search - i >= 64) /* left at a separator */
-		return at;
 	rest = scan_portable(p + i, search - i, c, blank_r);
 	if (rest < search - i)
 		*blank_r += (ptrdiff_t)i;
