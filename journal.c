@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "hash.h"
@@ -535,24 +536,79 @@ direct_from(struct engine *e, uint64_t d, uint64_t c)
 	return d + c;
 }
 
+/* preadv until every piece is full. 0: read; 1: the file ended first;
+ * -1: an I/O error (errno). Advances through iov. */
+static int
+preadv_all(int fd, struct iovec *iov, int cnt, off_t at)
+{
+	ssize_t r;
+
+	while (cnt > 0) {
+		r = preadv(fd, iov, cnt, at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -1 : 1;
+		at += r;
+		for (; cnt > 0 && (size_t)r >= iov->iov_len; iov++, cnt--)
+			r -= (ssize_t)iov->iov_len;
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* Read the sources of output [from, from + n) into e->buf, as far as one
+ * preadv takes them (params.h, JOURNAL_GATHER_GAP): *got is the output
+ * read, at least the rest of the region at from (or e->size). 0, 1 or -1
+ * as preadv_all. */
+static int
+gather(struct engine *e, uint64_t from, uint64_t n, uint64_t *got)
+{
+	static char scratch[JOURNAL_GATHER_GAP]; /* deleted bytes, unread */
+	struct iovec iov[JOURNAL_GATHER_IOV];
+	uint64_t at, src, k, gap, done = 0;
+	int cnt = 0;
+
+	if (n > e->size)
+		n = e->size;
+	locate(e, from);
+	at = src = e->reg[e->ri].start + (from - e->rout);
+	for (;;) {
+		k = e->rout + e->reg[e->ri].len - (from + done);
+		if (k > n - done)
+			k = n - done;
+		iov[cnt++] = (struct iovec){e->buf + done, k};
+		done += k, src += k;
+		if (done == n || cnt + 2 > JOURNAL_GATHER_IOV)
+			break;
+		locate(e, from + done);
+		gap = (uint64_t)e->reg[e->ri].start - src; /* starts ascend */
+		if (gap > sizeof(scratch))
+			break;
+		if (gap > 0)
+			iov[cnt++] = (struct iovec){scratch, gap};
+		src += gap;
+	}
+	*got = done;
+	return preadv_all(e->fd, iov, cnt, (off_t)at);
+}
+
 /* Write output [from, from + n) to out at to, read from its sources front
- * to back (a source never lies below its output, so this is safe even
- * where they overlap), hashing it into h if set. */
+ * to back, hashing it into h if set. Safe even where sources and output
+ * overlap: a source never lies below its output, and each piece is read
+ * whole before any of it is written, so a write reaches no source byte
+ * that a later piece still needs. */
 static int
 copy_output(struct engine *e, uint64_t from, uint64_t n, int out, uint64_t to,
 	    struct content_hash *h)
 {
-	uint64_t src, k;
+	uint64_t k;
 
 	while (n > 0) {
-		locate(e, from);
-		src = e->reg[e->ri].start + (from - e->rout);
-		k = e->rout + e->reg[e->ri].len - from;
-		if (k > n)
-			k = n;
-		if (k > e->size)
-			k = e->size;
-		switch (pread_all(e->fd, e->buf, k, (off_t)src)) {
+		switch (gather(e, from, n, &k)) {
 		case 1:
 			errno = EIO; /* shorter than it must be */
 				     /* fall through */
@@ -568,7 +624,6 @@ copy_output(struct engine *e, uint64_t from, uint64_t n, int out, uint64_t to,
 	return 0;
 }
 
-/* Make s the newest slot, durably. */
 static int
 put_slot(struct engine *e, struct journal_slot s)
 {

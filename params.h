@@ -156,6 +156,15 @@
  * spool is rewritten after a deletion near its start). */
 #define JOURNAL_DIRECT_MIN (1024ULL * 1024)
 #define JOURNAL_WINDOW (8ULL * 1024 * 1024)
+/* UPDATE reads the kept bytes of a piece of output (up to its buffer)
+ * with one preadv: a run of deleted bytes between two kept ones that is
+ * at most JOURNAL_GATHER_GAP is read along into a scratch buffer rather
+ * than end the read, since copying a few KB costs less than another
+ * pread and pwrite (DELE every other on 100 MB: 5,000 messages kept, one
+ * call each way per message before). At most JOURNAL_GATHER_IOV pieces
+ * per read. */
+#define JOURNAL_GATHER_GAP (64 * 1024)
+#define JOURNAL_GATHER_IOV 128
 /* A journal lists the kept regions: at most one per two messages (a run
  * of kept messages is one region), plus mail delivered since login. A
  * journal is hostile input: recovery reads no more than this many. */

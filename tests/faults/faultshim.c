@@ -17,7 +17,8 @@
  *   FAULTSHIM        rules separated by ';':  OP[@N[-[M]]]=ACTION
  *                    N is 1-based (default 1); "N-" means N and every
  *                    later call, "N-M" that range.
- *                    OP: read pread write pwrite ftruncate fsync fdatasync
+ *                    OP: read pread (and preadv) write pwrite ftruncate
+ *                        fsync fdatasync
  *                        open lock (fcntl F_SETLK/F_SETLKW/F_OFD_*, not
  *                        unlocks) flock (not LOCK_UN)
  *                        rename unlink link fstat
@@ -128,6 +129,7 @@ static unsigned long drop_sync, syncs_seen;
 static struct {
 	ssize_t (*read)(int, void *, size_t);
 	ssize_t (*pread)(int, void *, size_t, off_t);
+	ssize_t (*preadv)(int, const struct iovec *, int, off_t);
 	ssize_t (*write)(int, const void *, size_t);
 	ssize_t (*pwrite)(int, const void *, size_t, off_t);
 	int (*ftruncate)(int, off_t);
@@ -550,6 +552,39 @@ pread(int fd, void *buf, size_t len, off_t off)
 }
 ssize_t pread64(int fd, void *buf, size_t len, off_t off)
 	__attribute__((alias("pread")));
+
+/* A gathering read (journal.c reads UPDATE's sources so) counts as one
+ * pread; a short rule cuts it after that many octets in all. */
+ssize_t
+preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	struct iovec cut[IOV_MAX];
+	size_t len = 0, left;
+	int n;
+	ssize_t r;
+
+	REAL(preadv);
+	FD_PROLOGUE(OP_PREAD, fd);
+	if (cnt < 0 || cnt > IOV_MAX)
+		return real.preadv(fd, iov, cnt, off); /* its EINVAL */
+	for (int i = 0; i < cnt; i++)
+		len += iov[i].iov_len;
+	if (before(rule_, &len))
+		return -1;
+	if (rule_ != NULL && rule_->action == A_EOF)
+		return 0;
+	for (n = 0, left = len; n < cnt && left > 0; n++) {
+		cut[n] = iov[n];
+		if (cut[n].iov_len > left)
+			cut[n].iov_len = left;
+		left -= cut[n].iov_len;
+	}
+	r = real.preadv(fd, cut, n, off);
+	after(rule_);
+	return r;
+}
+ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
+	__attribute__((alias("preadv")));
 
 ssize_t
 write(int fd, const void *buf, size_t len)

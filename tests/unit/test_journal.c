@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "params.h"
 #include "spool_helpers.h"
 
 /* --- the counted system calls ----------------------------------------------
@@ -261,15 +262,21 @@ slurp(const char *path, size_t *len)
 	return p;
 }
 
+/* UPDATE's buffer: small, so that there are many writes to be killed
+ * at. One block is one kept region's worth at most; a test that wants
+ * reads gathered across regions (journal.c, gather) makes it larger. */
+static size_t compact_buf_len = BS;
+
 static int
 run_compact(struct fixture *f)
 {
-	static char buf[4096]; /* small: many steps to be killed in */
+	static char buf[4 * BS];
 	int fd = open(f->spool, O_RDWR), r;
 
 	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_le(compact_buf_len, sizeof(buf));
 	r = journal_compact(fd, f->jpath, f->dst, f->reg, f->nreg, buf,
-			    sizeof(buf), &tuning);
+			    compact_buf_len, &tuning);
 	close(fd);
 	return r;
 }
@@ -582,6 +589,18 @@ START_TEST(killed_every_other)
 }
 END_TEST
 
+/* The same with a buffer of two and a half blocks: each read gathers
+ * the sources of up to three kept regions and the deleted blocks
+ * between them, and each write ends inside a region. */
+START_TEST(killed_every_other_gathered)
+{
+	compact_buf_len = 2 * BS + BS / 2;
+	kill_everywhere(EVERY_OTHER, true);
+	kill_everywhere(FIRST, false);
+	compact_buf_len = BS;
+}
+END_TEST
+
 START_TEST(killed_big_first)
 {
 	kill_everywhere(BIG_FIRST, false);
@@ -597,6 +616,75 @@ END_TEST
 START_TEST(killed_all_with_tail)
 {
 	kill_everywhere(ALL_WITH_TAIL, true);
+}
+END_TEST
+
+/* Reads that gather many sources (journal.c, gather): 1,500 kept pieces
+ * of 1 to 300 octets, far more per buffer than one preadv takes
+ * (JOURNAL_GATHER_IOV), with deleted runs between them from one octet
+ * to one past JOURNAL_GATHER_GAP (read along up to it, a new read
+ * after); buffers that end inside pieces, and both tunings (saved
+ * windows, then direct steps). UPDATE leaves the kept bytes in order,
+ * byte for byte, and no journal. */
+START_TEST(compact_gathers)
+{
+	enum { NREG = 1500, HEAD = 10 };
+	static const size_t buf_lens[] = {97, 1000, 1009, BS, 256 * 1024};
+	struct region *reg = calloc(NREG + 1, sizeof(*reg));
+	size_t cap = HEAD + NREG * (300 + 200) +
+		     (NREG / 50 + 1) * (JOURNAL_GATHER_GAP + 1);
+	char *before = malloc(cap), *after = malloc(cap), *buf, *got;
+	char spool[PATH_MAX], jpath[PATH_MAX];
+	size_t len = HEAD, out = HEAD, got_len;
+	uint32_t x = 12345;
+	int fd;
+
+	ck_assert(reg != NULL && before != NULL && after != NULL);
+	for (size_t i = 0; i < cap; i++) {
+		x = x * 1103515245 + 12345;
+		before[i] = (char)(x >> 16);
+	}
+	memcpy(after, before, HEAD);
+	for (size_t i = 0; i < NREG; i++) {
+		size_t gap = i % 100 == 7  ? JOURNAL_GATHER_GAP + 1
+			     : i % 50 == 7 ? JOURNAL_GATHER_GAP
+					   : 1 + (i * 37) % 200;
+		size_t n = 1 + (i * 53) % 300;
+
+		len += gap;
+		reg[i] = (struct region){(off_t)len, (off_t)n};
+		memcpy(after + out, before + len, n);
+		len += n, out += n;
+	}
+	reg[NREG] = (struct region){(off_t)len, -1}; /* no mail since */
+	snprintf(spool, sizeof(spool), "%s/spool", base_dir);
+	ck_assert_int_eq(journal_path(base_dir, spool, jpath, sizeof(jpath)),
+			 0);
+	for (size_t b = 0; b < sizeof(buf_lens) / sizeof(buf_lens[0]); b++)
+		for (int t = 0; t < 2; t++) {
+			fd = open(spool, O_RDWR | O_CREAT | O_TRUNC, 0600);
+			ck_assert_int_ge(fd, 0);
+			ck_assert_int_eq(write(fd, before, len), (ssize_t)len);
+			buf = malloc(buf_lens[b]);
+			ck_assert_int_eq(journal_compact(fd, jpath, HEAD, reg,
+							 NREG + 1, buf,
+							 buf_lens[b],
+							 t ? &tuning : NULL),
+					 0);
+			close(fd);
+			free(buf);
+			got = slurp(spool, &got_len);
+			ck_assert_msg(got_len == out &&
+					      memcmp(got, after, out) == 0,
+				      "buffer %zu, %s tuning: the spool is "
+				      "not the kept bytes in order",
+				      buf_lens[b], t ? "small" : "default");
+			ck_assert(!journal_pending(jpath));
+			free(got);
+		}
+	free(reg);
+	free(before);
+	free(after);
 }
 END_TEST
 
@@ -854,10 +942,12 @@ journal_suite(void)
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, compact_whole);
+	tcase_add_test(tc, compact_gathers);
 	tcase_add_test(tc, delete_last_no_journal);
 	tcase_add_test(tc, syncs_per_compaction);
 	tcase_add_test(tc, killed_first_deleted);
 	tcase_add_test(tc, killed_every_other);
+	tcase_add_test(tc, killed_every_other_gathered);
 	tcase_add_test(tc, killed_big_first);
 	tcase_add_test(tc, killed_all_with_tail);
 	tcase_add_test(tc, killed_exact);
