@@ -493,6 +493,7 @@ run_session(const struct config *cfg, const struct peer *peer,
 	net_init(&io, fds[0], fds[1], cfg->timeout);
 	if (net_preload(&io, h->input, h->len) < 0)
 		fatal("handoff: input does not fit");
+	(void)net_wait_in_recv(&io); /* on a pipe it polls, as before */
 	explicit_bzero(h, sizeof(*h));
 	session_transact(cfg, peer, &io, &m->who, m->method, &mode);
 }

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -34,6 +36,39 @@ net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s)
 		(void)fcntl(in_fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+static bool
+is_stream_socket(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	       type == SOCK_STREAM;
+}
+
+/* The descriptor turns blocking, so that recv(2) waits, up to the idle
+ * timeout; every other read and every write passes MSG_DONTWAIT, and so
+ * stays as non-blocking as net_init made it (a client that sends while
+ * not reading must not block our writes: wait_writable). */
+int
+net_wait_in_recv(struct netio *io)
+{
+	struct timeval tv = {.tv_sec = io->timeout_ms / 1000,
+			     .tv_usec = io->timeout_ms % 1000 * 1000};
+	int flags;
+
+	if (io->tls != NULL || io->deadline_ms != 0 ||
+	    !is_stream_socket(io->in_fd) || !is_stream_socket(io->out_fd))
+		return -1;
+	if (setsockopt(io->in_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) <
+		    0 ||
+	    (flags = fcntl(io->in_fd, F_GETFL)) < 0 ||
+	    fcntl(io->in_fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		return -1;
+	io->in_recv = true;
+	return 0;
+}
+
 /* Make room at the end of the input buffer by moving unread bytes to its
  * start. */
 static void
@@ -49,17 +84,21 @@ compact_input(struct netio *io)
 	io->in_start = 0;
 }
 
+/* wait: block (in recv, up to SO_RCVTIMEO); only with in_recv. */
 static ssize_t
-transport_read(struct netio *io, void *buf, size_t n)
+transport_read(struct netio *io, void *buf, size_t n, bool wait)
 {
 	if (io->tls != NULL)
 		return tls_read(io->tls, buf, n);
+	if (io->in_recv)
+		return recv(io->in_fd, buf, n, wait ? 0 : MSG_DONTWAIT);
 	return read(io->in_fd, buf, n);
 }
 
-/* One read into the free tail of the input buffer. */
+/* One read into the free tail of the input buffer. Without wait, nothing
+ * to read is NET_OK; with it, the idle timeout (NET_TIMEOUT). */
 static enum net_status
-fill_input(struct netio *io)
+fill_input(struct netio *io, bool wait)
 {
 	ssize_t n;
 
@@ -68,10 +107,12 @@ fill_input(struct netio *io)
 		return NET_OK;
 	do
 		n = transport_read(io, io->in + io->in_len,
-				   sizeof(io->in) - io->in_len);
+				   sizeof(io->in) - io->in_len, wait);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return wait ? NET_TIMEOUT : NET_OK;
 	if (n < 0)
-		return errno == EAGAIN ? NET_OK : NET_ERROR;
+		return NET_ERROR;
 	if (n == 0) {
 		io->in_eof = true;
 		return NET_EOF;
@@ -140,7 +181,7 @@ wait_writable(struct netio *io)
 		if (r == 0)
 			return NET_TIMEOUT;
 		if (nfds == 2 && (pfd[1].revents & (POLLIN | POLLHUP)) &&
-		    fill_input(io) == NET_ERROR)
+		    fill_input(io, false) == NET_ERROR)
 			return NET_ERROR;
 		if (pfd[0].revents & (POLLOUT | POLLERR | POLLHUP))
 			return NET_OK;
@@ -183,6 +224,13 @@ write_out(struct netio *io, const char *data, size_t len)
 		if (io->tls != NULL)
 			n = tls_write(io->tls, io->out + done,
 				      io->out_len - done);
+		else if (io->in_recv)
+			n = sendmsg(io->out_fd,
+				    &(struct msghdr){
+					    .msg_iov = iov,
+					    .msg_iovlen = pending_iov(
+						    io, data, len, done, iov)},
+				    MSG_DONTWAIT | MSG_NOSIGNAL);
 		else
 			n = writev(io->out_fd, iov,
 				   pending_iov(io, data, len, done, iov));
@@ -337,10 +385,12 @@ await_input(struct netio *io)
 		return io->out_failed;
 	if (io->in_len != had || io->in_eof)
 		return NET_OK;
-	st = wait_readable(io);
-	if (st != NET_OK)
-		return st;
-	return fill_input(io) == NET_ERROR ? NET_ERROR : NET_OK;
+	if (io->in_recv && io->deadline_ms == 0)
+		st = fill_input(io, true);
+	else if ((st = wait_readable(io)) == NET_OK)
+		st = fill_input(io, false);
+	/* End of input shows as in_eof, for the lines before it. */
+	return st == NET_EOF ? NET_OK : st;
 }
 
 enum net_status

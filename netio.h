@@ -31,7 +31,8 @@ struct netio {
 	int timeout_ms;
 	int64_t deadline_ms; /* monotonic; 0: none */
 	bool in_eof;
-	bool discarding;	    /* inside an overlong line, up to its LF */
+	bool in_recv;	 /* sockets, waiting in recv(2): net_wait_in_recv */
+	bool discarding; /* inside an overlong line, up to its LF */
 	enum net_status out_failed; /* NET_OK until a write fails */
 	size_t in_start, in_len;
 	size_t out_len;
@@ -40,6 +41,13 @@ struct netio {
 };
 
 void net_init(struct netio *io, int in_fd, int out_fd, unsigned timeout_s);
+
+/* For a session past login (no TLS in this process, no deadline): if
+ * both descriptors are stream sockets, wait for each command inside
+ * recv(2), bounded by SO_RCVTIMEO, instead of in poll(2) before a read:
+ * one system call fewer per command. Returns 0 if it now does, -1 if it
+ * keeps polling (pipes; anything refused). */
+int net_wait_in_recv(struct netio *io);
 
 /* Read one line. On NET_OK, line holds it without CR LF (a bare LF also
  * ends a line, DEC-01), NUL-terminated, and *len_r its length (it may

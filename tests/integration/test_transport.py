@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 
 from harness import TestSkipped, check, check_stderr, fixture
 from tcp import (CAPA_PLAIN_LOCAL, CAPA_PLAIN_REMOTE, CAPA_TLS, Conn, EXPECTED,
@@ -280,3 +281,33 @@ def test_nonlocal_peer_cleartext_policy(env):
                   r"^<6>login: user=alice peer=192\.0\.2\.2 method=(PLAIN|LOGIN) tls=yes$")
     srv.check_no_log(r"tls=no")
     allow.check_log(r"^<6>login: user=alice peer=192\.0\.2\.2 method=USER tls=no$")
+
+
+# The session's wait on a socket (netio.c, net_wait_in_recv) -------------------
+
+def test_idle_timeout_on_socket(env):
+    """R1939-20 R1939-21 R1939-22: past login on a socket, pop3d waits for
+    each command inside recv(2) with SO_RCVTIMEO, not in poll(2) (the
+    scripts' pipes still poll). The timer restarts with every command:
+    commands 1 s apart go on past --timeout=3 (2 s of slack for a busy
+    test machine); then, idle after a DELE, the connection closes after
+    about 3 s with no reply, nothing is deleted, and the logout says
+    timeout."""
+    with Server(env, "idle-socket", ["--timeout=3"]) as srv:
+        before = srv.spool()
+        c = Conn(srv.port)
+        check(c.line() == b"+OK pop3d ready", "greeting")
+        check(c.cmd("USER alice") == b"+OK send PASS", "USER")
+        check(c.cmd("PASS secret").startswith(b"+OK maildrop has"), "PASS")
+        check(c.cmd("DELE 1") == b"+OK message 1 deleted", "DELE")
+        for i in range(4):
+            time.sleep(1.0)
+            check(c.cmd("NOOP") == b"+OK", f"NOOP {i + 1}, 1 s after the last command")
+        start = time.monotonic()
+        data = c.sock.recv(100)
+        took = time.monotonic() - start
+        check(data == b"", f"data instead of a close: {data!r}")
+        check(2.5 < took < 15, f"closed after {took:.1f}s with --timeout=3")
+        c.close()
+    check(srv.spool() == before, "the idle session deleted mail")
+    srv.check_log(r"logout: user=alice reason=timeout")
