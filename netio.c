@@ -54,7 +54,8 @@ int
 net_wait_in_recv(struct netio *io)
 {
 	struct timeval tv = {.tv_sec = io->timeout_ms / 1000,
-			     .tv_usec = io->timeout_ms % 1000 * 1000};
+			     .tv_usec = (suseconds_t)(io->timeout_ms % 1000) *
+					1000};
 	int flags;
 
 	if (io->tls != NULL || io->deadline_ms != 0 ||
