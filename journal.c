@@ -624,6 +624,7 @@ copy_output(struct engine *e, uint64_t from, uint64_t n, int out, uint64_t to,
 	return 0;
 }
 
+/* Make s the newest slot, durably. */
 static int
 put_slot(struct engine *e, struct journal_slot s)
 {
