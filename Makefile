@@ -198,11 +198,15 @@ check-deb: deb
 	tests/deb/check.sh $(DEB_OUT)
 
 # Static analysis: cppcheck and clang-tidy (.clang-tidy) must be clean.
+# clang-tidy runs one file per core: its analyzer takes 2-9 s a file
+# (journal.c, maildrop.c the longest), about 55 s for the tree in turn
+# on a 2-core machine. xargs fails if any file does.
 lint:
 	cppcheck --enable=warning,portability,performance --inline-suppr \
 		--error-exitcode=1 -q --std=c11 -D_GNU_SOURCE -I. \
 		--suppress=missingIncludeSystem *.c
-	clang-tidy --quiet *.c -- -std=gnu11 -D_GNU_SOURCE $(DEPCFLAGS)
+	ls *.c | xargs -P "$$(nproc)" -I{} \
+		clang-tidy --quiet {} -- -std=gnu11 -D_GNU_SOURCE $(DEPCFLAGS)
 
 # A demo user and maildrop served on 127.0.0.1:1110.
 demo: $(B)/pop3d
