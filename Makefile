@@ -420,7 +420,7 @@ fuzz-clean:
 # runner (e.g. BENCH_ARGS="--sets 10M,100M --runs 3"; see bench/run.py).
 # The figures and their analysis: bench/RESULTS.md.
 BENCH_CFLAGS = -O2 -g -std=gnu11 -Wall -Wextra -Werror
-BENCH_TOOLS = $(B)/bench/popbench $(B)/bench/genspool
+BENCH_TOOLS = $(B)/bench/popbench $(B)/bench/genspool $(B)/bench/movefloor
 
 $(B)/bench/popbench: bench/popbench.c
 	@mkdir -p $(@D)
@@ -430,6 +430,10 @@ $(B)/bench/genspool: bench/genspool.c
 	@mkdir -p $(@D)
 	$(SAY) CC $@
 	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $< -lm
+$(B)/bench/movefloor: bench/movefloor.c params.h
+	@mkdir -p $(@D)
+	$(SAY) CC $@
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 # make bench-read (issue 12, round 4): bench/readbench on the 1 GB spool
 # of make bench (made once in build/bench/, then read warm): pread in

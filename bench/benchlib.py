@@ -82,6 +82,16 @@ def dd_move(spool, first_len, nbytes):
     return time.monotonic() - t
 
 
+def saved_move(movefloor, spool, first_len, savefile):
+    """The floor of a crash-safe DELE 1 + QUIT: the same move by saved
+    windows (bench/movefloor.c), the input/output of UPDATE's journal
+    without its bookkeeping. Returns its wall time."""
+    t = time.monotonic()
+    subprocess.run([str(movefloor), str(spool), str(first_len),
+                    str(savefile)], check=True, capture_output=True)
+    return time.monotonic() - t
+
+
 def log(*a):
     print(*a, flush=True)
 
