@@ -1,18 +1,20 @@
-/* bench/movefloor: the floor of a crash-safe move by a small shift, the
- * input/output of UPDATE's saved windows (design.md §4.8) without any of
- * its bookkeeping.
+/* bench/movefloor: the floor of a crash-safe move, the input/output of
+ * UPDATE's steps (design.md §4.8) without any of its bookkeeping.
  *
  *   movefloor SPOOL SHIFT SAVEFILE
  *
  * Moves SPOOL's octets from SHIFT to its end down to offset 0, in place,
- * as pop3d moves them when the shift is below JOURNAL_DIRECT_MIN: window
- * by window of JOURNAL_WINDOW octets, each window first copied to one of
- * two save areas in SAVEFILE (created, its areas allocated ahead, removed
- * at the end), that copy made durable, then the window written in place
- * and made durable. As in journal.c, the next window is saved while this
+ * as pop3d moves them. When the shift is below JOURNAL_DIRECT_MIN (DELE
+ * first of a message of ordinary size): window by window of
+ * JOURNAL_WINDOW octets, each window first copied to one of two save
+ * areas in SAVEFILE (created, its areas allocated ahead, removed at the
+ * end), that copy made durable, then the window written in place and
+ * made durable. As in journal.c, the next window is saved while this
  * one's in-place writes go back to the disk, and both writebacks are
- * started at once with sync_file_range. Then SPOOL is truncated, as the
- * dd floor truncates it (bench/benchlib.py).
+ * started at once with sync_file_range. With a larger shift: direct
+ * steps of at most the shift, each after a durable 4 KiB progress
+ * record in SAVEFILE. Then SPOOL is truncated, as the dd floor truncates
+ * it (bench/benchlib.py).
  *
  * What it leaves out is what pop3d adds on top: the journal's header,
  * region table and slots (a 4 KiB write before each window's sync that
@@ -70,11 +72,62 @@ writeback(int fd, uint64_t at, uint64_t n)
 	(void)sync_file_range(fd, (off_t)at, (off_t)n, SYNC_FILE_RANGE_WRITE);
 }
 
+static void
+sync_or_die(int fd, const char *what)
+{
+	if (fdatasync(fd) < 0)
+		die(what);
+}
+
+/* Saved windows: the shift is too small for direct steps of a useful
+ * length. */
+static void
+move_saved(int fd, int sfd, uint64_t shift, uint64_t end)
+{
+	const uint64_t w = JOURNAL_WINDOW;
+	uint64_t d, c, ahead = UINT64_MAX;
+
+	for (d = 0; d < end; d += c) {
+		c = end - d < w ? end - d : w;
+		if (ahead != d)
+			copy(fd, d + shift, c, sfd, (d / w % 2) * w);
+		sync_or_die(sfd, "fdatasync of the save file");
+		copy(fd, d + shift, c, fd, d);
+		writeback(fd, d, c);
+		if (d + c < end) {
+			uint64_t next = d + c,
+				 nc = end - next < w ? end - next : w;
+
+			copy(fd, next + shift, nc, sfd, (next / w % 2) * w);
+			writeback(sfd, (next / w % 2) * w, nc);
+			ahead = next;
+		}
+		sync_or_die(fd, "fdatasync of the spool");
+	}
+}
+
+/* Direct steps: no step overwrites a source octet it has not copied. */
+static void
+move_direct(int fd, int sfd, uint64_t shift, uint64_t end)
+{
+	static char record[4096];
+	uint64_t d, c;
+
+	for (d = 0; d < end; d += c) {
+		c = end - d < shift ? end - d : shift;
+		memcpy(record, &d, sizeof(d));
+		if (pwrite(sfd, record, sizeof(record), 0) != sizeof(record))
+			die("pwrite of the progress record");
+		sync_or_die(sfd, "fdatasync of the save file");
+		copy(fd, d + shift, c, fd, d);
+		sync_or_die(fd, "fdatasync of the spool");
+	}
+}
+
 int
 main(int argc, char **argv)
 {
-	const uint64_t w = JOURNAL_WINDOW;
-	uint64_t shift, end, d, c, ahead = UINT64_MAX;
+	uint64_t shift, end;
 	struct stat st;
 	int fd, sfd;
 
@@ -91,28 +144,15 @@ main(int argc, char **argv)
 	}
 	end = (uint64_t)st.st_size - shift;
 	sfd = open(argv[3], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (sfd < 0 || fallocate(sfd, 0, 0, (off_t)(2 * w)) < 0 ||
+	if (sfd < 0 ||
+	    (shift < JOURNAL_DIRECT_MIN &&
+	     fallocate(sfd, 0, 0, (off_t)(2 * JOURNAL_WINDOW)) < 0) ||
 	    fsync(sfd) < 0)
 		die(argv[3]);
-	for (d = 0; d < end; d += c) {
-		c = end - d < w ? end - d : w;
-		if (ahead != d)
-			copy(fd, d + shift, c, sfd, (d / w % 2) * w);
-		if (fdatasync(sfd) < 0)
-			die("fdatasync of the save file");
-		copy(fd, d + shift, c, fd, d);
-		writeback(fd, d, c);
-		if (d + c < end) {
-			uint64_t next = d + c,
-				 nc = end - next < w ? end - next : w;
-
-			copy(fd, next + shift, nc, sfd, (next / w % 2) * w);
-			writeback(sfd, (next / w % 2) * w, nc);
-			ahead = next;
-		}
-		if (fdatasync(fd) < 0)
-			die("fdatasync of the spool");
-	}
+	if (shift < JOURNAL_DIRECT_MIN)
+		move_saved(fd, sfd, shift, end);
+	else
+		move_direct(fd, sfd, shift, end);
 	if (ftruncate(fd, (off_t)end) < 0)
 		die("ftruncate");
 	if (unlink(argv[3]) < 0)
