@@ -1,11 +1,18 @@
 /* libFuzzer: the mbox parser and the maildrop (maildrop.h, mbox.c) on
  * arbitrary spool contents, against the reference reading of mbox_ref.h.
  *
- * Input: the spool file, as it is (one in eight that start with "From "
- * after a filler message of almost SPOOL_CHUNK_SIZE octets, so that they
- * straddle the end of the parser's first window). One input in two is
- * parsed with the portable body scan, the others with the one pop3d
- * picks for the CPU (AVX2 where it is there).
+ * Input: the spool file, as it is; one input in two is parsed with the
+ * portable body scan, the others with the one pop3d picks for the CPU
+ * (AVX2 where it is there), by a hash of the input. Or, aimed at the end
+ * of the parser's first window: a first octet FILLER_PICKED (0x01) or
+ * FILLER_PORTABLE (0x02), two octets n (little-endian, modulo 4096), and
+ * the spool, which is put after a filler message of SPOOL_CHUNK_SIZE -
+ * 1 - n octets. Its octet n + 1 is then the first of the second window,
+ * so that a mutation of n moves every octet of the spool across the
+ * window's end one place at a time (a hash of the input, as before,
+ * could not be aimed: the crash of regressions/fuzz_mbox was found by a
+ * driver, not by the fuzzer). 0x01 parses with pop3d's body scan, 0x02
+ * with the portable one.
  *
  * Checks, for a spool the reference calls mbox (else maildrop_open must
  * refuse it, MD_PERMFAIL):
@@ -366,6 +373,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+enum { FILLER_PICKED = 1, FILLER_PORTABLE = 2, FILLER_AIM = 4096 };
+
 /* A message of size octets, its separator included, with one long body
  * line: what comes after it starts near the end of the parser's first
  * SPOOL_CHUNK_SIZE window. */
@@ -396,12 +405,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t f = (h ^ h >> 29) * 0xbf58476d1ce4e5b9ULL; /* mixed again */
 	const char *p;
 
-	/* One mbox in eight goes after a filler, so that its messages
-	 * straddle the end of the parser's first window. */
-	if ((f >> 61) == 7 && size >= 5 && memcmp(data, "From ", 5) == 0)
-		add_filler(&file, SPOOL_CHUNK_SIZE - 1 - (f & 1023));
-	fbuf_add(&file, data, size);
-	mbox_portable_scan((f >> 40) & 1);
+	if (size >= 3 &&
+	    (data[0] == FILLER_PICKED || data[0] == FILLER_PORTABLE)) {
+		size_t n = (data[1] | (size_t)data[2] << 8) % FILLER_AIM;
+
+		add_filler(&file, SPOOL_CHUNK_SIZE - 1 - n);
+		mbox_portable_scan(data[0] == FILLER_PORTABLE);
+		fbuf_add(&file, data + 3, size - 3);
+	} else {
+		mbox_portable_scan((f >> 40) & 1);
+		fbuf_add(&file, data, size);
+	}
 	p = file.p;
 	write_file(spool, file.p, file.len);
 	ref_parse(p, file.len, &ref);

@@ -105,6 +105,21 @@ put("fuzz_mbox", "not-mbox", "Received: x\n\nFrom a\n")
 put("fuzz_mbox", "fallback-digest", "From x@y Mon Jan  1 00:00:00 2024\n"
     "Subject: no MTA\nStatus: RO\nX-IMAPbase: 1 2\n folded\nLines: 2\n\n"
     "a\nb\n")
+# Aimed at the end of the first window (fuzz_mbox.c: a tag, then n, the
+# octet of the spool that begins the second window, less one): the CR LF
+# blank line of "crlf" split by it, with each body scan; and M.mbox with
+# its second From_ line's "From " cut.
+CRLF_MBOX = ("From a@b Mon Jan  1 00:00:00 2024\r\n"
+             "Received: x\r\nMessage-ID: <1@b>\r\n\r\nbody\r\n.\r\n\r\n"
+             "From a@b Mon Jan  1 00:00:00 2024\r\nSubject: y\r\n\r\n").encode()
+split = CRLF_MBOX.index(b"\r\n\r\nFrom ") + 2  # the blank line's CR
+for tag, name in ((1, "aimed-crlf-picked"), (2, "aimed-crlf-portable")):
+    put("fuzz_mbox", name, bytes([tag]) + struct.pack("<H", split)
+        + CRLF_MBOX)
+with open(os.path.join(ROOT, "tests", "fixtures", "M.mbox"), "rb") as src:
+    m = src.read()
+put("fuzz_mbox", "aimed-from-line", b"\x01"
+    + struct.pack("<H", m.index(b"\nFrom ") + 2) + m)
 
 # --- fuzz_sasl: selector byte (cap), data.
 put("fuzz_sasl", "plain", b"\x80" + PLAIN.encode())
