@@ -205,7 +205,7 @@ lint:
 	cppcheck --enable=warning,portability,performance --inline-suppr \
 		--error-exitcode=1 -q --std=c11 -D_GNU_SOURCE -I. \
 		--suppress=missingIncludeSystem *.c
-	ls *.c | xargs -P "$$(nproc)" -I{} \
+	printf "%s\n" *.c | xargs -P "$$(nproc)" -I{} \
 		clang-tidy --quiet {} -- -std=gnu11 -D_GNU_SOURCE $(DEPCFLAGS)
 
 # A demo user and maildrop served on 127.0.0.1:1110.

@@ -432,7 +432,7 @@ class Peers:
                         elif server == "saved":
                             r = {"wall": bl.saved_move(
                                 self.movefloor, self.spool, self.first_len,
-                                self.work / "journal" / "movefloor")}
+                                self.work / "movefloor.save")}
                         elif flags is None:
                             r = self.client(server, sc, n)
                         else:
