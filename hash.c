@@ -16,7 +16,7 @@ hash_mix(uint64_t h, uint64_t w)
  * The lanes live in locals: kept in *c, they made gcc vectorize the loop
  * with 64-bit products built from 32-bit ones, each lane stored and
  * loaded again per block, at 7.8 GB/s; as plain imul chains the same
- * digests come at 12 GB/s (bench/RESULTS.md, round 8; test_hash pins
+ * digests come at 11 GB/s (bench/RESULTS.md, round 8; test_hash pins
  * the values, which journals keep on disk). */
 static void
 hash_blocks(void *h, const char *p, size_t n)

@@ -79,28 +79,40 @@ sync_or_die(int fd, const char *what)
 		die(what);
 }
 
+/* Where the window that starts at output offset d is saved: the two
+ * areas take turns. */
+static uint64_t
+area(uint64_t d)
+{
+	return d / JOURNAL_WINDOW % 2 * JOURNAL_WINDOW;
+}
+
+static uint64_t
+window_at(uint64_t d, uint64_t end)
+{
+	return end - d < JOURNAL_WINDOW ? end - d : JOURNAL_WINDOW;
+}
+
 /* Saved windows: the shift is too small for direct steps of a useful
- * length. */
+ * length. Each window but the first is saved while the one before it
+ * is written back. */
 static void
 move_saved(int fd, int sfd, uint64_t shift, uint64_t end)
 {
-	const uint64_t w = JOURNAL_WINDOW;
-	uint64_t d, c, ahead = UINT64_MAX;
+	uint64_t d, c, next;
 
-	for (d = 0; d < end; d += c) {
-		c = end - d < w ? end - d : w;
-		if (ahead != d)
-			copy(fd, d + shift, c, sfd, (d / w % 2) * w);
+	if (end > 0)
+		copy(fd, shift, window_at(0, end), sfd, area(0));
+	for (d = 0; d < end; d = next) {
+		c = window_at(d, end);
+		next = d + c;
 		sync_or_die(sfd, "fdatasync of the save file");
 		copy(fd, d + shift, c, fd, d);
 		writeback(fd, d, c);
-		if (d + c < end) {
-			uint64_t next = d + c,
-				 nc = end - next < w ? end - next : w;
-
-			copy(fd, next + shift, nc, sfd, (next / w % 2) * w);
-			writeback(sfd, (next / w % 2) * w, nc);
-			ahead = next;
+		if (next < end) {
+			copy(fd, next + shift, window_at(next, end), sfd,
+			     area(next));
+			writeback(sfd, area(next), window_at(next, end));
 		}
 		sync_or_die(fd, "fdatasync of the spool");
 	}
