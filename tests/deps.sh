@@ -31,11 +31,13 @@ set -eu
 #                         Accept=no listener in the --proxy-from tests
 #   haproxy               make check-proxy: Debian's HAProxy in front of
 #                         pop3d (send-proxy, send-proxy-v2, health checks)
+#   fuse3 libfuse3-dev    make check-blkcrash: blklog, the FUSE file that
+#                         logs a loop device's block writes and flushes
 BUILD_PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
 liblockfile-dev libidn-dev"
 PACKAGES="$BUILD_PACKAGES check libpam-wrapper libnss-wrapper
 libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
-clang-tidy clang valgrind haproxy"
+clang-tidy clang valgrind haproxy fuse3 libfuse3-dev"
 case "${1:-}" in
 build) PACKAGES=$BUILD_PACKAGES ;;
 "") ;;
