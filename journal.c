@@ -103,6 +103,12 @@ enum {
 	H_MARK = 112,
 	H_REGIONS_HASH = 144,
 	H_HASH = 152,
+	/* JOURNAL_HAVE_DOTLOCK: the dotlock's stamp, and a hash of the
+	 * whole header before it. */
+	H_DOTLOCK_INO = 160,
+	H_DOTLOCK_SEC = 168,
+	H_DOTLOCK_NSEC = 176,
+	H_DOTLOCK_HASH = 184,
 };
 
 /* Offsets in a slot. */
@@ -144,6 +150,12 @@ journal_encode_header(struct journal_plan *p,
 	put64(b + H_REGIONS_HASH, p->regions_hash);
 	p->header_hash = digest(b, H_HASH);
 	put64(b + H_HASH, p->header_hash);
+	if (p->flags & JOURNAL_HAVE_DOTLOCK) {
+		put64(b + H_DOTLOCK_INO, p->dotlock.ino);
+		put64(b + H_DOTLOCK_SEC, (uint64_t)p->dotlock.ctime_sec);
+		put32(b + H_DOTLOCK_NSEC, p->dotlock.ctime_nsec);
+		put64(b + H_DOTLOCK_HASH, digest(b, H_DOTLOCK_HASH));
+	}
 }
 
 int
@@ -170,12 +182,28 @@ journal_decode_header(const unsigned char *b, size_t n, struct journal_plan *p)
 	memcpy(p->mark, b + H_MARK, JOURNAL_MARK_MAX);
 	p->regions_hash = get64(b + H_REGIONS_HASH);
 	p->header_hash = get64(b + H_HASH);
+	if (p->flags & JOURNAL_HAVE_DOTLOCK) {
+		if (get64(b + H_DOTLOCK_HASH) != digest(b, H_DOTLOCK_HASH))
+			return -1;
+		p->dotlock.ino = get64(b + H_DOTLOCK_INO);
+		p->dotlock.ctime_sec = (int64_t)get64(b + H_DOTLOCK_SEC);
+		p->dotlock.ctime_nsec = get32(b + H_DOTLOCK_NSEC);
+		if (get32(b + H_DOTLOCK_NSEC + 4) != 0)
+			return -1; /* the padding, written as zeros */
+	} else {
+		/* Zeros, as every journal without it was written. */
+		for (size_t i = H_DOTLOCK_INO; i < JOURNAL_HEADER_SIZE; i++)
+			if (b[i] != 0)
+				return -1;
+	}
 	/* Everything bounded before it is used as an offset or a count. */
-	if ((p->flags & ~JOURNAL_HAVE_BTIME) != 0 || p->window < 1 ||
+	if ((p->flags & ~(JOURNAL_HAVE_BTIME | JOURNAL_HAVE_DOTLOCK)) != 0 ||
+	    p->dotlock.ctime_nsec >= 1000000000u || p->window < 1 ||
 	    p->window > JOURNAL_WINDOW || p->btime_nsec >= 1000000000u ||
 	    p->mark_len < 1 || p->mark_len > JOURNAL_MARK_MAX ||
 	    p->eof > OFFSET_MAX || p->dst > p->end || p->end >= p->eof ||
-	    p->end + p->mark_len > p->eof || p->nreg < 1 ||
+	    p->end + p->mark_len > p->eof ||
+	    (p->nreg < 1 && p->dst != p->end) ||
 	    p->nreg > JOURNAL_REGIONS_MAX || p->head_from > p->dst ||
 	    p->dst - p->head_from > JOURNAL_BOUNDARY ||
 	    p->tail_from < p->end + p->mark_len || p->tail_from > p->eof ||
@@ -314,8 +342,8 @@ journal_load(journal_read_fn rd, void *ctx, struct journal_plan *p,
 	if (journal_decode_header(head, sizeof(head), p) < 0)
 		return 1;
 	n = p->nreg * JOURNAL_REGION_SIZE;
-	raw = malloc(n);
-	*r_r = calloc(p->nreg, sizeof(**r_r));
+	raw = malloc(n + 1); /* + 1: none for a truncation alone */
+	*r_r = calloc(p->nreg + 1, sizeof(**r_r));
 	if (raw == NULL || *r_r == NULL) {
 		r = -1;
 		goto out;
@@ -459,20 +487,56 @@ digest_range(int fd, uint64_t from, uint64_t to, uint64_t *d)
 	return 0;
 }
 
-/* 1: the marker stands at end; 0: it does not (or the file ends before
- * it); -1: an I/O error, which decides nothing. */
+enum { MARK_NONE, MARK_WHOLE, MARK_ZEROED };
+
+/* What stands at end: MARK_WHOLE the marker; MARK_ZEROED the marker with
+ * its first octets zero and the rest as written, a truncation to end
+ * begun whose zeroing of the block reached the disk and whose new size
+ * did not (mail appended after a truncation starts with "From " or a
+ * blank line, never a zero); MARK_NONE neither, or the file ends first.
+ * -1: an I/O error, which decides nothing. */
 static int
 marker_at(int fd, const struct journal_plan *p)
 {
 	unsigned char got[JOURNAL_MARK_MAX];
+	uint32_t k = 0;
 
 	switch (pread_all(fd, got, p->mark_len, (off_t)p->end)) {
 	case -1:
 		return -1;
 	case 1:
-		return 0;
+		return MARK_NONE;
 	}
-	return memcmp(got, p->mark, p->mark_len) == 0;
+	if (memcmp(got, p->mark, p->mark_len) == 0)
+		return MARK_WHOLE;
+	while (k < p->mark_len && got[k] == 0)
+		k++;
+	return k > 0 && memcmp(got + k, p->mark + k, p->mark_len - k) == 0
+		       ? MARK_ZEROED
+		       : MARK_NONE;
+}
+
+/* Where the zeros from offset at end, looking no further than limit:
+ * how far a truncation's zeroing reached. -1 on an I/O error. */
+static int64_t
+zeros_end(int fd, uint64_t at, uint64_t limit)
+{
+	unsigned char b[4096];
+	ssize_t r;
+
+	while (at < limit) {
+		r = sys_pread_full(fd, b,
+				   limit - at < sizeof(b) ? (size_t)(limit - at)
+							  : sizeof(b),
+				   (off_t)at);
+		if (r <= 0)
+			return r < 0 ? -1 : (int64_t)at;
+		for (ssize_t i = 0; i < r; i++)
+			if (b[i] != 0)
+				return (int64_t)at + i;
+		at += (uint64_t)r;
+	}
+	return (int64_t)at;
 }
 
 /* --- the engine ---------------------------------------------------------- */
@@ -488,6 +552,7 @@ struct engine {
 	struct journal_slot cur; /* the newest durable slot */
 	char *buf;
 	size_t size;
+	const struct file_stamp *dotlock; /* held now, or NULL */
 	uint64_t direct_min;
 	struct journal_tuning tuning;
 	size_t ri;     /* region holding the output offset last located */
@@ -771,7 +836,8 @@ remove_journal(const char *jpath)
 
 static int compact_plan(int fd, const char *jpath, uint64_t dst,
 			const struct region *reg, size_t n, char *buf,
-			size_t size, const struct journal_tuning *t);
+			size_t size, const struct file_stamp *dotlock,
+			const struct journal_tuning *t);
 
 /* Mail delivered after a crash, behind the old end: moved down to end
  * by a compaction of its own, whose journal replaces this one. */
@@ -781,7 +847,7 @@ move_later(struct engine *e, off_t eof)
 	struct region later = {(off_t)e->plan.eof, eof - (off_t)e->plan.eof};
 
 	return compact_plan(e->fd, e->jpath, e->plan.end, &later, 1, e->buf,
-			    e->size, &e->tuning);
+			    e->size, e->dotlock, &e->tuning);
 }
 
 /* Output [dst, end) is final and durable, and a MOVED slot says so.
@@ -796,7 +862,7 @@ finish(struct engine *e)
 
 	if ((r = marker_at(e->fd, p)) < 0)
 		return -1;
-	if (r == 0)
+	if (r == MARK_NONE)
 		return remove_journal(e->jpath); /* truncated */
 	if ((eof = file_size(e->fd)) < 0)
 		return -1;
@@ -875,7 +941,8 @@ new_mark(struct journal_plan *p, uint64_t room)
 
 static int
 make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
-	  uint64_t eof, struct journal_plan *p)
+	  uint64_t eof, const struct file_stamp *dotlock,
+	  struct journal_plan *p)
 {
 	uint64_t end = dst;
 
@@ -884,6 +951,10 @@ make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
 		end += (uint64_t)reg[i].len;
 	if (identify(fd, p) < 0)
 		return -1;
+	if (dotlock != NULL) {
+		p->flags |= JOURNAL_HAVE_DOTLOCK;
+		p->dotlock = *dotlock;
+	}
 	p->dst = dst;
 	p->end = end;
 	p->eof = eof;
@@ -910,7 +981,7 @@ static int
 reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
 	      uint64_t direct_min)
 {
-	if ((uint64_t)reg[0].start - p->dst >= direct_min)
+	if (p->nreg == 0 || (uint64_t)reg[0].start - p->dst >= direct_min)
 		return 0; /* the first shift is the smallest: no saved step */
 	if (fallocate(jfd, 0, (off_t)journal_area_offset(p, 0),
 		      (off_t)(2 * (uint64_t)p->window)) == 0 ||
@@ -935,7 +1006,7 @@ create_journal(const char *jpath, struct journal_plan *p,
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", jpath) >=
 		    sizeof(tmp) ||
-	    (raw = malloc(n)) == NULL) {
+	    (raw = malloc(n + 1)) == NULL) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -976,13 +1047,15 @@ fail:
 
 static int
 compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
-	     size_t n, char *buf, size_t size, const struct journal_tuning *t)
+	     size_t n, char *buf, size_t size, const struct file_stamp *dotlock,
+	     const struct journal_tuning *t)
 {
 	struct engine e = {.fd = fd,
 			   .jpath = jpath,
 			   .reg = reg,
 			   .buf = buf,
 			   .size = size,
+			   .dotlock = dotlock,
 			   .tuning = *t,
 			   .direct_min = t->direct_min};
 	off_t eof = file_size(fd);
@@ -990,12 +1063,15 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 
 	if (eof < 0)
 		return -1;
-	if (make_plan(fd, dst, reg, n, (uint64_t)eof, &e.plan) < 0)
+	if (make_plan(fd, dst, reg, n, (uint64_t)eof, dotlock, &e.plan) < 0)
 		return -1;
-	/* A save area need not be larger than what moves. */
+	/* A save area need not be larger than what moves (a truncation
+	 * alone moves nothing, and has areas of one octet, never used). */
 	e.plan.window = e.plan.end - e.plan.dst < t->window
 				? (uint32_t)(e.plan.end - e.plan.dst)
 				: t->window;
+	if (e.plan.window == 0)
+		e.plan.window = 1;
 	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min)) < 0)
 		return -1;
 	/* UPDATE has begun: from here on, recovery finishes it. */
@@ -1012,6 +1088,7 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 int
 journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 		size_t n, char *buf, size_t size,
+		const struct file_stamp *dotlock,
 		const struct journal_tuning *t)
 {
 	struct region *keep;
@@ -1049,15 +1126,20 @@ journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 		dst += keep[0].len;
 		memmove(keep, keep + 1, --k * sizeof(*keep));
 	}
-	if (k == 0) {
-		/* Nothing moves (the last messages deleted, no mail since):
-		 * a truncation needs no journal. A crash leaves the file as
-		 * it was (UPDATE did not begin) or truncated. */
+	if (k == 0 && (dst == eof || dst == 0)) {
+		/* Nothing to keep, or nothing to do: a truncation to zero
+		 * is a change of size alone, made or not by a crash. */
 		free(keep);
 		if (dst == eof)
 			return 0;
 		return ftruncate(fd, dst) < 0 || fdatasync(fd) < 0 ? -1 : 0;
 	}
+	/* Otherwise even a truncation alone (the last messages deleted, no
+	 * mail since) is journaled: it zeroes the rest of the block that
+	 * dst falls in, and a crash can leave those zeros on the disk with
+	 * the old size, the last kept message run on into the remains of
+	 * the first deleted one (measured on ext4: design.md §4.8). The
+	 * journal's marker and MOVED slot let recovery finish it. */
 	if (t == NULL)
 		t = &defaults;
 	if (t->window < 1 || t->window > JOURNAL_WINDOW) {
@@ -1065,7 +1147,8 @@ journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 		errno = EINVAL;
 		return -1;
 	}
-	r = compact_plan(fd, jpath, (uint64_t)dst, keep, k, buf, size, t);
+	r = compact_plan(fd, jpath, (uint64_t)dst, keep, k, buf, size, dotlock,
+			 t);
 	free(keep);
 	return r;
 }
@@ -1124,8 +1207,8 @@ state_mismatch(int fd, const struct journal_plan *p,
 	       const struct journal_slot *s, int *err)
 {
 	off_t size = file_size(fd);
+	int r, mark = MARK_NONE;
 	uint64_t d;
-	int r;
 
 	*err = 0;
 	if (size < 0)
@@ -1137,15 +1220,26 @@ state_mismatch(int fd, const struct journal_plan *p,
 		return "the bytes before the first moved one differ";
 	}
 	if (s->phase == JOURNAL_MOVED) {
-		if ((r = marker_at(fd, p)) < 0)
+		if ((mark = marker_at(fd, p)) < 0)
 			return *err = errno, "";
-		if (r == 0)
+		if (mark == MARK_NONE)
 			return (uint64_t)size < p->end
 				       ? "shorter than after the UPDATE"
 				       : NULL;
 	}
 	if ((uint64_t)size < p->eof)
 		return "shorter than before the UPDATE";
+	/* A truncation begun may have zeroed the old end's bytes too: only
+	 * then are they not checked (the marker's zeros, the spool's
+	 * identity and the bytes before dst still are). */
+	if (mark == MARK_ZEROED) {
+		int64_t z = zeros_end(fd, p->end, p->end + JOURNAL_ZEROED_MAX);
+
+		if (z < 0)
+			return *err = errno, "";
+		if ((uint64_t)z > p->tail_from)
+			return NULL;
+	}
 	if ((r = digest_range(fd, p->tail_from, p->eof, &d)) != 0 ||
 	    d != p->tail_digest) {
 		if (r < 0)
@@ -1294,13 +1388,49 @@ journal_pending(const char *jpath)
 	       access(tmp, F_OK) == 0;
 }
 
+static int
+dotlock_in(const char *path, struct file_stamp *s)
+{
+	unsigned char head[JOURNAL_HEADER_SIZE];
+	struct journal_plan p;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	r = read_exact(read_fd, &fd, head, sizeof(head), 0) == 0 &&
+	    journal_decode_header(head, sizeof(head), &p) == 0 &&
+	    (p.flags & JOURNAL_HAVE_DOTLOCK);
+	close(fd);
+	if (r)
+		*s = p.dotlock;
+	return r;
+}
+
+/* The journal, or else the one not yet renamed into place: the same
+ * UPDATE wrote it under the same dotlock, and on ext4 the fsync that
+ * makes its header durable is what makes the dotlock's name durable. */
 int
-journal_recover(int fd, const char *jpath, char *buf, size_t size)
+journal_dotlock(const char *jpath, struct file_stamp *s)
+{
+	char tmp[PATH_MAX];
+
+	if (dotlock_in(jpath, s))
+		return 1;
+	return (size_t)snprintf(tmp, sizeof(tmp), "%s.new", jpath) <
+		       sizeof(tmp) &&
+	       dotlock_in(tmp, s);
+}
+
+int
+journal_recover(int fd, const char *jpath, char *buf, size_t size,
+		const struct file_stamp *dotlock)
 {
 	struct engine e = {.fd = fd,
 			   .jpath = jpath,
 			   .buf = buf,
 			   .size = size,
+			   .dotlock = dotlock,
 			   .tuning = defaults,
 			   .direct_min = JOURNAL_DIRECT_MIN};
 	struct region *reg;

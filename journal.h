@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sysutil.h"
+
 /* A span of the spool to keep. */
 struct region {
 	off_t start, len;
@@ -48,12 +50,15 @@ struct journal_tuning {
  * after the one before, the first at or after dst, the last ends at or
  * before the end of the file; len < 0: to the end of the file), truncate
  * the spool after them and sync it, journaling in jpath. buf is scratch
- * space of size octets. Returns 0,
+ * space of size octets. dotlock: the stamp of the dotlock the caller
+ * holds (NULL: none), which the journal records (journal_dotlock).
+ * Returns 0,
  * or -1 with errno set: then either nothing was changed and no journal
  * is left (UPDATE did not begin), or the journal stays, to be finished
  * by journal_recover (UPDATE began). */
 int journal_compact(int fd, const char *jpath, off_t dst,
 		    const struct region *r, size_t n, char *buf, size_t size,
+		    const struct file_stamp *dotlock,
 		    const struct journal_tuning *t);
 
 /* <jpath> with this appended is the session lock of a spool other hosts
@@ -77,13 +82,24 @@ enum journal_outcome {
 			     serve nothing until the admin removes that file */
 };
 
+/* The stamp of the dotlock that the UPDATE which wrote the journal at
+ * jpath held, as it recorded it: 1 with *s filled, 0 if there is no
+ * valid journal there or it records none (older journals). A power cut
+ * can leave that dotlock behind with its PID never written, which
+ * liblockfile then takes as held for five minutes; recovery removes it
+ * when its stamp still matches (lock_clear_left). */
+int journal_dotlock(const char *jpath, struct file_stamp *s);
+
 /* The recovery entry point, for a login and for pop3d --recover: fd is
  * the spool opened read-write, with the UPDATE locks held (dotlock, then
  * the fcntl write lock) so that no MTA writes meanwhile; jpath its
- * journal (journal_path). Finishes the UPDATE the journal describes, or
- * refuses it. Logs what it did. Returns an enum journal_outcome, or -1
- * with errno set on an I/O error (the journal stays; try again). */
-int journal_recover(int fd, const char *jpath, char *buf, size_t size);
+ * journal (journal_path); dotlock the held dotlock's stamp (NULL: none)
+ * for the journal of its own that mail delivered after a crash needs.
+ * Finishes the UPDATE the journal describes, or refuses it. Logs what it
+ * did. Returns an enum journal_outcome, or -1 with errno set on an I/O
+ * error (the journal stays; try again). */
+int journal_recover(int fd, const char *jpath, char *buf, size_t size,
+		    const struct file_stamp *dotlock);
 
 /* --- the journal's format, for the tests and the fuzzer ----------------
  *
@@ -92,14 +108,22 @@ int journal_recover(int fd, const char *jpath, char *buf, size_t size);
  * areas of JOURNAL_WINDOW octets. Integers are little-endian. */
 
 #define JOURNAL_BLOCK 4096
-#define JOURNAL_HEADER_SIZE 160
+/* The header proper is 160 octets; with JOURNAL_HAVE_DOTLOCK it is
+ * followed by the dotlock's stamp and a hash of all of it. */
+#define JOURNAL_HEADER_SIZE 192
 #define JOURNAL_REGION_SIZE 16
 #define JOURNAL_SLOT_SIZE 64
 #define JOURNAL_MARK_MAX 32
 /* Bytes next to the ones UPDATE writes whose digest the header keeps. */
 #define JOURNAL_BOUNDARY 64
+/* A truncation zeroes the rest of the block (or page) its new end falls
+ * in, and on ext4 that write can reach the disk while the new size does
+ * not (tests/faults/blkcrash.py): recovery takes zeros at the marker's
+ * place, and up to this far past it, for such a truncation begun. */
+#define JOURNAL_ZEROED_MAX ((uint64_t)64 * 1024)
 
 #define JOURNAL_HAVE_BTIME 1u
+#define JOURNAL_HAVE_DOTLOCK 2u
 
 enum journal_phase { JOURNAL_MOVING = 1, JOURNAL_MOVED };
 
@@ -115,6 +139,7 @@ struct journal_plan {
 	uint64_t tail_from, tail_digest; /* of [tail_from, eof) */
 	unsigned char mark[JOURNAL_MARK_MAX];
 	uint64_t regions_hash, header_hash;
+	struct file_stamp dotlock; /* with JOURNAL_HAVE_DOTLOCK */
 };
 
 struct journal_slot {

@@ -266,6 +266,28 @@ lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 	return st;
 }
 
+bool
+lock_clear_left(const char *path, const struct file_stamp *left)
+{
+	char dotlock[PATH_MAX];
+	struct file_stamp now;
+
+	if ((size_t)snprintf(dotlock, sizeof(dotlock), "%s.lock", path) >=
+		    sizeof(dotlock) ||
+	    sys_lstat_stamp(dotlock, &now) < 0 || !sys_same_stamp(&now, left))
+		return false;
+	if (keeper_lockfile_remove(dotlock) < 0) {
+		log_msg(LOG_ERR,
+			"%s: cannot remove the dotlock an interrupted UPDATE "
+			"left: %m",
+			dotlock);
+		return false;
+	}
+	log_msg(LOG_NOTICE,
+		"%s: removed the dotlock the interrupted UPDATE left", dotlock);
+	return true;
+}
+
 void
 lock_update_end(int fd, const char *path, const char *dotlock)
 {

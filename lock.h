@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sysutil.h"
+
 enum lock_status {
 	LOCK_OK,
 	LOCK_BUSY,    /* held by someone else past the wait */
@@ -72,6 +74,18 @@ enum lock_status lock_update(int fd, const char *path, bool shared,
  * a held dotlock: DOTLOCK_POLL_MIN_MS, doubling every
  * DOTLOCK_POLL_DOUBLE_EVERY tries, at most DOTLOCK_POLL_MAX_MS. */
 long lock_dotlock_poll_ms(int tries);
+
+/* Remove path's dotlock if it is the very file left (a stamp an UPDATE's
+ * journal recorded, journal_dotlock): a power cut can leave it with its
+ * PID never written, or naming a PID that is in use again after the
+ * reboot, and liblockfile then takes it as held for five minutes, which
+ * would stall recovery at boot and every delivery meanwhile. Only for a
+ * local spool (a shared one's attributes may be cached), and only with
+ * the session lock held and the journal pending, which show that the
+ * UPDATE that made it is dead. Returns whether it was removed (logged).
+ * Like any stale-lock removal (liblockfile's own), it races with a
+ * program that removes it too and makes its own in between. */
+bool lock_clear_left(const char *path, const struct file_stamp *left);
 
 /* Release what lock_update took. */
 void lock_update_end(int fd, const char *path, const char *dotlock);

@@ -128,6 +128,14 @@ update_unlock(struct maildrop *md, const char *dotlock)
 	lock_update_end(md->fd, md->path, dotlock);
 }
 
+/* The stamp of the dotlock just taken, for the journal to record
+ * (journal_dotlock); NULL if it cannot be had. */
+static const struct file_stamp *
+held_dotlock(const char *dotlock, struct file_stamp *s)
+{
+	return sys_lstat_stamp(dotlock, s) == 0 ? s : NULL;
+}
+
 /* --- open and parse ----------------------------------------------------- */
 
 /* The spool's directory, opened for openat(): the name is then looked up
@@ -585,6 +593,7 @@ static enum md_status
 recover(struct maildrop *md, const char *dir, uid_t owner)
 {
 	char dotlock[PATH_MAX], jpath[PATH_MAX];
+	struct file_stamp left, held;
 	enum md_status st;
 	bool pending;
 	int r;
@@ -607,9 +616,14 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 	}
 	if (!journal_pending(md->journal))
 		return MD_OK;
+	/* We hold the session lock: the UPDATE that left the journal is
+	 * dead, and so is any claim of the dotlock it made. */
+	if (!md->shared && journal_dotlock(md->journal, &left))
+		lock_clear_left(md->path, &left);
 	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK)
 		return st;
-	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
+	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE,
+			    held_dotlock(dotlock, &held));
 	if (r < 0)
 		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
 			md->journal);
@@ -1164,8 +1178,10 @@ kept_regions(const struct maildrop *md, size_t first, off_t tail,
  * and the MTA never see the spool half rewritten; if even that fails,
  * the next login (or pop3d --recover) finishes it. */
 static enum md_status
-expunge(struct maildrop *md, size_t first)
+expunge(struct maildrop *md, size_t first, const char *dotlock)
 {
+	const struct file_stamp *held;
+	struct file_stamp stamp;
 	struct region *reg;
 	off_t tail;
 	size_t n;
@@ -1186,15 +1202,17 @@ expunge(struct maildrop *md, size_t first)
 	if (reg == NULL)
 		return MD_TEMPFAIL;
 	n = kept_regions(md, first, tail, reg);
+	held = held_dotlock(dotlock, &stamp);
 	r = journal_compact(md->fd, md->journal, md->msg[first].from, reg, n,
-			    md->buf, SPOOL_CHUNK_SIZE, NULL);
+			    md->buf, SPOOL_CHUNK_SIZE, held, NULL);
 	free(reg);
 	if (r == 0)
 		return MD_OK;
 	log_msg(LOG_ERR, "%s: update failed: %m", md->path);
 	if (!journal_pending(md->journal))
 		return MD_TEMPFAIL; /* it did not begin: nothing deleted */
-	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE);
+	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE,
+			    held);
 	if (r == JOURNAL_FINISHED) {
 		log_msg(LOG_NOTICE, "%s: update finished from %s", md->path,
 			md->journal);
@@ -1297,7 +1315,7 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if ((st = update_lock(md, dotlock, sizeof(dotlock))) == MD_OK) {
 		if ((st = still_as_parsed(md, first)) == MD_OK)
-			st = expunge(md, first);
+			st = expunge(md, first, dotlock);
 		update_unlock(md, dotlock);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +58,26 @@ sys_pread_full(int fd, void *buf, size_t n, off_t at)
 		done += r;
 	}
 	return done;
+}
+
+int
+sys_lstat_stamp(const char *path, struct file_stamp *s)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return -1;
+	s->ino = (uint64_t)st.st_ino;
+	s->ctime_sec = (int64_t)st.st_ctim.tv_sec;
+	s->ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	return 0;
+}
+
+bool
+sys_same_stamp(const struct file_stamp *a, const struct file_stamp *b)
+{
+	return a->ino == b->ino && a->ctime_sec == b->ctime_sec &&
+	       a->ctime_nsec == b->ctime_nsec;
 }
 
 const char *

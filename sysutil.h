@@ -5,6 +5,7 @@
 #define POP3D_SYSUTIL_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,6 +26,19 @@ void sys_sleep_ms(long ms);
  * and signals. Returns the count read (fewer than n only at the end of
  * the file), or -1 with errno set. */
 ssize_t sys_pread_full(int fd, void *buf, size_t n, off_t at);
+
+/* What tells a file from a later one made at the same name: its inode
+ * number and its change time to the nanosecond. */
+struct file_stamp {
+	uint64_t ino;
+	int64_t ctime_sec;
+	uint32_t ctime_nsec;
+};
+
+/* lstat(2) path into *s. Returns 0, or -1 with errno set. */
+int sys_lstat_stamp(const char *path, struct file_stamp *s);
+
+bool sys_same_stamp(const struct file_stamp *a, const struct file_stamp *b);
 
 /* A function a dlopen'ed library provides, and where its address goes. */
 struct sys_dlsym {

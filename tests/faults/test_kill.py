@@ -332,3 +332,58 @@ def test_stale_dotlock_after_kill(ctx):
           f"the login after a kill inside UPDATE got {reply!r} after {took:.1f}s: "
           f"the dead session's dotlock blocks it (and every MDA) until it is 5 minutes "
           f"old\n{log_text(q.stderr)}")
+    # The journal named that very lock (its stamp): recovery removed it
+    # itself, as it must when a power cut left it with no PID or one in
+    # use again (tests/faults/blkcrash.py shows the empty one on ext4).
+    check("removed the dotlock the interrupted UPDATE left" in log_text(q.stderr),
+          f"recovery did not know the dead UPDATE's dotlock by its stamp:\n"
+          f"{log_text(q.stderr)}")
+
+
+def test_newer_dotlock_kept_after_kill(ctx):
+    """After a kill inside UPDATE, another program's dotlock made since
+    (a live PID, 1) is not the one the journal names: recovery must not
+    remove it, but wait for it as for any held lock and then answer
+    [IN-USE], the journal still pending. Removing every dotlock found
+    with a journal pending would break a live delivery's lock."""
+    env = ctx.env
+    data, tokens, expected, _msgs = Pristine.get(min(ctx.opts.kill_messages, 300))
+    d = env.tempdir("newer-dotlock")
+    spool = env.install_spool(d / "alice", data)
+    p = env.session(d, rules="pwrite@1=killafter", paths=[spool],
+                    log=d.parent / (d.name + ".shim"))
+    try:
+        p.login()
+        p.cmd("DELE 2")
+        p.send("QUIT")
+        p.proc.wait(30)
+    finally:
+        p.close()
+    lock = d / "alice.lock"
+    check(lock.exists() and env.journal_files(), "no dotlock or no journal left by the "
+          "killed UPDATE (test premise)")
+    lock.unlink()
+    time.sleep(0.05)            # a new change time even on the same inode
+    lock.write_bytes(b"1\n")
+    env.chown_to(lock, "alice")
+    q = env.session(d)
+    try:
+        q.cmd("USER alice")
+        reply = q.cmd("PASS secret", timeout=60)
+    finally:
+        q.close()
+    check(reply.startswith("-ERR [IN-USE]") and lock.read_bytes() == b"1\n",
+          f"login with a live program's dotlock in place: {reply!r}, lock "
+          f"{'kept' if lock.exists() else 'REMOVED'}\n{log_text(q.stderr)}")
+    check(env.journal_files(), "the journal is gone, yet the spool stayed locked")
+    lock.unlink()
+    r = env.session(d)
+    try:
+        r.login()
+        r.cmd("QUIT")
+    finally:
+        r.close()
+    kept = [t for i, t in enumerate(tokens) if i != 1]
+    a = mboxcheck.Audit(spool.read_bytes(), expected).check(kept, [tokens[1]])
+    check(a["ok"] and a["reappeared"] == 0 and not env.journal_files(),
+          f"the next login, the lock gone, did not finish the UPDATE: {a}")

@@ -75,7 +75,8 @@ ref_header(const uint8_t *img, size_t n, struct journal_plan *p)
 	struct cursor c = {img, n, 0, false};
 	uint32_t window;
 
-	if (n < 160 || memcmp(img, "pop3d journal 2", 16) != 0)
+	memset(p, 0, sizeof(*p));
+	if (n < 192 || memcmp(img, "pop3d journal 2", 16) != 0)
 		return false;
 	c.at = 16;
 	p->flags = (uint32_t)take(&c, 4);
@@ -99,7 +100,24 @@ ref_header(const uint8_t *img, size_t n, struct journal_plan *p)
 	p->header_hash = take(&c, 8);
 	if (p->header_hash != ref_hash(img, 152))
 		return false;
-	if (p->flags > 1 || window == 0 || window > JOURNAL_WINDOW ||
+	/* Flag 2: the dotlock's stamp at 160, then a hash of all before. */
+	if (p->flags & 2) {
+		c.at = 160;
+		p->dotlock.ino = take(&c, 8);
+		p->dotlock.ctime_sec = (int64_t)take(&c, 8);
+		p->dotlock.ctime_nsec = (uint32_t)take(&c, 4);
+		if (take(&c, 4) != 0)
+			return false;
+		c.at = 184;
+		if (take(&c, 8) != ref_hash(img, 184) ||
+		    p->dotlock.ctime_nsec > 999999999u)
+			return false;
+	} else {
+		for (unsigned i = 160; i < 192; i++)
+			if (img[i])
+				return false;
+	}
+	if (p->flags > 3 || window == 0 || window > JOURNAL_WINDOW ||
 	    p->btime_nsec > 999999999u || p->mark_len == 0 ||
 	    p->mark_len > 32 || p->eof > LIMIT)
 		return false;
@@ -107,7 +125,7 @@ ref_header(const uint8_t *img, size_t n, struct journal_plan *p)
 	if (!(p->dst <= p->end && p->end < p->eof &&
 	      p->mark_len <= p->eof - p->end))
 		return false;
-	if (p->nreg == 0 || p->nreg > JOURNAL_REGIONS_MAX)
+	if ((p->nreg == 0 && p->dst != p->end) || p->nreg > JOURNAL_REGIONS_MAX)
 		return false;
 	if (p->head_from > p->dst || p->dst - p->head_from > 64)
 		return false;
@@ -234,6 +252,8 @@ fix_hashes(uint8_t *img, size_t n)
 	if (nreg <= REF_REGIONS && JOURNAL_BLOCK + nreg * 16 <= n)
 		put64(img + 144, ref_hash(img + JOURNAL_BLOCK, nreg * 16));
 	put64(img + 152, ref_hash(img, 152));
+	if (n >= 192 && (img[16] & 2))
+		put64(img + 184, ref_hash(img, 184));
 	if (nreg > REF_REGIONS)
 		return;
 	for (int k = 0; k < 2; k++) {
@@ -402,7 +422,7 @@ run_recovery(uint8_t *img, size_t n, struct ref *r)
 		want_len = p->end;
 	}
 
-	res = journal_recover(fd, jpath, buf, sizeof(buf));
+	res = journal_recover(fd, jpath, buf, sizeof(buf), NULL);
 	check(res >= 0, "journal_recover failed: %s", strerror(errno));
 	check(res == (area_ok ? JOURNAL_FINISHED : JOURNAL_REFUSED),
 	      "journal_recover gave %d", res);

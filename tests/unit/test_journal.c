@@ -266,6 +266,8 @@ slurp(const char *path, size_t *len)
  * at. One block is one kept region's worth at most; a test that wants
  * reads gathered across regions (journal.c, gather) makes it larger. */
 static size_t compact_buf_len = BS;
+/* The dotlock stamp run_compact hands on (NULL: none). */
+static const struct file_stamp *compact_dotlock;
 
 static int
 run_compact(struct fixture *f)
@@ -276,7 +278,7 @@ run_compact(struct fixture *f)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_uint_le(compact_buf_len, sizeof(buf));
 	r = journal_compact(fd, f->jpath, f->dst, f->reg, f->nreg, buf,
-			    compact_buf_len, &tuning);
+			    compact_buf_len, compact_dotlock, &tuning);
 	close(fd);
 	return r;
 }
@@ -288,7 +290,7 @@ run_recover(struct fixture *f)
 	int fd = open(f->spool, O_RDWR), r;
 
 	ck_assert_int_ge(fd, 0);
-	r = journal_recover(fd, f->jpath, buf, sizeof(buf));
+	r = journal_recover(fd, f->jpath, buf, sizeof(buf), NULL);
 	close(fd);
 	return r;
 }
@@ -483,7 +485,7 @@ START_TEST(compact_whole)
 		int fd = open(f.spool, O_RDWR);
 
 		ck_assert_int_eq(journal_compact(fd, f.jpath, f.dst, f.reg,
-						 f.nreg, buf, sizeof(buf),
+						 f.nreg, buf, sizeof(buf), NULL,
 						 NULL),
 				 0);
 		close(fd);
@@ -560,18 +562,96 @@ START_TEST(syncs_per_compaction)
 }
 END_TEST
 
-/* Deleting the last messages with no mail since: no journal, one
- * truncation. */
-START_TEST(delete_last_no_journal)
+/* Deleting the last messages with no mail since: nothing moves, yet the
+ * truncation is journaled, since ext4 can leave its zeroing of the
+ * block at dst on the disk without the new size (design.md §4.8): the
+ * journal made and its directory synced, the marker, the MOVED slot, the
+ * truncation, the journal removed. A kill at any call of it leaves
+ * either the spool as it was or, once the journal is durable, the
+ * truncated one after recovery. */
+START_TEST(delete_last_journaled)
 {
 	struct fixture f;
 
 	counter_setup();
 	make_fixture(&f, 48, LAST_NO_TAIL);
+	ctr->syncs = 0;
 	ck_assert_int_eq(run_compact(&f), 0);
 	ck_assert_int_eq(classify(&f, "", 0), 2);
-	ck_assert_int_eq(ctr->ops, 2); /* ftruncate, fdatasync */
+	ck_assert(!journal_pending(f.jpath));
+	ck_assert_int_eq(ctr->syncs, 2 + 1 + 1 + 1 + 1);
 	free_fixture(&f);
+	munmap(ctr, sizeof(*ctr));
+	ctr = NULL;
+	kill_everywhere(LAST_NO_TAIL, true);
+	kill_everywhere(LAST_NO_TAIL, false);
+}
+END_TEST
+
+/* The truncation begun, its zeroing of the block after end on the disk,
+ * its new size not (what ext4 can leave: design.md §4.8): zeros where the
+ * marker was, all of it or its first octets, and maybe on to the old
+ * end. Recovery must take that for "not truncated yet" and finish. */
+static ssize_t read_path(void *ctx, void *buf, size_t n, uint64_t at);
+
+static off_t
+file_length(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+static int
+torn_truncations(enum pattern p, size_t zero_len)
+{
+	struct journal_slot s;
+	struct journal_plan plan;
+	struct region *reg;
+	struct fixture f;
+	long n = ops_of_clean_run(p);
+	int found = 0, fd, jfd;
+	static char zeros[64 * 1024];
+
+	for (long at = 1; at <= n; at++) {
+		make_fixture(&f, blocks_of(p), p);
+		ck_assert(killed_child(&f, run_compact, at, false));
+		jfd = open(f.jpath, O_RDONLY);
+		if (jfd < 0 ||
+		    journal_load(read_path, &jfd, &plan, &reg, &s) != 0 ||
+		    s.phase != JOURNAL_MOVED ||
+		    file_length(f.spool) != (off_t)f.before_len) {
+			if (jfd >= 0)
+				close(jfd);
+			free_fixture(&f);
+			continue;
+		}
+		free(reg);
+		close(jfd);
+		found++;
+		fd = open(f.spool, O_WRONLY);
+		ck_assert_int_ge(fd, 0);
+		if (zero_len > f.before_len - plan.end)
+			zero_len = f.before_len - plan.end;
+		ck_assert_int_eq(pwrite(fd, zeros, zero_len, (off_t)plan.end),
+				 (ssize_t)zero_len);
+		close(fd);
+		ck_assert_int_eq(run_recover(&f), JOURNAL_FINISHED);
+		ck_assert_int_eq(classify(&f, "", 0), 2);
+		ck_assert(!journal_pending(f.jpath));
+		free_fixture(&f);
+	}
+	return found;
+}
+
+START_TEST(torn_truncation_finished)
+{
+	counter_setup();
+	for (enum pattern p = EVERY_OTHER; p <= LAST_NO_TAIL; p += 2) {
+		ck_assert_int_gt(torn_truncations(p, 10), 0);
+		ck_assert_int_gt(torn_truncations(p, 64 * 1024), 0);
+	}
 	munmap(ctr, sizeof(*ctr));
 	ctr = NULL;
 }
@@ -668,7 +748,7 @@ START_TEST(compact_gathers)
 			buf = malloc(buf_lens[b]);
 			ck_assert_int_eq(journal_compact(fd, jpath, HEAD, reg,
 							 NREG + 1, buf,
-							 buf_lens[b],
+							 buf_lens[b], NULL,
 							 t ? &tuning : NULL),
 					 0);
 			close(fd);
@@ -814,6 +894,66 @@ static const char new_mail[] = "From admin@example Thu Nov 26 10:00:00 2026\n"
 			       "Subject: the new spool's only message\n\n"
 			       "must not be overwritten\n";
 
+/* Issue 13: the journal records the stamp of the dotlock its UPDATE
+ * held, so that recovery can remove that lock, left by a power cut, and
+ * no other (test_lock.c, clear_left_removes_only_that_dotlock). A
+ * journal written without one (by pop3d before this) has zeros there and
+ * records none; damage to the stamp or to those zeros refuses the whole
+ * journal. */
+START_TEST(journal_records_dotlock_stamp)
+{
+	const struct file_stamp held = {123456789, 1764800000, 999999999};
+	unsigned char head[JOURNAL_HEADER_SIZE];
+	struct journal_plan p;
+	struct file_stamp got;
+	struct fixture f;
+	int jfd;
+
+	compact_dotlock = &held;
+	interrupted(&f);
+	compact_dotlock = NULL;
+	ck_assert_int_eq(journal_dotlock(f.jpath, &got), 1);
+	ck_assert(sys_same_stamp(&got, &held));
+
+	jfd = open(f.jpath, O_RDWR);
+	ck_assert_int_ge(jfd, 0);
+	ck_assert_int_eq(pread(jfd, head, sizeof(head), 0),
+			 (ssize_t)sizeof(head));
+	ck_assert_int_eq(journal_decode_header(head, sizeof(head), &p), 0);
+	ck_assert_uint_eq(p.flags & JOURNAL_HAVE_DOTLOCK, JOURNAL_HAVE_DOTLOCK);
+	head[170] ^= 1; /* the stamp's change time, under its own hash */
+	ck_assert_int_eq(journal_decode_header(head, sizeof(head), &p), -1);
+	head[170] ^= 1;
+
+	head[181] = 1; /* padding after the stamp, under its hash too */
+	ck_assert_int_eq(journal_decode_header(head, sizeof(head), &p), -1);
+	close(jfd);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_FINISHED);
+	ck_assert_int_eq(classify(&f, "", 0), 2);
+	free_fixture(&f);
+
+	/* Without a stamp: zeros after the header proper, as in every
+	 * journal before the stamp, and none to find. Any other octet
+	 * there refuses the header. */
+	interrupted(&f);
+	jfd = open(f.jpath, O_RDONLY);
+	ck_assert_int_ge(jfd, 0);
+	ck_assert_int_eq(pread(jfd, head, sizeof(head), 0),
+			 (ssize_t)sizeof(head));
+	close(jfd);
+	for (size_t i = 160; i < JOURNAL_HEADER_SIZE; i++)
+		ck_assert_uint_eq(head[i], 0);
+	ck_assert_int_eq(journal_dotlock(f.jpath, &got), 0);
+	ck_assert_int_eq(journal_decode_header(head, sizeof(head), &p), 0);
+	head[175] = 1;
+	ck_assert_int_eq(journal_decode_header(head, sizeof(head), &p), -1);
+	ck_assert_int_eq(run_recover(&f), JOURNAL_FINISHED);
+	ck_assert_int_eq(classify(&f, "", 0), 2);
+	ck_assert(!journal_pending(f.jpath));
+	free_fixture(&f);
+}
+END_TEST
+
 /* Issue 13, point 6: the spool removed and made again after a kill
  * inside UPDATE, the new file with the old inode number. Its birth time
  * differs: the journal is set aside as stale, the new spool untouched. */
@@ -943,7 +1083,8 @@ journal_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, compact_whole);
 	tcase_add_test(tc, compact_gathers);
-	tcase_add_test(tc, delete_last_no_journal);
+	tcase_add_test(tc, delete_last_journaled);
+	tcase_add_test(tc, torn_truncation_finished);
 	tcase_add_test(tc, syncs_per_compaction);
 	tcase_add_test(tc, killed_first_deleted);
 	tcase_add_test(tc, killed_every_other);
@@ -955,6 +1096,7 @@ journal_suite(void)
 	tcase_add_test(tc, torn_journal_is_refused);
 	tcase_add_test(tc, leftover_new_is_removed);
 	tcase_add_test(tc, recreated_same_inode_is_stale);
+	tcase_add_test(tc, journal_records_dotlock_stamp);
 	tcase_add_test(tc, recreated_same_inode_no_btime_is_refused);
 	tcase_add_test(tc, journal_without_btime_recovers);
 	tcase_add_test(tc, changed_spool_is_refused);

@@ -588,6 +588,43 @@ START_TEST(update_breaks_dead_dotlock)
 }
 END_TEST
 
+/* Issue 13: a power cut inside UPDATE can leave its dotlock with no PID
+ * in it (the name durable, the data not), or naming a PID in use again
+ * after the reboot; liblockfile then takes it as held for five minutes.
+ * Here it names PID 1, which is always alive. lock_clear_left removes it
+ * when, and only when, it is the very file the journal's stamp names:
+ * not another program's lock made at that name since. */
+START_TEST(clear_left_removes_only_that_dotlock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	struct file_stamp left, other;
+
+	new_spool(path, dotlock);
+	write_file(dotlock, "1\n", 2);
+	ck_assert_int_eq(sys_lstat_stamp(dotlock, &left), 0);
+
+	other = left;
+	other.ino++;
+	ck_assert(!lock_clear_left(path, &other));
+	other = left;
+	other.ctime_nsec = (other.ctime_nsec + 1) % 1000000000u;
+	ck_assert(!lock_clear_left(path, &other));
+	ck_assert_int_eq(access(dotlock, F_OK), 0);
+
+	ck_assert(lock_clear_left(path, &left));
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
+	ck_assert(!lock_clear_left(path, &left)); /* gone: nothing to do */
+
+	/* Another program's lock at the name since: kept, even should it
+	 * get the old inode number (its change time differs: the clock
+	 * ticks in at most 10 ms). */
+	usleep(20000);
+	write_file(dotlock, "1\n", 2);
+	ck_assert(!lock_clear_left(path, &left));
+	ck_assert_int_eq(access(dotlock, F_OK), 0);
+}
+END_TEST
+
 /* Issue 13: an MDA holds the dotlock for one delivery, then lets go.
  * lock_update takes it soon after, not after liblockfile's first 5 s
  * sleep (which made QUIT's p99 5.1 s with Postfix delivering). The bound
@@ -801,6 +838,7 @@ lock_suite(void)
 	tcase_add_test(tc, update_breaks_dead_dotlock);
 	tcase_add_test(tc, update_refuses_foreign_dotlock);
 	tcase_add_test(tc, update_takes_released_dotlock_soon);
+	tcase_add_test(tc, clear_left_removes_only_that_dotlock);
 	tcase_add_test(tc, dotlock_poll_schedule);
 	tcase_add_test(tc, liblockfile_loaded_at_first_dotlock);
 	tcase_set_timeout(tc, 20);
