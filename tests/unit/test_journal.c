@@ -613,22 +613,23 @@ torn_truncations(enum pattern p, size_t zero_len)
 	long n = ops_of_clean_run(p);
 	int found = 0, fd, jfd;
 	static char zeros[64 * 1024];
+	bool loaded;
 
 	for (long at = 1; at <= n; at++) {
 		make_fixture(&f, blocks_of(p), p);
 		ck_assert(killed_child(&f, run_compact, at, false));
 		jfd = open(f.jpath, O_RDONLY);
-		if (jfd < 0 ||
-		    journal_load(read_path, &jfd, &plan, &reg, &s) != 0 ||
-		    s.phase != JOURNAL_MOVED ||
+		loaded = jfd >= 0 &&
+			 journal_load(read_path, &jfd, &plan, &reg, &s) == 0;
+		if (loaded)
+			free(reg);
+		if (jfd >= 0)
+			close(jfd);
+		if (!loaded || s.phase != JOURNAL_MOVED ||
 		    file_length(f.spool) != (off_t)f.before_len) {
-			if (jfd >= 0)
-				close(jfd);
 			free_fixture(&f);
 			continue;
 		}
-		free(reg);
-		close(jfd);
 		found++;
 		fd = open(f.spool, O_WRONLY);
 		ck_assert_int_ge(fd, 0);
