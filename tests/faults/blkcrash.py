@@ -74,7 +74,7 @@ sys.dont_write_bytecode = True
 
 import crash_explore  # noqa: E402
 import faultlib  # noqa: E402
-from faultlib import check, harness, mboxcheck  # noqa: E402
+from faultlib import check, mboxcheck  # noqa: E402
 
 DISK_MIB = 64
 BLOCK = 4096
@@ -218,17 +218,9 @@ def record(binary, shim, blklog, top, scen, drop_sync=None):
         p = env.session(d, rules="", paths=[spool, jdir, f"{jdir}/*"], record=calls,
                         drop_sync=drop_sync)
         try:
-            p.login()
-            for i in scen.dele:
-                check(p.cmd(f"DELE {i}").startswith("+OK"), f"DELE {i}")
             kept = [t for i, t in enumerate(tokens) if i + 1 not in scen.dele]
-            if scen.append:
-                t = "b-during"
-                msg = mboxcheck.make_message(t, rng, size=6000)
-                expected[t] = mboxcheck.stored_form(msg, mboxcheck.from_line(rng))
-                with harness.MtaLock(spool) as m:
-                    m.append(expected[t])
-                kept.append(t)
+            kept += crash_explore.dele_and_append(p, scen, rng, spool, expected,
+                                                  "b-during")
             before = spool.read_bytes()
             quit_sent = disk.size()
             q = p.cmd("QUIT", timeout=60)

@@ -183,17 +183,7 @@ def record(env, scen, tag, drop_sync=None):
         paths = [spool, jdir, f"{jdir}/*"]
     p = env.session(d, rules="", paths=paths, record=recfile, drop_sync=drop_sync)
     try:
-        p.login()
-        for i in scen.dele:
-            check(p.cmd(f"DELE {i}").startswith("+OK"), f"DELE {i}")
-        appended = []
-        if scen.append:
-            t = "c-during"
-            msg = mboxcheck.make_message(t, rng, size=6000)
-            expected[t] = mboxcheck.stored_form(msg, mboxcheck.from_line(rng))
-            with harness.MtaLock(spool) as m:
-                m.append(expected[t])
-            appended.append(t)
+        appended = dele_and_append(p, scen, rng, spool, expected, "c-during")
         before = spool.read_bytes()
         q = p.cmd("QUIT")
         check(q.startswith("+OK"), f"QUIT: {q}")
@@ -216,6 +206,22 @@ def record(env, scen, tag, drop_sync=None):
                      before=before, after=after, expected=expected, kept=kept,
                      deleted=deleted, late=expected["c-late"],
                      jfinal=journal_files(jdir, foreign))
+
+
+def dele_and_append(p, scen, rng, spool, expected, token):
+    """The session's part before QUIT: login, the scenario's DELEs, and
+    if it says so a message appended by an MTA-style writer under its
+    locks (stored form into expected). Returns the appended tokens."""
+    p.login()
+    for i in scen.dele:
+        check(p.cmd(f"DELE {i}").startswith("+OK"), f"DELE {i}")
+    if not scen.append:
+        return []
+    msg = mboxcheck.make_message(token, rng, size=6000)
+    expected[token] = mboxcheck.stored_form(msg, mboxcheck.from_line(rng))
+    with harness.MtaLock(spool) as m:
+        m.append(expected[token])
+    return [token]
 
 
 def journal_files(jdir, foreign):

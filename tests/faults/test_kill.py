@@ -298,16 +298,15 @@ def test_kill_runs(ctx):
     check(not problems, f"{len(problems)} runs broke a promise:\n" + "\n".join(problems[:25]))
 
 
-def test_stale_dotlock_after_kill(ctx):
-    """A session killed inside UPDATE leaves spool.lock behind. The next
-    login must still work (the issue: "after each kill ... the next session
-    works") and must not keep the spool locked against deliveries."""
+def killed_in_update(ctx, name):
+    """A session that DELEs message 2 of up to 300, killed after UPDATE's
+    first pwrite of the spool: (its directory, spool, tokens, expected)."""
     env = ctx.env
     data, tokens, expected, _msgs = Pristine.get(min(ctx.opts.kill_messages, 300))
-    d = env.tempdir("stale-dotlock")
+    d = env.tempdir(name)
     spool = env.install_spool(d / "alice", data)
-    log = d.parent / (d.name + ".shim")
-    p = env.session(d, rules="pwrite@1=killafter", paths=[spool], log=log)
+    p = env.session(d, rules="pwrite@1=killafter", paths=[spool],
+                    log=d.parent / (d.name + ".shim"))
     try:
         p.login()
         p.cmd("DELE 2")
@@ -315,6 +314,15 @@ def test_stale_dotlock_after_kill(ctx):
         p.proc.wait(30)
     finally:
         p.close()
+    return d, spool, tokens, expected
+
+
+def test_stale_dotlock_after_kill(ctx):
+    """A session killed inside UPDATE leaves spool.lock behind. The next
+    login must still work (the issue: "after each kill ... the next session
+    works") and must not keep the spool locked against deliveries."""
+    env = ctx.env
+    d, _spool, _tokens, _expected = killed_in_update(ctx, "stale-dotlock")
     check((d / "alice.lock").exists(), "no dotlock left by the killed UPDATE (test premise)")
     t0 = time.monotonic()
     q = env.session(d)
@@ -347,18 +355,7 @@ def test_newer_dotlock_kept_after_kill(ctx):
     [IN-USE], the journal still pending. Removing every dotlock found
     with a journal pending would break a live delivery's lock."""
     env = ctx.env
-    data, tokens, expected, _msgs = Pristine.get(min(ctx.opts.kill_messages, 300))
-    d = env.tempdir("newer-dotlock")
-    spool = env.install_spool(d / "alice", data)
-    p = env.session(d, rules="pwrite@1=killafter", paths=[spool],
-                    log=d.parent / (d.name + ".shim"))
-    try:
-        p.login()
-        p.cmd("DELE 2")
-        p.send("QUIT")
-        p.proc.wait(30)
-    finally:
-        p.close()
+    d, spool, tokens, expected = killed_in_update(ctx, "newer-dotlock")
     lock = d / "alice.lock"
     check(lock.exists() and env.journal_files(), "no dotlock or no journal left by the "
           "killed UPDATE (test premise)")
