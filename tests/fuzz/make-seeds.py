@@ -189,14 +189,16 @@ from journalname import content_hash  # noqa: E402
 
 
 def journal(dst, end, eof, regions, slots, window=16, mark=b"\x01\x02\x03",
-            areas=()):
-    head = struct.pack("<16sIIQqII", b"pop3d journal 2\0", 0, len(mark), 0, 0,
-                       0, window)
+            areas=(), dotlock=None):
+    head = struct.pack("<16sIIQqII", b"pop3d journal 2\0", 2 if dotlock else 0,
+                       len(mark), 0, 0, 0, window)
     head += struct.pack("<QQQQ", dst, end, eof, len(regions))
     head_from = max(0, dst - 64)
     tail_from = max(end + len(mark), eof - 64)
     head += struct.pack("<QQQQ", head_from, 0, tail_from, 0)
     head += mark.ljust(32, b"\0") + struct.pack("<QQ", 0, 0)
+    if dotlock:     # inode, ctime s and ns, padding, then the hash (fixed)
+        head += struct.pack("<QqIIQ", *dotlock, 0, 0)
     img = bytearray(head.ljust(4096, b"\0"))
     for s, l in regions:
         img += struct.pack("<QQ", s, l)
@@ -233,6 +235,15 @@ put("fuzz_journal", "every-other", b"\x03" +
 put("fuzz_journal", "unfixed", b"\x00" +
     journal(50, 170, 200, [(80, 120)], [(1, 1, 50, False)]))
 put("fuzz_journal", "empty", b"\x01")
+# Issue 13, round 9: a truncation alone (no region, dst = end; the last
+# message deleted), and a header with the dotlock's stamp.
+put("fuzz_journal", "truncation-alone", b"\x03" +
+    journal(170, 170, 200, [], [(1, 1, 170, False)]))
+put("fuzz_journal", "truncation-moved", b"\x03" +
+    journal(170, 170, 200, [], [(2, 2, 170, False)]))
+put("fuzz_journal", "dotlock-stamp", b"\x01" +
+    journal(50, 170, 200, [(80, 120)], [(1, 1, 50, False)],
+            dotlock=(123456, 1764800000, 999)))
 # --- fuzz_dotstuff: flag byte (bits 0-2 repeat 1 << n times, bits 3-4
 # piece sizes, bits 5-7 writer failure), seed byte, prefix length, message
 # (the prefix once, the rest repeated).
