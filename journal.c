@@ -516,8 +516,9 @@ marker_at(int fd, const struct journal_plan *p)
 		       : MARK_NONE;
 }
 
-/* Where the zeros from offset at end, looking no further than limit:
- * how far a truncation's zeroing reached. -1 on an I/O error. */
+/* Where the run of zeros that starts at offset at ends, looking no
+ * further than limit (nor past the end of the file): how far a
+ * truncation's zeroing reached. -1 on an I/O error. */
 static int64_t
 zeros_end(int fd, uint64_t at, uint64_t limit)
 {
@@ -904,6 +905,20 @@ run(struct engine *e, uint64_t d)
 		}
 		d += c;
 	}
+	/* Mail delivered after a crash (recovery only: during UPDATE the
+	 * locks keep writers out): it is moved down to end under a journal
+	 * of its own, which writes the spool only once it has durably
+	 * replaced this one; until then this one's newest slot redoes at
+	 * most the last step, from sources nothing has overwritten. No
+	 * marker: the mail goes where it would. Only an unsynced last step
+	 * must be made durable first: the new journal's plan starts at its
+	 * end. */
+	if ((eof = file_size(e->fd)) < 0)
+		return -1;
+	if ((uint64_t)eof > p->eof)
+		return last_unsynced && fdatasync(e->fd) < 0
+			       ? -1
+			       : move_later(e, eof);
 	/* Otherwise the marker may overwrite sources of the last step:
 	 * recovery must not redo that step from them. */
 	if (!last_unsynced && !durable_at(e, p->end) &&
@@ -911,13 +926,8 @@ run(struct engine *e, uint64_t d)
 					      .done = p->end}) < 0)
 		return -1;
 	if (pwrite_all(e->fd, p->mark, p->mark_len, (off_t)p->end) < 0 ||
-	    fdatasync(e->fd) < 0 || (eof = file_size(e->fd)) < 0)
+	    fdatasync(e->fd) < 0)
 		return -1;
-	/* Mail delivered after a crash: the spool is written again only
-	 * once the new journal has durably replaced this one, so until then
-	 * this one's slot (at most a redone step and marker) is enough. */
-	if ((uint64_t)eof > p->eof)
-		return move_later(e, eof);
 	if (put_slot(e, (struct journal_slot){.phase = JOURNAL_MOVED,
 					      .done = p->end}) < 0)
 		return -1;
