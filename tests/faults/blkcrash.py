@@ -76,25 +76,29 @@ import crash_explore  # noqa: E402
 import faultlib  # noqa: E402
 from faultlib import check, mboxcheck  # noqa: E402
 
-DISK_MIB = 64
+DISK_MIB = 16               # the small scenarios' disk; the big ones say
 BLOCK = 4096
 REC_WRITE, REC_FLUSH = 1, 2
 HEADER = struct.Struct("<IIQQ")
-FAILURES_KEPT = 3           # images kept per exploration (64 MiB each)
+FAILURES_KEPT = 3           # images kept per exploration (16-64 MiB each)
 
 
 class Scenario:
-    def __init__(self, name, n, dele, append=False, big_every=3, big_size=9000):
+    def __init__(self, name, n, dele, append=False, big_every=3, big_size=9000,
+                 disk_mib=DISK_MIB):
         self.name, self.n, self.dele, self.append = name, n, dele, append
         self.big_every, self.big_size = big_every, big_size
+        # Each state writes the whole disk image: no bigger than needed.
+        self.disk_mib = disk_mib
 
 
 SCENARIOS = {
     # A small shift under 24 MB of mail: three saved windows.
-    "dele-first": Scenario("dele-first", 40, [1], big_every=1, big_size=600000),
+    "dele-first": Scenario("dele-first", 40, [1], big_every=1, big_size=600000,
+                           disk_mib=64),
     # Saved windows, then direct steps once the shift passes 1 MiB.
     "dele-spread": Scenario("dele-spread", 60, [1, 2, 5, 9, 20, 33, 34, 50],
-                            big_every=2, big_size=400000),
+                            big_every=2, big_size=400000, disk_mib=40),
     "dele-append": Scenario("dele-append", 10, [1, 4, 9], append=True),
     # Nothing moves: the spool is only truncated, without a journal.
     "dele-last": Scenario("dele-last", 12, [11, 12], big_every=0),
@@ -115,7 +119,7 @@ class LoggedDisk:
     """blklog on top/fuse, a loop device on its disk, ext4 mounted on
     top/mnt. stop() undoes all of it and stops blklog by its pid."""
 
-    def __init__(self, blklog, top):
+    def __init__(self, blklog, top, mib):
         self.top, self.mnt = top, top / "mnt"
         self.fuse, self.log = top / "fuse", top / "blocks.log"
         self.loop = None
@@ -123,7 +127,7 @@ class LoggedDisk:
         for d in (self.fuse, self.mnt):
             d.mkdir(exist_ok=True)
         self.err = open(top / "blklog.err", "wb")
-        self.proc = subprocess.Popen([str(blklog), str(self.fuse), str(DISK_MIB),
+        self.proc = subprocess.Popen([str(blklog), str(self.fuse), str(mib),
                                       str(self.log)], stdout=self.err, stderr=self.err)
         try:
             deadline = time.monotonic() + 10
@@ -196,7 +200,7 @@ def record(binary, shim, blklog, top, scen, drop_sync=None):
     if top.exists():
         shutil.rmtree(top)
     top.mkdir()
-    disk = LoggedDisk(blklog, top)
+    disk = LoggedDisk(blklog, top, scen.disk_mib)
     try:
         (disk.mnt / "w").mkdir()
         env = faultlib.Env(binary, disk.mnt / "w", shim)
@@ -299,7 +303,7 @@ class Explorer:
         """Each crash point in turn, an equal share of the budget each
         (at least its two extremes), from one image advanced in order."""
         rec = self.rec
-        base = bytearray(DISK_MIB << 20)
+        base = bytearray(rec.scen.disk_mib << 20)
         applied = 0
         quota = max(2, self.budget // len(self.points))
         for p in self.points:
