@@ -51,9 +51,8 @@ earlier metadata change with any later fsync, so the directory's fsync
 after the journal's rename, say, is covered by the next fsync of a file.
 It fails only if a scenario catches none.
 
-The test function test_blkcrash runs a bounded exploration for run.py
-when asked for by name (make check-blkcrash), never by make check-faults:
-it needs root, loop devices and FUSE.
+make check-blkcrash runs it (root: loop devices, mounts, FUSE); make
+check-faults does not.
 """
 
 import argparse
@@ -290,9 +289,8 @@ class Explorer:
                 out.append((i, off + k, data[k:k + BLOCK]))
         return out
 
-    def draws(self, p):
-        """Subsets of units(p) to keep: none, all, then random ones."""
-        n = len(self.units(p))
+    def draws(self, n):
+        """Subsets of n units to keep: none, all, then random ones."""
         yield frozenset()
         yield frozenset(range(n))
         while n > 1:
@@ -312,17 +310,18 @@ class Explorer:
                 if kind == REC_WRITE:
                     base[off:off + len(data)] = data
                 applied += 1
+            units = self.units(p)
             ran = tries = 0
-            for kept in self.draws(p):
+            for kept in self.draws(len(units)):
                 if ran >= quota or tries >= 4 * quota:
                     break
                 tries += 1
-                ran += self.run_one(p, kept, base)
+                ran += self.run_one(p, units, kept, base)
 
-    def run_one(self, p, kept, base):
+    def run_one(self, p, units, kept, base):
         rec = self.rec
         img = bytearray(base)
-        for k, (_, off, data) in enumerate(self.units(p)):
+        for k, (_, off, data) in enumerate(units):
             if k in kept:
                 img[off:off + len(data)] = data
         key = hashlib.blake2b(img, digest_size=16).digest()
@@ -346,7 +345,7 @@ class Explorer:
         finally:
             run("losetup", "-d", loop)
         if problems:
-            self.keep_failure(p, kept, problems, img)
+            self.keep_failure(p, len(units), kept, problems, img)
         return True
 
     def check(self, p):
@@ -396,14 +395,13 @@ class Explorer:
             problems.append(f"journal left after recovery: {left}")
         return problems
 
-    def describe(self, p, kept):
-        n = len(self.units(p))
+    def describe(self, p, n, kept):
         at = "the start" if p < 0 else f"flush record {p}"
         return (f"cut after {at} ({self.points.index(p) + 1} of {len(self.points)}), "
                 f"{len(kept)} of {n} later 4 KiB writes kept")
 
-    def keep_failure(self, p, kept, problems, img):
-        desc = f"{self.describe(p, kept)}: " + "; ".join(problems)
+    def keep_failure(self, p, n, kept, problems, img):
+        desc = f"{self.describe(p, n, kept)}: " + "; ".join(problems)
         if len(self.failures) < FAILURES_KEPT:
             dest = self.rec.top / f"failure{len(self.failures) + 1}.img"
             dest.write_bytes(img)       # as the crash left it
