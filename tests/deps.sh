@@ -33,11 +33,13 @@ set -eu
 #                         pop3d (send-proxy, send-proxy-v2, health checks)
 #   fuse3 libfuse3-dev    make check-blkcrash: blklog, the FUSE file that
 #                         logs a loop device's block writes and flushes
+#   xfsprogs btrfs-progs  make check-blkcrash on XFS and btrfs too, and
+#                         make check-faults' full-btrfs tests
 BUILD_PACKAGES="gcc libc6-dev make pkg-config libpam0g-dev libssl-dev
 liblockfile-dev libidn-dev"
 PACKAGES="$BUILD_PACKAGES check libpam-wrapper libnss-wrapper
 libuid-wrapper libcrypt-dev procmail python3 curl openssl cppcheck
-clang-tidy clang valgrind haproxy fuse3 libfuse3-dev"
+clang-tidy clang valgrind haproxy fuse3 libfuse3-dev xfsprogs btrfs-progs"
 case "${1:-}" in
 build) PACKAGES=$BUILD_PACKAGES ;;
 "") ;;

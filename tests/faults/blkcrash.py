@@ -1,16 +1,19 @@
 #!/usr/bin/python3
-"""Crash states of a journaled UPDATE on a real ext4, cut at the block
-device (issue 13, point 4; make check-blkcrash, root only).
+"""Crash states of a journaled UPDATE on real file systems, cut at the
+block device (issue 13, point 4; make check-blkcrash, root only).
 
     blkcrash.py --binary BUILD/pop3d --shim BUILD/faultshim.so
                 --blklog BUILD/blklog [--states N] [--seed S]
+                [--fs ext4|ext4-journal|xfs|btrfs]...
                 [--scenario NAME]... [--drop-sync N | --teeth] [--keep]
 
 crash_explore.py builds crash states from pop3d's own calls on a model of
-ext4. This builds them from what the kernel's ext4 really sent to the
-disk, in the manner of CrashMonkey (OSDI 2018) and dm-log-writes:
+ext4. This builds them from what the kernel's file system really sent to
+the disk, in the manner of CrashMonkey (OSDI 2018) and dm-log-writes:
+ext4 as Debian makes it (the default), ext4 with data=journal, XFS and
+btrfs, each with its own ordering of data and metadata.
 
-1. Record. A fresh ext4 is made on a loop device whose backing file is
+1. Record. A fresh file system is made on a loop device whose backing file is
    blklog's (tests/faults/blklog.c): every block write the file system
    sends, and every cache flush, is appended to a log in the order the
    kernel completed them. The cwrap environment, the spool and the
@@ -29,8 +32,9 @@ disk, in the manner of CrashMonkey (OSDI 2018) and dm-log-writes:
    images run once.
 
 3. Check. The image is written to a file, attached to a loop device and
-   mounted where the recorded file system was (ext4 replays its own
-   journal at mount), and pop3d recovers it as in production, at a login.
+   mounted where the recorded file system was, with the same options
+   (the file system replays its own journal or log at mount), and pop3d
+   recovers it as in production, at a login.
    The spool must then be byte for byte
      S_after   what the uninterrupted UPDATE left, if the image held a
                journal of pop3d's before recovery (UPDATE had begun: roll
@@ -48,8 +52,8 @@ last one, which makes only the journal's removal durable:
 crash_explore.py, exempt()) and reports which ones a failing state
 catches. Unlike the model's, not every one can be: ext4 commits every
 earlier metadata change with any later fsync, so the directory's fsync
-after the journal's rename, say, is covered by the next fsync of a file.
-It fails only if a scenario catches none.
+after the journal's rename, say, is covered by the next fsync of a file
+(XFS's log is as ordered). It fails only if a scenario catches none.
 
 make check-blkcrash runs it (root: loop devices, mounts, FUSE); make
 check-faults does not.
@@ -108,6 +112,39 @@ SCENARIOS = {
 }
 
 
+class FileSystem:
+    """How to make and mount one kind of file system on the logged disk.
+    Recovery mounts each crash image with the same options, so that the
+    file system replays its own log as it would after the power cut."""
+
+    def __init__(self, name, mkfs, options=(), min_mib=DISK_MIB, env=None):
+        self.name, self.mkfs, self.options = name, list(mkfs), list(options)
+        self.min_mib, self.env = min_mib, env or {}
+
+    def make(self, dev):
+        run(*self.mkfs, dev, env={**os.environ, **self.env})
+
+    def mount_argv(self, dev, where):
+        return ["mount"] + (["-o", ",".join(self.options)] if self.options else []) \
+            + [dev, str(where)]
+
+
+EXT4_MKFS = ("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0")
+FILESYSTEMS = {
+    # Debian's default: data=ordered, delayed allocation.
+    "ext4": FileSystem("ext4", EXT4_MKFS),
+    # Data through the journal too: other orderings of data and metadata.
+    "ext4-journal": FileSystem("ext4-journal", EXT4_MKFS, options=["data=journal"]),
+    # No data ordering at all, its own log (RHEL's default). mkfs.xfs
+    # refuses disks under 300 MB unless told it is a test (xfstests'
+    # variables); a small disk keeps every state's image small.
+    "xfs": FileSystem("xfs", ("mkfs.xfs", "-q", "-f"), min_mib=32,
+                      env={"TEST_DIR": "1", "TEST_DEV": "1", "QA_CHECK_FS": "1"}),
+    # Copy on write, fsync through its log tree; --mixed lets it be small.
+    "btrfs": FileSystem("btrfs", ("mkfs.btrfs", "-q", "-f", "--mixed"), min_mib=128),
+}
+
+
 def run(*argv, **kw):
     return subprocess.run(list(argv), check=True, capture_output=True, timeout=60, **kw)
 
@@ -115,10 +152,11 @@ def run(*argv, **kw):
 # --- the logged disk -------------------------------------------------------------
 
 class LoggedDisk:
-    """blklog on top/fuse, a loop device on its disk, ext4 mounted on
-    top/mnt. stop() undoes all of it and stops blklog by its pid."""
+    """blklog on top/fuse, a loop device on its disk, the file system
+    made and mounted on top/mnt. stop() undoes all of it and stops blklog
+    by its pid."""
 
-    def __init__(self, blklog, top, mib):
+    def __init__(self, blklog, top, mib, fs):
         self.top, self.mnt = top, top / "mnt"
         self.fuse, self.log = top / "fuse", top / "blocks.log"
         self.loop = None
@@ -137,9 +175,8 @@ class LoggedDisk:
                 time.sleep(0.05)
             self.loop = run("losetup", "-f", "--show", str(self.fuse / "disk")
                             ).stdout.decode().strip()
-            run("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0",
-                self.loop)
-            run("mount", self.loop, str(self.mnt))
+            fs.make(self.loop)
+            run(*fs.mount_argv(self.loop, self.mnt))
             self.mounted = True
         except BaseException:
             self.stop()
@@ -192,14 +229,14 @@ class Recording:
         self.__dict__.update(kw)
 
 
-def record(binary, shim, blklog, top, scen, drop_sync=None):
-    """Run the scenario's session on a fresh logged ext4 and return what
+def record(binary, shim, blklog, top, scen, fs, drop_sync=None):
+    """Run the scenario's session on a fresh logged disk and return what
     the exploration needs. Its pop3d calls are recorded by the shim too,
     which lists the syncs --teeth leaves out."""
     if top.exists():
         shutil.rmtree(top)
     top.mkdir()
-    disk = LoggedDisk(blklog, top, scen.disk_mib)
+    disk = LoggedDisk(blklog, top, max(scen.disk_mib, fs.min_mib), fs)
     try:
         (disk.mnt / "w").mkdir()
         env = faultlib.Env(binary, disk.mnt / "w", shim)
@@ -240,7 +277,8 @@ def record(binary, shim, blklog, top, scen, drop_sync=None):
         rec = Recording(scen=scen, env=env, dir=d, spool=spool, jdir=jdir,
                         foreign=foreign, before=before, after=after,
                         expected=expected, kept=kept,
-                        deleted=[tokens[i - 1] for i in scen.dele], syncs=syncs)
+                        deleted=[tokens[i - 1] for i in scen.dele], syncs=syncs,
+                        fs=fs, disk_mib=max(scen.disk_mib, fs.min_mib))
     finally:
         disk.stop()
     records = read_log(disk.log)
@@ -301,7 +339,7 @@ class Explorer:
         """Each crash point in turn, an equal share of the budget each
         (at least its two extremes), from one image advanced in order."""
         rec = self.rec
-        base = bytearray(rec.scen.disk_mib << 20)
+        base = bytearray(rec.disk_mib << 20)
         applied = 0
         quota = max(2, self.budget // len(self.points))
         for p in self.points:
@@ -333,10 +371,10 @@ class Explorer:
         self.image.write_bytes(img)
         loop = run("losetup", "-f", "--show", str(self.image)).stdout.decode().strip()
         try:
-            m = subprocess.run(["mount", loop, str(rec.mnt)], capture_output=True,
+            m = subprocess.run(rec.fs.mount_argv(loop, rec.mnt), capture_output=True,
                                timeout=60)
             if m.returncode != 0:
-                problems = ["ext4 did not mount: " + m.stderr.decode(errors="replace")]
+                problems = ["the image did not mount: " + m.stderr.decode(errors="replace")]
             else:
                 try:
                     problems = self.check(p)
@@ -419,12 +457,13 @@ class Explorer:
                 f"{len(self.failures)} failing")
 
 
-def explore_scenario(args, scen, tag, drop_sync=None, out=print, expect_failures=False):
-    top = args.work / f"{scen.name}-{tag}"
-    rec = record(args.binary, args.shim, args.blklog, top, scen, drop_sync)
+def explore_scenario(args, scen, fs, tag, drop_sync=None, out=print,
+                     expect_failures=False):
+    top = args.work / f"{fs.name}-{scen.name}-{tag}"
+    rec = record(args.binary, args.shim, args.blklog, top, scen, fs, drop_sync)
     ex = Explorer(rec, args.seed, args.states)
     ex.explore()
-    out("  " + ex.summary())
+    out(f"  {fs.name} " + ex.summary())
     for f in ex.failures[:10]:
         out("    FAIL " + f)
     if (expect_failures or not ex.failures) and not args.keep:
@@ -438,21 +477,21 @@ def exempt(rec, call):
     return call.path == str(rec.jdir) and spool and call.n > max(spool)
 
 
-def teeth(args, scen, out=print):
+def teeth(args, scen, fs, out=print):
     """Each of pop3d's syncs left out in turn, and whether a state then
     fails: (caught, missed) lists of sync numbers. ext4 is stronger than
     the model of crash_explore.py: one fsync commits every earlier change
     of metadata (jbd2 commits them in order), so a sync that only makes a
     rename, a creation or a truncation durable before a later file sync
     is not needed there (design.md §12.1 names them)."""
-    base, ex = explore_scenario(args, scen, "all-syncs", out=out)
+    base, ex = explore_scenario(args, scen, fs, "all-syncs", out=out)
     check(not ex.failures, f"{scen.name}: failing with every sync")
     caught, missed = [], []
     for k, c in enumerate(base.syncs, 1):
         if exempt(base, c):
             out(f"  sync {k} ({c.op} {Path(c.path).name}): exempt, the journal's removal")
             continue
-        _, ex = explore_scenario(args, scen, f"drop{k}", drop_sync=k,
+        _, ex = explore_scenario(args, scen, fs, f"drop{k}", drop_sync=k,
                                  out=lambda s: None, expect_failures=True)
         caught_now = bool(ex.failures)
         out(f"  sync {k} ({c.op} {Path(c.path).name}) left out: "
@@ -462,15 +501,20 @@ def teeth(args, scen, out=print):
     return caught, missed
 
 
-def preflight():
+def preflight(fs):
     """Root, FUSE, loop devices and the tools: a clear skip otherwise."""
     if os.geteuid() != 0:
         raise faultlib.TestSkipped("needs root (loop devices, mounts)")
-    for tool in ("losetup", "mkfs.ext4", "fusermount3"):
+    for tool in ("losetup", fs.mkfs[0], "fusermount3"):
         if shutil.which(tool) is None:
             raise faultlib.TestSkipped(f"{tool} not found (tests/deps.sh installs it)")
     if not Path("/dev/fuse").exists() or not Path("/dev/loop-control").exists():
         raise faultlib.TestSkipped("no /dev/fuse or /dev/loop-control")
+    kind = fs.mkfs[0].split(".")[1]
+    known = Path("/proc/filesystems").read_text().split()
+    if kind not in known and subprocess.run(["modprobe", kind],
+                                            capture_output=True).returncode != 0:
+        raise faultlib.TestSkipped(f"the kernel has no {kind}")
 
 
 def main():
@@ -485,9 +529,13 @@ def main():
     g.add_argument("--drop-sync", type=int)
     g.add_argument("--teeth", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--fs", choices=sorted(FILESYSTEMS), action="append",
+                    help="the file systems to cut (default: ext4)")
     args = ap.parse_args()
+    filesystems = [FILESYSTEMS[n] for n in args.fs or ["ext4"]]
     try:
-        preflight()
+        for fs in filesystems:
+            preflight(fs)
     except faultlib.TestSkipped as e:
         print(f"blkcrash: skipped: {e}")
         return 0
@@ -500,19 +548,21 @@ def main():
     bad = 0
     t0 = time.monotonic()
     try:
-        for name in names:
-            scen = SCENARIOS[name]
-            if args.teeth:
-                print(f"{name}: each sync left out in turn")
-                caught, missed = teeth(args, scen)
-                print(f"  {len(caught)} caught, {len(missed)} not caught"
-                      f"{' (syncs ' + str(missed) + ')' if missed else ''}")
-                if not caught:
-                    print("  NO TEETH: no sync left out made a state fail")
-                    bad += 1
-            else:
-                _, ex = explore_scenario(args, scen, "run", drop_sync=args.drop_sync)
-                bad += len(ex.failures)
+        for fs in filesystems:
+            for name in names:
+                scen = SCENARIOS[name]
+                if args.teeth:
+                    print(f"{fs.name} {name}: each sync left out in turn")
+                    caught, missed = teeth(args, scen, fs)
+                    print(f"  {len(caught)} caught, {len(missed)} not caught"
+                          f"{' (syncs ' + str(missed) + ')' if missed else ''}")
+                    if not caught:
+                        print("  NO TEETH: no sync left out made a state fail")
+                        bad += 1
+                else:
+                    _, ex = explore_scenario(args, scen, fs, "run",
+                                             drop_sync=args.drop_sync)
+                    bad += len(ex.failures)
     finally:
         if not args.keep and bad == 0:
             shutil.rmtree(args.work, ignore_errors=True)
