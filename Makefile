@@ -36,7 +36,7 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 MODULES = session session_auth session_trans auth monitor preauth privsep_msg \
 	proxyproto \
 	relay tls sasl hash recover \
-	journal sysutil lock \
+	journal fsroom sysutil lock \
 	maildrop mbox uidl netio command dotstuff peer log server sdsock ossl \
 	pamload logindelay lockload keeper lang utf8
 # tests/unit/test_MODULE.c: the check tests of one module each.

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fsroom.h"
 #include "hash.h"
 #include "log.h"
 #include "params.h"
@@ -987,12 +988,21 @@ make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
  * next login: a full disk must not stop it halfway. So the save areas a
  * small shift needs are allocated before it begins (a file system that
  * cannot allocate ahead is not asked). */
+/* Does a plan from dst save windows? The first shift is the smallest:
+ * if it is large enough, every step is direct. */
+static bool
+saves_windows(uint64_t dst, const struct region *reg, size_t n,
+	      uint64_t direct_min)
+{
+	return n > 0 && (uint64_t)reg[0].start - dst < direct_min;
+}
+
 static int
 reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
 	      uint64_t direct_min)
 {
-	if (p->nreg == 0 || (uint64_t)reg[0].start - p->dst >= direct_min)
-		return 0; /* the first shift is the smallest: no saved step */
+	if (!saves_windows(p->dst, reg, p->nreg, direct_min))
+		return 0;
 	if (fallocate(jfd, 0, (off_t)journal_area_offset(p, 0),
 		      (off_t)(2 * (uint64_t)p->window)) == 0 ||
 	    errno == EOPNOTSUPP)
@@ -1052,6 +1062,34 @@ fail:
 	unlink(jpath);
 	sync_dir_of(jpath);
 	errno = saved;
+	return -1;
+}
+
+/* On a copy-on-write file system every write in place takes new
+ * blocks, and a move that ran out of space halfway would leave the spool
+ * half moved, for every other reader, until a recovery found room. So
+ * UPDATE does not begin without room for what it writes: the rewrite in
+ * place, and the save areas twice over (allocated, then rewritten).
+ * Recovery does not ask: it must go on. (design.md §4.8, "Full disks".) */
+static int
+room_to_move(int fd, uint64_t dst, const struct region *reg, size_t n,
+	     const struct journal_tuning *t)
+{
+	uint64_t end = dst, extra = 0, need, avail;
+
+	for (size_t i = 0; i < n; i++)
+		end += (uint64_t)reg[i].len;
+	if (saves_windows(dst, reg, n, t->direct_min))
+		extra = 4 * (end - dst < t->window ? end - dst : t->window);
+	if (fsroom_rewrite(fd, dst, end + JOURNAL_MARK_MAX, extra, &need,
+			   &avail) == 0)
+		return 0;
+	log_msg(LOG_WARNING,
+		"UPDATE not begun: %llu MB free on a copy-on-write file "
+		"system, %llu MB needed to rewrite the spool in place",
+		(unsigned long long)(avail >> 20),
+		(unsigned long long)((need + (1 << 20) - 1) >> 20));
+	errno = ENOSPC;
 	return -1;
 }
 
@@ -1157,8 +1195,10 @@ journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 		errno = EINVAL;
 		return -1;
 	}
-	r = compact_plan(fd, jpath, (uint64_t)dst, keep, k, buf, size, dotlock,
-			 t);
+	r = room_to_move(fd, (uint64_t)dst, keep, k, t);
+	if (r == 0)
+		r = compact_plan(fd, jpath, (uint64_t)dst, keep, k, buf, size,
+				 dotlock, t);
 	free(keep);
 	return r;
 }

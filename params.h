@@ -165,6 +165,12 @@
  * per read. */
 #define JOURNAL_GATHER_GAP (64 * 1024)
 #define JOURNAL_GATHER_IOV 128
+/* On a copy-on-write file system (fsroom.c) a rewrite in place holds
+ * the blocks it replaces until a whole extent is rewritten: btrfs's
+ * extents are at most 128 MiB. The slack is for the file system's own
+ * metadata (checksums, extent items) of such a rewrite. */
+#define FSROOM_EXTENT_MAX (128ULL * 1024 * 1024)
+#define FSROOM_SLACK (4ULL * 1024 * 1024)
 /* A journal lists the kept regions: at most one per two messages (a run
  * of kept messages is one region), plus mail delivered since login. A
  * journal is hostile input: recovery reads no more than this many. */

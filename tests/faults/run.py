@@ -9,7 +9,8 @@ Tests are the test_* functions of test_faults.py (injected I/O faults),
 test_kill.py (SIGKILL at random moments), test_recover.py (pop3d
 --recover after a kill inside UPDATE), test_signals.py (hang-ups,
 SIGTERM/SIGHUP, a client that stops reading), test_spool.py (spools
-that are not what they should be) and crash_explore.py (power-cut states
+that are not what they should be), test_cowspace.py (UPDATE on a nearly
+full btrfs; root) and crash_explore.py (power-cut states
 of UPDATE, and that the explorer catches each sync left out). One line per test, then the figures
 (faults injected, kills, messages checked, anything lost, duplicated or
 damaged), then the failures in full, and last "N passed, N failed"; the
@@ -34,7 +35,7 @@ import faultlib  # noqa: E402
 from faultlib import harness  # noqa: E402
 
 MODULES = ["test_spool", "test_signals", "test_faults", "test_kill", "test_recover",
-           "crash_explore"]
+           "test_cowspace", "crash_explore"]
 
 
 class Context:
