@@ -27,6 +27,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "lockload.h"
 #include "log.h"
 #include "maildrop.h"
@@ -169,8 +170,7 @@ keeper_start(const char *mailbox, const struct auth_user *who)
 	if (geteuid() != 0 ||
 	    maildrop_path(mailbox, who->name, who->home, spool, sizeof(spool)) <
 		    0 ||
-	    (size_t)snprintf(k.dotlock, sizeof(k.dotlock), "%s.lock", spool) >=
-		    sizeof(k.dotlock) ||
+	    !lock_dotlock_name(spool, k.dotlock, sizeof(k.dotlock)) ||
 	    !needed_group(spool, who, &group))
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {

@@ -247,9 +247,8 @@ dotlock_take(int fd, const char *dotlock, bool shared)
 	}
 }
 
-/* path's dotlock, "<path>.lock", into out: false if it does not fit. */
-static bool
-dotlock_name(const char *path, char *out, size_t size)
+bool
+lock_dotlock_name(const char *path, char *out, size_t size)
 {
 	return (size_t)snprintf(out, size, "%s.lock", path) < size;
 }
@@ -262,7 +261,7 @@ lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 {
 	enum lock_status st;
 
-	if (!dotlock_name(path, dotlock, size))
+	if (!lock_dotlock_name(path, dotlock, size))
 		return LOCK_REFUSED;
 	if (dotlock_foreign(fd, dotlock))
 		return LOCK_FOREIGN;
@@ -279,7 +278,7 @@ lock_clear_left(const char *path, const struct file_stamp *left)
 	char dotlock[PATH_MAX];
 	struct file_stamp now;
 
-	if (!dotlock_name(path, dotlock, sizeof(dotlock)) ||
+	if (!lock_dotlock_name(path, dotlock, sizeof(dotlock)) ||
 	    sys_lstat_stamp(dotlock, &now) < 0 || !sys_same_stamp(&now, left))
 		return false;
 	if (keeper_lockfile_remove(dotlock) < 0) {

@@ -62,6 +62,10 @@ enum lock_status lock_read(int fd, const char *path);
 /* Drop the fcntl lock (read or write) on fd. */
 void lock_release(int fd, const char *path);
 
+/* path's dotlock, "<path>.lock", into out: false if it does not fit.
+ * The one place that name is made (keeper.c asks for it too). */
+bool lock_dotlock_name(const char *path, char *out, size_t size);
+
 /* The update locks: path's dotlock, named into dotlock (size octets),
  * then the write lock. shared (lock_spool_shared): the dotlock holds no
  * PID and another's is stale by age alone. On failure neither is held.
