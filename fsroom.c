@@ -11,31 +11,42 @@
 
 #include "params.h"
 
-/* statfs(2) f_type of the copy-on-write file systems; not all of them
- * are in every linux/magic.h. */
+/* statfs(2) f_type of the file systems that copy on write; not all of
+ * them are in every linux/magic.h. */
 #define MAGIC_BTRFS 0x9123683EU
 #define MAGIC_ZFS 0x2FC12FC1U
 #define MAGIC_BCACHEFS 0xCA451A4EU
+#define MAGIC_XFS 0x58465342U
 
-/* Does a write in place to fd take new blocks? A btrfs file marked
- * NOCOW (chattr +C) is written in place, unless it shares extents. */
-static bool
-copy_on_write(int fd)
+enum cow {
+	COW_NEVER,	 /* ext4 and the rest: in place */
+	COW_WHEN_SHARED, /* XFS: only extents shared by a reflinked copy */
+	COW_ALWAYS,
+};
+
+/* How a write in place to fd takes its blocks. A btrfs file marked
+ * NOCOW (chattr +C) is written in place unless it shares extents. */
+static enum cow
+cow_kind(int fd)
 {
 	struct statfs sf;
 	int flags = 0;
 
 	if (fstatfs(fd, &sf) < 0)
-		return false;
+		return COW_NEVER;
 	switch ((uint32_t)sf.f_type) {
 	case MAGIC_BTRFS:
-		return ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0 ||
-		       !(flags & FS_NOCOW_FL);
+		return ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 &&
+				       (flags & FS_NOCOW_FL)
+			       ? COW_WHEN_SHARED
+			       : COW_ALWAYS;
 	case MAGIC_ZFS:
 	case MAGIC_BCACHEFS:
-		return true;
+		return COW_ALWAYS;
+	case MAGIC_XFS:
+		return COW_WHEN_SHARED;
 	default:
-		return false;
+		return COW_NEVER;
 	}
 }
 
@@ -81,16 +92,21 @@ int
 fsroom_rewrite(int fd, uint64_t from, uint64_t to, uint64_t extra,
 	       uint64_t *need, uint64_t *avail)
 {
-	struct statvfs sv;
+	enum cow kind = cow_kind(fd);
 	uint64_t n = to > from ? to - from : 0;
+	struct statvfs sv;
+	bool shared;
 
-	if (!copy_on_write(fd) || fstatvfs(fd, &sv) < 0)
+	if (kind == COW_NEVER || fstatvfs(fd, &sv) < 0)
+		return 0;
+	shared = shares_extents(fd, from, to);
+	if (kind == COW_WHEN_SHARED && !shared)
 		return 0;
 	/* An extent comes free only once all of it has been rewritten
 	 * (btrfs), so a rewrite front to back holds at most one extent's
 	 * worth beyond what it has written; unless extents are shared,
 	 * when nothing comes free. */
-	if (n > FSROOM_EXTENT_MAX && !shares_extents(fd, from, to))
+	if (!shared && n > FSROOM_EXTENT_MAX)
 		n = FSROOM_EXTENT_MAX;
 	*need = n + extra + FSROOM_SLACK;
 	*avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;

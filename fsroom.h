@@ -1,6 +1,7 @@
-/* The free space a rewrite in place needs on a copy-on-write file
- * system (btrfs, ZFS, bcachefs), where it is not zero: UPDATE asks
- * before it begins (journal.c, design.md §4.8, "Full disks"). */
+/* The free space a rewrite in place needs where the file system copies
+ * on write (btrfs, ZFS, bcachefs; XFS for a reflinked file), where it is
+ * not zero: UPDATE asks before it begins (journal.c, design.md §4.8,
+ * "Full disks"). */
 #ifndef POP3D_FSROOM_H
 #define POP3D_FSROOM_H
 

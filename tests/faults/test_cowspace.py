@@ -1,6 +1,6 @@
-"""UPDATE on a nearly full copy-on-write file system (btrfs; issue 13,
-"Bad input gets a clear -ERR ... or lost mail"; design.md §4.8, "Full
-disks").
+"""UPDATE on a nearly full copy-on-write file system (btrfs, and XFS
+for a reflinked spool; issue 13, "Bad input gets a clear -ERR ... or
+lost mail"; design.md §4.8, "Full disks").
 
 On btrfs a write in place takes new blocks, and the blocks it replaces
 come free only once a whole extent has been rewritten, or never while a
@@ -14,9 +14,12 @@ later login found room. Now UPDATE does not begin without room:
   much is free and needed;
 - once space is freed, the same DELE + QUIT deletes the message.
 
-Each test makes its own btrfs on a loop device (root, btrfs-progs). The
-snapshot test fails if shared extents are not counted: the rewrite then
-looks like it needs one extent's worth, starts, and runs out halfway.
+Each test makes its own file system on a loop device (root, btrfs-progs,
+xfsprogs). The snapshot test fails if shared extents are not counted:
+the rewrite then looks like it needs one extent's worth, starts, and
+runs out halfway. On XFS only a spool that shares its extents with a
+reflinked copy is rewritten to new blocks, and the third test fails if
+XFS is taken as writing in place.
 """
 
 import os
@@ -32,19 +35,22 @@ NOT_DELETED = "-ERR [SYS/TEMP] messages not deleted, try again later"
 MB = 1000 * 1000
 
 
-class Btrfs:
-    """A btrfs of mib MiB on a loop device, mounted on a fresh directory
-    under /var/tmp; close() unmounts it (the loop device goes with it)
-    and removes everything."""
+MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f"]}
 
-    def __init__(self, mib):
+
+class LoopFs:
+    """A file system of kind (btrfs, xfs) and mib MiB on a loop device,
+    mounted on a fresh directory under /var/tmp; close() unmounts it (the
+    loop device goes with it) and removes everything."""
+
+    def __init__(self, kind, mib):
         if os.geteuid() != 0:
             raise harness.TestSkipped("needs root (loop devices, mounts)")
-        if shutil.which("mkfs.btrfs") is None:
-            raise harness.TestSkipped("mkfs.btrfs not found (tests/deps.sh installs it)")
-        if "btrfs" not in Path("/proc/filesystems").read_text().split() and \
-                subprocess.run(["modprobe", "btrfs"], capture_output=True).returncode:
-            raise harness.TestSkipped("the kernel has no btrfs")
+        if shutil.which(MKFS[kind][0]) is None:
+            raise harness.TestSkipped(f"{MKFS[kind][0]} not found (tests/deps.sh installs it)")
+        if kind not in Path("/proc/filesystems").read_text().split() and \
+                subprocess.run(["modprobe", kind], capture_output=True).returncode:
+            raise harness.TestSkipped(f"the kernel has no {kind}")
         self.top = Path(tempfile.mkdtemp(prefix="pop3d-cowspace-", dir="/var/tmp"))
         self.img, self.mnt = self.top / "disk.img", self.top / "mnt"
         self.mounted = False
@@ -52,7 +58,7 @@ class Btrfs:
             self.mnt.mkdir()
             with open(self.img, "wb") as f:
                 f.truncate(mib << 20)
-            subprocess.run(["mkfs.btrfs", "-q", "-f", str(self.img)], check=True,
+            subprocess.run(MKFS[kind] + [str(self.img)], check=True,
                            capture_output=True, timeout=60)
             subprocess.run(["mount", "-o", "loop", str(self.img), str(self.mnt)],
                            check=True, capture_output=True, timeout=60)
@@ -126,7 +132,7 @@ def _refused_then_done(ctx, fs, env, d, spool, data, after, what):
 def test_cow_full_disk_refused_whole(ctx):
     """100 MB in one extent with 60 MB free: refused, not half moved."""
     data, after = _spool(170)
-    fs = Btrfs(384)
+    fs = LoopFs("btrfs", 384)
     try:
         (fs.mnt / "w").mkdir()
         env = faultlib.Env(ctx.env.binary, fs.mnt / "w", ctx.env.shim)
@@ -143,7 +149,7 @@ def test_cow_snapshot_counts_shared_extents(ctx):
     unshared rewrite (one 128 MiB extent held, plus the save areas), not
     for this one, where no replaced block comes free."""
     data, after = _spool(400)
-    fs = Btrfs(640)
+    fs = LoopFs("btrfs", 640)
     try:
         w = fs.mnt / "w"
         subprocess.run(["btrfs", "-q", "subvolume", "create", str(w)], check=True,
@@ -156,5 +162,23 @@ def test_cow_snapshot_counts_shared_extents(ctx):
                         str(fs.mnt / "snap")], check=True, capture_output=True, timeout=60)
         fs.leave_free(200 * MB)
         _refused_then_done(ctx, fs, env, d, spool, data, after, "snapshotted btrfs")
+    finally:
+        fs.close()
+
+
+def test_cow_xfs_reflinked_spool(ctx):
+    """100 MB sharing its extents with a reflinked copy on XFS, 60 MB
+    free: every block rewritten is new, and none comes free."""
+    data, after = _spool(170)
+    fs = LoopFs("xfs", 384)
+    try:
+        (fs.mnt / "w").mkdir()
+        env = faultlib.Env(ctx.env.binary, fs.mnt / "w", ctx.env.shim)
+        d = env.tempdir("cow")
+        spool = env.install_spool(d / "alice", data)
+        subprocess.run(["cp", "--reflink=always", str(spool), str(fs.mnt / "copy")],
+                       check=True, capture_output=True, timeout=60)
+        fs.leave_free(60 * MB)
+        _refused_then_done(ctx, fs, env, d, spool, data, after, "reflinked spool on XFS")
     finally:
         fs.close()
