@@ -129,56 +129,50 @@ def _refused_then_done(ctx, fs, env, d, spool, data, after, what):
     ctx.count("copy-on-write updates refused for room")
 
 
-def test_cow_full_disk_refused_whole(ctx):
-    """100 MB in one extent with 60 MB free: refused, not half moved."""
-    data, after = _spool(170)
-    fs = LoopFs("btrfs", 384)
+def _run(*argv):
+    subprocess.run(list(argv), check=True, capture_output=True, timeout=60)
+
+
+def _case(ctx, kind, mib, messages, free, what, subvolume=False, share=None):
+    """A spool of messages on a fresh file system, shared by share(fs, w,
+    spool) if given, with free octets left: refused, then done."""
+    data, after = _spool(messages)
+    fs = LoopFs(kind, mib)
     try:
-        (fs.mnt / "w").mkdir()
-        env = faultlib.Env(ctx.env.binary, fs.mnt / "w", ctx.env.shim)
+        w = fs.mnt / "w"
+        if subvolume:
+            _run("btrfs", "-q", "subvolume", "create", str(w))
+        else:
+            w.mkdir()
+        env = faultlib.Env(ctx.env.binary, w, ctx.env.shim)
         d = env.tempdir("cow")
         spool = env.install_spool(d / "alice", data)
-        fs.leave_free(60 * MB)
-        _refused_then_done(ctx, fs, env, d, spool, data, after, "full btrfs")
+        if share is not None:
+            os.sync()
+            share(fs, w, spool)
+        fs.leave_free(free)
+        _refused_then_done(ctx, fs, env, d, spool, data, after, what)
     finally:
         fs.close()
+
+
+def test_cow_full_disk_refused_whole(ctx):
+    """100 MB in one extent with 60 MB free: refused, not half moved."""
+    _case(ctx, "btrfs", 384, 170, 60 * MB, "full btrfs")
 
 
 def test_cow_snapshot_counts_shared_extents(ctx):
     """240 MB under a read-only snapshot with 200 MB free: enough for an
     unshared rewrite (one 128 MiB extent held, plus the save areas), not
     for this one, where no replaced block comes free."""
-    data, after = _spool(400)
-    fs = LoopFs("btrfs", 640)
-    try:
-        w = fs.mnt / "w"
-        subprocess.run(["btrfs", "-q", "subvolume", "create", str(w)], check=True,
-                       capture_output=True, timeout=60)
-        env = faultlib.Env(ctx.env.binary, w, ctx.env.shim)
-        d = env.tempdir("cow")
-        spool = env.install_spool(d / "alice", data)
-        os.sync()
-        subprocess.run(["btrfs", "-q", "subvolume", "snapshot", "-r", str(w),
-                        str(fs.mnt / "snap")], check=True, capture_output=True, timeout=60)
-        fs.leave_free(200 * MB)
-        _refused_then_done(ctx, fs, env, d, spool, data, after, "snapshotted btrfs")
-    finally:
-        fs.close()
+    _case(ctx, "btrfs", 640, 400, 200 * MB, "snapshotted btrfs", subvolume=True,
+          share=lambda fs, w, spool: _run("btrfs", "-q", "subvolume", "snapshot", "-r",
+                                          str(w), str(fs.mnt / "snap")))
 
 
 def test_cow_xfs_reflinked_spool(ctx):
     """100 MB sharing its extents with a reflinked copy on XFS, 60 MB
     free: every block rewritten is new, and none comes free."""
-    data, after = _spool(170)
-    fs = LoopFs("xfs", 384)
-    try:
-        (fs.mnt / "w").mkdir()
-        env = faultlib.Env(ctx.env.binary, fs.mnt / "w", ctx.env.shim)
-        d = env.tempdir("cow")
-        spool = env.install_spool(d / "alice", data)
-        subprocess.run(["cp", "--reflink=always", str(spool), str(fs.mnt / "copy")],
-                       check=True, capture_output=True, timeout=60)
-        fs.leave_free(60 * MB)
-        _refused_then_done(ctx, fs, env, d, spool, data, after, "reflinked spool on XFS")
-    finally:
-        fs.close()
+    _case(ctx, "xfs", 384, 170, 60 * MB, "reflinked spool on XFS",
+          share=lambda fs, w, spool: _run("cp", "--reflink=always", str(spool),
+                                          str(fs.mnt / "copy")))
