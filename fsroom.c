@@ -95,19 +95,20 @@ fsroom_rewrite(int fd, uint64_t from, uint64_t to, uint64_t extra,
 	enum cow kind = cow_kind(fd);
 	uint64_t n = to > from ? to - from : 0;
 	struct statvfs sv;
-	bool shared;
 
 	if (kind == COW_NEVER || fstatvfs(fd, &sv) < 0)
-		return 0;
-	shared = shares_extents(fd, from, to);
-	if (kind == COW_WHEN_SHARED && !shared)
 		return 0;
 	/* An extent comes free only once all of it has been rewritten
 	 * (btrfs), so a rewrite front to back holds at most one extent's
 	 * worth beyond what it has written; unless extents are shared,
-	 * when nothing comes free. */
-	if (!shared && n > FSROOM_EXTENT_MAX)
+	 * when nothing comes free. FIEMAP only where it changes the
+	 * answer: it walks every extent of the range. */
+	if (kind == COW_WHEN_SHARED) {
+		if (!shares_extents(fd, from, to))
+			return 0;
+	} else if (n > FSROOM_EXTENT_MAX && !shares_extents(fd, from, to)) {
 		n = FSROOM_EXTENT_MAX;
+	}
 	*need = n + extra + FSROOM_SLACK;
 	*avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
 	if (*avail >= *need)
