@@ -984,10 +984,6 @@ make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
 	return 0;
 }
 
-/* Once UPDATE has begun it must be finished, also by a recovery at the
- * next login: a full disk must not stop it halfway. So the save areas a
- * small shift needs are allocated before it begins (a file system that
- * cannot allocate ahead is not asked). */
 /* Does a plan from dst save windows? The first shift is the smallest:
  * if it is large enough, every step is direct. */
 static bool
@@ -997,6 +993,11 @@ saves_windows(uint64_t dst, const struct region *reg, size_t n,
 	return n > 0 && (uint64_t)reg[0].start - dst < direct_min;
 }
 
+/* Once UPDATE has begun it must be finished, also by a recovery at the
+ * next login: a full disk must not stop it halfway. So the save areas a
+ * small shift needs are allocated before it begins (a file system that
+ * cannot allocate ahead is not asked; one that copies on write is asked
+ * for more first, room_to_move). */
 static int
 reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
 	      uint64_t direct_min)
