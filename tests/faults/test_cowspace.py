@@ -46,6 +46,8 @@ class LoopFs:
     def __init__(self, kind, mib):
         if os.geteuid() != 0:
             raise harness.TestSkipped("needs root (loop devices, mounts)")
+        if not Path("/dev/loop-control").exists():
+            raise harness.TestSkipped("no /dev/loop-control")
         if shutil.which(MKFS[kind][0]) is None:
             raise harness.TestSkipped(f"{MKFS[kind][0]} not found (tests/deps.sh installs it)")
         if kind not in Path("/proc/filesystems").read_text().split() and \
