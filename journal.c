@@ -950,16 +950,33 @@ new_mark(struct journal_plan *p, uint64_t room)
 		p->mark[0] = 0;
 }
 
+/* Where the output of the regions moved down to dst ends. */
+static uint64_t
+output_end(uint64_t dst, const struct region *reg, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst += (uint64_t)reg[i].len;
+	return dst;
+}
+
+/* A save area need not be larger than what moves (a truncation alone
+ * moves nothing, and has areas of one octet, never used). */
+static uint32_t
+area_size(uint64_t moved, const struct journal_tuning *t)
+{
+	if (moved == 0)
+		return 1;
+	return moved < t->window ? (uint32_t)moved : t->window;
+}
+
 static int
 make_plan(int fd, uint64_t dst, const struct region *reg, size_t n,
 	  uint64_t eof, const struct file_stamp *dotlock,
 	  struct journal_plan *p)
 {
-	uint64_t end = dst;
+	uint64_t end = output_end(dst, reg, n);
 
 	memset(p, 0, sizeof(*p));
-	for (size_t i = 0; i < n; i++)
-		end += (uint64_t)reg[i].len;
 	if (identify(fd, p) < 0)
 		return -1;
 	if (dotlock != NULL) {
@@ -1026,11 +1043,13 @@ create_journal(const char *jpath, struct journal_plan *p,
 	int jfd, saved;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", jpath) >=
-		    sizeof(tmp) ||
-	    (raw = malloc(n + 1)) == NULL) {
+	    sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	/* + 1: a truncation alone has no regions. */
+	if ((raw = malloc(n + 1)) == NULL)
+		return -1; /* errno ENOMEM, not a name too long */
 	journal_encode_regions(reg, p->nreg, raw);
 	p->regions_hash = journal_regions_hash(raw, n);
 	memset(head, 0, sizeof(head));
@@ -1076,12 +1095,10 @@ static int
 room_to_move(int fd, uint64_t dst, const struct region *reg, size_t n,
 	     const struct journal_tuning *t)
 {
-	uint64_t end = dst, extra = 0, need, avail;
+	uint64_t end = output_end(dst, reg, n), extra = 0, need, avail;
 
-	for (size_t i = 0; i < n; i++)
-		end += (uint64_t)reg[i].len;
 	if (saves_windows(dst, reg, n, t->direct_min))
-		extra = 4 * (end - dst < t->window ? end - dst : t->window);
+		extra = 4 * (uint64_t)area_size(end - dst, t);
 	if (fsroom_rewrite(fd, dst, end + JOURNAL_MARK_MAX, extra, &need,
 			   &avail) == 0)
 		return 0;
@@ -1114,13 +1131,7 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 		return -1;
 	if (make_plan(fd, dst, reg, n, (uint64_t)eof, dotlock, &e.plan) < 0)
 		return -1;
-	/* A save area need not be larger than what moves (a truncation
-	 * alone moves nothing, and has areas of one octet, never used). */
-	e.plan.window = e.plan.end - e.plan.dst < t->window
-				? (uint32_t)(e.plan.end - e.plan.dst)
-				: t->window;
-	if (e.plan.window == 0)
-		e.plan.window = 1;
+	e.plan.window = area_size(e.plan.end - e.plan.dst, t);
 	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min)) < 0)
 		return -1;
 	/* UPDATE has begun: from here on, recovery finishes it. */
