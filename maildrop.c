@@ -459,15 +459,31 @@ take_snapshot(struct snapshot *snap, const struct stat *sb)
 				  .ctim = sb->st_ctim};
 }
 
+/* One tick of the coarse clock: how far a file time taken from the fine
+ * clock can run ahead of it. */
+static int64_t
+coarse_tick_ns(void)
+{
+	struct timespec res;
+
+	if (clock_getres(CLOCK_REALTIME_COARSE, &res) < 0 ||
+	    ts_ns(&res) > SNAPSHOT_TICK_MAX_NS)
+		return SNAPSHOT_TICK_MAX_NS;
+	return ts_ns(&res);
+}
+
 /* Still under the read lock, after the parse. Every write, truncate or
  * rename onto the file sets its ctime (which an unprivileged program
  * cannot set back) to the clock's coarse time, cut to the file system's
- * granularity. So once that time has passed the last change by more
- * than one grain, any later change must show: then the snapshot is
- * trusted. A spool changed just before login is waited for, a few
- * milliseconds with the lock held; where only seconds are kept (no
- * nanoseconds in either time) that would be too long, and a recent
- * change leaves the snapshot untrusted: every check parses again. */
+ * granularity, or, since Linux 6.13 (multigrain timestamps), to the fine
+ * clock's time if the old ctime has been read since: up to a tick ahead
+ * of the coarse clock, and always after the time read. So once the
+ * coarse clock has passed the last change by more than one grain, any
+ * later change must show: then the snapshot is trusted. A spool changed
+ * just before login is waited for, a few milliseconds with the lock
+ * held; where only seconds are kept (no nanoseconds in either time) that
+ * would be too long, and a recent change leaves the snapshot untrusted:
+ * every check parses again. */
 static void
 settle_snapshot(struct snapshot *s)
 {
@@ -476,6 +492,11 @@ settle_snapshot(struct snapshot *s)
 							 : ts_ns(&s->mtim);
 	int64_t settled = last + (coarse ? SNAPSHOT_SETTLE_COARSE_NS
 					 : SNAPSHOT_SETTLE_NS);
+	/* A change stamped by the fine clock is settled up to a tick later
+	 * by the coarse one: still waited for. Later than that, the time
+	 * is not this host's (a clock set back, a file server's clock) and
+	 * is not waited for. */
+	int64_t most = SNAPSHOT_SETTLE_NS + coarse_tick_ns();
 	struct timespec now, wait;
 
 	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
@@ -484,9 +505,9 @@ settle_snapshot(struct snapshot *s)
 	 * clock by up to a tick: wait until it too has passed, a few ticks
 	 * at most, so that whether the snapshot is trusted does not depend
 	 * on where in a tick the login fell. */
-	for (int ticks = 0; !coarse && settled >= ts_ns(&now) &&
-			    settled - ts_ns(&now) < SNAPSHOT_SETTLE_NS &&
-			    ticks < SNAPSHOT_SETTLE_TICKS;
+	for (int ticks = 0;
+	     !coarse && settled >= ts_ns(&now) &&
+	     settled - ts_ns(&now) <= most && ticks < SNAPSHOT_SETTLE_TICKS;
 	     ticks++) {
 		wait.tv_sec = 0;
 		wait.tv_nsec = settled - ts_ns(&now) + 1000L * 1000;

@@ -125,6 +125,9 @@
 /* Sleeps allowed for the coarse clock to pass the settling point: the
  * first covers the 20 ms, each later one a tick (1-10 ms). */
 #define SNAPSHOT_SETTLE_TICKS 5
+/* The longest coarse clock tick believed (HZ=100): a larger resolution
+ * reported is not waited for. */
+#define SNAPSHOT_TICK_MAX_NS (10LL * 1000 * 1000)
 
 /* The content hash that tells a message changed in place covers this
  * much of it from its first octet (design.md §4.6): the headers, where

@@ -34,7 +34,12 @@
  *                        pause:MS   sleep MS milliseconds, then do the call;
  *                        kill       SIGKILL ourselves before the call;
  *                        killafter  do the call, then SIGKILL ourselves;
- *                        marker     do the call, only log it (a probe).
+ *                        marker     do the call, only log it (a probe);
+ *                        touch      first stat the file, then chmod it to
+ *                                   its own mode: its ctime moves, as if
+ *                                   another program changed it just then
+ *                                   (after a stat, so that Linux 6.13 and
+ *                                   later stamp it with the fine clock).
  *   FAULTSHIM_LOG    file to append one line to for every rule that fired:
  *                    "FIRE pid op n action path"; with FAULTSHIM_TRACE=1
  *                    also every matching call: "CALL pid op n path".
@@ -103,7 +108,16 @@ static const char *const op_names[OP_COUNT] = {
 	"link",	     "fstat", "mut",   "any",
 };
 
-enum action { A_ERRNO, A_SHORT, A_EOF, A_PAUSE, A_KILL, A_KILLAFTER, A_MARK };
+enum action {
+	A_ERRNO,
+	A_SHORT,
+	A_EOF,
+	A_PAUSE,
+	A_KILL,
+	A_KILLAFTER,
+	A_MARK,
+	A_TOUCH
+};
 
 struct rule {
 	enum op op;
@@ -237,6 +251,8 @@ parse_rule(const char *text, size_t len)
 		r->action = A_KILLAFTER;
 	} else if (strcmp(act, "marker") == 0) {
 		r->action = A_MARK;
+	} else if (strcmp(act, "touch") == 0) {
+		r->action = A_TOUCH;
 	} else {
 		for (i = 0; i < (int)(sizeof(errnos) / sizeof(errnos[0])); i++)
 			if (strcmp(act, errnos[i].name) == 0)
@@ -427,6 +443,18 @@ in_group(enum op group, enum op op)
 	return group == op;
 }
 
+/* The "touch" action, by raw system calls: the shim's own wrappers must
+ * not count these. */
+static void
+touch(const char *path)
+{
+	struct stat st;
+
+	if (path != NULL &&
+	    syscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) == 0)
+		syscall(SYS_fchmodat, AT_FDCWD, path, st.st_mode & 07777);
+}
+
 /* Count a matching call and find the rule that applies, if any. */
 static const struct rule *
 decide(enum op op, const char *path)
@@ -451,6 +479,8 @@ decide(enum op op, const char *path)
 	}
 	if (hit != NULL)
 		note("FIRE", hit->op, counts[hit->op], hit->text, path);
+	if (hit != NULL && hit->action == A_TOUCH)
+		touch(path);
 	return hit;
 }
 

@@ -111,11 +111,12 @@ class Case:
         return p
 
 
-def trace_steps(ctx, name, steps, target="spool", dele=()):
-    """Run a clean session with tracing; return {step: {op: (first, last)}}
-    of the call numbers each step made, and the final counts."""
+def trace_steps(ctx, name, steps, target="spool", dele=(), rules=None):
+    """Run a session with tracing (clean, or under rules that change
+    nothing pop3d sees fail); return {step: {op: (first, last)}} of the
+    call numbers each step made."""
     c = Case(ctx, name + "-trace")
-    p = c.session(trace=True, target=target)
+    p = c.session(rules, trace=True, target=target)
     ranges = {}
     prev = {}
     try:
@@ -492,6 +493,29 @@ def test_update_pending(ctx):
           f"QUIT with the UPDATE pending: {res['reply']!r}, expected {UPDATE_PENDING!r}")
     problems = judge_update(ctx, "UPDATE, every spool pwrite from #2 EIO", res, "EIO")
     check(not problems, "; ".join(problems))
+
+
+def test_recent_change_settled_at_login(ctx):
+    """A spool changed just before login (mail delivered a moment ago:
+    the "touch" rule chmods it just before the login's read lock) is
+    waited for at login until the change has settled (design.md §4.6), so
+    that QUIT, nothing having written the spool since, does not read it
+    again: one lock at QUIT, UPDATE's, and the reads of an untouched
+    spool. Linux 6.13 and later stamp a change made after a stat with the
+    fine clock, up to a tick ahead of the coarse one; a wait bounded
+    without that tick gave up at once, and every such spool was read again
+    before each QUIT and RETR."""
+    ref = trace_steps(ctx, "settled", ["login", "dele", "quit"], dele=DELETE)["quit"]
+    got = trace_steps(ctx, "touched", ["login", "dele", "quit"], dele=DELETE,
+                      rules="lock@1=touch")
+    check("lock" in got["login"], "the login took no lock: the touch never fired")
+    a, b = got["quit"]["lock"]
+    check(b == a, f"QUIT took {b - a + 1} locks: it checked the spool again "
+          "before UPDATE, as if written since login")
+    reads = lambda r: r.get("pread", (1, 0))[1] - r.get("pread", (1, 0))[0] + 1
+    check(reads(got["quit"]) == reads(ref),
+          f"QUIT read the spool {reads(got['quit'])} times, {reads(ref)} when it "
+          "was not changed just before login")
 
 
 def test_update_lock_failure(ctx):
