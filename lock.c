@@ -215,6 +215,26 @@ lock_dotlock_poll_ms(int tries)
 	return ms < DOTLOCK_POLL_MAX_MS ? ms : DOTLOCK_POLL_MAX_MS;
 }
 
+/* What a lockfile_create result other than success or "held" means, for
+ * the log line that also gives errno: a full disk, say, fails at the
+ * temporary file (on XFS, which then has no room for a new inode). */
+static const char *
+lockfile_error(int r)
+{
+	switch (r) {
+	case L_NAMELEN:
+		return "name too long";
+	case L_TMPLOCK:
+		return "cannot create its temporary file";
+	case L_TMPWRITE:
+		return "cannot write its temporary file";
+	case L_RMSTALE:
+		return "cannot remove a stale lock";
+	default:
+		return "error";
+	}
+}
+
 /* The dotlock, tried with no sleep of liblockfile's (retries 0: one
  * link, a stale lock removed and tried again at once), on our own
  * schedule: liblockfile's first sleep is 5 s, which every QUIT that met
@@ -232,8 +252,9 @@ dotlock_take(int fd, const char *dotlock, bool shared)
 			return LOCK_OK;
 		if (r != L_MAXTRYS) {
 			log_msg(LOG_WARNING,
-				"%s: dotlock failed (liblockfile error %d)",
-				dotlock, r);
+				"%s: dotlock failed: %s (liblockfile error "
+				"%d): %m",
+				dotlock, lockfile_error(r), r);
 			return LOCK_ERROR;
 		}
 		if (dotlock_foreign(fd, dotlock))
