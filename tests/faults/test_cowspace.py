@@ -14,6 +14,12 @@ later login found room. Now UPDATE does not begin without room:
   much is free and needed;
 - once space is freed, the same DELE + QUIT deletes the message.
 
+On ext4, and on XFS for a spool of its own, the move writes in place
+over blocks the spool has: only the journal takes new ones (its save
+areas, allocated before UPDATE begins). Two tests fill such a file
+system to the last block: QUIT is refused whole; with room for the
+journal and nothing more, the deletion is done.
+
 Each test makes its own file system on a loop device (root, btrfs-progs,
 xfsprogs). The snapshot test fails if shared extents are not counted:
 the rewrite then looks like it needs one extent's worth, starts, and
@@ -22,6 +28,7 @@ reflinked copy is rewritten to new blocks, and the third test fails if
 XFS is taken as writing in place.
 """
 
+import errno
 import os
 import shutil
 import subprocess
@@ -35,7 +42,13 @@ NOT_DELETED = "-ERR [SYS/TEMP] messages not deleted, try again later"
 MB = 1000 * 1000
 
 
-MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f"]}
+# ext4 without blocks kept for root: the sessions here run as root
+# (uid_wrapper), and would write into them.
+MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f"],
+        "ext4": ["mkfs.ext4", "-q", "-F", "-m", "0"]}
+# What DELE 1 of _spool's messages asks of the journal's directory: two
+# save areas of 8 MiB (JOURNAL_WINDOW) and a header, regions and slots.
+JOURNAL_ROOM = 16 * 1024 * 1024 + 256 * 1024
 
 
 class LoopFs:
@@ -81,6 +94,22 @@ class LoopFs:
         with open(self.mnt / "filler", "wb") as f:
             os.posix_fallocate(f.fileno(), 0, take)
         os.sync()
+
+    def fill(self):
+        """Take every free block with a filler file."""
+        os.sync()
+        fd = os.open(self.mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, max(self.free() - (1 << 20), 1))
+            os.lseek(fd, 0, os.SEEK_END)
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            check(e.errno == errno.ENOSPC, f"filling the disk: {e}")
+        finally:
+            os.close(fd)
+        os.sync()
+        check(self.free() < 64 * 1024, f"{self.free()} octets still free")
 
     def drop_filler(self):
         (self.mnt / "filler").unlink()
@@ -178,3 +207,64 @@ def test_cow_xfs_reflinked_spool(ctx):
     _case(ctx, "xfs", 384, 170, 60 * MB, "reflinked spool on XFS",
           share=lambda fs, w, spool: _run("cp", "--reflink=always", str(spool),
                                           str(fs.mnt / "copy")))
+
+
+def _refused_whole(env, d, spool, data, what):
+    reply, log = _dele_first(env, d)
+    check(reply == NOT_DELETED, f"{what}: QUIT got {reply!r}\n{log}")
+    check(spool.read_bytes() == data, f"{what}: the spool changed after a refused UPDATE")
+    check(env.journal_files() == [], f"{what}: journal left: {env.journal_files()}")
+    check("No space left on device" in log, f"{what}: the log does not say why:\n{log}")
+    return "; ".join(line for line in log.splitlines() if "No space left" in line)
+
+
+def _full_in_place(ctx, kind, mib, what):
+    """100 messages of 600 KB (DELE 1 moves 59 MB down by 600 KB, saving
+    each window in the journal) on a file system with no free block, then
+    with 1 MiB free (room for the journal's header, not its save areas):
+    refused whole both times, the log naming ENOSPC, since the save areas
+    are allocated before UPDATE begins; with room for the journal alone,
+    done."""
+    data, after = _spool(100)
+    fs = LoopFs(kind, mib)
+    try:
+        w = fs.mnt / "w"
+        w.mkdir()
+        env = faultlib.Env(ctx.env.binary, w, ctx.env.shim)
+        d = env.tempdir("full")
+        spool = env.install_spool(d / "alice", data)
+        p = env.session(d)  # the first login makes the journal directory
+        try:
+            p.login()
+            p.cmd("QUIT")
+            p.wait_eof()
+        finally:
+            p.close()
+        fs.fill()
+        ctx.note(f"{what}, no block free: "
+                 + _refused_whole(env, d, spool, data, f"{what}, no block free"))
+        fs.drop_filler()
+        fs.leave_free(1 << 20)
+        ctx.note(f"{what}, 1 MiB free: "
+                 + _refused_whole(env, d, spool, data, f"{what}, 1 MiB free"))
+        fs.drop_filler()
+        fs.leave_free(JOURNAL_ROOM)
+        reply, log = _dele_first(env, d)
+        check(reply.startswith("+OK pop3d signing off"),
+              f"{what}, room for the journal alone: QUIT got {reply!r}\n{log}")
+        check(spool.read_bytes() == after, f"{what}: the spool is not the spool less message 1")
+        check(env.journal_files() == [], f"{what}: journal left: {env.journal_files()}")
+        ctx.count("full disks: updates refused whole, then done in place")
+    finally:
+        fs.close()
+
+
+def test_full_ext4_refused_whole_then_in_place(ctx):
+    """ext4 (Debian's default for /var/mail) filled to the last block."""
+    _full_in_place(ctx, "ext4", 160, "full ext4")
+
+
+def test_full_xfs_refused_whole_then_in_place(ctx):
+    """XFS (mkfs.xfs makes none under 300 MB), the spool sharing no
+    extent, filled to the last block."""
+    _full_in_place(ctx, "xfs", 384, "full XFS")
