@@ -247,14 +247,21 @@ dotlock_take(int fd, const char *dotlock, bool shared)
 	int r;
 
 	for (int tries = 0;; tries++) {
+		errno = 0;
 		r = keeper_lockfile_create(dotlock, dotlock_flags(shared));
 		if (r == L_SUCCESS)
 			return LOCK_OK;
 		if (r != L_MAXTRYS) {
+			/* errno as liblockfile (or the keeper) left it; a
+			 * result such as L_NAMELEN may come without one. */
+			int err = errno;
+
 			log_msg(LOG_WARNING,
 				"%s: dotlock failed: %s (liblockfile error "
-				"%d): %m",
-				dotlock, lockfile_error(r), r);
+				"%d)%s%s",
+				dotlock, lockfile_error(r), r,
+				err != 0 ? ": " : "",
+				err != 0 ? strerror(err) : "");
 			return LOCK_ERROR;
 		}
 		if (dotlock_foreign(fd, dotlock))
