@@ -149,7 +149,6 @@ keeper_main(int sock, uid_t uid, gid_t group)
 		if ((size_t)n != sizeof(rq) || !valid(&rq))
 			_exit(1);
 		errno = 0;
-		errno = 0;
 		if (rq.op == KEEPER_CREATE)
 			rp.rc = lockfile_create(k.dotlock, 0, rq.flags);
 		else
