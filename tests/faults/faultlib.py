@@ -11,6 +11,7 @@ one that becomes the session and does the spool I/O.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -309,6 +310,25 @@ def file_state(path):
         return None
     data = Path(path).read_bytes() if os.path.isfile(path) and not os.path.islink(path) else b""
     return (data, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
+
+
+def require_loop_fs(kind, mkfs):
+    """Skip unless a file system of kind can be made (mkfs found) and
+    mounted on a loop device here: root, /dev/loop-control, and the
+    kernel's kind, loaded if it is a module."""
+    if os.geteuid() != 0:
+        raise TestSkipped("needs root (loop devices, mounts)")
+    if not Path("/dev/loop-control").exists():
+        raise TestSkipped("no /dev/loop-control")
+    if shutil.which(mkfs) is None:
+        raise TestSkipped(f"{mkfs} not found (tests/deps.sh installs it)")
+    if kind in Path("/proc/filesystems").read_text().split():
+        return
+    modprobe = shutil.which("modprobe") or shutil.which("/usr/sbin/modprobe") \
+        or shutil.which("/sbin/modprobe")
+    if modprobe is None or subprocess.run([modprobe, kind],
+                                          capture_output=True).returncode:
+        raise TestSkipped(f"the kernel has no {kind}")
 
 
 def dir_names(d):

@@ -9,8 +9,8 @@ Tests are the test_* functions of test_faults.py (injected I/O faults),
 test_kill.py (SIGKILL at random moments), test_recover.py (pop3d
 --recover after a kill inside UPDATE), test_signals.py (hang-ups,
 SIGTERM/SIGHUP, a client that stops reading), test_spool.py (spools
-that are not what they should be), test_cowspace.py (UPDATE on a nearly
-full btrfs; root) and crash_explore.py (power-cut states
+that are not what they should be), test_cowspace.py (UPDATE on nearly
+full btrfs, XFS and ext4; root) and crash_explore.py (power-cut states
 of UPDATE, and that the explorer catches each sync left out). One line per test, then the figures
 (faults injected, kills, messages checked, anything lost, duplicated or
 damaged), then the failures in full, and last "N passed, N failed"; the

@@ -28,6 +28,7 @@ reflinked copy is rewritten to new blocks, and the third test fails if
 XFS is taken as writing in place.
 """
 
+import contextlib
 import errno
 import os
 import shutil
@@ -36,9 +37,10 @@ import tempfile
 from pathlib import Path
 
 import faultlib
-from faultlib import check, check_log_clean, harness, log_text, mboxcheck
+from faultlib import check, check_log_clean, log_text, mboxcheck
 
 NOT_DELETED = "-ERR [SYS/TEMP] messages not deleted, try again later"
+NOSPACE = "No space left on device"
 MB = 1000 * 1000
 
 
@@ -57,15 +59,7 @@ class LoopFs:
     loop device goes with it) and removes everything."""
 
     def __init__(self, kind, mib):
-        if os.geteuid() != 0:
-            raise harness.TestSkipped("needs root (loop devices, mounts)")
-        if not Path("/dev/loop-control").exists():
-            raise harness.TestSkipped("no /dev/loop-control")
-        if shutil.which(MKFS[kind][0]) is None:
-            raise harness.TestSkipped(f"{MKFS[kind][0]} not found (tests/deps.sh installs it)")
-        if kind not in Path("/proc/filesystems").read_text().split() and \
-                subprocess.run(["modprobe", kind], capture_output=True).returncode:
-            raise harness.TestSkipped(f"the kernel has no {kind}")
+        faultlib.require_loop_fs(kind, MKFS[kind][0])
         self.top = Path(tempfile.mkdtemp(prefix="pop3d-cowspace-", dir="/var/tmp"))
         self.img, self.mnt = self.top / "disk.img", self.top / "mnt"
         self.mounted = False
@@ -144,14 +138,21 @@ def _dele_first(env, d):
     return reply, log_text(p.stderr)
 
 
-def _refused_then_done(ctx, fs, env, d, spool, data, after, what):
-    """DELE 1 + QUIT is refused whole, then done once space is freed."""
+def _refused_whole(env, d, spool, data, what, *says):
+    """DELE 1 + QUIT is refused whole: the reply, the spool byte for byte
+    as it was, no journal, and a log that says each of says. Returns the
+    log's lines that say the first."""
     reply, log = _dele_first(env, d)
     check(reply == NOT_DELETED, f"{what}: QUIT got {reply!r}, expected {NOT_DELETED!r}\n{log}")
     check(spool.read_bytes() == data, f"{what}: the spool changed after a refused UPDATE")
     check(env.journal_files() == [], f"{what}: journal left: {env.journal_files()}")
-    check("UPDATE not begun" in log and "copy-on-write" in log,
-          f"{what}: the log does not say why:\n{log}")
+    check(all(x in log for x in says), f"{what}: the log does not say why:\n{log}")
+    return "; ".join(line for line in log.splitlines() if says[0] in line)
+
+
+def _refused_then_done(ctx, fs, env, d, spool, data, after, what):
+    """DELE 1 + QUIT is refused whole, then done once space is freed."""
+    _refused_whole(env, d, spool, data, what, "UPDATE not begun", "copy-on-write")
     fs.drop_filler()
     reply, log = _dele_first(env, d)
     check(reply.startswith("+OK pop3d signing off"),
@@ -164,10 +165,11 @@ def _run(*argv):
     subprocess.run(list(argv), check=True, capture_output=True, timeout=60)
 
 
-def _case(ctx, kind, mib, messages, free, what, subvolume=False, share=None):
-    """A spool of messages on a fresh file system, shared by share(fs, w,
-    spool) if given, with free octets left: refused, then done."""
-    data, after = _spool(messages)
+@contextlib.contextmanager
+def _spool_on(ctx, kind, mib, data, subvolume=False):
+    """data as alice's spool on a fresh file system of kind and mib MiB
+    (in a btrfs subvolume if asked): (fs, env, its directory, the spool).
+    The file system is gone after the block."""
     fs = LoopFs(kind, mib)
     try:
         w = fs.mnt / "w"
@@ -176,15 +178,22 @@ def _case(ctx, kind, mib, messages, free, what, subvolume=False, share=None):
         else:
             w.mkdir()
         env = faultlib.Env(ctx.env.binary, w, ctx.env.shim)
-        d = env.tempdir("cow")
-        spool = env.install_spool(d / "alice", data)
-        if share is not None:
-            os.sync()
-            share(fs, w, spool)
-        fs.leave_free(free)
-        _refused_then_done(ctx, fs, env, d, spool, data, after, what)
+        d = env.tempdir("spool")
+        yield fs, env, d, env.install_spool(d / "alice", data)
     finally:
         fs.close()
+
+
+def _case(ctx, kind, mib, messages, free, what, subvolume=False, share=None):
+    """A spool of messages on a fresh file system, shared by share(fs, w,
+    spool) if given, with free octets left: refused, then done."""
+    data, after = _spool(messages)
+    with _spool_on(ctx, kind, mib, data, subvolume) as (fs, env, d, spool):
+        if share is not None:
+            os.sync()
+            share(fs, fs.mnt / "w", spool)
+        fs.leave_free(free)
+        _refused_then_done(ctx, fs, env, d, spool, data, after, what)
 
 
 def test_cow_full_disk_refused_whole(ctx):
@@ -209,15 +218,6 @@ def test_cow_xfs_reflinked_spool(ctx):
                                           str(fs.mnt / "copy")))
 
 
-def _refused_whole(env, d, spool, data, what):
-    reply, log = _dele_first(env, d)
-    check(reply == NOT_DELETED, f"{what}: QUIT got {reply!r}\n{log}")
-    check(spool.read_bytes() == data, f"{what}: the spool changed after a refused UPDATE")
-    check(env.journal_files() == [], f"{what}: journal left: {env.journal_files()}")
-    check("No space left on device" in log, f"{what}: the log does not say why:\n{log}")
-    return "; ".join(line for line in log.splitlines() if "No space left" in line)
-
-
 def _full_in_place(ctx, kind, mib, what):
     """100 messages of 600 KB (DELE 1 moves 59 MB down by 600 KB, saving
     each window in the journal) on a file system with no free block, then
@@ -226,13 +226,7 @@ def _full_in_place(ctx, kind, mib, what):
     are allocated before UPDATE begins; with room for the journal alone,
     done."""
     data, after = _spool(100)
-    fs = LoopFs(kind, mib)
-    try:
-        w = fs.mnt / "w"
-        w.mkdir()
-        env = faultlib.Env(ctx.env.binary, w, ctx.env.shim)
-        d = env.tempdir("full")
-        spool = env.install_spool(d / "alice", data)
+    with _spool_on(ctx, kind, mib, data) as (fs, env, d, spool):
         p = env.session(d)  # the first login makes the journal directory
         try:
             p.login()
@@ -242,11 +236,11 @@ def _full_in_place(ctx, kind, mib, what):
             p.close()
         fs.fill()
         ctx.note(f"{what}, no block free: "
-                 + _refused_whole(env, d, spool, data, f"{what}, no block free"))
+                 + _refused_whole(env, d, spool, data, f"{what}, no block free", NOSPACE))
         fs.drop_filler()
         fs.leave_free(1 << 20)
         ctx.note(f"{what}, 1 MiB free: "
-                 + _refused_whole(env, d, spool, data, f"{what}, 1 MiB free"))
+                 + _refused_whole(env, d, spool, data, f"{what}, 1 MiB free", NOSPACE))
         fs.drop_filler()
         fs.leave_free(JOURNAL_ROOM)
         reply, log = _dele_first(env, d)
@@ -255,8 +249,6 @@ def _full_in_place(ctx, kind, mib, what):
         check(spool.read_bytes() == after, f"{what}: the spool is not the spool less message 1")
         check(env.journal_files() == [], f"{what}: journal left: {env.journal_files()}")
         ctx.count("full disks: updates refused whole, then done in place")
-    finally:
-        fs.close()
 
 
 def test_full_ext4_refused_whole_then_in_place(ctx):
