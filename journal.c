@@ -34,7 +34,12 @@
  *           in the journal with its slot first; recovery writes it back.
  *
  * Then a random marker is written at the new end (never the first byte
- * of mail: see new_mark), a MOVED slot, and the file is truncated. */
+ * of mail: see new_mark), a MOVED slot, and the file is truncated.
+ *
+ * A truncation alone (the last messages deleted, no mail since) moves
+ * nothing and writes neither: the deleted bytes themselves, still at the
+ * old end until the truncation, say that it has not happened (see
+ * old_end_intact). */
 
 static const char magic[16] = "pop3d journal 2";
 static const char slot_magic[8] = "pop3dslt";
@@ -541,6 +546,55 @@ zeros_end(int fd, uint64_t at, uint64_t limit)
 	return (int64_t)at;
 }
 
+/* Is the old end as the plan found it: the file at least eof long, and
+ * its last bytes before eof the ones digested, or zeroed from end on
+ * past them (a truncation begun whose zeroing of the block reached the
+ * disk, its new size not)? 1 yes, 0 no, -1 on an I/O error. */
+static int
+old_end_intact(int fd, const struct journal_plan *p)
+{
+	off_t size = file_size(fd);
+	int64_t z;
+	uint64_t d;
+	int r;
+
+	if (size < 0)
+		return -1;
+	if ((uint64_t)size < p->eof)
+		return 0;
+	if ((z = zeros_end(fd, p->end, p->end + JOURNAL_ZEROED_MAX)) < 0)
+		return -1;
+	if ((uint64_t)z > p->tail_from)
+		return 1;
+	if ((r = digest_range(fd, p->tail_from, p->eof, &d)) != 0)
+		return r < 0 ? -1 : 0;
+	return d == p->tail_digest;
+}
+
+/* Has the truncation to end happened? 1 yes, 0 not yet, -1 on an I/O
+ * error. Once a MOVED slot is durable, the marker at end tells: mail
+ * appended after a truncation starts with "From " or a blank line, never
+ * with the marker or with zeros. A truncation alone writes no marker:
+ * there the old end tells, as long as it is there. Once the truncation
+ * happened, mail appended since would have to end, at the old end's
+ * offset, in the very octets the journal digested to pass for it.
+ * (Only for those two: a journal of moves in its MOVING phase has not
+ * truncated.) */
+static int
+truncated(int fd, const struct journal_plan *p, const struct journal_slot *s)
+{
+	int r;
+
+	if (s->phase == JOURNAL_MOVED) {
+		if ((r = marker_at(fd, p)) < 0)
+			return -1;
+		return r == MARK_NONE;
+	}
+	if ((r = old_end_intact(fd, p)) < 0)
+		return -1;
+	return !r;
+}
+
 /* --- the engine ---------------------------------------------------------- */
 
 static const struct journal_tuning defaults = {JOURNAL_DIRECT_MIN,
@@ -852,9 +906,9 @@ move_later(struct engine *e, off_t eof)
 			    e->size, e->dotlock, &e->tuning);
 }
 
-/* Output [dst, end) is final and durable, and a MOVED slot says so.
- * Truncate, unless that was done; mail delivered after a crash is moved
- * down first. */
+/* Output [dst, end) is final and durable, and a MOVED slot says so (or
+ * nothing moved: a truncation alone). Truncate, unless that was done;
+ * mail delivered after a crash is moved down first. */
 static int
 finish(struct engine *e)
 {
@@ -862,10 +916,10 @@ finish(struct engine *e)
 	off_t eof;
 	int r;
 
-	if ((r = marker_at(e->fd, p)) < 0)
+	if ((r = truncated(e->fd, p, &e->cur)) < 0)
 		return -1;
-	if (r == MARK_NONE)
-		return remove_journal(e->jpath); /* truncated */
+	if (r)
+		return remove_journal(e->jpath);
 	if ((eof = file_size(e->fd)) < 0)
 		return -1;
 	if ((uint64_t)eof > p->eof)
@@ -889,6 +943,8 @@ run(struct engine *e, uint64_t d)
 	bool saved, last_unsynced = false;
 	off_t eof;
 
+	if (p->nreg == 0)
+		return finish(e);
 	while (d < p->end) {
 		c = step_at(e, d, &saved);
 		if (!saved) {
@@ -1199,7 +1255,8 @@ journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 	 * dst falls in, and a crash can leave those zeros on the disk with
 	 * the old size, the last kept message run on into the remains of
 	 * the first deleted one (measured on ext4: design.md §4.8). The
-	 * journal's marker and MOVED slot let recovery finish it. */
+	 * journal lets recovery finish it; the old end itself says whether
+	 * it is still to do (truncated). */
 	if (t == NULL)
 		t = &defaults;
 	if (t->window < 1 || t->window > JOURNAL_WINDOW) {
@@ -1281,13 +1338,17 @@ state_mismatch(int fd, const struct journal_plan *p,
 			*err = errno;
 		return "the bytes before the first moved one differ";
 	}
-	if (s->phase == JOURNAL_MOVED) {
-		if ((mark = marker_at(fd, p)) < 0)
+	if (s->phase == JOURNAL_MOVED || p->nreg == 0) {
+		if ((r = truncated(fd, p, s)) < 0)
 			return *err = errno, "";
-		if (mark == MARK_NONE)
+		if (r)
 			return (uint64_t)size < p->end
 				       ? "shorter than after the UPDATE"
 				       : NULL;
+		if (p->nreg == 0)
+			return NULL; /* the old end as it was */
+		if ((mark = marker_at(fd, p)) < 0)
+			return *err = errno, "";
 	}
 	if ((uint64_t)size < p->eof)
 		return "shorter than before the UPDATE";
@@ -1429,7 +1490,7 @@ roll_forward(struct engine *e)
 			     : refuse(e->jpath, "a saved window is damaged");
 	log_msg(LOG_NOTICE, "%s: finishing an interrupted UPDATE", e->jpath);
 	e->rout = e->plan.dst;
-	r = e->cur.phase == JOURNAL_MOVED
+	r = e->cur.phase == JOURNAL_MOVED || e->plan.nreg == 0
 		    ? finish(e)
 		    : run(e, e->cur.done + e->cur.save_len);
 	return r < 0 ? -1 : JOURNAL_FINISHED;

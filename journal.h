@@ -10,7 +10,8 @@
  * the data's shift (then only a progress record is synced), or a window
  * whose bytes the journal saved first (where the shift is small). A
  * random marker past the new end tells "not yet truncated" from
- * "truncated, then new mail appended".
+ * "truncated, then new mail appended"; where nothing moves (the last
+ * messages deleted), the deleted bytes at the old end tell it.
  *
  * The journal also records what identifies the spool (inode and birth
  * time, not the device number, which a reboot may change) and the state
