@@ -141,6 +141,16 @@ privsep_check_record(const union msg *m, ssize_t len, int nfds, bool logged_in)
 	return 0;
 }
 
+/* The connection ends before a login. The pre-auth process is killed,
+ * whether it has exited already or not: once the monitor is gone,
+ * nothing would bound a hostile one that stayed. */
+__attribute__((noreturn)) static void
+end_preauth(const struct monitor *m)
+{
+	kill(m->preauth, SIGKILL);
+	_exit(0);
+}
+
 /* Run one login; the verdict goes back to the pre-auth process. A failure
  * costs AUTH_FAIL_DELAY_MS here, where the pre-auth process cannot
  * skip it. */
@@ -173,7 +183,7 @@ judge(struct monitor *m, struct auth_request *req)
 	explicit_bzero(req, sizeof(*req));
 	v.verdict = verdict;
 	if (privsep_send(m->sock, &v, sizeof(v), NULL, 0) < 0)
-		_exit(0); /* the pre-auth process is gone */
+		end_preauth(m); /* it is gone, or closed its end */
 	return verdict;
 }
 
@@ -277,7 +287,10 @@ await_login(struct monitor *m, struct msg_handoff *h, int fds[2])
 		wait_for_preauth(m, deadline);
 		n = privsep_recv(m->sock, &msg, fds, &nfds);
 		if (n == 0)
-			_exit(0); /* the session ended before a login */
+			/* The session ended before a login, or an empty
+			 * record, which reads the same: the process must
+			 * not outlive root's watch either way. */
+			end_preauth(m);
 		if (n < 0)
 			refuse_preauth(m, "an oversized or unreadable record");
 		switch (privsep_check_record(&msg, n, nfds, accepted)) {
@@ -480,6 +493,32 @@ start_preauth(const struct config *cfg, const struct peer *peer, int in_fd,
 	return pid;
 }
 
+/* The relay ends once it has sent what the session wrote and TLS's
+ * close_notify: it reads EOF on its socketpair. We are the user now and
+ * cannot kill it (it runs as the pre-auth user), so a relay that stays
+ * is not waited for beyond the grace: under systemd our exit ends the
+ * unit, which kills it. */
+static void
+reap_relay(pid_t pid)
+{
+	int64_t end = sys_now_ms() + MONITOR_GRACE_MS;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, NULL, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		if (sys_now_ms() >= end) {
+			log_msg(LOG_WARNING,
+				"TLS relay %ld still there %d ms after the "
+				"session ended: not waited for",
+				(long)pid, MONITOR_GRACE_MS);
+			return;
+		}
+		sys_sleep_ms(RELAY_REAP_POLL_MS);
+	}
+}
+
 /* After auth_become, as the user: the session proper, on the connection
  * (or the relay's socketpair) and the input the pre-auth process had
  * read ahead. */
@@ -526,8 +565,12 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	server_forget_channel();
 	close(m.sock);
 	tls = h.tls;
-	if (!tls)
-		waitpid(pid, NULL, 0); /* it exits right after the handoff */
+	if (!tls) {
+		/* Its part is over: a well-behaved one exits right after
+		 * the handoff, a hostile one must not hold root here. */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
 	journal_prepare(cfg, &m.who);
 	keeper_start(cfg->mailbox, &m.who); /* where the user needs one */
 	auth_become(&m.who);		    /* root ends here, for good */
@@ -541,7 +584,7 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 		close(fds[0]);
 		if (fds[1] != fds[0])
 			close(fds[1]);
-		waitpid(pid, NULL, 0);
+		reap_relay(pid);
 	}
 	return 0;
 }

@@ -20,6 +20,10 @@
  * deadline to be judged (PAM, then the failure delay). A pre-auth
  * process that is still there after it is wedged or hostile. */
 #define MONITOR_GRACE_MS (AUTH_FAIL_DELAY_MS + 3000)
+/* At the end of a TLS session the monitor, the user by then, polls this
+ * often, for up to MONITOR_GRACE_MS, for the relay to exit (it cannot
+ * kill a process of the pre-auth user). */
+#define RELAY_REAP_POLL_MS 2
 
 /* design.md §7: the pre-auth process has no log channel of its own; its
  * lines reach the log through the monitor, as records. A line's text

@@ -19,8 +19,11 @@ a user field without its NUL), {"peer": ADDRESS} (MSG_PEER: the client
 a PROXY header named; "" for a health check), {"handoff": INPUT,
 "fds": true}, {"log": TEXT, "priority": N}, {"verdict": V} (a verdict
 sent the wrong way), {"junk": N} (N octets), {"recv": true} (wait for one
-record or EOF; 20 s at most). After a handoff the program exits, as the
-real one does without TLS.
+record or EOF; 20 s at most), {"sleep": S} (stay S seconds), {"pidfile":
+PATH} (write this process's pid there, for the test to stop it). After a
+handoff the program exits, as the real one does without TLS, unless the
+handoff step has "linger": S (stay S seconds first, as a hostile one
+would).
 """
 
 import array
@@ -119,6 +122,13 @@ def main():
         if "recv" in step:
             receive()
             continue
+        if "sleep" in step:
+            time.sleep(step["sleep"])
+            continue
+        if "pidfile" in step:
+            with open(step["pidfile"], "w") as f:
+                f.write(f"{os.getpid()}\n")
+            continue
         if "login" in step:
             rec = login_record(step["login"], step)
         elif "handoff" in step:
@@ -143,6 +153,7 @@ def main():
             return
         report(f"sent {n}")
         if "handoff" in step and fds:
+            time.sleep(step.get("linger", 0))
             return
 
 

@@ -207,6 +207,76 @@ def test_hook_login_and_handoff(env):
     check_stderr(err, [b"secret"])
 
 
+def _gone(pid, within=3.0):
+    """Whether process pid has ended (exited, or a zombie) within the
+    time given."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _lingering(env, name, steps):
+    """Run a pre-login process that stays after its part is over (its
+    first step writes its pid to a file): (stdout, exit status, stderr,
+    its pid). It holds the client's stdout, so the connection reaches EOF
+    only once it is gone; the test stops it by pid whatever happens."""
+    pidfile = env.tempdir(name) / "hostile.pid"
+    p, _ = hostile(env, [{"pidfile": str(pidfile)}] + steps)
+    pid = None
+    try:
+        out = p.wait_eof(15)
+        rc = p.close(10)
+        pid = int(pidfile.read_text())
+    finally:
+        if p.proc.poll() is None:
+            p.kill()
+        try:
+            os.kill(int(pidfile.read_text()), 9)
+        except (OSError, ValueError):
+            pass
+    return out.decode(errors="replace").replace("\r\n", "\n"), rc, p.stderr, pid
+
+
+def test_preauth_lingering_after_handoff_is_killed(env):
+    """SECURITY.md: a wedged or hostile pre-login process cannot hold a
+    root process. After a handoff without TLS its part is over; the
+    monitor, still root, waited for it to exit, without a bound, before
+    it even started the session (found in review, round 12). It is now
+    killed at once: the session runs, the connection ends, the process is
+    gone."""
+    out, rc, err, pid = _lingering(env, "linger-handoff", [
+        login(password="secret"), RECV, {"handoff": "STAT\r\nQUIT\r\n", "linger": 60}])
+    n = 31
+    for line in ("sent 1", f"+OK maildrop has 1 message ({n} octets)",
+                 f"+OK 1 {n}", "+OK pop3d signing off (1 message left)"):
+        check(line in out.split("\n"), f"{line!r} missing from {out!r}")
+    check(rc == 0, f"exit status {rc}")
+    check(_gone(pid), f"pre-login process {pid} still running")
+    check_stderr(err, [b"secret"])
+
+
+def test_empty_record_ends_preauth(env):
+    """An empty record reads like the end of the record socket. The
+    monitor took it for the pre-login process's exit and left without
+    killing it: a hostile one then stayed, out of root's --preauth-timeout
+    and, under Accept=no, of --max-children (found in review, round 12).
+    It is now killed either way."""
+    out, rc, err, pid = _lingering(env, "empty-record", [{"junk": 0}, {"sleep": 60}])
+    check("error" not in out, f"hostile_preauth.py: {out!r}")
+    check(not re.search(rb"^<6>maildrop: ", err, re.M), "a session started")
+    check(rc == 0, f"exit status {rc}")
+    check(_gone(pid), f"pre-login process {pid} still running")
+
+
 def test_monitor_greets_before_the_fork(env):
     """Issue 12 (design.md §2): the greeting is the monitor's, written
     before it forks, so the client of a pre-auth process that never greets
