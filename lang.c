@@ -71,6 +71,7 @@ static catalogue en = {
 	[TXT_BAD_UTF8] = "invalid UTF-8",
 	[TXT_PROHIBITED] = "user name or password contains a prohibited "
 			   "character",
+	[TXT_PREP_TOO_LONG] = "user name or password too long",
 	[TXT_STLS_AFTER_UTF8] = "STLS not allowed after UTF8",
 	[TXT_NO_LANG] = "no such language",
 	[TXT_LOGIN_DELAY] = "too soon after the last login, try again later",
@@ -136,6 +137,7 @@ static catalogue de = {
 	[TXT_BAD_UTF8] = "ungültiges UTF-8",
 	[TXT_PROHIBITED] = "Benutzername oder Passwort enthält ein "
 			   "unzulässiges Zeichen",
+	[TXT_PREP_TOO_LONG] = "Benutzername oder Passwort zu lang",
 	[TXT_STLS_AFTER_UTF8] = "STLS ist nach UTF8 nicht erlaubt",
 	[TXT_NO_LANG] = "Sprache nicht verfügbar",
 	[TXT_LOGIN_DELAY] = "zu kurz nach der letzten Anmeldung, bitte später "

@@ -48,9 +48,11 @@ static const struct {
 	[POP_CANCELLED] = {TXT_CANCELLED, true, false, "-ERR"},
 	[POP_NO_TLS] = {TXT_NO_TLS, true, false, "-ERR"},
 	[POP_TLS_ACTIVE] = {TXT_TLS_ACTIVE, true, false, "-ERR"},
-	/* R6856-07: malformed or SASLprep-prohibited names and passwords. */
+	/* R6856-07: malformed or SASLprep-prohibited names and passwords,
+	 * or ones SASLprep lengthened past their buffer. */
 	[POP_BAD_UTF8] = {TXT_BAD_UTF8, true, false, "-ERR"},
 	[POP_PROHIBITED] = {TXT_PROHIBITED, true, false, "-ERR"},
+	[POP_PREP_TOO_LONG] = {TXT_PREP_TOO_LONG, true, false, "-ERR"},
 	/* R6856-06: a protocol error, so no response code. */
 	[POP_STLS_AFTER_UTF8] = {TXT_STLS_AFTER_UTF8, true, false, "-ERR"},
 	/* R6856-14: not a mistake to count: a client may try its list. */

@@ -22,8 +22,8 @@ prepare(char *arg, size_t cap)
 		return POP_OK;
 	case UTF8_PREP_MALFORMED:
 		return POP_BAD_UTF8;
-	case UTF8_PREP_TOO_LONG: /* NFKC can lengthen a string */
-		return POP_TOO_LONG;
+	case UTF8_PREP_TOO_LONG: /* NFKC lengthened it: not the line's fault */
+		return POP_PREP_TOO_LONG;
 	default:
 		return POP_PROHIBITED;
 	}

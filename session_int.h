@@ -42,6 +42,7 @@ enum pop_result {
 	POP_TLS_ACTIVE,
 	POP_BAD_UTF8,
 	POP_PROHIBITED,
+	POP_PREP_TOO_LONG, /* SASLprep made a USER or PASS argument too long */
 	POP_STLS_AFTER_UTF8,
 	POP_NO_LANG,
 	POP_AUTH_FAILED,
