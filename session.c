@@ -39,7 +39,11 @@ static const struct {
 	[POP_TOO_LONG] = {TXT_TOO_LONG, true, false, "-ERR"},
 	[POP_WRONG_STATE] = {TXT_WRONG_STATE, true, false, "-ERR"},
 	[POP_BAD_NUMBER] = {TXT_BAD_NUMBER, true, false, "-ERR"},
-	[POP_NO_MESSAGE] = {TXT_NO_MESSAGE, true, false, "-ERR"},
+	/* R1939-24, DEC-05: a well-formed number naming a deleted or
+	 * nonexistent message is not a mistake to count: a client asking
+	 * again about a message it deleted would be closed without UPDATE,
+	 * its DELEs lost. */
+	[POP_NO_MESSAGE] = {TXT_NO_MESSAGE, false, false, "-ERR"},
 	[POP_BAD_LINES] = {TXT_BAD_LINES, true, false, "-ERR"},
 	[POP_NO_USER] = {TXT_NO_USER, true, false, "-ERR"},
 	[POP_PLAINTEXT] = {TXT_PLAINTEXT, true, false, "-ERR"},
