@@ -136,7 +136,8 @@ session_cleartext_allowed(const struct session *s)
 }
 
 /* R2449-07/08, R2595-05, R5034-01: the same list in both states, except
- * STLS, which is listed only while it can be used. LOGIN-DELAY and EXPIRE
+ * STLS, which is listed only while it can be used: before the login, not
+ * under TLS, not after UTF8 (R6856-06 refuses it). LOGIN-DELAY and EXPIRE
  * have one value for every user (R2449-09: no USER suffix), and
  * IMPLEMENTATION says what runs only when the admin asks (R2449-19). */
 static enum pop_result
@@ -150,7 +151,8 @@ cmd_capa(struct session *s, struct command *c)
 	net_reply(s->io, "RESP-CODES");
 	net_reply(s->io, "AUTH-RESP-CODE");
 	net_reply(s->io, "PIPELINING");
-	if (s->state == ST_AUTH && !s->tls_active && tls_available())
+	if (s->state == ST_AUTH && !s->tls_active && !s->utf8 &&
+	    tls_available())
 		net_reply(s->io, "STLS");
 	if (session_cleartext_allowed(s)) {
 		net_reply(s->io, "USER");
