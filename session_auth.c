@@ -143,12 +143,16 @@ sasl_response(struct session *s, const char *initial, const char *challenge,
 			s->gone = st;
 			return POP_GONE;
 		}
-		/* R5034-10: "*" cancels. */
-		if (strcmp(line, "*") == 0)
+		/* R5034-10: "*" alone cancels. The length, not strlen: a
+		 * NUL in the line must neither cancel ("*\0...") nor hide
+		 * what follows it from the decoder, which refuses it. */
+		if (len == 1 && line[0] == '*')
 			return POP_CANCELLED;
 		text = line;
+	} else {
+		len = strlen(text); /* the command's parser allowed no NUL */
 	}
-	n = base64_decode(text, strlen(text), out, cap);
+	n = base64_decode(text, len, out, cap);
 	if (text == line)
 		explicit_bzero(line, sizeof(line));
 	if (n < 0)
