@@ -437,8 +437,8 @@ serve(struct session *s)
 		st = net_read_line(s->io, line, sizeof(line), &len);
 		if (st == NET_OK)
 			r = dispatch(s, line, len);
-		else if (st == NET_TOO_LONG)
-			r = POP_TOO_LONG;
+		else if (st == NET_TOO_LONG) /* DEC-11, as in dispatch */
+			r = POP_TOO_LONG, forget_user(s);
 		else
 			r = POP_GONE, s->gone = st;
 		/* The line may have been a PASS or AUTH. */
