@@ -13,13 +13,14 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sysutil.h"
 
 void
 auth_init(void)
 {
 	/* design.md §3: a password in memory must not end up in a core
 	 * file or be readable through /proc by a process of the same uid. */
-	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+	if (sys_undumpable() < 0)
 		fatal("prctl(PR_SET_DUMPABLE): %m");
 }
 
@@ -224,6 +225,9 @@ auth_become(const struct auth_user *who)
 	/* Prove it: root must be gone for good. */
 	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0)
 		fatal("privilege drop to %s: root regained", who->name);
+	/* The uid change reset the flag auth_init set. */
+	if (sys_undumpable() < 0)
+		fatal("privilege drop to %s: still dumpable", who->name);
 }
 
 const char *

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "params.h"
+#include "sysutil.h"
 
 enum keeper_op { KEEPER_CREATE = 1, KEEPER_REMOVE = 2 };
 
@@ -113,7 +114,7 @@ confine(int sock, uid_t uid, gid_t group)
 	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0)
 		return false;
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-	       prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
+	       sys_undumpable() == 0;
 }
 
 static bool

@@ -39,6 +39,7 @@
 #include "proxyproto.h"
 #include "relay.h"
 #include "session.h"
+#include "sysutil.h"
 #include "tls.h"
 
 struct preauth {
@@ -116,6 +117,11 @@ confine(const struct config *cfg)
 			fatal("pre-auth privilege drop: %m");
 		if (setuid(0) == 0 || seteuid(0) == 0)
 			fatal("pre-auth privilege drop: root regained");
+		/* The uid change reset the flag to fs.suid_dumpable: each
+		 * pre-auth process holds a client's password for a while,
+		 * and all of them share one uid. */
+		if (sys_undumpable() < 0)
+			fatal("pre-auth privilege drop: still dumpable");
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fatal("no_new_privs: %m");

@@ -15,6 +15,12 @@
  * waits for ever. Returns as poll: > 0, 0 on timeout, -1 on an error. */
 int sys_poll(struct pollfd *pfd, nfds_t nfds, int timeout_ms);
 
+/* Make the process non-dumpable (no core file, /proc and ptrace closed
+ * to processes of the same uid) and check that it is. Needed again
+ * after every change of uid or gid: the kernel then resets the flag to
+ * the fs.suid_dumpable sysctl, which may be 1. 0, or -1. */
+int sys_undumpable(void);
+
 /* Milliseconds on CLOCK_MONOTONIC: timeouts and deadlines must not jump
  * when the wall clock is set. */
 int64_t sys_now_ms(void);

@@ -16,6 +16,7 @@ Standard library only: runs on Debian's /usr/bin/python3.
 """
 
 import concurrent.futures
+import contextlib
 import fcntl
 import grp
 import os
@@ -389,6 +390,37 @@ def proc_status(pid):
     return st
 
 
+SUID_DUMPABLE = Path("/proc/sys/fs/suid_dumpable")
+
+
+@contextlib.contextmanager
+def suid_dumpable_one():
+    """fs.suid_dumpable at 1 while a connection logs in, put back after.
+    The kernel resets a process's dumpable flag to that sysctl at every
+    change of uid or gid, so each of pop3d's processes must set it to 0
+    again after its drop (sys_undumpable; at 1 they were all left
+    dumpable, so traceable by each other, until round 12 of issue 13).
+    Yields whether the sysctl could be set."""
+    try:
+        old = SUID_DUMPABLE.read_text()
+        SUID_DUMPABLE.write_text("1\n")
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        SUID_DUMPABLE.write_text(old)
+
+
+def check_undumpable(pid, name):
+    """A process that is not dumpable has the files in its /proc directory
+    owned by root (proc(5); the directory itself keeps the process's
+    uid): no ptrace, /proc/PID/mem or core file for its own uid."""
+    uid = os.stat(f"/proc/{pid}/environ").st_uid
+    check(uid == 0, f"{name}: not dumpable (its /proc entries are root's)", f"owner uid {uid}")
+
+
 def comm_of(pid):
     return Path(f"/proc/{pid}/comm").read_text().strip()
 
@@ -718,6 +750,7 @@ def check_confined(pid, name):
     check(not dirs, f"{name}: holds no directory descriptor (no way out of the chroot)",
           f"{dirs}")
     check_eq(os.readlink(f"/proc/{pid}/exe"), BINARY, f"{name}: runs the binary under test")
+    check_undumpable(pid, name)
 
 
 @guarded("proc-user")
@@ -739,6 +772,7 @@ def check_user_process(pid, user, name):
           f"Groups: {st['Groups']}")
     check_no_caps(st, name)
     check_eq(os.readlink(f"/proc/{pid}/exe"), BINARY, f"{name}: runs the binary under test")
+    check_undumpable(pid, name)
     # What ps -C, pgrep -x, top and journald's _COMM show.
     check_eq(comm_of(pid), os.path.basename(BINARY),
              f"{name}: process name (comm) is the binary's name")
@@ -1149,24 +1183,27 @@ def test_poplib(srv):
     total = sum(sizes)
     mark = srv.mark()
 
-    p = pop(srv)
-    check_eq(p.getwelcome(), b"+OK pop3d ready", f"{label}: greeting")
-    caps = p.capa()
-    check(all(c in caps for c in ("USER", "UIDL", "TOP", "RESP-CODES",
-                                  "AUTH-RESP-CODE", "PIPELINING")),
-          f"{label}: CAPA lists USER UIDL TOP RESP-CODES AUTH-RESP-CODE PIPELINING",
-          f"{caps}")
-    # A loopback peer may send cleartext passwords; no certificate, no STLS.
-    check(caps.get("SASL") == ["PLAIN", "LOGIN"] and "STLS" not in caps,
-          f"{label}: CAPA lists SASL PLAIN LOGIN (local peer) and no STLS (no certificate)",
-          f"{caps}")
-    check_prelogin(srv, p.sock.getsockname()[1], label)
-    check_eq(p.user(user), b"+OK send PASS", f"{label}: USER")
-    check_eq(p.pass_(pw), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
-             f"{label}: PASS with the real password")
+    # The pre-auth process and the session both change uid under it.
+    with suid_dumpable_one() as raised:
+        check(raised, f"{label}: fs.suid_dumpable set to 1 for this connection")
+        p = pop(srv)
+        check_eq(p.getwelcome(), b"+OK pop3d ready", f"{label}: greeting")
+        caps = p.capa()
+        check(all(c in caps for c in ("USER", "UIDL", "TOP", "RESP-CODES",
+                                      "AUTH-RESP-CODE", "PIPELINING")),
+              f"{label}: CAPA lists USER UIDL TOP RESP-CODES AUTH-RESP-CODE PIPELINING",
+              f"{caps}")
+        # A loopback peer may send cleartext passwords; no certificate, no STLS.
+        check(caps.get("SASL") == ["PLAIN", "LOGIN"] and "STLS" not in caps,
+              f"{label}: CAPA lists SASL PLAIN LOGIN (local peer) and no STLS (no certificate)",
+              f"{caps}")
+        check_prelogin(srv, p.sock.getsockname()[1], label)
+        check_eq(p.user(user), b"+OK send PASS", f"{label}: USER")
+        check_eq(p.pass_(pw), b"+OK maildrop has %d messages (%d octets)" % (len(MSGS), total),
+                 f"{label}: PASS with the real password")
 
-    check_session_process(srv, p.sock.getsockname()[1], user, label)
-    check_no_password_in_memory(srv, p.sock.getsockname()[1], pw, label)
+        check_session_process(srv, p.sock.getsockname()[1], user, label)
+        check_no_password_in_memory(srv, p.sock.getsockname()[1], pw, label)
     if HAS_JOURNAL:
         check_journal_dir(user, label)
 
