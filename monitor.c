@@ -407,8 +407,22 @@ journal_prepare(const struct config *cfg, const struct auth_user *who)
 	close(dfd);
 }
 
+static bool
+same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* Our copies of the client's descriptors point at /dev/null while the
- * pre-auth process has the connection: the monitor never reads it. */
+ * pre-auth process has the connection: the monitor never reads it. So
+ * do standard descriptors that are further copies of it: systemd passes
+ * the connection on 0 and 1 besides LISTEN_FDS's 3 when a unit has
+ * StandardInput=socket, inetd on 2 as well. Left open, they would follow
+ * root, the keeper and the user's session, which holds the raw TLS
+ * socket then, and stderr would write to the client. */
 static void
 release_client(int in_fd, int out_fd)
 {
@@ -416,6 +430,11 @@ release_client(int in_fd, int out_fd)
 
 	if (null < 0)
 		fatal("/dev/null: %m");
+	for (int fd = 0; fd <= 2; fd++)
+		if (fd != in_fd && fd != out_fd && fd != null &&
+		    (same_file(fd, in_fd) || same_file(fd, out_fd)) &&
+		    dup2(null, fd) < 0)
+			fatal("dup2: %m");
 	if (dup2(null, in_fd) < 0 || dup2(null, out_fd) < 0)
 		fatal("dup2: %m");
 	close(null);

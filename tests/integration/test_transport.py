@@ -91,6 +91,73 @@ def test_unix_socket_peer(env):
     session(env, "unix-peer", client, server, rb"unix")
 
 
+def _socket_fds(pid, inode):
+    """The descriptors of process pid that are the socket of that inode."""
+    want = f"socket:[{inode}]"
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == want:
+                out.append(int(fd))
+        except OSError:
+            pass
+    return sorted(out)
+
+
+def test_stray_copies_of_the_connection(env):
+    """systemd passes the connection on fds 0 and 1 besides LISTEN_FDS's
+    fd 3 when a unit says StandardInput=socket (pop3@.service does), and
+    inetd puts it on fd 2 as well. pop3d serves fd 3 (or 0/1), and only
+    pointed those at /dev/null: the other copies followed root, the keeper
+    and the user's session, and stderr wrote to the client (found in
+    review, round 12). The monitor before the login and the session after
+    it must hold no standard descriptor that is the connection. (A socket
+    pair, not TCP: the descriptors are what matters.)"""
+    if not env.really_root:
+        raise TestSkipped("/proc/PID/fd of a non-dumpable process needs real root")
+    for layout in ("systemd", "inetd"):
+        client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        d = env.tempdir(f"stray-{layout}")
+        env.install_spool(d / "alice", fixture("M2.mbox"))
+        if layout == "systemd":
+            # Same pid through the execs: LISTEN_PID is pop3d's.
+            argv = ["/bin/sh", "-c", 'exec 3<&0; LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"',
+                    "sh"] + env.command(d)
+            err_to = subprocess.PIPE
+        else:
+            # As inetd runs it: logging to syslog, stderr the client.
+            argv, err_to = env.command(d, ["--log=syslog"]), server
+        proc = subprocess.Popen(argv, env=env.child_env, stdin=server, stdout=server,
+                                stderr=err_to)
+        inode = os.fstat(server.fileno()).st_ino
+        server.close()  # pop3d's copies alone: EOF when it is done
+        try:
+            c = SocketClient(client)
+            check(c.line() == b"+OK pop3d ready", f"{layout}: greeting")
+            check(c.cmd("CAPA") == b"+OK capability list follows", f"{layout}: CAPA")
+            c.multiline()
+            before = _socket_fds(proc.pid, inode)
+            check(c.cmd("USER alice") == b"+OK send PASS", f"{layout}: USER")
+            check(c.cmd("PASS secret") == b"+OK maildrop has 2 messages (320 octets)",
+                  f"{layout}: PASS")
+            after = _socket_fds(proc.pid, inode)
+            check(c.cmd("QUIT") == b"+OK pop3d signing off (2 messages left)",
+                  f"{layout}: QUIT")
+            check(c.f.read() == b"", f"{layout}: nothing after QUIT")
+            proc.wait(15)
+        finally:
+            client.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+        check(not [fd for fd in before if fd <= 2],
+              f"{layout}: the monitor holds the connection on standard fds {before}")
+        check(not [fd for fd in after if fd <= 2],
+              f"{layout}: the session holds the connection on standard fds {after}")
+
+
 def _tcp_pair(family, addr):
     lst = socket.socket(family, socket.SOCK_STREAM)
     try:
