@@ -182,7 +182,14 @@ run_end(const struct ids *x, const uint32_t *r, size_t n, size_t a,
 	return b;
 }
 
-/* Use an X-UIDL only where no other message carries the same one. */
+/* An X-UIDL is used by the first message in the maildrop that carries
+ * it; a later one with the same value gets its digest. Mail delivered
+ * since login comes after the old, so whatever X-UIDL a sender puts in
+ * it cannot change an older message's id (it took that id away from the
+ * first one until round 12 of issue 13, and gave it back once the copy
+ * was deleted: a client that keeps ids fetched the message again). The
+ * sort is stable and r starts in mailbox order, so each run of equal
+ * values begins with its first message. */
 static void
 choose_bases(const struct ids *x, size_t n, uint32_t *r, uint32_t *tmp)
 {
@@ -194,9 +201,8 @@ choose_bases(const struct ids *x, size_t n, uint32_t *r, uint32_t *tmp)
 			r[m++] = i;
 	}
 	sort_refs(x, r, tmp, m, true);
-	for (size_t a = 0, b; a < m; a = b)
-		if ((b = run_end(x, r, m, a, true)) == a + 1)
-			x->e[r[a]].use_xuidl = true;
+	for (size_t a = 0; a < m; a = run_end(x, r, m, a, true))
+		x->e[r[a]].use_xuidl = true;
 }
 
 /* Is id one of the n sorted base ids r? */

@@ -297,7 +297,7 @@ struct xuidl_case {
 	size_t count;
 	/* Per message: the X-UIDL value that must be the uid, or NULL for
 	 * "a derived digest id". */
-	const char *uid[3];
+	const char *uid[5];
 };
 
 static const struct xuidl_case xuidl_cases[] = {
@@ -351,10 +351,16 @@ static const struct xuidl_case xuidl_cases[] = {
 	 1,
 	 {NULL}},
 	{"empty X-UIDL is invalid", B(F1 "X-UIDL:\nS: x\n\nb\n"), 1, {NULL}},
-	{"duplicate X-UIDLs are not used",
+	{"a repeated X-UIDL is the first message's",
 	 B(F1 "X-UIDL: dup\nS: 1\n\nb\n\n" F2 "X-UIDL: dup\nS: 2\n\nb\n"),
 	 2,
-	 {NULL, NULL}},
+	 {"dup", NULL}},
+	{"an X-UIDL three times, between two others",
+	 B(F1 "X-UIDL: b\nS: 1\n\nb\n\n" F2 "X-UIDL: a\nS: 2\n\nb\n\n" F1
+	      "X-UIDL: b\nS: 3\n\nb\n\n" F2 "X-UIDL: b\nS: 4\n\nb\n\n" F1
+	      "X-UIDL: c\nS: 5\n\nb\n"),
+	 5,
+	 {"b", "a", NULL, NULL, "c"}},
 	{"X-UIDL in the body is not a header",
 	 B(F1 "S: 1\n\nX-UIDL: body\n"),
 	 1,
@@ -384,6 +390,30 @@ START_TEST(xuidl_table)
 				      "digest",
 				      xc->name, i, uid);
 	}
+	maildrop_close(md);
+}
+END_TEST
+
+/* R1939-49: a sender who copies a message's X-UIDL into new mail does
+ * not change that message's id, now or once the copy is deleted (found
+ * in review, round 12: the id went to a digest and came back). */
+START_TEST(xuidl_kept_when_a_copy_arrives)
+{
+	static const char spool[] = F1 "X-UIDL: migrated-0001\nS: 1\n\nb\n";
+	static const char copy[] = "\n" F2 "X-UIDL: migrated-0001\nS: 2\n\nb\n";
+	char path[PATH_MAX];
+	struct maildrop *md;
+
+	make_spool(path, spool, sizeof(spool) - 1);
+	md = open_ok(path);
+	ck_assert_str_eq(maildrop_uid(md, 0), "migrated-0001");
+	maildrop_close(md);
+	append_file(path, copy, sizeof(copy) - 1);
+	md = open_ok(path);
+	ck_assert_uint_eq(maildrop_count(md), 2);
+	ck_assert_str_eq(maildrop_uid(md, 0), "migrated-0001");
+	ck_assert(is_digest_uid(maildrop_uid(md, 1), NULL));
+	expect_uids_ok(md, NULL);
 	maildrop_close(md);
 }
 END_TEST
@@ -493,11 +523,11 @@ static const struct assign_case assign_cases[] = {
 	 {0x11, 0x22},
 	 {"qpopper-17", "<x@y>"},
 	 {"qpopper-17", "<x@y>"}},
-	{"a repeated X-UIDL is used by neither message",
+	{"a repeated X-UIDL is the first message's",
 	 3,
 	 {0x11, 0x22, 0x33},
 	 {"dup", NULL, "dup"},
-	 {D(11), D(22), D(33)}},
+	 {"dup", D(22), D(33)}},
 	{"a suffix skips an id another message has",
 	 3,
 	 {0x11, 0x11, 0x22},
@@ -610,6 +640,7 @@ uidl_suite(void)
 	tcase_add_test(tc, many_identical_messages);
 	tcase_add_loop_test(tc, xuidl_table, 0, N(xuidl_cases));
 	tcase_add_test(tc, uid_stable_when_reopening);
+	tcase_add_test(tc, xuidl_kept_when_a_copy_arrives);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
