@@ -342,8 +342,11 @@ parse_options(int argc, char **argv, struct config *cfg)
 		{"allow-plaintext", OPT_FLAG, 0, 0, NULL,
 		 .to.flag = &cfg->allow_plaintext},
 		{"log", OPT_LOG, 0, 0, NULL, .to.log = &cfg->log},
-		{"max-messages", OPT_ULONG, 0, ULONG_MAX, NULL,
-		 .to.ulong = &cfg->max_messages},
+		/* No more than the default: UPDATE's journal bounds its
+		 * regions by it (JOURNAL_REGIONS_MAX), and a larger maildrop
+		 * could never be compacted. */
+		{"max-messages", OPT_ULONG, 0, MAILDROP_MESSAGES_MAX_DEFAULT,
+		 NULL, .to.ulong = &cfg->max_messages},
 		{"max-size", OPT_U64, 0, ULONG_MAX, NULL,
 		 .to.u64 = &cfg->max_size},
 		{"max-children", OPT_UINT, 1, OPTION_SESSIONS_MAX, NULL,
