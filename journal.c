@@ -1248,7 +1248,11 @@ journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 		free(keep);
 		if (dst == eof)
 			return 0;
-		return ftruncate(fd, dst) < 0 || fdatasync(fd) < 0 ? -1 : 0;
+		if (ftruncate(fd, dst) < 0)
+			return -1;
+		/* Done for every reader now; only whether it lasts is in
+		 * doubt, and "not deleted" would be untrue. */
+		return fdatasync(fd) < 0 ? JOURNAL_UNSYNCED : 0;
 	}
 	/* Otherwise even a truncation alone (the last messages deleted, no
 	 * mail since) is journaled: it zeroes the rest of the block that

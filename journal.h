@@ -56,7 +56,10 @@ struct journal_tuning {
  * Returns 0,
  * or -1 with errno set: then either nothing was changed and no journal
  * is left (UPDATE did not begin), or the journal stays, to be finished
- * by journal_recover (UPDATE began). */
+ * by journal_recover (UPDATE began); or JOURNAL_UNSYNCED with errno set:
+ * a truncation to zero (nothing kept, no journal) was made, and its
+ * fdatasync failed, so a crash may undo it. */
+#define JOURNAL_UNSYNCED 1
 int journal_compact(int fd, const char *jpath, off_t dst,
 		    const struct region *r, size_t n, char *buf, size_t size,
 		    const struct file_stamp *dotlock,

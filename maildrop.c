@@ -1229,6 +1229,13 @@ expunge(struct maildrop *md, size_t first, const char *dotlock)
 	free(reg);
 	if (r == 0)
 		return MD_OK;
+	if (r == JOURNAL_UNSYNCED) {
+		log_msg(LOG_ERR,
+			"%s: truncated, but its sync failed: %m; a crash may "
+			"bring the deleted messages back",
+			md->path);
+		return MD_OK;
+	}
 	log_msg(LOG_ERR, "%s: update failed: %m", md->path);
 	if (!journal_pending(md->journal))
 		return MD_TEMPFAIL; /* it did not begin: nothing deleted */

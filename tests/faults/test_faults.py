@@ -15,6 +15,7 @@ next login) and after the next login (which replays the journal).
 """
 
 import os
+import re
 import time
 
 from faultlib import (SYS_PERM, SYS_TEMP, UPDATE_FAILED_RE, check, check_log_clean, dir_names,
@@ -495,6 +496,32 @@ def test_update_short_writes(ctx):
     want = b"".join(EXPECTED[t] for t in kept)
     check(res["case"].spool.read_bytes() == want, "spool after UPDATE with short writes")
     check(not res["journal_left"], f"journal left: {res['journal_left']}")
+
+
+def test_delete_all_sync_fails(ctx):
+    """DELE of every message, no mail since: UPDATE cuts the spool to zero
+    octets, with no journal, and here its fdatasync fails (EIO). The spool
+    is empty for every reader then, so QUIT answering "messages not
+    deleted", as it did until round 12 (found in review), was untrue: it
+    answers +OK, and the log says the deletions may not survive a crash."""
+    c = Case(ctx, "dele-all-unsynced")
+    p = c.session("fdatasync@1=EIO", target="spool")
+    try:
+        p.login()
+        for i in range(N_MESSAGES):
+            check(p.cmd(f"DELE {i + 1}").startswith("+OK"), "DELE")
+        reply = p.cmd("QUIT")
+        p.wait_eof()
+    finally:
+        p.close()
+    ctx.count("faults injected")
+    check(c.fired(), "the injected fdatasync error did not fire")
+    check(reply == "+OK pop3d signing off (0 messages left)", f"QUIT: {reply!r}")
+    check(c.spool.read_bytes() == b"", "the spool is not empty")
+    check(not c.journal_left(), f"a journal left: {c.journal_left()}")
+    check(re.search(r"alice: truncated, but its sync failed: Input/output error; a crash "
+                    r"may bring the deleted messages back$", log_text(p.stderr), re.M),
+          f"no log line for the failed sync: {log_text(p.stderr)[-400:]!r}")
 
 
 def test_update_pending(ctx):
