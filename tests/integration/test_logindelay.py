@@ -288,7 +288,10 @@ def test_fetchmail_reports_login_delay(env):
                       f'  user "alice" there with password "secret"\n')
         os.chmod(rc, 0o600)
         out = home / "delivered"
+        # --pidfile: as root fetchmail locks /var/run/fetchmail.pid
+        # whatever FETCHMAILHOME says, and test_tls's may run meanwhile.
         argv = ["fetchmail", "-f", str(rc), "--nosyslog", "--nodetach", "-v", "--keep",
+                "--pidfile", str(home / "fetchmail.pid"),
                 "--idfile", str(home / "ids"), "--sslproto", "",
                 "--mda", f"/bin/sh -c 'cat >> {out}'"]
         fenv = {**os.environ, "HOME": str(home), "FETCHMAILHOME": str(home)}

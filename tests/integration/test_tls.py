@@ -187,7 +187,11 @@ def test_fetchmail_sslproto(env):
             os.chmod(rc, 0o600)
             out = home / "delivered"
             res = run_tool(
+                # --pidfile: as root fetchmail locks /var/run/fetchmail.pid
+                # whatever FETCHMAILHOME says, and test_logindelay's may
+                # run at the same time.
                 ["fetchmail", "-f", str(rc), "--nosyslog", "--nodetach", "-v", "--keep",
+                 "--pidfile", str(home / "fetchmail.pid"),
                  "--idfile", str(home / "ids"), "--sslproto", "tls1.2+", "--sslcertck",
                  "--sslcertfile", cafile, "--sslcommonname", "localhost",
                  "--mda", f"/bin/sh -c 'cat >> {out}'", *extra],
