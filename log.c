@@ -23,6 +23,13 @@ log_init(enum log_target target)
 		openlog("pop3d", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+void
+log_close(void)
+{
+	if (log_target == LOG_TO_SYSLOG)
+		closelog();
+}
+
 /* A log line must stay one line whatever a client put in it. */
 static bool
 is_control(unsigned char c)

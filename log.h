@@ -10,6 +10,9 @@ enum log_target { LOG_TO_SYSLOG, LOG_TO_STDERR };
 
 /* Select where lines go. Call once, before anything is logged. */
 void log_init(enum log_target target);
+/* Close the syslog socket (log_init opens it again): before a process
+ * closes descriptors it does not know. */
+void log_close(void);
 
 /* Log one line at a syslog priority (LOG_ERR, LOG_INFO, ...). Control
  * characters in the formatted text are replaced, so client-supplied

@@ -590,6 +590,12 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}
+	/* The user's session gets the connection and nothing root (PAM,
+	 * NSS) or a parent left open. The syslog socket is made again. */
+	log_close();
+	if (sys_close_others(fds, 2) < 0)
+		fatal("close_range: %m");
+	log_init(cfg->log);
 	journal_prepare(cfg, &m.who);
 	keeper_start(cfg->mailbox, &m.who); /* where the user needs one */
 	auth_become(&m.who);		    /* root ends here, for good */

@@ -217,6 +217,10 @@ preauth_run(const struct config *cfg, const struct peer *peer, int in_fd,
 	if (log_detach(log_to_monitor, &pa) < 0)
 		fatal("pre-auth: /dev/null: %m");
 	confine(cfg);
+	/* Nothing but the client and the monitor's socket: not what NSS
+	 * opened for the getpwnam above, nor anything inherited. */
+	if (sys_close_others((int[]){in_fd, out_fd, sock}, 3) < 0)
+		fatal("pre-auth: close_range: %m");
 	if (peer->proxied) {
 		take_header(&pa, in_fd, &client);
 	} else if (peer->family != AF_UNSPEC && proxy_sniff(in_fd)) {

@@ -25,6 +25,34 @@ sys_undumpable(void)
 }
 
 int
+sys_close_others(const int *keep, size_t n)
+{
+	int sorted[8], t;
+	unsigned lo = 3;
+
+	if (n > sizeof(sorted) / sizeof(sorted[0])) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		for (t = keep[i]; j > 0 && sorted[j - 1] > t; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = t;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sorted[i] < (int)lo)
+			continue;
+		if ((unsigned)sorted[i] > lo &&
+		    close_range(lo, (unsigned)sorted[i] - 1, 0) < 0)
+			return -1;
+		lo = (unsigned)sorted[i] + 1;
+	}
+	return close_range(lo, ~0U, 0);
+}
+
+int
 sys_poll(struct pollfd *pfd, nfds_t nfds, int timeout_ms)
 {
 	int64_t end = timeout_ms < 0 ? 0 : sys_now_ms() + timeout_ms;

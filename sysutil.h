@@ -21,6 +21,11 @@ int sys_poll(struct pollfd *pfd, nfds_t nfds, int timeout_ms);
  * the fs.suid_dumpable sysctl, which may be 1. 0, or -1. */
 int sys_undumpable(void);
 
+/* Close every descriptor from 3 up but the n (at most 8) in keep: what a
+ * parent, NSS or PAM left open must not follow a process into its
+ * confinement or the user's session. 0, or -1 with errno. */
+int sys_close_others(const int *keep, size_t n);
+
 /* Milliseconds on CLOCK_MONOTONIC: timeouts and deadlines must not jump
  * when the wall clock is set. */
 int64_t sys_now_ms(void);

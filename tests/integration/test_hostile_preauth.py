@@ -403,6 +403,49 @@ def test_preauth_has_no_log_channel(env):
           f"the pre-login process's line, through the monitor: {log!r}")
 
 
+def test_no_descriptor_follows_into_confinement(env):
+    """A descriptor pop3d did not open itself (here one its parent left
+    open; NSS and PAM, run as root, may leave others) reaches neither the
+    pre-auth process in its chroot nor the user's session: each closes
+    every descriptor but its own before it serves (found in review,
+    round 12: both kept whatever they inherited)."""
+    if not env.really_root:
+        raise TestSkipped("/proc/PID/fd of a non-dumpable process needs real root")
+    d = env.tempdir("stray-fd")
+    env.install_spool(d / "alice", SPOOL)
+    (d / "stray").write_bytes(b"not pop3d's\n")
+    stray = os.open(d / "stray", os.O_RDONLY)
+    target = os.readlink(f"/proc/self/fd/{stray}")
+    proc = subprocess.Popen(env.command(d), env=env.child_env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(stray,))
+    os.close(stray)
+    try:
+        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+        _served(proc)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+        check(len(kids) == 1, f"children of the monitor: {kids}")
+        held = {fd: t for fd, t in _fd_targets(kids[0]).items() if t == target}
+        check(not held, f"the pre-auth process holds {target} on {held}")
+        proc.stdin.write(b"USER alice\r\nPASS secret\r\n")
+        proc.stdin.flush()
+        check(proc.stdout.readline() == b"+OK send PASS\r\n", "USER")
+        check(proc.stdout.readline().startswith(b"+OK maildrop has 1 message"), "PASS")
+        held = {fd: t for fd, t in _fd_targets(proc.pid).items() if t == target}
+        check(not held, f"the session holds {target} on {held}")
+        proc.stdin.write(b"QUIT\r\n")
+        proc.stdin.close()
+        check(proc.stdout.read().startswith(b"+OK pop3d signing off"), "QUIT")
+        check(proc.wait(10) == 0, "exit status")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 def test_preauth_has_no_syslog_socket(env):
     """Issue 14.7, with --log=syslog: the pre-auth process has closed the
     syslog socket the monitor opened (openlog's LOG_NDELAY) before its
