@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,10 +35,11 @@ sys_close_others(const int *keep, size_t n)
 		errno = EINVAL;
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
+	memcpy(sorted, keep, n * sizeof(*keep));
+	for (size_t i = 1; i < n; i++) {
 		size_t j = i;
 
-		for (t = keep[i]; j > 0 && sorted[j - 1] > t; j--)
+		for (t = sorted[i]; j > 0 && sorted[j - 1] > t; j--)
 			sorted[j] = sorted[j - 1];
 		sorted[j] = t;
 	}

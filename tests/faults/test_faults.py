@@ -342,20 +342,27 @@ UPDATE_PENDING = ("-ERR [SYS/TEMP] some deleted messages not removed yet, "
                   "they will be at the next login")
 
 
-def update_case(ctx, name, rule, target, expect_fail=True):
-    """Login, DELE the DELETE set, QUIT under rule. Returns a dict of what
-    happened; raises on the first broken promise."""
-    c = Case(ctx, name)
+def dele_and_quit(c, rule, target, numbers):
+    """A session on case c under rule: login, DELE each of numbers
+    (0-based), QUIT. Returns the ended session and QUIT's reply."""
     p = c.session(rule, target=target)
     try:
         p.login()
-        for i in DELETE:
+        for i in numbers:
             check(p.cmd(f"DELE {i + 1}").startswith("+OK"), "DELE")
         reply = p.cmd("QUIT")
         p.wait_eof()
     finally:
         p.close()
-    ctx.count("faults injected")
+    c.ctx.count("faults injected")
+    return p, reply
+
+
+def update_case(ctx, name, rule, target, expect_fail=True):
+    """Login, DELE the DELETE set, QUIT under rule. Returns a dict of what
+    happened; raises on the first broken promise."""
+    c = Case(ctx, name)
+    p, reply = dele_and_quit(c, rule, target, DELETE)
     kept = [t for i, t in enumerate(TOKENS) if i not in DELETE]
     deleted = [TOKENS[i] for i in DELETE]
     res = {"reply": reply, "fired": bool(c.fired()), "stderr": p.stderr}
@@ -505,16 +512,7 @@ def test_delete_all_sync_fails(ctx):
     deleted", as it did until round 12 (found in review), was untrue: it
     answers +OK, and the log says the deletions may not survive a crash."""
     c = Case(ctx, "dele-all-unsynced")
-    p = c.session("fdatasync@1=EIO", target="spool")
-    try:
-        p.login()
-        for i in range(N_MESSAGES):
-            check(p.cmd(f"DELE {i + 1}").startswith("+OK"), "DELE")
-        reply = p.cmd("QUIT")
-        p.wait_eof()
-    finally:
-        p.close()
-    ctx.count("faults injected")
+    p, reply = dele_and_quit(c, "fdatasync@1=EIO", "spool", range(N_MESSAGES))
     check(c.fired(), "the injected fdatasync error did not fire")
     check(reply == "+OK pop3d signing off (0 messages left)", f"QUIT: {reply!r}")
     check(c.spool.read_bytes() == b"", "the spool is not empty")

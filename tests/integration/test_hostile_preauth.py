@@ -195,8 +195,10 @@ def test_hook_login_and_handoff(env):
     refusals above are the monitor's, not a broken hook's."""
     steps = [login(password="secret"), RECV, {"handoff": "STAT\r\nQUIT\r\n"}]
     report, rest, rc, err = run_hostile(env, steps)
-    check(report[:3] == ["sent 0", report[1], "sent 2"] and report[1].startswith("verdict 0 "),
-          f"report {report}")
+    # "sent 2" may not come: the monitor kills the process once it has
+    # the handoff, maybe before it reports.
+    check(report[:2] == ["sent 0", report[1]] and report[1].startswith("verdict 0 ")
+          and report[2:] in ([], ["sent 2"]), f"report {report}")
     n = 31  # the message as served: CRLF lines, no From_ line
     check(rest == [f"+OK maildrop has 1 message ({n} octets)", f"+OK 1 {n}",
                    "+OK pop3d signing off (1 message left)"],
@@ -345,6 +347,34 @@ def _served(proc):
         pass
 
 
+def _preauth_of(proc):
+    """The greeting, then CAPA answered (by then the pre-auth process has
+    confined itself): the pid of that process, the monitor's one child."""
+    check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
+    _served(proc)
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+        kids = [int(k) for k in f.read().split()]
+    check(len(kids) == 1, f"children of the monitor: {kids}")
+    return kids[0]
+
+
+def _quit(proc, reply):
+    """QUIT: then that reply, the end of the output and exit status 0."""
+    proc.stdin.write(b"QUIT\r\n")
+    proc.stdin.close()
+    out = proc.stdout.read()
+    check(out == reply, f"QUIT: {out!r}")
+    check(proc.wait(10) == 0, "exit status")
+
+
+def _stop(proc):
+    """Stop pop3d by its pid if it is still there; close its output."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+
+
 def _fd_targets(pid):
     out = {}
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -372,25 +402,15 @@ def test_preauth_has_no_log_channel(env):
                             stdout=subprocess.PIPE, stderr=theirs.fileno())
     theirs.close()
     try:
-        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
-        _served(proc)
-        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-            kids = [int(k) for k in f.read().split()]
-        check(len(kids) == 1, f"children of the monitor: {kids}")
-        fds = _fd_targets(kids[0])
+        preauth = _preauth_of(proc)
+        fds = _fd_targets(preauth)
         socks = {fd: t for fd, t in fds.items() if t.startswith("socket:")}
         check(len(socks) == 1 and min(socks) > 2,
               f"the pre-auth process holds one socket, the record socket: {fds}")
         check(fds.get(2) == "/dev/null", f"its stderr is /dev/null: {fds}")
-        proc.stdin.write(b"QUIT\r\n")
-        proc.stdin.close()
-        check(proc.stdout.read() == b"+OK pop3d signing off\r\n", "QUIT")
-        check(proc.wait(10) == 0, "exit status")
+        _quit(proc, b"+OK pop3d signing off\r\n")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        _stop(proc)
     logger.settimeout(5)
     log = b""
     while True:
@@ -421,12 +441,8 @@ def test_no_descriptor_follows_into_confinement(env):
                             pass_fds=(stray,))
     os.close(stray)
     try:
-        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
-        _served(proc)
-        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-            kids = [int(k) for k in f.read().split()]
-        check(len(kids) == 1, f"children of the monitor: {kids}")
-        held = {fd: t for fd, t in _fd_targets(kids[0]).items() if t == target}
+        preauth = _preauth_of(proc)
+        held = {fd: t for fd, t in _fd_targets(preauth).items() if t == target}
         check(not held, f"the pre-auth process holds {target} on {held}")
         proc.stdin.write(b"USER alice\r\nPASS secret\r\n")
         proc.stdin.flush()
@@ -434,15 +450,9 @@ def test_no_descriptor_follows_into_confinement(env):
         check(proc.stdout.readline().startswith(b"+OK maildrop has 1 message"), "PASS")
         held = {fd: t for fd, t in _fd_targets(proc.pid).items() if t == target}
         check(not held, f"the session holds {target} on {held}")
-        proc.stdin.write(b"QUIT\r\n")
-        proc.stdin.close()
-        check(proc.stdout.read().startswith(b"+OK pop3d signing off"), "QUIT")
-        check(proc.wait(10) == 0, "exit status")
+        _quit(proc, b"+OK pop3d signing off (1 message left)\r\n")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        _stop(proc)
         proc.stderr.close()
 
 
@@ -473,12 +483,8 @@ def test_preauth_has_no_syslog_socket(env):
     proc = subprocess.Popen(argv, env=child, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        check(proc.stdout.readline() == b"+OK pop3d ready\r\n", "greeting")
-        _served(proc)
-        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-            kids = [int(k) for k in f.read().split()]
-        check(len(kids) == 1, f"children of the monitor: {kids}")
-        pre = {fd: t for fd, t in _fd_targets(kids[0]).items() if t.startswith("socket:")}
+        preauth = _preauth_of(proc)
+        pre = {fd: t for fd, t in _fd_targets(preauth).items() if t.startswith("socket:")}
         # The monitor closes the child's end of the socketpair just after
         # the fork, maybe after the child answered CAPA: give it a moment.
         for _ in range(50):

@@ -58,6 +58,15 @@ def serve_on(env, server_sock, maildir):
     return proc, t, err
 
 
+def _stop(client, proc):
+    """Close our end of the connection; stop pop3d by its pid if it is
+    still there."""
+    client.close()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def session(env, name, client, server, peer_re):
     d = env.tempdir(name)
     env.install_spool(d / "alice", fixture("M2.mbox"))
@@ -73,10 +82,7 @@ def session(env, name, client, server, peer_re):
         check(c.f.read() == b"", "data after QUIT")
         proc.wait(15)
     finally:
-        client.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(client, proc)
         t.join(5)
     log = err[0] if err else b""
     check_stderr(log, [b"secret"])
@@ -146,10 +152,7 @@ def test_stray_copies_of_the_connection(env):
             check(c.f.read() == b"", f"{layout}: nothing after QUIT")
             proc.wait(15)
         finally:
-            client.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _stop(client, proc)
             if proc.stderr:
                 proc.stderr.close()
         check(not [fd for fd in before if fd <= 2],
