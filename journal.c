@@ -906,6 +906,14 @@ move_later(struct engine *e, off_t eof)
 			    e->size, e->dotlock, &e->tuning);
 }
 
+static int
+truncate_to_end(struct engine *e)
+{
+	if (ftruncate(e->fd, (off_t)e->plan.end) < 0 || fdatasync(e->fd) < 0)
+		return -1;
+	return remove_journal(e->jpath);
+}
+
 /* Output [dst, end) is final and durable, and a MOVED slot says so (or
  * nothing moved: a truncation alone). Truncate, unless that was done;
  * mail delivered after a crash is moved down first. */
@@ -924,9 +932,7 @@ finish(struct engine *e)
 		return -1;
 	if ((uint64_t)eof > p->eof)
 		return move_later(e, eof);
-	if (ftruncate(e->fd, (off_t)p->end) < 0 || fdatasync(e->fd) < 0)
-		return -1;
-	return remove_journal(e->jpath);
+	return truncate_to_end(e);
 }
 
 /* Move output [d, end) in steps, then mark the end and finish.
@@ -943,8 +949,11 @@ run(struct engine *e, uint64_t d)
 	bool saved, last_unsynced = false;
 	off_t eof;
 
+	/* A truncation alone, in UPDATE itself (its recovery goes to
+	 * finish): the plan has just read the old end, and the locks keep
+	 * writers out since. */
 	if (p->nreg == 0)
-		return finish(e);
+		return truncate_to_end(e);
 	while (d < p->end) {
 		c = step_at(e, d, &saved);
 		if (!saved) {
@@ -1342,17 +1351,20 @@ state_mismatch(int fd, const struct journal_plan *p,
 			*err = errno;
 		return "the bytes before the first moved one differ";
 	}
-	if (s->phase == JOURNAL_MOVED || p->nreg == 0) {
-		if ((r = truncated(fd, p, s)) < 0)
+	if (s->phase == JOURNAL_MOVED) {
+		if ((mark = marker_at(fd, p)) < 0)
 			return *err = errno, "";
-		if (r)
+		if (mark == MARK_NONE)
 			return (uint64_t)size < p->end
 				       ? "shorter than after the UPDATE"
 				       : NULL;
-		if (p->nreg == 0)
-			return NULL; /* the old end as it was */
-		if ((mark = marker_at(fd, p)) < 0)
+	} else if (p->nreg == 0) {
+		/* A truncation alone: its old end, or the truncation done. */
+		if ((r = old_end_intact(fd, p)) < 0)
 			return *err = errno, "";
+		return r == 0 && (uint64_t)size < p->end
+			       ? "shorter than after the UPDATE"
+			       : NULL;
 	}
 	if ((uint64_t)size < p->eof)
 		return "shorter than before the UPDATE";
