@@ -8,7 +8,8 @@
 
 enum log_target { LOG_TO_SYSLOG, LOG_TO_STDERR };
 
-/* Select where lines go. Call once, before anything is logged. */
+/* Select where lines go: once before anything is logged, and again
+ * after log_close. */
 void log_init(enum log_target target);
 /* Close the syslog socket (log_init opens it again): before a process
  * closes descriptors it does not know. */

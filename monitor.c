@@ -407,13 +407,16 @@ journal_prepare(const struct config *cfg, const struct auth_user *who)
 	close(dfd);
 }
 
+/* Sockets only: a terminal on 0, 1 and 2 (pop3d run by hand) keeps its
+ * stderr. */
 static bool
-same_file(int a, int b)
+same_socket(int a, int b)
 {
 	struct stat sa, sb;
 
 	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
-	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	       S_ISSOCK(sa.st_mode) && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
 }
 
 /* Our copies of the client's descriptors point at /dev/null while the
@@ -432,7 +435,7 @@ release_client(int in_fd, int out_fd)
 		fatal("/dev/null: %m");
 	for (int fd = 0; fd <= 2; fd++)
 		if (fd != in_fd && fd != out_fd && fd != null &&
-		    (same_file(fd, in_fd) || same_file(fd, out_fd)) &&
+		    (same_socket(fd, in_fd) || same_socket(fd, out_fd)) &&
 		    dup2(null, fd) < 0)
 			fatal("dup2: %m");
 	if (dup2(null, in_fd) < 0 || dup2(null, out_fd) < 0)
