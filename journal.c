@@ -893,7 +893,7 @@ remove_journal(const char *jpath)
 static int compact_plan(int fd, const char *jpath, uint64_t dst,
 			const struct region *reg, size_t n, char *buf,
 			size_t size, const struct file_stamp *dotlock,
-			const struct journal_tuning *t);
+			const struct journal_tuning *t, bool replacing);
 
 /* Mail delivered after a crash, behind the old end: moved down to end
  * by a compaction of its own, whose journal replaces this one. */
@@ -903,7 +903,7 @@ move_later(struct engine *e, off_t eof)
 	struct region later = {(off_t)e->plan.eof, eof - (off_t)e->plan.eof};
 
 	return compact_plan(e->fd, e->jpath, e->plan.end, &later, 1, e->buf,
-			    e->size, e->dotlock, &e->tuning);
+			    e->size, e->dotlock, &e->tuning, true);
 }
 
 static int
@@ -1094,11 +1094,12 @@ reserve_areas(int jfd, const struct journal_plan *p, const struct region *reg,
 }
 
 /* Write the journal for plan p with its first slot; it appears under
- * jpath only whole and durable. Returns its descriptor, or -1 (nothing
- * left behind). */
+ * jpath only whole and durable. Returns its descriptor, or -1.
+ * replacing: jpath holds the journal a recovery is finishing, which this
+ * one continues (move_later). */
 static int
 create_journal(const char *jpath, struct journal_plan *p,
-	       const struct region *reg, uint64_t direct_min)
+	       const struct region *reg, uint64_t direct_min, bool replacing)
 {
 	unsigned char head[JOURNAL_BLOCK], slot[JOURNAL_SLOT_SIZE];
 	size_t n = p->nreg * JOURNAL_REGION_SIZE;
@@ -1140,12 +1141,18 @@ fail:
 	saved = errno;
 	free(raw);
 	close(jfd);
-	/* If the rename happened but the directory sync failed, the
-	 * journal may or may not survive a crash: remove it while nothing
-	 * has been moved, so that UPDATE surely did not begin. */
 	unlink(tmp);
-	unlink(jpath);
-	sync_dir_of(jpath);
+	/* A new UPDATE: if the rename happened but the directory sync
+	 * failed, the journal may or may not survive a crash; remove it
+	 * while nothing has been moved, so that UPDATE surely did not
+	 * begin. A replacement must not: whichever of the two journals
+	 * jpath names, the one under recovery or this one (nothing has
+	 * been written under it yet), finishes the same UPDATE, and with
+	 * neither the spool would stay half moved for good. */
+	if (!replacing) {
+		unlink(jpath);
+		sync_dir_of(jpath);
+	}
 	errno = saved;
 	return -1;
 }
@@ -1179,7 +1186,7 @@ room_to_move(int fd, uint64_t dst, const struct region *reg, size_t n,
 static int
 compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 	     size_t n, char *buf, size_t size, const struct file_stamp *dotlock,
-	     const struct journal_tuning *t)
+	     const struct journal_tuning *t, bool replacing)
 {
 	struct engine e = {.fd = fd,
 			   .jpath = jpath,
@@ -1197,7 +1204,8 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 	if (make_plan(fd, dst, reg, n, (uint64_t)eof, dotlock, &e.plan) < 0)
 		return -1;
 	e.plan.window = area_size(e.plan.end - e.plan.dst, t);
-	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min)) < 0)
+	if ((e.jfd = create_journal(jpath, &e.plan, reg, t->direct_min,
+				    replacing)) < 0)
 		return -1;
 	/* UPDATE has begun: from here on, recovery finishes it. */
 	e.cur = (struct journal_slot){
@@ -1280,7 +1288,7 @@ journal_compact(int fd, const char *jpath, off_t dst, const struct region *reg,
 	r = room_to_move(fd, (uint64_t)dst, keep, k, t);
 	if (r == 0)
 		r = compact_plan(fd, jpath, (uint64_t)dst, keep, k, buf, size,
-				 dotlock, t);
+				 dotlock, t, false);
 	free(keep);
 	return r;
 }

@@ -571,29 +571,49 @@ def test_update_lock_failure(ctx):
     check(not res["dotlock"], "dotlock left")
 
 
+def _mail_after_crash():
+    """A message an MDA delivers between the crash and the next login:
+    (token, stored form)."""
+    rng = mboxcheck.rng_for(77)
+    msg = mboxcheck.make_message("late", rng)
+    return "late", mboxcheck.stored_form(msg, mboxcheck.from_line(rng))
+
+
 def test_recovery_faults(ctx):
     """A fault while the next login replays the journal of a killed UPDATE
     (killed after its first move, or before its truncation): that login
     fails with -ERR [SYS/TEMP], the journal stays, nothing more is
-    damaged, and a later login finishes the recovery."""
+    damaged, and a later login finishes the recovery. With mail delivered
+    after the crash, recovery ends by moving it down under a journal of
+    its own that replaces the old one: a full disk or a failing sync
+    there, too, must leave a journal (until round 13 it left none, and
+    the next login served the spool half moved)."""
     if not ctx.env.has_journal:
         ctx.note("no journal: recovery faults not run")
         return
     problems = []
     kept = [t for i, t in enumerate(TOKENS) if i not in DELETE]
     deleted = [TOKENS[i] for i in DELETE]
+    late, late_stored = _mail_after_crash()
     # The journal's first pread is the dotlock stamp's (journal_dotlock,
     # before the locks; an error there only means no stamp): recovery's
     # own reads are the second and third.
-    for kill_at, fault, target, err in (
-            ("pwrite@2=kill", "pread@2=EIO", "journal", "EIO"),
-            ("pwrite@2=kill", "pread@3=EIO", "journal", "EIO"),
-            ("pwrite@2=kill", "pwrite@1=EIO", "spool", "EIO"),
-            ("pwrite@2=kill", "fdatasync@1=EIO", "spool", "EIO"),
-            ("ftruncate@1=kill", "ftruncate@1=EIO", "spool", "EIO"),
-            ("ftruncate@1=kill", "pread@2=EIO", "journal", "EIO")):
-        what = f"UPDATE killed at {kill_at.split('=')[0]}, recovery with {target} {fault}"
-        c = Case(ctx, f"recover-{kill_at}-{target}-{fault}".replace("@", "").replace("=", "-"))
+    for kill_at, fault, target, err, mail in (
+            ("pwrite@2=kill", "pread@2=EIO", "journal", "EIO", False),
+            ("pwrite@2=kill", "pread@3=EIO", "journal", "EIO", False),
+            ("pwrite@2=kill", "pwrite@1=EIO", "spool", "EIO", False),
+            ("pwrite@2=kill", "fdatasync@1=EIO", "spool", "EIO", False),
+            ("ftruncate@1=kill", "ftruncate@1=EIO", "spool", "EIO", False),
+            ("ftruncate@1=kill", "pread@2=EIO", "journal", "EIO", False),
+            ("ftruncate@1=kill", "pwrite@1=ENOSPC", "journal", "ENOSPC", True),
+            ("ftruncate@1=kill", "fsync@1=EIO", "journal", "EIO", True),
+            ("pwrite@2=kill", "pwrite@1=ENOSPC", "journal", "ENOSPC", True)):
+        what = (f"UPDATE killed at {kill_at.split('=')[0]}, "
+                f"{'mail delivered, ' if mail else ''}recovery with {target} {fault}")
+        c = Case(ctx, f"recover-{kill_at}-{target}-{fault}{'-mail' if mail else ''}"
+                 .replace("@", "").replace("=", "-"))
+        expected = dict(EXPECTED, **{late: late_stored}) if mail else EXPECTED
+        kept_now = kept + [late] if mail else kept
         p = c.session(kill_at, target="spool")
         try:
             p.login()
@@ -608,6 +628,9 @@ def test_recovery_faults(ctx):
             continue
         if (c.dir / "alice.lock").exists():
             os.unlink(c.dir / "alice.lock")   # see test_kill: stale dotlock
+        if mail:
+            with open(c.spool, "ab") as f:
+                f.write(late_stored)
         c.log.unlink()
         q = c.session(fault, target=target)
         try:
@@ -620,7 +643,7 @@ def test_recovery_faults(ctx):
         ctx.count("faults injected")
         try:
             check(c.fired(), f"{what}: the recovery fault never fired")
-            mid = mboxcheck.Audit(c.spool.read_bytes(), EXPECTED).check(kept, deleted)
+            mid = mboxcheck.Audit(c.spool.read_bytes(), expected).check(kept_now, deleted)
             check(reply == SYS_TEMP, f"{what}: login got {reply!r}, expected {SYS_TEMP!r}; "
                   f"journal now {c.journal_left()}, spool: {mid['kept_intact']}/"
                   f"{mid['kept_checked']} kept intact, {mid['damaged_pieces']} damaged, "
@@ -636,12 +659,13 @@ def test_recovery_faults(ctx):
             r.cmd("QUIT")
         finally:
             r.close()
-        a = mboxcheck.Audit(c.spool.read_bytes(), EXPECTED).check(kept, deleted)
-        if not a["ok"]:
+        a = mboxcheck.Audit(c.spool.read_bytes(), expected).check(kept_now, deleted)
+        if not a["ok"] or a["reappeared"]:
             ctx.count("recovery faults leaving damage for good")
             problems.append(f"{what}: after a clean login: {a['kept_intact']}/"
                             f"{a['kept_checked']} kept intact, {a['damaged_pieces']} damaged "
-                            f"pieces, {a['duplicates']} duplicates")
+                            f"pieces, {a['duplicates']} duplicates, {a['reappeared']} "
+                            "deleted messages back")
         if c.journal_left():
             problems.append(f"{what}: journal left after a clean login: {c.journal_left()}")
     check(not problems, "\n".join(problems))

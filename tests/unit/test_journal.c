@@ -39,6 +39,9 @@ struct counter {
 	long crash_at; /* 0: never */
 	bool torn;     /* a pwrite that crashes writes half first */
 	long syncs;    /* fsync and fdatasync calls so far */
+	long fail_at;  /* without crash_at: this call fails with EIO */
+	bool no_sync;  /* syncs are counted, not made (their order is what
+			  is tested, not the disk) */
 };
 
 static struct counter *ctr; /* shared with the forked children */
@@ -53,18 +56,23 @@ maybe_crash(bool is_write, int fd, const void *buf, size_t n, off_t at)
 	kill(getpid(), SIGKILL);
 }
 
-static void
+/* Counts the call; true if it is to fail (EIO, a failing or full disk),
+ * done nothing. */
+static bool
 count(void)
 {
-	if (ctr != NULL && ctr->crash_at == 0)
-		ctr->ops++;
+	if (ctr == NULL || ctr->crash_at != 0 || ++ctr->ops != ctr->fail_at)
+		return false;
+	errno = EIO;
+	return true;
 }
 
 ssize_t
 pwrite(int fd, const void *buf, size_t n, off_t at)
 {
 	maybe_crash(true, fd, buf, n, at);
-	count();
+	if (count())
+		return -1;
 	return syscall(SYS_pwrite64, fd, buf, n, at);
 }
 
@@ -72,9 +80,12 @@ int
 fdatasync(int fd)
 {
 	maybe_crash(false, -1, NULL, 0, 0);
-	count();
+	if (count())
+		return -1;
 	if (ctr != NULL)
 		ctr->syncs++;
+	if (ctr != NULL && ctr->no_sync)
+		return 0;
 	return syscall(SYS_fdatasync, fd);
 }
 
@@ -82,9 +93,12 @@ int
 fsync(int fd)
 {
 	maybe_crash(false, -1, NULL, 0, 0);
-	count();
+	if (count())
+		return -1;
 	if (ctr != NULL)
 		ctr->syncs++;
+	if (ctr != NULL && ctr->no_sync)
+		return 0;
 	return syscall(SYS_fsync, fd);
 }
 
@@ -92,7 +106,8 @@ int
 rename(const char *from, const char *to)
 {
 	maybe_crash(false, -1, NULL, 0, 0);
-	count();
+	if (count())
+		return -1;
 	return syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to);
 }
 
@@ -100,7 +115,8 @@ int
 ftruncate(int fd, off_t len)
 {
 	maybe_crash(false, -1, NULL, 0, 0);
-	count();
+	if (count())
+		return -1;
 	return syscall(SYS_ftruncate, fd, len);
 }
 
@@ -108,7 +124,8 @@ int
 unlink(const char *path)
 {
 	maybe_crash(false, -1, NULL, 0, 0);
-	count();
+	if (count())
+		return -1;
 	return syscall(SYS_unlinkat, AT_FDCWD, path, 0);
 }
 
@@ -387,6 +404,16 @@ ops_of_clean_run(enum pattern p)
 static const char extra[] = "From new@example Thu Nov 26 09:00:00 2026\n"
 			    "Subject: delivered after the crash\n\nhi\n\n";
 
+static void
+append_mail(struct fixture *f, const char *mail)
+{
+	int fd = open(f->spool, O_WRONLY | O_APPEND);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, mail, strlen(mail)), (ssize_t)strlen(mail));
+	close(fd);
+}
+
 struct tally {
 	int runs, began, not_begun;
 	size_t worst_misplaced;
@@ -402,7 +429,7 @@ kill_once(enum pattern p, long at, bool torn, const char *mail, long again,
 	struct fixture f;
 	bool began;
 	size_t bad;
-	int fd, r, outcome;
+	int r, outcome;
 
 	make_fixture(&f, blocks_of(p), p);
 	ck_assert(killed_child(&f, run_compact, at, torn));
@@ -414,13 +441,8 @@ kill_once(enum pattern p, long at, bool torn, const char *mail, long again,
 		      "pattern %d, kill at %ld%s: %zu kept bytes at neither "
 		      "place before recovery",
 		      p, at, torn ? " (torn)" : "", bad);
-	if (mail != NULL) {
-		/* An MDA delivers before the next login. */
-		fd = open(f.spool, O_WRONLY | O_APPEND);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(write(fd, mail, mail_len), (ssize_t)mail_len);
-		close(fd);
-	}
+	if (mail != NULL) /* an MDA delivers before the next login */
+		append_mail(&f, mail);
 	if (again > 0 && began) /* the recovery is killed too */
 		killed_child(&f, run_recover, again, false);
 	r = run_recover(&f);
@@ -735,6 +757,86 @@ END_TEST
 START_TEST(killed_all_with_tail)
 {
 	kill_everywhere(ALL_WITH_TAIL, true);
+}
+END_TEST
+
+/* A recovery that fails (a full or failing disk) keeps what it needs to
+ * finish: killed at every call of a compaction, mail delivered, then a
+ * recovery whose k-th call fails with EIO, for every k, then one that
+ * succeeds (every FAIL_STRIDE-th k, from a start that moves with the
+ * kill point, so that every k is tried across them and the test stays
+ * short). The failing one must leave the journal, or the spool already
+ * finished; with mail delivered, recovery ends by moving it down under a
+ * journal of its own that replaces this one (move_later), and until
+ * round 13 a failure before that rename removed both. */
+#define FAIL_STRIDE 13
+
+enum fail_outcome { NOT_BEGUN, NOTHING_FAILED, FAILED };
+
+static enum fail_outcome
+fail_once(enum pattern p, long at, long k)
+{
+	enum fail_outcome o = FAILED;
+	struct fixture f;
+	bool kept;
+	int r;
+
+	make_fixture(&f, blocks_of(p), p);
+	ck_assert(killed_child(&f, run_compact, at, false));
+	if (access(f.jpath, F_OK) != 0) {
+		free_fixture(&f);
+		return NOT_BEGUN;
+	}
+	append_mail(&f, extra);
+	ctr->ops = 0;
+	ctr->fail_at = k;
+	r = run_recover(&f);
+	ctr->fail_at = 0;
+	if (ctr->ops < k) {
+		ck_assert_int_eq(r, JOURNAL_FINISHED);
+		o = NOTHING_FAILED;
+	} else {
+		kept = access(f.jpath, F_OK) == 0 ||
+		       classify(&f, extra, strlen(extra)) == 2;
+		ck_assert_msg(kept,
+			      "pattern %d, kill at %ld, call %ld of the "
+			      "recovery failing: the journal is gone, the "
+			      "spool unfinished",
+			      p, at, k);
+		ck_assert_int_ge(run_recover(&f), 0);
+	}
+	ck_assert(!journal_pending(f.jpath));
+	ck_assert_int_eq(classify(&f, extra, strlen(extra)), 2);
+	free_fixture(&f);
+	return o;
+}
+
+static int
+fail_recoveries(enum pattern p)
+{
+	enum fail_outcome o;
+	int failed = 0;
+	long n;
+
+	counter_setup();
+	ctr->no_sync = true;
+	n = ops_of_clean_run(p);
+	for (long at = 1; at <= n; at++)
+		for (long k = at % FAIL_STRIDE + 1;; k += FAIL_STRIDE) {
+			if ((o = fail_once(p, at, k)) != FAILED)
+				break;
+			failed++;
+		}
+	munmap(ctr, sizeof(*ctr));
+	ctr = NULL;
+	return failed;
+}
+
+START_TEST(failed_recovery_keeps_journal)
+{
+	ck_assert_int_gt(fail_recoveries(EVERY_OTHER), 0);
+	ck_assert_int_gt(fail_recoveries(FIRST), 0);
+	ck_assert_int_gt(fail_recoveries(LAST_NO_TAIL), 0);
 }
 END_TEST
 
@@ -1132,6 +1234,7 @@ journal_suite(void)
 	tcase_add_test(tc, killed_big_first);
 	tcase_add_test(tc, killed_all_with_tail);
 	tcase_add_test(tc, killed_exact);
+	tcase_add_test(tc, failed_recovery_keeps_journal);
 	tcase_add_test(tc, no_journal_nothing_to_do);
 	tcase_add_test(tc, torn_journal_is_refused);
 	tcase_add_test(tc, leftover_new_is_removed);
