@@ -1137,36 +1137,49 @@ update_stats(const struct maildrop *md, bool done, struct md_update_stats *s)
 	};
 }
 
-/* Where the mail delivered since login starts. An MDA that finds the
- * last message without its separating blank line writes one before the
- * new From_ line; that blank line belongs to the old last message, and
- * goes with it when it is deleted, or the message before would grow a
- * line (or the spool would start with a blank line: not mbox). */
+/* Where the mail delivered since login starts, when the last message
+ * is deleted (kept, it moves along with that mail, in one piece). An MDA
+ * that finds the last message without its separating blank line writes
+ * one before the new From_ line; that blank line belongs to the old last
+ * message, and goes with it when it is deleted, or the message before
+ * would grow a line (or the spool would start with a blank line: not
+ * mbox). Returns -1 on a read error (UPDATE must not guess), TAIL_TORN
+ * if what follows is not a new message. */
+#define TAIL_TORN (-2)
+
 static off_t
 tail_start(const struct maildrop *md)
 {
-	char buf[APPEND_PEEK_SIZE];
-	ssize_t n;
-	size_t i = 0;
+	char buf[1 + APPEND_PEEK_SIZE], *p = buf + 1;
+	ssize_t got;
+	size_t n, i = 0;
 
 	if (md->count == 0 || !md->msg[md->count - 1].deleted)
 		return md->length;
-	n = sys_pread_full(md->fd, buf, sizeof(buf), md->length);
-	if (n < 0)
-		return -1; /* UPDATE must not guess where delivered mail starts
-			    */
-	while (n > 0 && i < (size_t)n) {
-		if (buf[i] == '\n')
+	/* From the last octet at login: a new From_ line must start a
+	 * line. */
+	got = sys_pread_full(md->fd, buf, sizeof(buf), md->length - 1);
+	if (got < 1)
+		return -1;
+	n = (size_t)got - 1;
+	if (n == 0)
+		return md->length; /* nothing delivered */
+	while (i < n) {
+		if (p[i] == '\n')
 			i++;
-		else if (buf[i] == '\r' && i + 1 < (size_t)n &&
-			 buf[i + 1] == '\n')
+		else if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
 			i += 2;
 		else
 			break;
 	}
-	if (n > 0 && (size_t)n - i >= 5 && memcmp(buf + i, "From ", 5) == 0)
-		return md->length + i;
-	return md->length;
+	/* Anything else continues the last message: it was still being
+	 * written when the session parsed it, by a writer that takes only
+	 * the dotlock (design.md §4.2), and deleting what was listed would
+	 * leave the rest of it glued to the message before. */
+	if (n - i < 5 || memcmp(p + i, "From ", 5) != 0 ||
+	    (i == 0 && buf[0] != '\n'))
+		return TAIL_TORN;
+	return md->length + (off_t)i;
 }
 
 /* What stays from message first on: the kept messages, adjacent ones as
@@ -1215,7 +1228,14 @@ expunge(struct maildrop *md, size_t first, const char *dotlock)
 						       : "not usable");
 		return MD_PERMFAIL;
 	}
-	if ((tail = tail_start(md)) < 0) {
+	if ((tail = tail_start(md)) == TAIL_TORN) {
+		log_msg(LOG_ERR,
+			"%s: message %zu was still being written at login "
+			"(more of it follows); nothing deleted",
+			md->path, md->count);
+		return MD_TEMPFAIL;
+	}
+	if (tail < 0) {
 		log_msg(LOG_ERR, "%s: update failed: %m", md->path);
 		return MD_TEMPFAIL;
 	}

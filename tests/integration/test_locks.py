@@ -119,6 +119,51 @@ def test_dotlock_only(env):
     check(took < 12, f"QUIT answered {took:.1f}s after the dotlock went")
 
 
+def test_dotlock_writer_caught_mid_message(env):
+    """A writer holding only the dotlock is halfway through appending a
+    message when the session logs in (reading takes no dotlock, §4.2), so
+    the session lists that message as it stood. Deleting it at QUIT, once
+    the writer has finished, must not keep the rest of it glued to the
+    message before (nor, with every message deleted, leave a spool that no
+    longer starts with From_): nothing is deleted, -ERR [SYS/TEMP], the
+    whole message kept; the next session lists it whole and deletes it."""
+    head = NEW_MAIL[:NEW_MAIL.index(b"\n\n") + 2]
+    rest = NEW_MAIL[len(head):]
+    for name, dele in (("mid-message-last", "3"), ("mid-message-all", "1 2 3")):
+        d, spool, data = setup(env, name)
+        check(len(chunks(data)) == 2, "the fixture has two messages")
+        with Sessions(env, d) as s:
+            fd = os.open(spool, os.O_RDWR)
+            try:
+                _dotlock_take(fd, spool)
+                _append(fd, head)
+                a = s.start()
+                check(a.login().startswith("+OK maildrop has 3 messages"),
+                      "the message being written is listed")
+                for n in dele.split():
+                    check(a.cmd(f"DELE {n}").startswith("+OK"), f"DELE {n}")
+                a.send("QUIT")
+                time.sleep(0.5)
+                _append(fd, rest)
+                os.unlink(f"{spool}.lock")
+            finally:
+                os.close(fd)
+            reply = a.readline(30)
+            check(reply == b"-ERR [SYS/TEMP] messages not deleted, try again later",
+                  f"{name}: QUIT: {reply!r}")
+            a.close()
+            check(b"was still being written at login" in a.stderr,
+                  f"{name}: no log line says why nothing was deleted")
+            got = spool.read_bytes()
+            check(got == data + NEW_MAIL, f"{name}: spool after QUIT:\n{got!r}")
+            b = s.start()
+            check(b.login().startswith("+OK maildrop has 3 messages"), "next login")
+            check(b.cmd("DELE 3").startswith("+OK"), "DELE 3 again")
+            check(b.cmd("QUIT").startswith("+OK pop3d signing off"), "QUIT again")
+            b.close()
+        check(spool.read_bytes() == data, f"{name}: spool after the second QUIT")
+
+
 def test_flock_only(env):
     """A writer that takes only flock(LOCK_EX) gets the spool only once
     the session, UPDATE included, is over: never between login and the
