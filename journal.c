@@ -1457,14 +1457,14 @@ older_slot(struct engine *e, struct journal_slot *s)
 	return 0;
 }
 
-/* Put the newest slot's saved window back in place. A saved window and
- * its slot are made durable by one fdatasync, and the step writes the
- * spool only after it returned: a window that does not hold what its
- * slot says means that sync never completed, so the spool still holds
+/* The slot to resume from: the newest, unless its saved window does not
+ * hold what it says. A saved window and its slot are made durable by one
+ * fdatasync, and the step writes the spool only after it returned: such
+ * a window means that sync never completed, so the spool still holds
  * every source byte of the step and the slot before it is where to
  * resume. 0, 1 if nothing sound is left, or -1 on an I/O error. */
 static int
-saved_window(struct engine *e)
+sound_slot(struct engine *e)
 {
 	struct journal_slot older;
 	int r;
@@ -1482,7 +1482,42 @@ saved_window(struct engine *e)
 		if ((r = check_area(e)) != 0)
 			return r;
 	}
-	return apply_area(e) < 0 ? -1 : 0;
+	return 0;
+}
+
+/* Recovery acts only on a state that is on the disk. What it read of the
+ * slot and its saved window may be only in the page cache: when an
+ * fdatasync of the journal failed (and the session tried to finish at
+ * once, or was killed), Linux keeps the pages but marks them clean, and
+ * a later sync returns 0 without writing them. Acting on them, then
+ * losing power, would leave the spool past a state the disk does not
+ * record, and the older slot would be redone from overwritten sources.
+ * So they are written again, the same octets, and synced before the
+ * spool is touched. */
+static int
+settle(struct engine *e)
+{
+	unsigned char b[JOURNAL_SLOT_SIZE];
+	off_t slot =
+		(off_t)journal_slot_offset(&e->plan, (int)(e->cur.seq & 1));
+	uint64_t at = journal_area_offset(&e->plan, (int)e->cur.area);
+	uint64_t left = e->cur.save_len, k;
+	int r = 0;
+
+	if ((r = pread_all(e->jfd, b, sizeof(b), slot)) != 0 ||
+	    pwrite_all(e->jfd, b, sizeof(b), slot) < 0)
+		goto fail;
+	for (; left > 0; left -= k, at += k) {
+		k = left < e->size ? left : e->size;
+		if ((r = pread_all(e->jfd, e->buf, k, (off_t)at)) != 0 ||
+		    pwrite_all(e->jfd, e->buf, k, (off_t)at) < 0)
+			goto fail;
+	}
+	return fdatasync(e->jfd);
+fail:
+	if (r > 0) /* read short: it was whole when checked */
+		errno = EIO;
+	return -1;
 }
 
 static int
@@ -1509,9 +1544,11 @@ roll_forward(struct engine *e)
 	}
 	if (why != NULL)
 		return refuse(e->jpath, why);
-	if ((r = saved_window(e)) != 0)
+	if ((r = sound_slot(e)) != 0)
 		return r < 0 ? -1
 			     : refuse(e->jpath, "a saved window is damaged");
+	if (settle(e) < 0 || (e->cur.save_len > 0 && apply_area(e) < 0))
+		return -1;
 	log_msg(LOG_NOTICE, "%s: finishing an interrupted UPDATE", e->jpath);
 	e->rout = e->plan.dst;
 	r = e->cur.phase == JOURNAL_MOVED || e->plan.nreg == 0
