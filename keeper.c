@@ -17,6 +17,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <lockfile.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,16 +126,43 @@ valid(const struct keeper_request *r)
 	       (r->op == KEEPER_REMOVE && r->flags == 0);
 }
 
+/* The session is gone (its end closed, or a reply found no reader): a
+ * dotlock the keeper made and was not asked to remove is removed now,
+ * for nobody else can (design.md §2). A session goes with it held only
+ * if it was killed outright (SIGKILL, a crash): UPDATE and recovery hold
+ * every other signal until they have removed it. */
+static void __attribute__((noreturn)) keeper_leave(bool held)
+{
+	if (held)
+		(void)lockfile_remove(k.dotlock);
+	_exit(0);
+}
+
 /* One record in, one out, until the session closes its end. A record
  * that is not one of the two ends the keeper: only a broken or hostile
- * session sends one, and it then falls back to dotlockfile. */
+ * session sends one, and it then falls back to dotlockfile.
+ *
+ * The signals that stop a unit (systemd's KillMode=control-group sends
+ * SIGTERM, and SIGHUP with SendSIGHUP=, to every process of the
+ * session's cgroup), a ^C and SIGPIPE are ignored: the session blocks
+ * them inside UPDATE and recovery and still needs the keeper to remove
+ * the dotlock before it exits. Without it, liblockfile's fallback is
+ * the setgid dotlockfile, which under NoNewPrivileges= (the shipped
+ * units) runs without group mail and cannot remove a lock in a 2775
+ * root:mail directory: a stale lock that procmail honours for 1024 s
+ * and Postfix local(8) for 500 s. The keeper still ends with its
+ * session: at the end of file on its socket (keeper_leave). */
 static void __attribute__((noreturn))
 keeper_main(int sock, uid_t uid, gid_t group)
 {
+	static const int ignored[] = {SIGTERM, SIGHUP, SIGINT, SIGPIPE};
 	struct keeper_request rq;
 	struct keeper_reply rp;
+	bool held = false;
 	ssize_t n;
 
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		signal(ignored[i], SIG_IGN);
 	if (!confine(sock, uid, group))
 		_exit(1);
 	/* Now, on the other core, while the session parses the spool: not
@@ -146,17 +174,20 @@ keeper_main(int sock, uid_t uid, gid_t group)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			_exit(0);
+			keeper_leave(held);
 		if ((size_t)n != sizeof(rq) || !valid(&rq))
 			_exit(1);
 		errno = 0;
-		if (rq.op == KEEPER_CREATE)
+		if (rq.op == KEEPER_CREATE) {
 			rp.rc = lockfile_create(k.dotlock, 0, rq.flags);
-		else
+			held = held || rp.rc == L_SUCCESS;
+		} else {
 			rp.rc = lockfile_remove(k.dotlock);
+			held = held && rp.rc != 0;
+		}
 		rp.err = errno;
 		if (send(sock, &rp, sizeof(rp), MSG_NOSIGNAL) != sizeof(rp))
-			_exit(0);
+			keeper_leave(held);
 	}
 }
 

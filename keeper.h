@@ -32,7 +32,13 @@ bool keeper_serves(const struct stat *dir);
 /* The session's lockfile_create(dotlock, 0, flags) and
  * lockfile_remove(dotlock), liblockfile's results and errno: through the
  * keeper when it keeps this name, else liblockfile itself (also if the
- * keeper is gone). */
+ * keeper is gone). keeper_lockfile_remove gives 0 when the lock was
+ * removed or was not there; anything else is a failure, on every path
+ * (the keeper's answer, liblockfile in the session, liblockfile not
+ * loadable): -1 with errno, or a positive exit status of liblockfile's
+ * helper dotlockfile (1 when it could not unlink: under no_new_privs it
+ * runs without group mail), with errno as the session's own try left
+ * it. */
 int keeper_lockfile_create(const char *dotlock, int flags);
 int keeper_lockfile_remove(const char *dotlock);
 

@@ -152,11 +152,31 @@ dotlock_flags(bool shared)
 	return shared ? 0 : L_PID;
 }
 
+/* Remove the dotlock; false, logged with its path and what, if it
+ * stays. Any result but 0 is a failure (keeper.h): -1 with errno, or the
+ * exit status of liblockfile's helper, which under NoNewPrivileges= (the
+ * shipped units) has no group mail and cannot unlink in a 2775 root:mail
+ * directory; taken as success, that left a stale lock and no word. */
+static bool
+dotlock_unlink(const char *dotlock, const char *what)
+{
+	int r, err;
+
+	errno = 0;
+	r = keeper_lockfile_remove(dotlock);
+	if (r == 0)
+		return true;
+	err = errno;
+	log_msg(LOG_ERR, "%s: cannot remove %s (liblockfile result %d)%s%s",
+		dotlock, what, r, err != 0 ? ": " : "",
+		err != 0 ? strerror(err) : "");
+	return false;
+}
+
 static void
 dotlock_remove(const char *dotlock)
 {
-	if (keeper_lockfile_remove(dotlock) < 0)
-		log_msg(LOG_ERR, "%s: cannot remove dotlock: %m", dotlock);
+	(void)dotlock_unlink(dotlock, "dotlock");
 }
 
 /* Who made the dotlock. On Debian every program that dotlocks a spool
@@ -309,13 +329,8 @@ lock_clear_left(const char *path, const struct file_stamp *left)
 	if (!lock_dotlock_name(path, dotlock, sizeof(dotlock)) ||
 	    sys_lstat_stamp(dotlock, &now) < 0 || !sys_same_stamp(&now, left))
 		return false;
-	if (keeper_lockfile_remove(dotlock) < 0) {
-		log_msg(LOG_ERR,
-			"%s: cannot remove the dotlock an interrupted UPDATE "
-			"left: %m",
-			dotlock);
+	if (!dotlock_unlink(dotlock, "the dotlock an interrupted UPDATE left"))
 		return false;
-	}
 	log_msg(LOG_NOTICE,
 		"%s: removed the dotlock the interrupted UPDATE left", dotlock);
 	return true;

@@ -128,6 +128,26 @@ update_unlock(struct maildrop *md, const char *dotlock)
 	lock_update_end(md->fd, md->path, dotlock);
 }
 
+/* A signal must not stop a rewrite halfway, UPDATE's or recovery's, nor
+ * leave the dotlock behind (R1939-22): every signal is held from before
+ * the update locks are taken until they are let go, and a SIGTERM or
+ * SIGHUP then ends the process. The dotlock keeper ignores them, so it
+ * is still there to remove the lock (keeper.c). */
+static void
+signals_hold(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, old);
+}
+
+static void
+signals_restore(const sigset_t *old)
+{
+	sigprocmask(SIG_SETMASK, old, NULL);
+}
+
 /* The stamp of the dotlock just taken, for the journal to record
  * (journal_dotlock); NULL if it cannot be had. */
 static const struct file_stamp *
@@ -616,6 +636,7 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 	char dotlock[PATH_MAX], jpath[PATH_MAX];
 	struct file_stamp left, held;
 	enum md_status st;
+	sigset_t old;
 	bool pending;
 	int r;
 
@@ -641,14 +662,21 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 	 * dead, and so is any claim of the dotlock it made. */
 	if (!md->shared && journal_dotlock(md->journal, &left))
 		lock_clear_left(md->path, &left);
-	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK)
+	/* As UPDATE (maildrop_update): a SIGTERM in the lock wait or the
+	 * rewrite would leave the dotlock, and the spool half rewritten for
+	 * every other reader until the next login. */
+	signals_hold(&old);
+	if ((st = update_lock(md, dotlock, sizeof(dotlock))) != MD_OK) {
+		signals_restore(&old);
 		return st;
+	}
 	r = journal_recover(md->fd, md->journal, md->buf, SPOOL_CHUNK_SIZE,
 			    held_dotlock(dotlock, &held));
 	if (r < 0)
 		log_msg(LOG_ERR, "%s: recovery from %s failed: %m", md->path,
 			md->journal);
 	update_unlock(md, dotlock);
+	signals_restore(&old);
 	if (r == JOURNAL_REFUSED)
 		return MD_PERMFAIL;
 	return r < 0 ? MD_TEMPFAIL : MD_OK;
@@ -1347,7 +1375,7 @@ enum md_status
 maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 {
 	char dotlock[PATH_MAX];
-	sigset_t all, old;
+	sigset_t old;
 	enum md_status st;
 	size_t first = md->first_marked;
 
@@ -1358,15 +1386,13 @@ maildrop_update(struct maildrop *md, struct md_update_stats *stats)
 	if (md->fd < 0 || first >= md->count)
 		return MD_OK;
 	check_ahead(md, first);
-	/* A signal must not stop a rewrite halfway (R1939-22). */
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
+	signals_hold(&old);
 	if ((st = update_lock(md, dotlock, sizeof(dotlock))) == MD_OK) {
 		if ((st = still_as_parsed(md, first)) == MD_OK)
 			st = expunge(md, first, dotlock);
 		update_unlock(md, dotlock);
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	signals_restore(&old);
 	if (st != MD_OK && !md->update_pending)
 		update_stats(md, false, stats);
 	stats->pending = md->update_pending;

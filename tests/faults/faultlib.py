@@ -87,9 +87,11 @@ class Env:
                 + self.default_args + list(args))
 
     def child_env(self, rules=None, paths=(), log=None, trace=False, record=None,
-                  drop_sync=None):
+                  drop_sync=None, main_only=False):
         """record: the shim's FAULTSHIM_RECORD file (crash_explore.py);
-        drop_sync: FAULTSHIM_DROP_SYNC, the Nth sync made a no-op."""
+        drop_sync: FAULTSHIM_DROP_SYNC, the Nth sync made a no-op;
+        main_only: FAULTSHIM_MAIN_ONLY, the rules fire in pop3d's first
+        process (the session) only, not in the dotlock keeper."""
         env = dict(self.base.child_env)
         # command() above runs pop3d directly, not through the harness's
         # private-/tmp wrapper (these tests run one at a time), so the
@@ -108,6 +110,8 @@ class Env:
                 env["FAULTSHIM_RECORD"] = str(record)
             if drop_sync:
                 env["FAULTSHIM_DROP_SYNC"] = str(drop_sync)
+            if main_only:
+                env["FAULTSHIM_MAIN_ONLY"] = "1"
         return env
 
     def spawner(self, **shim):

@@ -40,6 +40,12 @@
  *                                   another program changed it just then
  *                                   (after a stat, so that Linux 6.13 and
  *                                   later stamp it with the fine clock).
+ *   FAULTSHIM_MAIN_ONLY  1: rules fire only in the process the shim was
+ *                    loaded into (pop3d's first process: the monitor, then
+ *                    the user's session), never in one it forked (the
+ *                    pre-auth process, the dotlock keeper): a call the
+ *                    session cannot make but the keeper, with group mail,
+ *                    can. Calls are counted in every process alike.
  *   FAULTSHIM_LOG    file to append one line to for every rule that fired:
  *                    "FIRE pid op n action path"; with FAULTSHIM_TRACE=1
  *                    also every matching call: "CALL pid op n path".
@@ -139,6 +145,15 @@ static int initialized, active, tracing;
 static const char *log_path;
 static const char *record_path;
 static unsigned long drop_sync, syncs_seen;
+static int main_only;
+static pid_t main_pid;
+
+/* At load, before any fork: the process FAULTSHIM_MAIN_ONLY means. */
+__attribute__((constructor)) static void
+note_main_pid(void)
+{
+	main_pid = (pid_t)syscall(SYS_getpid);
+}
 
 static struct {
 	ssize_t (*read)(int, void *, size_t);
@@ -300,6 +315,8 @@ init(void)
 	record_path = getenv("FAULTSHIM_RECORD");
 	p = getenv("FAULTSHIM_DROP_SYNC");
 	drop_sync = p != NULL ? strtoul(p, NULL, 10) : 0;
+	p = getenv("FAULTSHIM_MAIN_ONLY");
+	main_only = p != NULL && *p == '1';
 	active = n_prefixes > 0;
 }
 
@@ -468,6 +485,8 @@ decide(enum op op, const char *path)
 	counts[OP_ANY]++;
 	if (tracing)
 		note("CALL", op, counts[op], "-", path);
+	if (main_only && (pid_t)syscall(SYS_getpid) != main_pid)
+		return NULL;
 	for (int i = 0; i < n_rules && hit == NULL; i++) {
 		const struct rule *r = &rules[i];
 

@@ -17,6 +17,7 @@ import subprocess
 import time
 
 from faultlib import check, kill_tree, log_text, mboxcheck
+from test_signals import alive, keeper_spool, wait_for_lock
 
 N = 400
 # (rule, the files the shim counts on): the first write into the spool
@@ -39,13 +40,14 @@ def _spool(env, name):
     return d, spool, data, tokens, expected
 
 
-def _kill_in_update(env, d, spool, rule, on, dele, args=(), jdir=None):
-    jdir = jdir or env.journal_dir()
+def _kill_in_update(env, d, spool, rule, on, dele, args=(), jdir=None,
+                    user=("alice", "secret")):
+    jdir = jdir or env.journal_dir(user[0])
     paths = [spool] if on == "spool" else [f"{jdir}/*"]
     log = d.parent / (d.name + ".shim")
     p = env.session(d, args, rules=rule, paths=paths, log=log)
     try:
-        p.login()
+        p.login(*user)
         p.send(b"".join(b"DELE %d\r\n" % (i + 1) for i in dele))
         for _ in dele:
             line = p.readline(60)
@@ -269,3 +271,100 @@ def test_recover_on_other_host(ctx):
         ctx.count("other host: deleted messages back", a["reappeared"])
         for f in list(d.iterdir()):
             f.unlink()
+
+
+def test_sigterm_in_recovery(ctx):
+    """A SIGTERM (a unit stop: every process of the session) while a
+    login's recovery holds the dotlock and waits for the write lock, which
+    another program holds. Recovery took its locks with no signal blocked,
+    unlike UPDATE: the session died at once, leaving its dotlock (or its
+    keeper's, which died of the SIGTERM too), as it would have halfway
+    through the rewrite. Now the recovery finishes and lets go of its
+    locks, and only then the session ends: no dotlock is left, no journal
+    is pending, and the next login finds the spool recovered. Once where
+    the session makes the dotlock itself (alice), once where its keeper
+    does (bob, in a 2775 root:mail directory; real root only; the
+    keeper must outlive the SIGTERM too). pop3d --recover runs the same
+    code (maildrop_open)."""
+    env = ctx.env
+    check(env.has_journal, "no --journal-dir in this build")
+    setups = [("alice", "secret", None)]
+    if env.really_root:
+        setups.append(("bob", "hunter2", keeper_spool))
+    for user, password, make in setups:
+        rng = mboxcheck.rng_for(77)
+        data, tokens, expected, _ = mboxcheck.build_spool(60, rng, prefix="s", big_every=20,
+                                                          big_size=200_000)
+        if make is None:
+            d = env.tempdir(f"sigterm-recovery-{user}")
+            spool = env.install_spool(d / user, data, user)
+            lock = d / f"{user}.lock"
+        else:
+            d, spool, lock = make(env, f"sigterm-recovery-{user}", data)
+        dele = list(range(0, 60, 2))
+        kept = [t for i, t in enumerate(tokens) if i % 2]
+        deleted = [t for i, t in enumerate(tokens) if not i % 2]
+        _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", dele,
+                        user=(user, password))
+        check(env.journal_files(user), f"{user}: no journal pending after the kill "
+              "(test premise)")
+        what = f"{user}, SIGTERM in the login's recovery"
+        fd = os.open(spool, os.O_RDWR)
+        # With a keeper, the session's own removal fails, as it does
+        # under NoNewPrivileges= (test_signals.py,
+        # test_unit_stop_during_update_with_keeper).
+        shim = {} if make is None else dict(
+            rules="unlink@1-=EPERM", paths=[lock], main_only=True,
+            log=d.parent / (d.name + ".shim2"))
+        p = env.session(d, **shim)
+        maker = survived = None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                check(p.cmd(f"USER {user}") == "+OK send PASS", "USER")
+                p.send(f"PASS {password}")
+                # Recovery has the dotlock (its own, not the one the
+                # killed UPDATE left) and waits for the write lock.
+                maker = wait_for_lock(lock, p.pid)
+                check(maker is not None, f"{what}: the recovery took no dotlock while the "
+                      f"write lock was held (test premise)\n{log_text(p.stderr)}")
+                kill_tree(p.pid, signal.SIGTERM)
+                time.sleep(0.5)
+                survived = alive(p.pid)
+            finally:
+                os.close(fd)  # the other program lets go
+            rc = p.proc.wait(30)
+        finally:
+            if p.proc.poll() is None:
+                kill_tree(p.pid)
+            p.close()
+        ctx.count("recover: SIGTERM during a login's recovery")
+        text = log_text(p.stderr)
+        problems = []
+        if lock.exists():
+            problems.append(f"a stale dotlock is left: {lock.read_bytes()!r}")
+        if not survived:
+            problems.append("the session died of the SIGTERM inside recovery")
+        if rc != -signal.SIGTERM:
+            problems.append(f"the session ended with {rc}, not by the SIGTERM after recovery")
+        if env.journal_files(user):
+            problems.append(f"the journal is still pending: {env.journal_files(user)}")
+        if maker != p.pid:
+            deadline = time.monotonic() + 5
+            while alive(maker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if alive(maker):
+                problems.append(f"the keeper {maker} outlived its session")
+        check(not problems, f"{what}: " + "; ".join(problems) + f"\n{text}")
+        q = env.session(d)
+        try:
+            r = q.login(user, password)
+            check(r.startswith(f"+OK maildrop has {len(kept)} messages"),
+                  f"{what}: the next login: {r}")
+            check(q.cmd("QUIT").startswith("+OK"), "QUIT")
+        finally:
+            q.close()
+        a = mboxcheck.Audit(spool.read_bytes(), expected).check(kept, deleted)
+        check(a["ok"] and a["reappeared"] == 0 and a["messages"] == len(kept)
+              and not env.journal_files(user) and not lock.exists(),
+              f"{what}: after the next login: {a}, journal {env.journal_files(user)}")

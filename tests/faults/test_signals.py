@@ -7,19 +7,25 @@
   exits; in TRANSACTION: the process exits and nothing is deleted;
 - a client stops reading in the middle of a large RETR: the process exits
   after the write timeout (--timeout=2), deliveries are not held up
-  meanwhile, and the lock is released (a new session works).
+  meanwhile, and the lock is released (a new session works);
+- a unit stop (SIGTERM to every process of the session, the dotlock
+  keeper too) while UPDATE holds the dotlock: the keeper outlives it and
+  removes the lock once UPDATE is done.
 
 UPDATE is held open for the signal or hang-up by the shim: its first
 write to the spool pauses for 800 ms.
 """
 
+import fcntl
 import os
 import signal
 import socket
 import struct
 import time
+from pathlib import Path
 
-from faultlib import check, check_log_clean, harness, log_text, mboxcheck
+from faultlib import (TestSkipped, check, check_log_clean, descendants, harness, kill_tree,
+                      log_text, mboxcheck)
 from journalname import journal_name
 
 PAUSE_MS = 800
@@ -178,3 +184,127 @@ def test_client_stops_reading(ctx):
         p.cmd("QUIT")
     finally:
         p.close()
+
+
+MAIL_GID = 8  # "mail" in tests/cwrap/env.sh's group file; bob is not in it
+
+
+def keeper_spool(env, name, data):
+    """bob's spool in a 2775 root:mail directory, where bob may not create
+    names: his session's dotlock is made and removed by its keeper
+    (design.md §2). Needs real root. Returns (directory, spool, lock)."""
+    if not env.really_root:
+        raise TestSkipped("needs real root to give the spool directory to group mail")
+    d = env.tempdir(name)
+    spool = env.install_spool(d / "bob", data, "bob")
+    os.chown(d, 0, MAIL_GID)
+    os.chmod(d, 0o2775)
+    return d, spool, d / "bob.lock"
+
+
+def alive(pid):
+    """pid exists and is not a zombie (a dead keeper stays one until its
+    session reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for_lock(lock, session, timeout=8):
+    """The PID in lock once a process of session (itself or its keeper)
+    made it; None if none did within timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = int(lock.read_bytes().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            pid = None
+        if pid is not None and (pid == session or pid in descendants(session)):
+            return pid
+        time.sleep(0.01)
+    return None
+
+
+def test_unit_stop_during_update_with_keeper(ctx):
+    """systemctl stop with KillMode=control-group (units/pop3d.service)
+    sends SIGTERM to every process of the session's cgroup: the session,
+    which holds it inside UPDATE, and its dotlock keeper. A keeper that
+    died of it left the session to liblockfile's setgid dotlockfile,
+    which under NoNewPrivileges= has no group mail and cannot remove a
+    lock in a 2775 root:mail directory (it exits 1, which was taken as
+    success): a stale bob.lock that procmail honours for 1024 s. Here the
+    session's own removal is made to fail as it fails there (the shim
+    refuses every unlink of the lock in the session, FAULTSHIM_MAIN_ONLY,
+    not in the keeper, which has group mail). UPDATE waits for the write
+    lock with the dotlock taken; every process of the session gets
+    SIGTERM; the write lock is released. UPDATE must be complete (or its
+    journal pending), the keeper must have outlived the SIGTERM and be
+    gone with its session, and no dotlock may be left."""
+    env = ctx.env
+    spool_bytes, tokens, expected, _ = data()
+    d, spool, lock = keeper_spool(env, "unitstop-keeper", spool_bytes)
+    want = compacted(spool, tokens, expected)
+    log = d.parent / (d.name + ".shim")
+    p = env.session(d, rules="unlink@1-=EPERM", paths=[lock], log=log, main_only=True)
+    keeper = None
+    survived = None
+    try:
+        p.login("bob", "hunter2")
+        for i in DELETE:
+            check(p.cmd(f"DELE {i + 1}").startswith("+OK"), "DELE")
+        fd = os.open(spool, os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            p.send("QUIT")
+            keeper = wait_for_lock(lock, p.pid)
+            check(keeper is not None and keeper != p.pid,
+                  f"no dotlock made by a keeper of the session {p.pid} while UPDATE "
+                  f"waited for the write lock (test premise): "
+                  f"{lock.read_bytes() if lock.exists() else 'no lock'}")
+            kill_tree(p.pid, signal.SIGTERM)  # the unit's stop, pid by pid
+            time.sleep(0.5)
+            survived = alive(keeper)
+        finally:
+            os.close(fd)  # releases the write lock
+        rc = p.proc.wait(30)
+    finally:
+        if p.proc.poll() is None:
+            kill_tree(p.pid)
+        p.close()
+    ctx.count("signal and hang-up cases")
+    got = spool.read_bytes()
+    left = env.journal_files("bob")
+    text = log_text(p.stderr)
+    problems = []
+    if lock.exists():
+        problems.append(f"a stale dotlock is left: {lock.read_bytes()!r}")
+    if got != want and not left:
+        problems.append(f"UPDATE neither complete (spool {len(got)} octets, expected "
+                        f"{len(want)}) nor pending (no journal)")
+    if not survived:
+        problems.append(f"the keeper {keeper} died of the SIGTERM")
+    if rc != -signal.SIGTERM:
+        problems.append(f"the session ended with {rc}, not by the SIGTERM after UPDATE")
+    deadline = time.monotonic() + 5
+    while alive(keeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(keeper):
+        problems.append(f"the keeper {keeper} outlived its session")
+    for bad in ("keeper is gone", "cannot remove"):
+        if bad in text:
+            problems.append(f"the log says {bad!r}")
+    check(not problems, "unit stop during UPDATE, with a keeper: " + "; ".join(problems)
+          + f"\n{text}")
+    # The next login agrees.
+    q = env.session(d)
+    try:
+        r = q.login("bob", "hunter2")
+        n = len(tokens) - len(DELETE)
+        check(r.startswith(f"+OK maildrop has {n} messages"), f"next login: {r}")
+        check(q.cmd("QUIT").startswith("+OK"), "QUIT")
+    finally:
+        q.close()
+    check(spool.read_bytes() == want and not env.journal_files("bob"),
+          "after the next login: UPDATE not complete or a journal left")

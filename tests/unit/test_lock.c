@@ -9,6 +9,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <lockfile.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -625,6 +627,73 @@ START_TEST(clear_left_removes_only_that_dotlock)
 }
 END_TEST
 
+/* A dotlock that liblockfile cannot remove and says so with a positive
+ * result: where the user may not write the spool directory (2775
+ * root:mail), lockfile_remove runs the setgid helper dotlockfile -u,
+ * which under no_new_privs (NoNewPrivileges= in the shipped units) runs
+ * without group mail, cannot unlink, and exits 1; lockfile_remove
+ * returns that 1 (measured, liblockfile 1.17). lock.c took only a
+ * negative result for failure: lock_clear_left said "removed" and the
+ * lock stayed. Any result but 0 is a failure: false, and the lock is
+ * there. A child becomes a user outside group mail under no_new_privs;
+ * needs root and the setgid helper (else nothing is checked). */
+START_TEST(clear_left_helper_failure_is_failure)
+{
+	char dir[PATH_MAX], path[PATH_MAX], dotlock[PATH_MAX];
+	const uid_t user = 65534;
+	struct file_stamp left;
+	struct stat helper;
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0 || stat("/usr/bin/dotlockfile", &helper) < 0 ||
+	    !(helper.st_mode & S_ISGID) || helper.st_gid == 0)
+		return;
+	new_spool_path(dir, path);
+	write_file(path, "", 0);
+	ck_assert_int_lt(snprintf(dotlock, PATH_MAX, "%s.lock", path),
+			 PATH_MAX);
+	write_file(dotlock, "0\n", 2);
+	/* The spool and its lock the user's, as the helper makes it; the
+	 * directory root's and the helper's group's, as Debian's /var/mail;
+	 * the directory above it only to pass through. */
+	ck_assert_int_eq(chown(path, user, user), 0);
+	ck_assert_int_eq(chown(dotlock, user, helper.st_gid), 0);
+	ck_assert_int_eq(chown(dir, 0, helper.st_gid), 0);
+	ck_assert_int_eq(chmod(dir, 02775), 0);
+	ck_assert_int_eq(chmod(base_dir, 0711), 0);
+	ck_assert_int_eq(sys_lstat_stamp(dotlock, &left), 0);
+
+	if ((pid = fork()) == 0) {
+		int r;
+
+		if (setgroups(0, NULL) < 0 || setresgid(user, user, user) < 0 ||
+		    setresuid(user, user, user) < 0 ||
+		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			_exit(10);
+		/* The premise: liblockfile's own answer. */
+		if ((r = lockfile_remove(dotlock)) <= 0)
+			_exit(r == 0 ? 11 : 12);
+		_exit(lock_clear_left(path, &left) ? 1
+		      : access(dotlock, F_OK) == 0 ? 0
+						   : 2);
+	}
+	ck_assert_int_ge(pid, 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(chmod(base_dir, 0700), 0);
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) != 10, "cannot become the user");
+	ck_assert_msg(WEXITSTATUS(status) < 11,
+		      "liblockfile's lockfile_remove gave %s, not the "
+		      "helper's positive exit status (test premise)",
+		      WEXITSTATUS(status) == 11 ? "0" : "-1");
+	ck_assert_msg(WEXITSTATUS(status) != 1,
+		      "lock_clear_left took a failed removal for success");
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(access(dotlock, F_OK), 0);
+}
+END_TEST
+
 /* Issue 13: an MDA holds the dotlock for one delivery, then lets go.
  * lock_update takes it soon after, not after liblockfile's first 5 s
  * sleep (which made QUIT's p99 5.1 s with Postfix delivering). The bound
@@ -839,6 +908,7 @@ lock_suite(void)
 	tcase_add_test(tc, update_refuses_foreign_dotlock);
 	tcase_add_test(tc, update_takes_released_dotlock_soon);
 	tcase_add_test(tc, clear_left_removes_only_that_dotlock);
+	tcase_add_test(tc, clear_left_helper_failure_is_failure);
 	tcase_add_test(tc, dotlock_poll_schedule);
 	tcase_add_test(tc, liblockfile_loaded_at_first_dotlock);
 	tcase_set_timeout(tc, 20);
