@@ -1535,7 +1535,9 @@ roll_forward(struct engine *e)
 			"another file; moved aside to %s.stale, the new spool "
 			"left alone",
 			e->jpath, e->jpath);
-		return aside(e->jpath, ".stale") < 0 ? -1 : JOURNAL_STALE;
+		return aside(e->jpath, JOURNAL_STALE_SUFFIX) < 0
+			       ? -1
+			       : JOURNAL_STALE;
 	}
 	why = state_mismatch(e->fd, &e->plan, &e->cur, &err);
 	if (err != 0) {

@@ -69,6 +69,9 @@ int journal_compact(int fd, const char *jpath, off_t dst,
  * share (maildrop.c, shared_session_lock): kept for good, empty, never a
  * journal. */
 #define JOURNAL_SESSION_SUFFIX ".session"
+/* A journal set aside because its spool was replaced (JOURNAL_STALE):
+ * kept for the admin to look at, pending nothing. */
+#define JOURNAL_STALE_SUFFIX ".stale"
 
 /* Is there anything at jpath for journal_recover to look at: a journal,
  * a half-written one to clear away, or one refused before? */

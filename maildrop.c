@@ -94,13 +94,21 @@ lock_result(enum lock_status st)
 	case LOCK_OK:
 		return MD_OK;
 	case LOCK_BUSY:
-		return MD_IN_USE;
+		return MD_BUSY;
 	case LOCK_REFUSED:
 	case LOCK_FOREIGN:
 		return MD_PERMFAIL;
 	default:
 		return MD_TEMPFAIL;
 	}
+}
+
+/* The session lock is taken without waiting: busy means another
+ * session, not a wait that ran out. */
+static enum md_status
+session_result(enum lock_status st)
+{
+	return st == LOCK_BUSY ? MD_IN_USE : lock_result(st);
 }
 
 static enum md_status
@@ -364,7 +372,7 @@ open_spool(struct maildrop *md, uid_t owner, bool shared)
 	 * spool, taken beside the journal (shared_session_lock). */
 	if ((md->shared = lock_spool_shared(md->fd, md->path, shared)))
 		return MD_OK;
-	return lock_result(lock_session(md->fd, md->path));
+	return session_result(lock_session(md->fd, md->path));
 }
 
 static int
@@ -711,7 +719,8 @@ shared_session_lock(struct maildrop *md, const char *dir, uid_t owner)
 			md->path, why);
 		return MD_PERMFAIL;
 	}
-	return lock_result(lock_session_file(name, md->path, &md->session_fd));
+	return session_result(
+		lock_session_file(name, md->path, &md->session_fd));
 }
 
 enum md_status

@@ -15,7 +15,8 @@ struct maildrop;
 
 enum md_status {
 	MD_OK,
-	MD_IN_USE,   /* another session, or a lock wait ran out */
+	MD_IN_USE,   /* another session holds the maildrop */
+	MD_BUSY,     /* a lock wait ran out: another program holds it */
 	MD_TEMPFAIL, /* I/O error, or the spool changed under us */
 	MD_PERMFAIL, /* bad spool: symlink, owner, not mbox, over a limit */
 };
@@ -83,7 +84,7 @@ struct md_totals maildrop_totals(const struct maildrop *md);
 typedef int (*md_sink_fn)(void *ctx, const char *data, size_t len);
 
 /* Is message i still the one parsed at login? MD_OK, MD_TEMPFAIL if
- * another program changed it (logged), MD_IN_USE if a lock wait ran out.
+ * another program changed it (logged), MD_BUSY if a lock wait ran out.
  * Call before promising the message to the client. */
 enum md_status maildrop_verify(struct maildrop *md, size_t i);
 

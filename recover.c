@@ -72,18 +72,19 @@ open_root(const char *dir)
 	return -1;
 }
 
-/* A shared spool's session lock, which stays (maildrop.c). */
 static bool
-session_lock(const char *name)
+ends_with(const char *name, const char *suffix)
 {
-	size_t n = strlen(name), k = strlen(JOURNAL_SESSION_SUFFIX);
+	size_t n = strlen(name), k = strlen(suffix);
 
-	return n > k && strcmp(name + n - k, JOURNAL_SESSION_SUFFIX) == 0;
+	return n > k && strcmp(name + n - k, suffix) == 0;
 }
 
 /* How many names a journal directory holds (as the user), besides
- * --login-delay's record and the session locks of shared spools: 0
- * means nothing pending. -1 on an error (logged). */
+ * --login-delay's record, the session locks of shared spools (which
+ * stay, maildrop.c) and journals set aside as stale (their spool was
+ * replaced; the new one is served, logged when it was found): 0 means
+ * nothing pending. -1 on an error (logged). */
 static int
 entries(const char *dir)
 {
@@ -99,7 +100,8 @@ entries(const char *dir)
 		if (strcmp(e->d_name, ".") != 0 &&
 		    strcmp(e->d_name, "..") != 0 &&
 		    strcmp(e->d_name, LOGINDELAY_FILE) != 0 &&
-		    !session_lock(e->d_name))
+		    !ends_with(e->d_name, JOURNAL_SESSION_SUFFIX) &&
+		    !ends_with(e->d_name, JOURNAL_STALE_SUFFIX))
 			n++;
 	closedir(d);
 	return n;
@@ -129,8 +131,7 @@ recover_as_user(const struct config *cfg, const struct auth_user *who)
 	maildrop_close(md);
 	if (st == MD_IN_USE) {
 		log_msg(LOG_NOTICE,
-			"recover: user=%s: %s in use; left to its session or "
-			"the next login",
+			"recover: user=%s: %s in use by a session; left to it",
 			who->name, path);
 		return 0;
 	}
@@ -141,7 +142,12 @@ recover_as_user(const struct config *cfg, const struct auth_user *who)
 			path);
 		return 0;
 	}
-	if (n > 0)
+	if (n > 0 && st == MD_BUSY)
+		log_msg(LOG_ERR,
+			"recover: user=%s: %s stayed locked by another "
+			"program: not recovered, still pending in %s",
+			who->name, path, jdir);
+	else if (n > 0)
 		log_msg(LOG_ERR,
 			"recover: user=%s: %d name(s) still in %s after "
 			"opening %s: not recovered, see the lines above",

@@ -26,6 +26,7 @@ md_result(enum md_status st)
 	case MD_OK:
 		return POP_OK;
 	case MD_IN_USE:
+	case MD_BUSY:
 		return POP_MD_IN_USE;
 	case MD_PERMFAIL:
 		return POP_MD_PERM;

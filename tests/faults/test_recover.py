@@ -162,6 +162,62 @@ def test_recover_with_live_session(ctx):
           f"once free: exit {rc}, {a}\n{log_text(log)}")
 
 
+def test_recover_spool_replaced(ctx):
+    """The spool was replaced after a kill inside UPDATE (an MUA that
+    removes empty mailboxes, an admin): --recover sets the journal aside
+    as stale, logs it once and serves the new spool untouched. That is
+    not a failure, then or at any later run (until round 13 every later
+    --recover, and with it the boot unit, exited 1 for good)."""
+    env = ctx.env
+    d, spool, data, tokens, expected = _spool(env, "recover-replaced")
+    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
+    check(env.journal_files(), "no journal pending after the kill (test premise)")
+    new = b"From x@example.org Thu Dec  3 10:00:00 2026\nSubject: new\n\nnew spool\n\n"
+    tmp = d / "alice.new"
+    tmp.write_bytes(new)
+    os.chown(tmp, spool.stat().st_uid, spool.stat().st_gid)
+    os.chmod(tmp, spool.stat().st_mode & 0o7777)
+    os.rename(tmp, spool)     # a new inode while the old one still exists
+    for run in (1, 2):
+        rc, log = run_recover(env, d, ["--recover"])
+        check(rc == 0, f"run {run}: exit {rc}\n{log_text(log)}")
+        check(spool.read_bytes() == new, f"run {run}: the new spool was changed")
+        check(any(f.endswith(".stale") for f in env.journal_files()),
+              f"run {run}: the journal is not kept aside: {env.journal_files()}")
+        check((b".stale" in log) == (run == 1),
+              f"run {run}: the set-aside logged {'not ' if run == 1 else 'again '}"
+              f"\n{log_text(log)}")
+    for f in env.journal_files():     # the admin, having looked
+        if f.endswith(".stale"):
+            os.unlink(env.journal_dir() / f)
+
+
+def test_recover_locks_busy(ctx):
+    """Another program holds the spool's fcntl lock past the wait while a
+    journal is pending: --recover must say the journal is still pending
+    and exit 1 (it exited 0 with "in use; left to its session" although
+    no session existed, and the boot unit reported success over a half
+    rewritten spool); once the lock is gone, it finishes."""
+    env = ctx.env
+    d, spool, data, tokens, expected = _spool(env, "recover-busy")
+    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
+    pending = env.journal_files()
+    check(pending, "no journal pending after the kill (test premise)")
+    fd = os.open(spool, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        rc, log = run_recover(env, d, ["--recover"], timeout=60)
+    finally:
+        os.close(fd)
+    check(rc == 1 and b"stayed locked by another program" in log
+          and env.journal_files() == pending,
+          f"locks busy: exit {rc}, journal {env.journal_files()}\n{log_text(log)}")
+    rc, log = run_recover(env, d, ["--recover"])
+    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
+    check(rc == 0 and a["ok"] and not env.journal_files(),
+          f"once free: exit {rc}, {a}\n{log_text(log)}")
+
+
 def test_recover_refuses_foreign_dir(ctx):
     """A journal directory for alice's uid that bob owns (a journal bob
     could write would write alice's spool): refused, left alone, exit 1,
