@@ -46,6 +46,12 @@ static int source_channel = -1; /* in a proxied session: to the listener */
 struct server {
 	const struct server_limits *limits;
 	char **argv;
+	/* This program's argv with --recover added, run after a session
+	 * that did not end well (start_recovery); the pid of that run while
+	 * it lasts, and whether another session ended so meanwhile. */
+	char **recover_argv;
+	pid_t recovery;
+	bool recover_again;
 	struct child *child; /* limits->max_children slots */
 	/* What ppoll watches: the listening socket, then the open claim
 	 * channels, slot[k] the child of pfd[k + 1]. */
@@ -117,29 +123,11 @@ count_source(const struct server *srv, const source_key key)
 	return n;
 }
 
+/* Start the program afresh in the child, as the session is: the same
+ * options, the signals as they were at start. */
 static void
-reap(struct server *srv)
+child_defaults(void)
 {
-	pid_t pid;
-
-	got_child = 0;
-	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-		for (unsigned i = 0; i < srv->limits->max_children; i++)
-			if (srv->child[i].pid == pid) {
-				srv->child[i].pid = 0;
-				if (srv->child[i].chan >= 0)
-					close(srv->child[i].chan);
-				srv->child[i].chan = -1;
-				srv->running--;
-				break;
-			}
-}
-
-/* In the child: become an inetd-style pop3d on this connection. */
-static void __attribute__((noreturn))
-exec_session(struct server *srv, int conn, int chan)
-{
-	char num[16];
 	sigset_t none;
 
 	signal(SIGCHLD, SIG_DFL);
@@ -148,17 +136,107 @@ exec_session(struct server *srv, int conn, int chan)
 	signal(SIGHUP, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (dup2(conn, STDIN_FILENO) < 0 || dup2(conn, STDOUT_FILENO) < 0)
-		_exit(127);
-	if (conn > STDOUT_FILENO)
-		close(conn);
-	/* The session is not the service: it must neither notify systemd
-	 * nor think it was passed a listening socket. */
+	/* Neither a session nor a recovery is the service: it must neither
+	 * notify systemd nor think it was passed a listening socket. */
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	unsetenv(SOURCE_FD_ENV);
+}
+
+/* A session that was killed (or crashed) inside UPDATE leaves a journal,
+ * and every other reader of the spool sees it half rewritten until its
+ * user logs in again. The socket units' services run pop3d --recover
+ * from ExecStopPost= for that (design.md §4.9); under this listener a
+ * session's end stops no unit, so the listener runs it: one at a time,
+ * and once more if another session ended so while it ran (its scan may
+ * have passed that user already). */
+static void
+start_recovery(struct server *srv)
+{
+	pid_t pid;
+	int null;
+
+	pid = fork();
+	if (pid < 0) {
+		log_msg(LOG_ERR, "fork for pop3d --recover: %m");
+		return; /* tried again when the next child ends */
+	}
+	if (pid == 0) {
+		child_defaults();
+		/* stdin is the listening socket under inetd "wait" */
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+		    dup2(null, STDOUT_FILENO) < 0)
+			_exit(127);
+		execv("/proc/self/exe", srv->recover_argv);
+		log_msg(LOG_ERR, "exec /proc/self/exe --recover: %m");
+		_exit(127);
+	}
+	srv->recovery = pid;
+	srv->recover_again = false;
+}
+
+static void
+session_ended(struct server *srv, unsigned i, int status)
+{
+	struct child *c = &srv->child[i];
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFSIGNALED(status))
+			log_msg(LOG_WARNING,
+				"session %ld killed by signal %d: running "
+				"pop3d "
+				"--recover",
+				(long)c->pid, WTERMSIG(status));
+		else
+			log_msg(LOG_WARNING,
+				"session %ld exited with status %d: running "
+				"pop3d --recover",
+				(long)c->pid, WEXITSTATUS(status));
+		srv->recover_again = true;
+	}
+	c->pid = 0;
+	if (c->chan >= 0)
+		close(c->chan);
+	c->chan = -1;
+	srv->running--;
+}
+
+static void
+reap(struct server *srv)
+{
+	int status;
+	pid_t pid;
+
+	got_child = 0;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == srv->recovery) {
+			srv->recovery = 0;
+			continue;
+		}
+		for (unsigned i = 0; i < srv->limits->max_children; i++)
+			if (srv->child[i].pid == pid) {
+				session_ended(srv, i, status);
+				break;
+			}
+	}
+	if (srv->recover_again && srv->recovery == 0)
+		start_recovery(srv);
+}
+
+/* In the child: become an inetd-style pop3d on this connection. */
+static void __attribute__((noreturn))
+exec_session(struct server *srv, int conn, int chan)
+{
+	char num[16];
+
+	child_defaults();
+	if (dup2(conn, STDIN_FILENO) < 0 || dup2(conn, STDOUT_FILENO) < 0)
+		_exit(127);
+	if (conn > STDOUT_FILENO)
+		close(conn);
 	if (chan >= 0) {
 		/* Kept across exec: the session's monitor answers on it. */
 		if (fcntl(chan, F_SETFD, 0) < 0)
@@ -334,14 +412,20 @@ int
 server_run(int listen_fd, const struct server_limits *limits, char **argv)
 {
 	struct server srv = {.limits = limits, .argv = argv};
+	int argc = 0, flags, r;
 	nfds_t n;
-	int flags, r;
 
+	while (argv[argc] != NULL)
+		argc++;
 	srv.child = calloc(limits->max_children, sizeof(*srv.child));
 	srv.pfd = calloc(limits->max_children + 1, sizeof(*srv.pfd));
 	srv.slot = calloc(limits->max_children, sizeof(*srv.slot));
-	if (srv.child == NULL || srv.pfd == NULL || srv.slot == NULL)
+	srv.recover_argv = calloc((size_t)argc + 2, sizeof(char *));
+	if (srv.child == NULL || srv.pfd == NULL || srv.slot == NULL ||
+	    srv.recover_argv == NULL)
 		fatal("out of memory");
+	memcpy(srv.recover_argv, argv, (size_t)argc * sizeof(char *));
+	srv.recover_argv[argc] = "--recover";
 	for (unsigned i = 0; i < limits->max_children; i++)
 		srv.child[i].chan = -1;
 	/* poll said readable, but the client may be gone by accept(). */
@@ -372,6 +456,7 @@ server_run(int listen_fd, const struct server_limits *limits, char **argv)
 	free(srv.child);
 	free(srv.pfd);
 	free(srv.slot);
+	free(srv.recover_argv);
 	return 0;
 }
 

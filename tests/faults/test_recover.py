@@ -12,7 +12,10 @@ nothing unknown, no journal left. A second run must change nothing.
 
 import fcntl
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -216,6 +219,87 @@ def test_recover_locks_busy(ctx):
     a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
     check(rc == 0 and a["ok"] and not env.journal_files(),
           f"once free: exit {rc}, {a}\n{log_text(log)}")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pop3_line(sock):
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def test_recover_after_listener_session_killed(ctx):
+    """Under the Accept=no listener a session's end stops no unit, so no
+    ExecStopPost= runs pop3d --recover for it (until round 13 the journal
+    waited for the next login or boot). A session killed right after
+    UPDATE began (its journal renamed into place, the spool not yet
+    written): the listener logs it and runs --recover, which finishes
+    the UPDATE with no login; the listener keeps serving."""
+    env = ctx.env
+    if shutil.which("systemd-socket-activate") is None:
+        ctx.note("no systemd-socket-activate: listener recovery not run")
+        return
+    d, spool, data, tokens, expected = _spool(env, "recover-listener")
+    jdir = env.journal_dir()
+    port = _free_port()
+    # Only a session renames in the journal directory (the .new journal
+    # into place); the listener and the recovery it runs do not.
+    shim = env.child_env(rules="rename@1=killafter", paths=[f"{jdir}/*"],
+                         log=d.parent / (d.name + ".shim"))
+    cmd = (["systemd-socket-activate", f"--listen=127.0.0.1:{port}"]
+           + [f"--setenv={k}" for k in sorted(shim)] + env.command(d))
+    proc = subprocess.Popen(cmd, env=shim, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c = socket.create_connection(("127.0.0.1", port), timeout=15)
+                break
+            except ConnectionRefusedError:
+                check(time.monotonic() < deadline, "the listener never listened")
+                time.sleep(0.05)
+        with c:
+            check(_pop3_line(c).startswith(b"+OK"), "greeting")
+            for line in (b"USER alice", b"PASS secret", b"DELE 1"):
+                c.sendall(line + b"\r\n")
+                r = _pop3_line(c)
+                check(r.startswith(b"+OK"), f"{line!r}: {r!r}")
+            c.sendall(b"QUIT\r\n")
+            r = _pop3_line(c)
+            check(r == b"", f"QUIT answered although the session was to be killed: {r!r}")
+        deadline = time.monotonic() + 30
+        while env.journal_files() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
+        check(not env.journal_files() and a["ok"] and a["reappeared"] == 0,
+              f"no login, yet: journal {env.journal_files()}, spool {a}")
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as c:
+            check(_pop3_line(c).startswith(b"+OK"), "the listener serves on")
+            c.sendall(b"QUIT\r\n")
+            _pop3_line(c)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc.pid)
+            proc.wait()
+        log = proc.stderr.read()
+    check(re.search(rb"session \d+ killed by signal 9: running pop3d --recover", log),
+          f"the listener does not say why it recovers\n{log_text(log)}")
+    check(b"recover: user=alice: " in log and b" recovered" in log,
+          f"no recovery line\n{log_text(log)}")
 
 
 def test_recover_refuses_foreign_dir(ctx):
