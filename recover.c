@@ -107,6 +107,37 @@ entries(const char *dir)
 	return n;
 }
 
+/* Say why n names are still in jdir after maildrop_open(path) gave st.
+ * A journal is named after its spool's path (journal_path): when none is
+ * there for path, what is left was written for another spool, which
+ * this run's --mailbox does not name (recovery must be given the
+ * sessions' options) or which was removed since. */
+static void
+why_left(const struct auth_user *who, enum md_status st, int n,
+	 const char *jdir, const char *path)
+{
+	char jpath[PATH_MAX];
+
+	if (st == MD_BUSY)
+		log_msg(LOG_ERR,
+			"recover: user=%s: %s stayed locked by another "
+			"program: not recovered, still pending in %s",
+			who->name, path, jdir);
+	else if (journal_path(jdir, path, jpath, sizeof(jpath)) == 0 &&
+		 !journal_pending(jpath))
+		log_msg(LOG_ERR,
+			"recover: user=%s: %d name(s) in %s, none of them the "
+			"journal of %s: written for a spool this --mailbox "
+			"does not name (give --recover the sessions' options) "
+			"or one removed since",
+			who->name, n, jdir, path);
+	else
+		log_msg(LOG_ERR,
+			"recover: user=%s: %d name(s) still in %s after "
+			"opening %s: not recovered, see the lines above",
+			who->name, n, jdir, path);
+}
+
 /* In the child, as the user for good: recover as a login would. */
 static int
 recover_as_user(const struct config *cfg, const struct auth_user *who)
@@ -142,16 +173,8 @@ recover_as_user(const struct config *cfg, const struct auth_user *who)
 			path);
 		return 0;
 	}
-	if (n > 0 && st == MD_BUSY)
-		log_msg(LOG_ERR,
-			"recover: user=%s: %s stayed locked by another "
-			"program: not recovered, still pending in %s",
-			who->name, path, jdir);
-	else if (n > 0)
-		log_msg(LOG_ERR,
-			"recover: user=%s: %d name(s) still in %s after "
-			"opening %s: not recovered, see the lines above",
-			who->name, n, jdir, path);
+	if (n > 0)
+		why_left(who, st, n, jdir, path);
 	return 1;
 }
 

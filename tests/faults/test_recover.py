@@ -195,6 +195,31 @@ def test_recover_spool_replaced(ctx):
             os.unlink(env.journal_dir() / f)
 
 
+def test_recover_other_mailbox(ctx):
+    """--recover given another --mailbox than the sessions had (the
+    recovery unit and ExecStopPost= must repeat the sessions' options):
+    the journal, named after the spool's path, is not that spool's. It
+    must say so, not "see the lines above" with no line above; exit 1,
+    nothing touched. With the sessions' options it recovers."""
+    env = ctx.env
+    d, spool, data, tokens, expected = _spool(env, "recover-other")
+    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
+    pending = env.journal_files()
+    raw = spool.read_bytes()
+    check(pending, "no journal pending after the kill (test premise)")
+    (d / "other").mkdir()
+    rc, log = run_recover(env, d, ["--recover", f"--mailbox={d}/other/%u"])
+    check(rc == 1 and b"none of them the journal of" in log
+          and b"give --recover the sessions' options" in log,
+          f"other --mailbox: exit {rc}\n{log_text(log)}")
+    check(env.journal_files() == pending and spool.read_bytes() == raw,
+          "a journal applied to a spool it was not written for")
+    rc, log = run_recover(env, d, ["--recover"])
+    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
+    check(rc == 0 and a["ok"] and not env.journal_files(),
+          f"with the sessions' options: exit {rc}, {a}\n{log_text(log)}")
+
+
 def test_recover_locks_busy(ctx):
     """Another program holds the spool's fcntl lock past the wait while a
     journal is pending: --recover must say the journal is still pending
