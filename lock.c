@@ -99,28 +99,66 @@ lock_session_file(const char *name, const char *path, int *fd_r)
 	return LOCK_ERROR;
 }
 
-/* An fcntl lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS:
- * MTAs and MUAs hold it for one delivery or rewrite. Polling rather than
- * F_SETLKW keeps the wait bounded without signals. */
-static enum lock_status
-fcntl_lock(int fd, const char *path, short type)
+static int
+try_fcntl(int fd, int type)
 {
-	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+	struct flock fl = {.l_type = (short)type, .l_whence = SEEK_SET};
 
+	return fcntl(fd, F_SETLK, &fl);
+}
+
+static int
+try_flock(int fd, int type)
+{
+	(void)type;
+	return flock(fd, LOCK_EX | LOCK_NB);
+}
+
+/* A lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS: MTAs and
+ * MUAs hold it for one delivery or rewrite. Polling rather than a
+ * blocking call keeps the wait bounded without signals. */
+static enum lock_status
+wait_lock(int fd, const char *path, int (*take)(int fd, int type), int type,
+	  const char *kind)
+{
 	for (int waited = 0;; waited += FCNTL_LOCK_POLL_MS) {
-		if (fcntl(fd, F_SETLK, &fl) == 0)
+		if (take(fd, type) == 0)
 			return LOCK_OK;
 		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-			log_msg(LOG_ERR, "%s: fcntl lock: %m", path);
+			log_msg(LOG_ERR, "%s: %s: %m", path, kind);
 			return LOCK_ERROR;
 		}
 		if (waited >= FCNTL_LOCK_WAIT_MS) {
-			log_msg(LOG_WARNING, "%s: still locked after %d ms",
-				path, FCNTL_LOCK_WAIT_MS);
+			log_msg(LOG_WARNING, "%s: still locked after %d ms%s",
+				path, FCNTL_LOCK_WAIT_MS,
+				take == try_flock ? " (flock)" : "");
 			return LOCK_BUSY;
 		}
 		sys_sleep_ms(FCNTL_LOCK_POLL_MS);
 	}
+}
+
+static enum lock_status
+fcntl_lock(int fd, const char *path, short type)
+{
+	return wait_lock(fd, path, try_fcntl, type, "fcntl lock");
+}
+
+/* A spool taken as shared keeps its session lock beside the journal, not
+ * in flock(2) on the spool (lock_spool_shared), so nothing held off a
+ * writer that takes flock alone (Postfix's mailbox_delivery_lock =
+ * flock, Dovecot's mbox_write_locks = flock). Where flock is the file
+ * system's own (--shared-spool on a local or cluster file system: the
+ * file server itself, GFS2, OCFS2, CephFS) UPDATE takes it too. On NFS
+ * and SMB it is an fcntl lock of another owner (lock_fs_shared), which
+ * our own write lock would refuse: not taken there. */
+static bool
+update_flocks(int fd, bool shared)
+{
+	struct statfs fs;
+
+	return shared && fstatfs(fd, &fs) == 0 &&
+	       !lock_fs_shared((unsigned long)fs.f_type);
 }
 
 enum lock_status
@@ -315,8 +353,15 @@ lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 		return LOCK_FOREIGN;
 	if ((st = dotlock_take(fd, dotlock, shared)) != LOCK_OK)
 		return st;
-	if ((st = fcntl_lock(fd, path, F_WRLCK)) != LOCK_OK)
+	if ((st = fcntl_lock(fd, path, F_WRLCK)) != LOCK_OK) {
 		dotlock_remove(dotlock);
+		return st;
+	}
+	if (update_flocks(fd, shared) &&
+	    (st = wait_lock(fd, path, try_flock, 0, "flock")) != LOCK_OK) {
+		lock_release(fd, path);
+		dotlock_remove(dotlock);
+	}
 	return st;
 }
 
@@ -337,8 +382,11 @@ lock_clear_left(const char *path, const struct file_stamp *left)
 }
 
 void
-lock_update_end(int fd, const char *path, const char *dotlock)
+lock_update_end(int fd, const char *path, bool shared, const char *dotlock)
 {
+	/* A local spool's flock is the session's, kept until it ends. */
+	if (update_flocks(fd, shared) && flock(fd, LOCK_UN) < 0)
+		log_msg(LOG_ERR, "%s: flock unlock: %m", path);
 	dotlock_remove(dotlock);
 	lock_release(fd, path);
 }

@@ -68,7 +68,9 @@ bool lock_dotlock_name(const char *path, char *out, size_t size);
 
 /* The update locks: path's dotlock, named into dotlock (size octets),
  * then the write lock. shared (lock_spool_shared): the dotlock holds no
- * PID and another's is stale by age alone. On failure neither is held.
+ * PID and another's is stale by age alone, and where flock(2) is the
+ * file system's own it is taken last (a local spool's session holds it
+ * already). On failure none is held.
  * LOCK_FOREIGN, logged with the owner, if the dotlock is another user's (before
  * or after the wait). */
 enum lock_status lock_update(int fd, const char *path, bool shared,
@@ -91,7 +93,8 @@ long lock_dotlock_poll_ms(int tries);
  * program that removes it too and makes its own in between. */
 bool lock_clear_left(const char *path, const struct file_stamp *left);
 
-/* Release what lock_update took. */
-void lock_update_end(int fd, const char *path, const char *dotlock);
+/* Release what lock_update took (shared as given to it). */
+void lock_update_end(int fd, const char *path, bool shared,
+		     const char *dotlock);
 
 #endif

@@ -133,7 +133,7 @@ update_lock(struct maildrop *md, char *dotlock, size_t size)
 static void
 update_unlock(struct maildrop *md, const char *dotlock)
 {
-	lock_update_end(md->fd, md->path, dotlock);
+	lock_update_end(md->fd, md->path, md->shared, dotlock);
 }
 
 /* A signal must not stop a rewrite halfway, UPDATE's or recovery's, nor

@@ -34,13 +34,13 @@ def _append(fd, data):
     os.fsync(fd)
 
 
-def _quit_held(env, name, take, release, hold=1.0, wait=30):
+def _quit_held(env, name, take, release, hold=1.0, wait=30, args=()):
     """Log in, DELE 2, then take() a lock; QUIT must get no reply while
     it is held (hold seconds, NEW_MAIL appended meanwhile), then +OK once
     release() let it go. Returns the time from release to the reply."""
     d, spool, data = setup(env, name)
     with Sessions(env, d) as s:
-        a = s.start()
+        a = s.start(args)
         a.login()
         check(a.cmd("DELE 2").startswith("+OK"), "DELE 2")
         fd = os.open(spool, os.O_RDWR)
@@ -200,6 +200,19 @@ def test_flock_only(env):
     want = chunks(data)[0] + NEW_MAIL
     got = spool.read_bytes()
     check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
+
+
+def test_flock_only_shared_spool(env):
+    """With --shared-spool the session lock is beside the journal, not a
+    flock on the spool, so until round 13 nothing held off a writer that
+    takes only flock (Postfix's mailbox_delivery_lock = flock) and UPDATE
+    rewrote the spool under it. Where flock is the file system's own (a
+    local or cluster file system, as here), UPDATE takes it: no reply to
+    QUIT until the writer releases it; its mail kept."""
+    _quit_held(env, "flock-only-shared",
+               lambda fd, p: fcntl.flock(fd, fcntl.LOCK_EX),
+               lambda fd, p: fcntl.flock(fd, fcntl.LOCK_UN),
+               args=["--shared-spool"])
 
 
 def test_quit_without_deletions_takes_no_lock(env):

@@ -452,7 +452,7 @@ START_TEST(update_shared_keeps_foreign_pid_dotlock)
 		      (long long)took);
 	ck_assert_int_ge(took, 1500);
 	ck_assert_int_eq(dotlock_pid(dotlock), 0);
-	lock_update_end(fd, path, dotlock);
+	lock_update_end(fd, path, true, dotlock);
 	close(fd);
 }
 END_TEST
@@ -527,14 +527,14 @@ START_TEST(update_takes_both)
 	ck_assert_int_eq(lock_seen(path, &owner), F_WRLCK);
 	ck_assert_int_eq(owner, getpid());
 
-	lock_update_end(fd, path, dotlock);
+	lock_update_end(fd, path, false, dotlock);
 	ck_assert_int_eq(access(dotlock, F_OK), -1);
 	ck_assert_int_eq(errno, ENOENT);
 	ck_assert(can_deliver(path));
 	/* And again: nothing was left behind. */
 	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
 			 LOCK_OK);
-	lock_update_end(fd, path, dotlock);
+	lock_update_end(fd, path, false, dotlock);
 	close(fd);
 }
 END_TEST
@@ -556,7 +556,7 @@ START_TEST(update_refuses_long_name)
 	ck_assert(can_deliver(path));
 	ck_assert_int_eq(lock_update(fd, path, false, dotlock, fits), LOCK_OK);
 	ck_assert_str_eq(dotlock, want);
-	lock_update_end(fd, path, dotlock);
+	lock_update_end(fd, path, false, dotlock);
 	close(fd);
 }
 END_TEST
@@ -585,7 +585,7 @@ START_TEST(update_breaks_dead_dotlock)
 			 LOCK_OK);
 	ck_assert_int_lt(now_ms() - start, 4000);
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
-	lock_update_end(fd, path, dotlock);
+	lock_update_end(fd, path, false, dotlock);
 	close(fd);
 }
 END_TEST
@@ -717,7 +717,7 @@ START_TEST(update_takes_released_dotlock_soon)
 		      "only after %lld ms",
 		      (long long)took);
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
-	lock_update_end(fd, path, got);
+	lock_update_end(fd, path, false, got);
 	close(fd);
 	reap(mda);
 }
@@ -762,7 +762,7 @@ START_TEST(liblockfile_loaded_at_first_dotlock)
 	ck_assert(lib_mapped("liblockfile"));
 	ck_assert(lockload_loaded());
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
-	lock_update_end(fd, path, got);
+	lock_update_end(fd, path, false, got);
 	ck_assert_int_eq(access(dotlock, F_OK), -1);
 	close(fd);
 }
