@@ -895,13 +895,43 @@ static int compact_plan(int fd, const char *jpath, uint64_t dst,
 			size_t size, const struct file_stamp *dotlock,
 			const struct journal_tuning *t, bool replacing);
 
+/* Where the mail delivered after the crash starts. As in UPDATE
+ * (maildrop.c, tail_start): when the octets before the old end were
+ * deleted, a blank line an MDA wrote before its From_ line (the old last
+ * message lacked one) belongs to that message, and goes with it; moved
+ * along, it would grow the last kept message by a line. */
+static off_t
+later_start(const struct engine *e)
+{
+	const struct journal_plan *p = &e->plan;
+	char buf[APPEND_PEEK_SIZE];
+	ssize_t n;
+	size_t i = 0;
+
+	if (p->nreg > 0 && (uint64_t)(e->reg[p->nreg - 1].start +
+				      e->reg[p->nreg - 1].len) == p->eof)
+		return (off_t)p->eof; /* the last message is kept */
+	if ((n = sys_pread_full(e->fd, buf, sizeof(buf), (off_t)p->eof)) < 0)
+		return -1;
+	while (i < (size_t)n &&
+	       (buf[i] == '\n' ||
+		(buf[i] == '\r' && i + 1 < (size_t)n && buf[i + 1] == '\n')))
+		i += buf[i] == '\n' ? 1 : 2;
+	if ((size_t)n - i >= 5 && memcmp(buf + i, "From ", 5) == 0)
+		return (off_t)(p->eof + i);
+	return (off_t)p->eof;
+}
+
 /* Mail delivered after a crash, behind the old end: moved down to end
  * by a compaction of its own, whose journal replaces this one. */
 static int
 move_later(struct engine *e, off_t eof)
 {
-	struct region later = {(off_t)e->plan.eof, eof - (off_t)e->plan.eof};
+	off_t from = later_start(e);
+	struct region later = {from, eof - from};
 
+	if (from < 0)
+		return -1;
 	return compact_plan(e->fd, e->jpath, e->plan.end, &later, 1, e->buf,
 			    e->size, e->dotlock, &e->tuning, true);
 }

@@ -579,6 +579,45 @@ def _mail_after_crash():
     return "late", mboxcheck.stored_form(msg, mboxcheck.from_line(rng))
 
 
+def test_recovery_mail_after_unseparated_last(ctx):
+    """The last message lacks its blank line, is deleted, and the UPDATE
+    (a truncation alone) is killed before its truncation; an MDA then
+    writes the missing blank line and a message. That blank line belongs
+    to the deleted message, as UPDATE itself treats it (tail_start):
+    recovery must not move it along, or the last kept message would end
+    in a line it never had (until round 13 it did)."""
+    if not ctx.env.has_journal:
+        ctx.note("no journal: not run")
+        return
+    check(SPOOL.endswith(b"\n\n"), "the fixture's last message has its blank line")
+    late, late_stored = _mail_after_crash()
+    c = Case(ctx, "recover-unseparated", data=SPOOL[:-1])
+    p = c.session("ftruncate@1=kill", target="spool")
+    try:
+        p.login()
+        check(p.cmd(f"DELE {N_MESSAGES}").startswith("+OK"), "DELE last")
+        p.send("QUIT")
+        p.proc.wait(15)
+    finally:
+        p.close()
+    check(c.fired() and c.journal_left(), "the kill never fired or left no journal")
+    if (c.dir / "alice.lock").exists():
+        os.unlink(c.dir / "alice.lock")
+    with open(c.spool, "ab") as f:
+        f.write(b"\n" + late_stored)
+    r = c.session()
+    try:
+        r.login()
+        r.cmd("QUIT")
+    finally:
+        r.close()
+    want = b"".join(EXPECTED[t] for t in TOKENS[:-1]) + late_stored
+    got = c.spool.read_bytes()
+    check(got == want, f"after recovery: {len(got)} octets, want {len(want)}; "
+          f"end {got[len(want) - len(late_stored) - 40:][:80]!r}")
+    check(not c.journal_left(), f"journal left: {c.journal_left()}")
+
+
 def test_recovery_faults(ctx):
     """A fault while the next login replays the journal of a killed UPDATE
     (killed after its first move, or before its truncation): that login
