@@ -611,23 +611,105 @@ def kill_in_update(ct, user):
             f"before any login: {state}; the next login agrees")
 
 
+# Stand-ins for packages the root does not carry, with the [Unit] lines
+# (the ordering) of the real ones: upstream sssd.service (default
+# dependencies, so after basic.target, and before nss-user-lookup.target),
+# Debian 12's postfix.service (only /bin/true) and postfix@.service (the
+# master, as postfix@-.service; postfix-instance-generator makes
+# postfix.service want it). Each only runs /bin/true.
+STUBS = {
+    "sssd.service": """[Unit]
+Description=System Security Services Daemon (stand-in)
+Before=systemd-user-sessions.service nss-user-lookup.target
+Wants=nss-user-lookup.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+
+[Install]
+WantedBy=multi-user.target
+""",
+    "postfix.service": """[Unit]
+Description=Postfix Mail Transport Agent (stand-in)
+Conflicts=sendmail.service exim4.service
+ConditionPathExists=/etc/postfix/main.cf
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+
+[Install]
+WantedBy=multi-user.target
+""",
+    "postfix@.service": """[Unit]
+Description=Postfix Mail Transport Agent (instance %i) (stand-in)
+PartOf=postfix.service
+Before=postfix.service
+ReloadPropagatedFrom=postfix.service
+After=network-online.target nss-lookup.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+
+[Install]
+WantedBy=multi-user.target
+""",
+}
+
+
+def install_stubs(ct):
+    etc = ct.path("/etc/systemd/system")
+    for name, text in STUBS.items():
+        (etc / name).write_text(text)
+    wants = etc / "postfix.service.wants"
+    wants.mkdir(exist_ok=True)
+    link = wants / "postfix@-.service"
+    if not link.is_symlink():
+        link.symlink_to("/etc/systemd/system/postfix@.service")
+    ct.run("mkdir", "-p", "/etc/postfix")
+    ct.run("touch", "/etc/postfix/main.cf")
+    ct.systemctl("daemon-reload")
+    ct.systemctl("enable", "sssd.service", "postfix.service")
+
+
 def recover_unit_order(ct):
+    """The ordering the units declare, and a boot transaction with sssd
+    and Debian's postfix that has no ordering cycle (one made systemd
+    drop the recovery from the boot: sockets.target > pop3.socket >
+    pop3d-recover.service > nss-user-lookup.target > sssd.service >
+    basic.target > sockets.target)."""
     before = ct.out("systemctl", "show", "-P", "Before",
                     "pop3d-recover.service").split()
-    want = ["pop3.socket", "pop3d.socket", "pop3s.socket",
-            "postfix.service", "exim4.service"]
+    want = ["postfix@-.service", "postfix.service", "exim4.service",
+            "sendmail.service", "inetd.service", "xinetd.service"]
     expect(all(w in before for w in want), f"Before={before}")
     for sock in ("pop3.socket", "pop3d.socket", "pop3s.socket"):
         wants = ct.out("systemctl", "show", "-P", "Wants", sock).split()
         expect("pop3d-recover.service" in wants, f"{sock}: Wants={wants}")
-    # No ordering cycle in the boot transaction (DefaultDependencies=no).
-    p = ct.run("systemd-analyze", "verify", "--man=no",
-               "pop3d-recover.service",
-               "pop3.socket", "pop3d.socket", "pop3s.socket",
+        after = ct.out("systemctl", "show", "-P", "After", sock).split()
+        expect("pop3d-recover.service" not in after,
+               f"{sock} is After= the recovery (a cycle with sssd)")
+    for svc in ("pop3@x.service", "pop3s@x.service", "pop3d.service"):
+        p = show(ct, svc, "After", "ExecStopPost")
+        expect("pop3d-recover.service" in p["After"].split(),
+               f"{svc}: After={p['After']}")
+        expect("ignore_errors=yes" in p["ExecStopPost"],
+               f"{svc}: ExecStopPost={p['ExecStopPost']}")
+    timeout = ct.out("systemctl", "show", "-P", "TimeoutStartUSec",
+                     "pop3d-recover.service").strip()
+    expect(timeout == "10min", f"TimeoutStartUSec={timeout}")
+    install_stubs(ct)
+    p = ct.run("systemd-analyze", "verify", "--man=no", "sockets.target",
                "multi-user.target", check=False)
     text = (p.stdout + p.stderr).decode(errors="replace")
-    expect(p.returncode == 0 and "cycle" not in text.lower(),
-           f"systemd-analyze verify: {text[-600:]}")
+    expect(p.returncode == 0 and "ordering cycle" not in text,
+           f"systemd-analyze verify: {text[-1500:]}")
     return "Before=" + " ".join(w for w in before if w in want)
 
 
@@ -660,31 +742,94 @@ def show(ct, unit, *props):
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def wait_recovery_done(ct, since_us, timeout=120):
+    """pop3d-recover.service's run that began after since_us (a
+    monotonic time in microseconds) has ended: its properties."""
+    end = time.monotonic() + timeout
+    props = ("Result", "ExecMainStatus", "ActiveState",
+             "InactiveExitTimestampMonotonic",
+             "ExecMainStartTimestampMonotonic",
+             "ExecMainExitTimestampMonotonic")
+    while time.monotonic() < end:
+        r = show(ct, "pop3d-recover.service", *props)
+        if (int(r["InactiveExitTimestampMonotonic"] or 0) > since_us
+                and r["ActiveState"] in ("inactive", "failed")):
+            return r
+        time.sleep(0.2)
+    raise Fail(f"pop3d-recover.service did not run and end: {r}")
+
+
+def monotonic_us(ct):
+    # The container has no time namespace: its CLOCK_MONOTONIC is ours.
+    return time.monotonic_ns() // 1000
+
+
 def recover_at_boot(ct, user):
     """As at boot: a journal left pending (the kill without ExecStopPost),
     then pop3.socket starts and pulls in pop3d-recover.service, which
-    must finish before the socket listens and before anyone logs in."""
+    finishes it; a login after that does not run it again."""
     msgs, jdir = pending_journal(ct, user)
     ct.systemctl("stop", "pop3.socket")
     wait_port_free(110)
+    t0 = monotonic_us(ct)
     ct.systemctl("start", "pop3.socket")
-    r = show(ct, "pop3d-recover.service", "Result", "ExecMainStatus",
-             "ExecMainExitTimestampMonotonic", "ExecMainStartTimestampMonotonic")
-    sock = show(ct, "pop3.socket", "ActiveEnterTimestampMonotonic")
+    r = wait_recovery_done(ct, t0)
     log = ct.out("journalctl", "-q", "-o", "cat", "-n", "30", "-u",
                  "pop3d-recover.service")
     expect(r["Result"] == "success" and r["ExecMainStatus"] == "0",
            f"{r}:\n{log}")
-    expect(0 < int(r["ExecMainStartTimestampMonotonic"]) and
-           int(r["ExecMainExitTimestampMonotonic"]) <=
-           int(sock["ActiveEnterTimestampMonotonic"]),
-           f"recovery did not end before the socket listened: {r} {sock}")
     status = ct.run("systemctl", "status", "--no-pager", "-n", "0",
                     "pop3d-recover.service", check=False)
     text = status.stdout.decode(errors="replace")
     expect("status=0/SUCCESS" in text, f"systemctl status:\n{text[-600:]}")
     state = recovered_file(ct, user, msgs, jdir)
-    return f"status=0/SUCCESS, done before pop3.socket listened; {state}"
+    # The session units are only After= it: a login does not start the
+    # oneshot (inactive again once it ran) a second time.
+    pop = poplib.POP3(HOST, 110, timeout=30)
+    pop.user(user)
+    pop.pass_(PASSWORD)
+    pop.quit()
+    again = show(ct, "pop3d-recover.service",
+                 "ExecMainStartTimestampMonotonic")
+    expect(again["ExecMainStartTimestampMonotonic"]
+           == r["ExecMainStartTimestampMonotonic"],
+           "a login ran pop3d-recover.service again")
+    return f"status=0/SUCCESS; {state}; a login did not run it again"
+
+
+def recover_timeout(ct, user):
+    """A login that comes while the recovery runs waits for it (the
+    session units are After= it), and a recovery that hangs past its
+    start timeout holds nothing up for good: the waiting login is served
+    once systemd gave up on it (a 3 s timeout here, 10min in the unit)."""
+    d = ct.path("/etc/systemd/system/pop3d-recover.service.d")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "zz-hang.conf").write_text(
+        "[Service]\nTimeoutStartSec=3s\nExecStartPre=/bin/sleep 600\n")
+    ct.systemctl("daemon-reload")
+    deliver(ct, user, [make_message(user, 1)])
+    try:
+        t0 = monotonic_us(ct)
+        ct.systemctl("start", "--no-block", "pop3d-recover.service")
+        time.sleep(0.5)
+        start = time.monotonic()
+        pop = poplib.POP3(HOST, 110, timeout=60)
+        waited = time.monotonic() - start
+        pop.user(user)
+        pop.pass_(PASSWORD)
+        count, _ = pop.stat()
+        pop.quit()
+        r = wait_recovery_done(ct, t0)
+    finally:
+        (d / "zz-hang.conf").unlink()
+        ct.systemctl("daemon-reload")
+        ct.systemctl("reset-failed", "pop3d-recover.service", check=False)
+    expect(r["Result"] == "timeout", f"recovery: {r}")
+    expect(waited >= 2.0, f"the greeting came after {waited:.1f} s: the "
+           "session did not wait for the recovery")
+    expect(count == 1, f"STAT {count}")
+    return (f"greeting after {waited:.1f} s, recovery Result=timeout, "
+            "login served")
 
 
 def recover_without(ct, user, setting, journal_says):
@@ -795,6 +940,181 @@ def without(ct, user, setting, journal_says):
     return f"fails: {outcome!r}; journal: {journal_says!r}"
 
 
+# A boot-time POP3 client (stand-in for a mail client polling as the
+# host comes up): it connects as soon as port 110 listens, records when
+# (CLOCK_MONOTONIC, microseconds) and when the greeting came, and holds
+# the session so that its unit can be looked at.
+BOOT_CLIENT = """import socket, time
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", 110))
+        break
+    except OSError:
+        time.sleep(0.05)
+t = time.monotonic_ns() // 1000
+g = s.recv(512)
+with open("/run/pop3d-boot-client", "w") as f:
+    f.write("%d %d %r" % (t, time.monotonic_ns() // 1000, g))
+time.sleep(3600)
+"""
+BOOT_CLIENT_UNIT = """[Unit]
+Description=POP3 client at boot (make check-systemd)
+
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/pop3d-boot-client.py
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+spawned = []  # systemd-nspawn processes this script started
+
+
+def stop_nspawn(proc):
+    if proc.poll() is None:
+        proc.terminate()  # an orderly shutdown of the booted system
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def reboot(ct):
+    """Power the container off and boot the same root again, as a host
+    reboots: returns the new Container."""
+    ct.systemctl("poweroff", "--no-block")
+    end = time.monotonic() + 60
+    while time.monotonic() < end and os.path.exists(f"/proc/{ct.leader}"):
+        time.sleep(0.2)
+    expect(not os.path.exists(f"/proc/{ct.leader}"),
+           "the container did not power off")
+    console = open(ct.root.parent / "console-reboot.log", "wb")
+    proc = subprocess.Popen(
+        ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
+         "--boot", f"--directory={ct.root}", "--machine=pop3d-test-reboot",
+         "--console=pipe"], stdin=subprocess.DEVNULL, stdout=console,
+        stderr=subprocess.STDOUT)
+    spawned.append(proc)
+    end = time.monotonic() + 120
+    while time.monotonic() < end and proc.poll() is None:
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)],
+                              capture_output=True).stdout.split()
+        for pid in kids:
+            try:
+                comm = Path(f"/proc/{int(pid)}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == "systemd":
+                new = Container(int(pid), ct.root)
+                state = new.out("systemctl", "is-system-running", "--wait",
+                                check=False, timeout=120).strip()
+                expect(state in ("running", "degraded"),
+                       f"rebooted container: {state}")
+                return new
+        time.sleep(0.2)
+    raise Fail("the container did not boot again")
+
+
+def boot_order(ct, user, holder):
+    """A real boot with what broke the recovery's ordering: sssd (its
+    default dependencies put it after basic.target, and the recovery is
+    after nss-user-lookup.target, which it is before), Debian's postfix
+    (the master in postfix@-.service), inetd, both POP3 sockets enabled,
+    a journal pending, a client connecting as soon as port 110 listens,
+    and the recovery made slow (5 s more), so that whatever is not
+    ordered after it would start first. No ordering cycle; the recovery
+    ran and finished the journal before postfix@-.service, xinetd and
+    the client's session started."""
+    install_stubs(ct)
+    ct.path("/usr/local/lib/pop3d-boot-client.py").write_text(BOOT_CLIENT)
+    ct.path("/etc/systemd/system/pop3d-boot-client.service").write_text(
+        BOOT_CLIENT_UNIT)
+    d = ct.path("/etc/systemd/system/pop3d-recover.service.d")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "zz-slow.conf").write_text("[Service]\nExecStartPre=/bin/sleep 5\n")
+    ct.systemctl("daemon-reload")
+    ct.systemctl("enable", "--now", "pop3.socket")
+    wait_port(110)
+    msgs, jdir = pending_journal(ct, user)
+    ct.systemctl("enable", "pop3s.socket", "xinetd.service",
+                 "pop3d-boot-client.service")
+    # The package enables the recovery unit; make install does not: the
+    # sockets' Wants= must be enough.
+    ct.systemctl("disable", "pop3d-recover.service", check=False)
+    new = reboot(ct)
+    holder.append(new)
+    problems = []
+    # The first transaction is built before journald runs: its messages
+    # went to the console.
+    log = new.out("journalctl", "-b", "-q", "-o", "cat") + (
+        ct.root.parent / "console-reboot.log").read_text(errors="replace")
+    if "ordering cycle" in log:
+        problems.append("ordering cycle at boot:\n" + "\n".join(
+            li for li in log.splitlines() if "cycle" in li)[:1500])
+    r = show(new, "pop3d-recover.service", "Result", "ExecMainStatus",
+             "ExecMainStartTimestampMonotonic",
+             "ExecMainExitTimestampMonotonic")
+    done = int(r["ExecMainExitTimestampMonotonic"] or 0)
+    if not int(r["ExecMainStartTimestampMonotonic"] or 0):
+        problems.append("pop3d-recover.service did not run at boot")
+    elif r["Result"] != "success" or r["ExecMainStatus"] != "0":
+        problems.append(f"pop3d-recover.service: {r}")
+    pop3d = new.out("journalctl", "-b", "-q", "-o", "cat", "-t", "pop3d")
+    if not re.search(rf"^recover: user={user}: /var/mail/{user} recovered$",
+                     pop3d, re.M):
+        problems.append(f"no recovery line for {user} in this boot")
+    if any(jdir.iterdir()):
+        problems.append("the journal is still pending")
+    for unit in ("postfix@-.service", "xinetd.service"):
+        t = show(new, unit, "InactiveExitTimestampMonotonic")
+        began = int(t["InactiveExitTimestampMonotonic"] or 0)
+        if not began:
+            problems.append(f"{unit} did not start at boot (premise)")
+        elif done and began < done:
+            problems.append(f"{unit} started {(done - began) / 1e6:.1f} s "
+                            "before the recovery ended")
+    # /run is the container's own tmpfs, not in the root on disk.
+    end = time.monotonic() + 30
+    while True:
+        p = new.run("cat", "/run/pop3d-boot-client", check=False)
+        if p.returncode == 0 or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    if p.returncode != 0:
+        status = new.run("systemctl", "status", "--no-pager", "-n", "10",
+                         "pop3d-boot-client.service", "pop3@*.service",
+                         check=False).stdout.decode(errors="replace")
+        problems.append(f"the boot-time client got no greeting:\n{status}")
+    else:
+        t_conn, t_greet, greeting = p.stdout.decode().split(" ", 2)
+        if "+OK" not in greeting:
+            problems.append(f"the boot-time client got {greeting}")
+        units = new.out("systemctl", "list-units", "--plain", "--no-legend",
+                        "--state=running", "pop3@*.service")
+        sess = [u.split()[0] for u in units.splitlines() if u.strip()]
+        if len(sess) != 1:
+            problems.append(f"session units: {sess}")
+        else:
+            t = show(new, sess[0], "InactiveExitTimestampMonotonic")
+            began = int(t["InactiveExitTimestampMonotonic"])
+            if done and began < done:
+                problems.append(f"the session {sess[0]} started "
+                                f"{(done - began) / 1e6:.1f} s before the "
+                                "recovery ended")
+        if done and int(t_conn) >= done:
+            problems.append("the client connected only after the recovery "
+                            "ended (premise)")
+        if done and int(t_greet) < done:
+            problems.append("the client was greeted before the recovery "
+                            "ended")
+    expect(not problems, "; ".join(problems))
+    return ("no cycle; the recovery ended before postfix@-.service and "
+            "xinetd started; a client that connected while it ran was "
+            f"greeted {(int(t_greet) - int(t_conn)) / 1e6:.1f} s later, "
+            "after it")
+
+
 CAPS = {"CAP_CHOWN": 0, "CAP_SETGID": 6, "CAP_SETUID": 7,
         "CAP_SYS_CHROOT": 18}
 
@@ -839,10 +1159,15 @@ def main():
             without, ct, "user9", setting, says)
     step("pop3.socket: systemctl kill -s KILL in UPDATE, ExecStopPost "
          "recovers before any login")(kill_in_update, ct, "user10")
-    step("pop3d-recover.service: Before= the sockets and MTAs, pulled in "
-         "by each socket, no ordering cycle")(recover_unit_order, ct)
+    step("pop3d-recover.service: Before= the MTAs and inetds, pulled in by "
+         "each socket, the sessions After= it; no ordering cycle with sssd")(
+        recover_unit_order, ct)
     step("pop3d-recover.service: a pending journal finished as pop3.socket "
-         "starts, as at boot")(recover_at_boot, ct, "user8")
+         "starts, as at boot; a login does not run it again")(
+        recover_at_boot, ct, "user8")
+    step("pop3d-recover.service: a login waits for a running recovery, and "
+         "is served once the start timeout stopped a hung one")(
+        recover_timeout, ct, "user8")
     step("systemd-analyze security pop3d-recover.service (<= 2.0)")(
         exposure, ct, "pop3d-recover.service")
     for setting, says in (
@@ -884,6 +1209,16 @@ def main():
     step("openbsd-inetd with the shipped inetd.conf line")(
         inetd, ct, "alice", "openbsd-inetd")
     step("xinetd with the shipped xinetd file")(inetd, ct, "bob", "xinetd")
+
+    # --- a real boot (last: it replaces the container) ------------------
+    rebooted = []
+    try:
+        step("reboot with sssd, postfix, xinetd, both sockets, a pending "
+             "journal: recovery ran first")(boot_order, ct, "user6",
+                                            rebooted)
+    finally:
+        for proc in spawned:
+            stop_nspawn(proc)
 
     print(f"{failures} failed" if failures else "all steps passed")
     return 1 if failures else 0
