@@ -72,6 +72,24 @@ def run_recover(env, d, args=(), timeout=60):
     return proc.returncode, proc.stderr
 
 
+def _dele1_killed(env, name):
+    """A spool whose UPDATE of DELE 1 was killed at its first write:
+    (d, spool, tokens, expected, the journal's names)."""
+    d, spool, _, tokens, expected = _spool(env, name)
+    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
+    pending = env.journal_files()
+    check(pending, "no journal pending after the kill (test premise)")
+    return d, spool, tokens, expected, pending
+
+
+def _recover_finishes(env, d, spool, tokens, expected, what):
+    """--recover, as the sessions run it, now finishes DELE 1."""
+    rc, log = run_recover(env, d, ["--recover"])
+    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
+    check(rc == 0 and a["ok"] and not env.journal_files(),
+          f"{what}: exit {rc}, {a}\n{log_text(log)}")
+
+
 def test_recover_after_kill_in_update(ctx):
     env = ctx.env
     check(env.has_journal, "no --journal-dir in this build")
@@ -145,11 +163,8 @@ def test_recover_with_live_session(ctx):
     connection runs it, leaves that spool alone at once (exit 0, the
     journal kept for that session); once it is gone, --recover finishes."""
     env = ctx.env
-    d, spool, data, tokens, expected = _spool(env, "recover-live")
-    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
+    d, spool, tokens, expected, pending = _dele1_killed(env, "recover-live")
     raw = spool.read_bytes()
-    pending = env.journal_files()
-    check(pending, "no journal pending after the kill (test premise)")
     fd = os.open(spool, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -159,10 +174,7 @@ def test_recover_with_live_session(ctx):
               "--recover acted on a spool another session holds")
     finally:
         os.close(fd)
-    rc, log = run_recover(env, d, ["--recover"])
-    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
-    check(rc == 0 and a["ok"] and not env.journal_files(),
-          f"once free: exit {rc}, {a}\n{log_text(log)}")
+    _recover_finishes(env, d, spool, tokens, expected, "once free")
 
 
 def test_recover_spool_replaced(ctx):
@@ -172,9 +184,7 @@ def test_recover_spool_replaced(ctx):
     not a failure, then or at any later run (until round 13 every later
     --recover, and with it the boot unit, exited 1 for good)."""
     env = ctx.env
-    d, spool, data, tokens, expected = _spool(env, "recover-replaced")
-    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
-    check(env.journal_files(), "no journal pending after the kill (test premise)")
+    d, spool, _, _, _ = _dele1_killed(env, "recover-replaced")
     new = b"From x@example.org Thu Dec  3 10:00:00 2026\nSubject: new\n\nnew spool\n\n"
     tmp = d / "alice.new"
     tmp.write_bytes(new)
@@ -202,11 +212,8 @@ def test_recover_other_mailbox(ctx):
     must say so, not "see the lines above" with no line above; exit 1,
     nothing touched. With the sessions' options it recovers."""
     env = ctx.env
-    d, spool, data, tokens, expected = _spool(env, "recover-other")
-    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
-    pending = env.journal_files()
+    d, spool, tokens, expected, pending = _dele1_killed(env, "recover-other")
     raw = spool.read_bytes()
-    check(pending, "no journal pending after the kill (test premise)")
     (d / "other").mkdir()
     rc, log = run_recover(env, d, ["--recover", f"--mailbox={d}/other/%u"])
     check(rc == 1 and b"none of them the journal of" in log
@@ -214,10 +221,7 @@ def test_recover_other_mailbox(ctx):
           f"other --mailbox: exit {rc}\n{log_text(log)}")
     check(env.journal_files() == pending and spool.read_bytes() == raw,
           "a journal applied to a spool it was not written for")
-    rc, log = run_recover(env, d, ["--recover"])
-    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
-    check(rc == 0 and a["ok"] and not env.journal_files(),
-          f"with the sessions' options: exit {rc}, {a}\n{log_text(log)}")
+    _recover_finishes(env, d, spool, tokens, expected, "with the sessions' options")
 
 
 def test_recover_locks_busy(ctx):
@@ -227,10 +231,7 @@ def test_recover_locks_busy(ctx):
     no session existed, and the boot unit reported success over a half
     rewritten spool); once the lock is gone, it finishes."""
     env = ctx.env
-    d, spool, data, tokens, expected = _spool(env, "recover-busy")
-    _kill_in_update(env, d, spool, "pwrite@1=killafter", "spool", [0])
-    pending = env.journal_files()
-    check(pending, "no journal pending after the kill (test premise)")
+    d, spool, tokens, expected, pending = _dele1_killed(env, "recover-busy")
     fd = os.open(spool, os.O_RDWR)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
@@ -240,10 +241,7 @@ def test_recover_locks_busy(ctx):
     check(rc == 1 and b"stayed locked by another program" in log
           and env.journal_files() == pending,
           f"locks busy: exit {rc}, journal {env.journal_files()}\n{log_text(log)}")
-    rc, log = run_recover(env, d, ["--recover"])
-    a = mboxcheck.Audit(spool.read_bytes(), expected).check(tokens[1:], tokens[:1])
-    check(rc == 0 and a["ok"] and not env.journal_files(),
-          f"once free: exit {rc}, {a}\n{log_text(log)}")
+    _recover_finishes(env, d, spool, tokens, expected, "once free")
 
 
 def _free_port():
