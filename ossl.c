@@ -42,6 +42,7 @@ static struct {
 	__typeof__(SSL_CTX_free) *SSL_CTX_free;
 	__typeof__(SSL_CTX_get0_certificate) *SSL_CTX_get0_certificate;
 	__typeof__(SSL_CTX_new) *SSL_CTX_new;
+	__typeof__(SSL_CTX_set_num_tickets) *SSL_CTX_set_num_tickets;
 	__typeof__(SSL_CTX_set_options) *SSL_CTX_set_options;
 	__typeof__(SSL_CTX_use_PrivateKey) *SSL_CTX_use_PrivateKey;
 	__typeof__(SSL_CTX_use_cert_and_key) *SSL_CTX_use_cert_and_key;
@@ -95,6 +96,7 @@ static const struct sys_dlsym symbols[] = {
 	SYMBOL(SSL_CTX_free),
 	SYMBOL(SSL_CTX_get0_certificate),
 	SYMBOL(SSL_CTX_new),
+	SYMBOL(SSL_CTX_set_num_tickets),
 	SYMBOL(SSL_CTX_set_options),
 	SYMBOL(SSL_CTX_use_PrivateKey),
 	SYMBOL(SSL_CTX_use_cert_and_key),
@@ -332,6 +334,13 @@ SSL_CTX_new(const SSL_METHOD *meth)
 {
 	need();
 	return fn.SSL_CTX_new(meth);
+}
+
+int
+SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t num)
+{
+	need();
+	return fn.SSL_CTX_set_num_tickets(ctx, num);
 }
 
 uint64_t

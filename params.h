@@ -220,9 +220,8 @@
  * bit RSA key is about 13 KiB of PEM, a long chain a few times that. */
 #define TLS_PEM_FILE_MAX ((size_t)1024 * 1024)
 
-/* After a TLS login the relay gives up this long after the session's own
- * idle timeout would have fired, so the session always ends first and
- * logs the real reason. */
+/* After a TLS session has ended, its relay gives the client this long
+ * beyond the idle timeout to take the last output, then gives up. */
 #define RELAY_GRACE_MS 5000
 
 /* Upper bounds of the numeric options, against typos rather than for

@@ -195,8 +195,9 @@ hand_off(const struct config *cfg, struct preauth *pa, struct netio *io,
 	close(sp[1]);
 	close(pa->sock);
 	pa->sock = -1;
-	/* The session times out first and closes its end; the relay's own
-	 * limit is a backstop, later, so that the session logs why. */
+	/* The session's own timeouts end it, and it closes its end; the
+	 * relay's limit then bounds the draining of its last output to a
+	 * client that stopped reading. */
 	relay_run(io->tls, io->in_fd, io->out_fd, sp[0],
 		  io->timeout_ms + RELAY_GRACE_MS);
 	tls_close(io->tls);

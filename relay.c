@@ -122,11 +122,15 @@ relay_run(struct tls_conn *tls, int in_fd, int out_fd, int sess_fd,
 	r.out_fd = out_fd;
 	r.sess_fd = sess_fd;
 	/* Done when the session has said all it will and all of it went
-	 * out, or when neither side can be heard any more. */
+	 * out, or when neither side can be heard any more. While the
+	 * session lives, its own timeouts bound the wait: it may be busy
+	 * for longer than its idle timeout (lock waits, UPDATE) with
+	 * nothing moving, and its reply must still reach the client. Once
+	 * it has ended, timeout_ms bounds draining its last output. */
 	while (!(r.down.eof && r.down.len == 0)) {
 		if (step(&r))
 			continue;
-		if (wait_for_io(&r, timeout_ms) <= 0)
-			break; /* idle beyond the session's own timeout */
+		if (wait_for_io(&r, r.down.eof ? timeout_ms : -1) <= 0)
+			break;
 	}
 }

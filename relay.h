@@ -7,8 +7,9 @@
 struct tls_conn;
 
 /* Relay until the session closes its end and everything it sent has
- * reached the client, until the client is gone, or until nothing moves
- * for timeout_ms. The caller then sends close_notify. */
+ * reached the client, until the client is gone, or, once the session
+ * has closed its end, until nothing moves for timeout_ms. The caller
+ * then sends close_notify. */
 void relay_run(struct tls_conn *tls, int in_fd, int out_fd, int sess_fd,
 	       int timeout_ms);
 

@@ -172,6 +172,15 @@ done:
 }
 
 static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf, (void)size, (void)rwflag, (void)u;
+	log_msg(LOG_ERR, "TLS setup: the key is encrypted; pop3d needs it "
+			 "without a passphrase (readable by root only)");
+	return -1;
+}
+
+static int
 use_key(SSL_CTX *ctx, const char *buf, size_t len)
 {
 	BIO *bio = BIO_new_mem_buf(buf, (int)len);
@@ -180,7 +189,9 @@ use_key(SSL_CTX *ctx, const char *buf, size_t len)
 
 	if (bio == NULL)
 		return 0;
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	/* No passphrase callback of OpenSSL's: it would prompt on the
+	 * terminal, and a daemon (or every exec'd session) would hang. */
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
 	/* The context holds its own reference from here on. */
 	if (key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
 	    SSL_CTX_check_private_key(ctx) == 1)
@@ -218,6 +229,9 @@ tls_setup(const char *cert_file, const char *key_file)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
 					 SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* TLS 1.3 sends tickets despite SSL_OP_NO_TICKET: none could be
+	 * used here, each connection being a new process. */
+	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);

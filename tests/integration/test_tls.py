@@ -9,6 +9,7 @@ accepts each connection and starts one pop3d on it. Each test names the
 checklist IDs it covers in its docstring.
 """
 
+import fcntl
 import os
 import poplib
 import re
@@ -16,6 +17,7 @@ import select
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 
 from harness import TestFailure, TestSkipped, check
@@ -497,6 +499,48 @@ def test_relay_keeps_flowing(env):
                   f"{len(want)}; ends ...{bytes(got[-80:])!r}")
 
 
+def test_relay_waits_for_busy_session(env):
+    """Under TLS the relay must not give up on a session that is busy
+    rather than idle: here the login waits 7 s for a spool lock another
+    program holds, longer than --timeout=1 plus RELAY_GRACE_MS (6 s), with
+    nothing moving. Until round 13 the relay closed the connection at 6 s
+    and the client never got the reply (nor, in UPDATE, the +OK to
+    QUIT)."""
+    with Server(env, "relay-busy", tls_args(env, implicit=True) + ["--timeout=1"]) as srv:
+        c = tls_conn(env, srv.port)
+        check(c.cmd("USER alice") == b"+OK send PASS", "USER")
+        fd = os.open(srv.dir / "alice", os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            release = threading.Timer(7.0, lambda: fcntl.lockf(fd, fcntl.LOCK_UN))
+            release.start()
+            start = time.monotonic()
+            reply = c.cmd("PASS secret")
+            took = time.monotonic() - start
+            release.join()
+        finally:
+            os.close(fd)
+        check(reply == MAILDROP_OK, f"PASS after {took:.1f}s: {reply!r}")
+        check(took >= 6.5, f"the lock was not waited for ({took:.1f}s)")
+        check(c.cmd("QUIT").startswith(b"+OK pop3d signing off"), "QUIT")
+        c.close()
+    srv.check_log(r"^<6>logout: user=alice reason=QUIT")
+
+
+def test_no_session_tickets(env):
+    """Each connection is a process of its own, so a TLS session ticket
+    could never be used: none is sent (TLS 1.3 sent two despite
+    SSL_OP_NO_TICKET until round 13)."""
+    with Server(env, "no-tickets", tls_args(env, implicit=True)) as srv:
+        c = tls_conn(env, srv.port)
+        check(c.sock.version() == "TLSv1.3", f"negotiated {c.sock.version()}")
+        # Tickets come after the handshake, ahead of the first reply.
+        check(c.cmd("USER alice") == b"+OK send PASS", "USER")
+        check(not c.sock.session.has_ticket, "the server sent a session ticket")
+        check(c.cmd("QUIT").startswith(b"+OK"), "QUIT")
+        c.close()
+
+
 def test_handshake_timeout(env):
     """R2595-13: a client that never sends a ClientHello (on the implicit
     port, or after STLS) is dropped after --timeout, and the log says
@@ -531,9 +575,17 @@ def test_tls_setup_errors(env):
                           "ec_paramgen_curve:prime256v1", "-out", str(other_key)],
                          capture_output=True, timeout=60, check=False)
     check(res.returncode == 0, "openssl genpkey: " + res.stderr.decode(errors="replace"))
+    # The right key, encrypted: refused with a reason, never a prompt on
+    # a terminal (OpenSSL's default passphrase callback).
+    enc_key = d / "encrypted-key.pem"
+    res = subprocess.run(["openssl", "pkey", "-in", str(c.key), "-aes256", "-passout",
+                          "pass:secret", "-out", str(enc_key)],
+                         capture_output=True, timeout=60, check=False)
+    check(res.returncode == 0, "openssl pkey: " + res.stderr.decode(errors="replace"))
     cases = [([f"--tls-cert={d / 'missing.pem'}"], str(d / "missing.pem")),
              ([f"--tls-cert={c.cert}", f"--tls-key={other_key}"], str(other_key)),
              ([f"--tls-cert={c.cert}"], str(c.cert)),
+             ([f"--tls-cert={c.cert}", f"--tls-key={enc_key}"], "the key is encrypted"),
              (["--tls-implicit"], "--tls-cert")]
     for args, named in cases:
         proc = env.spawn(d, args)
