@@ -206,7 +206,7 @@ take_xuidl(struct headers *hs, const char *p, size_t avail, size_t colon)
 		v++;
 	while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
 		e--;
-	if (uidl_valid(v, e - v))
+	if (uidl_xuidl_usable(v, e - v))
 		hs->xuidl = strndup(v, e - v);
 }
 

@@ -24,6 +24,27 @@ uidl_valid(const char *s, size_t len)
 	return true;
 }
 
+bool
+uidl_xuidl_usable(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	if (!uidl_valid(s, len))
+		return false;
+	/* pop3d's own suffixed form, "<digest>-<k>": no server writes it
+	 * into mail, and taken from new mail it would take an older copy's
+	 * id away from it (that copy moving on to "-<k+1>"). */
+	while (i < len &&
+	       ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		i++;
+	if (i != 2 * UIDL_DIGEST_BYTES || len < i + 2 || s[i] != '-')
+		return true;
+	for (i++; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return true;
+	return false;
+}
+
 static void
 hex(const unsigned char *d, size_t n, char *out)
 {

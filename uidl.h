@@ -41,6 +41,9 @@ uidl_xuidl(const struct uidl_table *t, const struct uidl_entry *e)
 
 /* True if s[0..len) may be sent as a unique id: 1-70 octets 0x21-0x7E. */
 bool uidl_valid(const char *s, size_t len);
+/* True if an X-UIDL value s[0..len) is used as the message's id: valid,
+ * and not of the form pop3d gives a repeated digest ("<digest>-<k>"). */
+bool uidl_xuidl_usable(const char *s, size_t len);
 
 /* Choose each message's id: its X-UIDL where that value is unique among
  * the X-UIDLs, else its digest; then suffix repeats in mailbox order so

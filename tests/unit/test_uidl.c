@@ -418,6 +418,39 @@ START_TEST(xuidl_kept_when_a_copy_arrives)
 }
 END_TEST
 
+/* R1939-49: new mail whose X-UIDL is pop3d's own id of an older copy
+ * ("<digest>-2") does not take that id away from it (found in review,
+ * round 13: the older copy moved on to "-3", the new mail took "-2", and
+ * a client that keeps ids fetched the old copy again and never the new
+ * one). Such a value is not used; the new message gets its digest. */
+START_TEST(suffixed_xuidl_takes_no_id)
+{
+	static const char two[] = F1 "S: 1\n\nsame\n\n" F1 "S: 1\n\nsame\n";
+	char path[PATH_MAX], forged[256], d2[80];
+	struct maildrop *md;
+	int n;
+
+	make_spool(path, two, sizeof(two) - 1);
+	md = open_ok(path);
+	ck_assert_uint_eq(maildrop_count(md), 2);
+	snprintf(d2, sizeof(d2), "%s", maildrop_uid(md, 1));
+	ck_assert(strlen(d2) == 34 && strcmp(d2 + 32, "-2") == 0);
+	maildrop_close(md);
+	n = snprintf(forged, sizeof(forged),
+		     "\n" F2 "X-UIDL: %s\nS: 2\n\nnew\n", d2);
+	append_file(path, forged, (size_t)n);
+	md = open_ok(path);
+	ck_assert_uint_eq(maildrop_count(md), 3);
+	ck_assert_str_eq(maildrop_uid(md, 1), d2);
+	ck_assert(is_digest_uid(maildrop_uid(md, 2), NULL));
+	expect_uids_ok(md, NULL);
+	maildrop_close(md);
+	ck_assert(!uidl_xuidl_usable(d2, strlen(d2)));
+	ck_assert(uidl_xuidl_usable(d2, 32)); /* qpopper's: 32 hex octets */
+	ck_assert(uidl_xuidl_usable("migrated-0001", 13));
+}
+END_TEST
+
 /* R1939-49: the same ids in every session. */
 START_TEST(uid_stable_when_reopening)
 {
@@ -639,6 +672,7 @@ uidl_suite(void)
 	tcase_add_test(tc, identical_messages_suffixed);
 	tcase_add_test(tc, many_identical_messages);
 	tcase_add_loop_test(tc, xuidl_table, 0, N(xuidl_cases));
+	tcase_add_test(tc, suffixed_xuidl_takes_no_id);
 	tcase_add_test(tc, uid_stable_when_reopening);
 	tcase_add_test(tc, xuidl_kept_when_a_copy_arrives);
 	tcase_set_timeout(tc, 30);
