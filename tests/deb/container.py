@@ -165,7 +165,13 @@ def open_session(ct, user):
 
 
 def remove(ct, pop, msgs, user, files):
-    ct.run("apt-get", "remove", "-y", "pop3d", input=b"", timeout=300)
+    # --login-delay's record (state, not mail): removed without a word;
+    # the warning about kept journals was given for it too before round 13.
+    uid = ct.out("id", "-u", user).strip()
+    ct.run("touch", f"{VARDIR}/journal/{uid}/last-login")
+    p = ct.run("apt-get", "remove", "-y", "pop3d", input=b"", timeout=300)
+    expect(b"keeps journals" not in p.stdout + p.stderr,
+           "remove warned of journals where there was only last-login")
     expect(status(ct) == "rc", f"dpkg status {status(ct)!r} after remove")
     # The running session was stopped: its client sees the end.
     try:
