@@ -7,7 +7,10 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
-WARN = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
+# _FILE_OFFSET_BITS: a 64-bit off_t on 32-bit builds too (Debian's i386
+# and armhf do not ask for it), or spools past 2 GiB fail with EOVERFLOW.
+WARN = -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra \
+	-Werror -Wformat=2 -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 # PAM's and OpenSSL's headers only: pamload.c and ossl.c load the
 # libraries when they are first needed (a login; TLS, the UIDL digest),

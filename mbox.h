@@ -13,6 +13,10 @@
 #include "params.h"
 #include "uidl.h"
 
+/* Offsets are off_t throughout: built without -D_FILE_OFFSET_BITS=64 on
+ * a 32-bit system, spools past 2 GiB would fail with EOVERFLOW. */
+_Static_assert(sizeof(off_t) == 8, "off_t must be 64 bits");
+
 /* A window on the file, refilled with pread as parsing moves on. */
 struct reader {
 	int fd;
