@@ -37,7 +37,7 @@ uidl_xuidl_usable(const char *s, size_t len)
 	while (i < len &&
 	       ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 		i++;
-	if (i != 2 * UIDL_DIGEST_BYTES || len < i + 2 || s[i] != '-')
+	if (i != (size_t)2 * UIDL_DIGEST_BYTES || len < i + 2 || s[i] != '-')
 		return true;
 	for (i++; i < len; i++)
 		if (s[i] < '0' || s[i] > '9')
