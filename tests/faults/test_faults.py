@@ -75,6 +75,15 @@ class Case:
             shim = dict(rules=rules, paths=self.paths(target), log=self.log, trace=trace)
         return self.env.session(self.dir, args, **shim)
 
+    def login_quit(self):
+        """A clean login (which recovers what is pending), then QUIT."""
+        r = self.session()
+        try:
+            r.login()
+            r.cmd("QUIT")
+        finally:
+            r.close()
+
     def counts(self):
         """Calls per operation the shim has logged so far."""
         out = {}
@@ -605,12 +614,7 @@ def test_recovery_mail_after_unseparated_last(ctx):
         os.unlink(c.dir / "alice.lock")
     with open(c.spool, "ab") as f:
         f.write(b"\n" + late_stored)
-    r = c.session()
-    try:
-        r.login()
-        r.cmd("QUIT")
-    finally:
-        r.close()
+    c.login_quit()
     want = b"".join(EXPECTED[t] for t in TOKENS[:-1]) + late_stored
     got = c.spool.read_bytes()
     check(got == want, f"after recovery: {len(got)} octets, want {len(want)}; "
@@ -692,12 +696,7 @@ def test_recovery_faults(ctx):
             check(not (c.dir / "alice.lock").exists(), f"{what}: dotlock left")
         except Exception as e:
             problems.append(str(e))
-        r = c.session()
-        try:
-            r.login()
-            r.cmd("QUIT")
-        finally:
-            r.close()
+        c.login_quit()
         a = mboxcheck.Audit(c.spool.read_bytes(), expected).check(kept_now, deleted)
         if not a["ok"] or a["reappeared"]:
             ctx.count("recovery faults leaving damage for good")
