@@ -16,6 +16,7 @@
 #include "fsroom.h"
 #include "hash.h"
 #include "log.h"
+#include "mbox.h"
 #include "params.h"
 #include "sysutil.h"
 
@@ -905,21 +906,15 @@ later_start(const struct engine *e)
 {
 	const struct journal_plan *p = &e->plan;
 	char buf[APPEND_PEEK_SIZE];
-	ssize_t n;
-	size_t i = 0;
+	ssize_t n, i;
 
 	if (p->nreg > 0 && (uint64_t)(e->reg[p->nreg - 1].start +
 				      e->reg[p->nreg - 1].len) == p->eof)
 		return (off_t)p->eof; /* the last message is kept */
 	if ((n = sys_pread_full(e->fd, buf, sizeof(buf), (off_t)p->eof)) < 0)
 		return -1;
-	while (i < (size_t)n &&
-	       (buf[i] == '\n' ||
-		(buf[i] == '\r' && i + 1 < (size_t)n && buf[i + 1] == '\n')))
-		i += buf[i] == '\n' ? 1 : 2;
-	if ((size_t)n - i >= 5 && memcmp(buf + i, "From ", 5) == 0)
-		return (off_t)(p->eof + i);
-	return (off_t)p->eof;
+	i = mbox_appended_from(buf, (size_t)n);
+	return (off_t)p->eof + (i > 0 ? i : 0);
 }
 
 /* Mail delivered after a crash, behind the old end: moved down to end

@@ -1187,9 +1187,8 @@ update_stats(const struct maildrop *md, bool done, struct md_update_stats *s)
 static off_t
 tail_start(const struct maildrop *md)
 {
-	char buf[1 + APPEND_PEEK_SIZE], *p = buf + 1;
-	ssize_t got;
-	size_t n, i = 0;
+	char buf[1 + APPEND_PEEK_SIZE];
+	ssize_t got, i;
 
 	if (md->count == 0 || !md->msg[md->count - 1].deleted)
 		return md->length;
@@ -1198,23 +1197,14 @@ tail_start(const struct maildrop *md)
 	got = sys_pread_full(md->fd, buf, sizeof(buf), md->length - 1);
 	if (got < 1)
 		return -1;
-	n = (size_t)got - 1;
-	if (n == 0)
+	if (got == 1)
 		return md->length; /* nothing delivered */
-	while (i < n) {
-		if (p[i] == '\n')
-			i++;
-		else if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-			i += 2;
-		else
-			break;
-	}
+	i = mbox_appended_from(buf + 1, (size_t)got - 1);
 	/* Anything else continues the last message: it was still being
 	 * written when the session parsed it, by a writer that takes only
 	 * the dotlock (design.md §4.2), and deleting what was listed would
 	 * leave the rest of it glued to the message before. */
-	if (n - i < 5 || memcmp(p + i, "From ", 5) != 0 ||
-	    (i == 0 && buf[0] != '\n'))
+	if (i < 0 || (i == 0 && buf[0] != '\n'))
 		return TAIL_TORN;
 	return md->length + (off_t)i;
 }

@@ -519,6 +519,17 @@ scan_avx2(const char *p, size_t search, struct line_ends *c, ptrdiff_t *blank_r)
 
 static bool portable_only;
 
+ssize_t
+mbox_appended_from(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && (p[i] == '\n' ||
+			 (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')))
+		i += p[i] == '\n' ? 1 : 2;
+	return n - i >= 5 && memcmp(p + i, "From ", 5) == 0 ? (ssize_t)i : -1;
+}
+
 void
 mbox_portable_scan(bool on)
 {

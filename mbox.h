@@ -90,6 +90,13 @@ bool reader_at_from_line(struct reader *r);
 int mbox_parse_message(struct reader *r, struct uidl_hasher *h,
 		       struct message *m, struct uidl_entry *u, char **xuidl_r);
 
+/* Where the mail an MDA appended at p[0..n) starts: past the blank lines
+ * (LF or CRLF) it may write first, when the message before lacked its
+ * own. Their length if a From_ line follows within n octets, else -1
+ * (not the start of a new message). UPDATE (tail_start) and recovery
+ * (journal.c, later_start) drop those lines with a deleted last message. */
+ssize_t mbox_appended_from(const char *p, size_t n);
+
 /* Scan bodies the portable way even where the CPU has AVX2 (the tests
  * and the fuzzer compare the two ways; pop3d never calls it). */
 void mbox_portable_scan(bool on);
