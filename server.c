@@ -186,15 +186,14 @@ session_ended(struct server *srv, unsigned i, int status)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFSIGNALED(status))
 			log_msg(LOG_WARNING,
-				"session %ld killed by signal %d: running "
-				"pop3d "
-				"--recover",
-				(long)c->pid, WTERMSIG(status));
+				"session %ld killed by signal %d: running %s",
+				(long)c->pid, WTERMSIG(status),
+				"pop3d --recover");
 		else
 			log_msg(LOG_WARNING,
-				"session %ld exited with status %d: running "
-				"pop3d --recover",
-				(long)c->pid, WEXITSTATUS(status));
+				"session %ld exited with status %d: running %s",
+				(long)c->pid, WEXITSTATUS(status),
+				"pop3d --recover");
 		srv->recover_again = true;
 	}
 	c->pid = 0;
