@@ -891,6 +891,28 @@ remove_journal(const char *jpath)
 	return sync_dir_of(jpath);
 }
 
+/* The descriptor of the journal the last compaction removed. Its last
+ * close frees the file's blocks, and for the save areas (16 MiB,
+ * allocated ahead) ext4 takes about 5 ms of a 100 ms UPDATE to do it:
+ * work the client need not wait for, once the journal is unlinked and
+ * its directory synced. journal_release does it after the reply. */
+static int spent_fd = -1;
+
+static void
+spend(int jfd)
+{
+	journal_release();
+	spent_fd = jfd;
+}
+
+void
+journal_release(void)
+{
+	if (spent_fd >= 0)
+		close(spent_fd);
+	spent_fd = -1;
+}
+
 static int compact_plan(int fd, const char *jpath, uint64_t dst,
 			const struct region *reg, size_t n, char *buf,
 			size_t size, const struct file_stamp *dotlock,
@@ -1238,7 +1260,10 @@ compact_plan(int fd, const char *jpath, uint64_t dst, const struct region *reg,
 	e.rout = dst;
 	r = run(&e, dst);
 	saved = errno;
-	close(e.jfd);
+	if (r == 0)
+		spend(e.jfd);
+	else
+		close(e.jfd);
 	errno = saved;
 	return r;
 }

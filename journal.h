@@ -65,6 +65,11 @@ int journal_compact(int fd, const char *jpath, off_t dst,
 		    const struct file_stamp *dotlock,
 		    const struct journal_tuning *t);
 
+/* Close the descriptor of the journal the last successful
+ * journal_compact removed (a no-op if there is none): the freeing of its
+ * blocks, left until after the client's +OK (maildrop_close). */
+void journal_release(void);
+
 /* <jpath> with this appended is the session lock of a spool other hosts
  * share (maildrop.c, shared_session_lock): kept for good, empty, never a
  * journal. */

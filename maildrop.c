@@ -777,6 +777,7 @@ maildrop_close(struct maildrop *md)
 		close(md->fd);
 	if (md->session_fd >= 0)
 		close(md->session_fd);
+	journal_release();
 	uidl_table_free(&md->xuidls);
 	free(md->uid);
 	free(md->msg);
