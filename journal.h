@@ -136,6 +136,11 @@ int journal_recover(int fd, const char *jpath, char *buf, size_t size,
 
 #define JOURNAL_HAVE_BTIME 1u
 #define JOURNAL_HAVE_DOTLOCK 2u
+/* Each save area is made durable before the slot that names it is
+ * written, so that slot's save_hash is 0 and the area is not hashed
+ * (since round 14 of issue 13; before, one fdatasync made both durable
+ * and recovery took the hash to tell a torn area). */
+#define JOURNAL_AREA_SYNCED 4u
 
 enum journal_phase { JOURNAL_MOVING = 1, JOURNAL_MOVED };
 

@@ -117,7 +117,8 @@ ref_header(const uint8_t *img, size_t n, struct journal_plan *p)
 			if (img[i])
 				return false;
 	}
-	if (p->flags > 3 || window == 0 || window > JOURNAL_WINDOW ||
+	/* Flag 4: each save area durable before its slot, no area hash. */
+	if (p->flags > 7 || window == 0 || window > JOURNAL_WINDOW ||
 	    p->btime_nsec > 999999999u || p->mark_len == 0 ||
 	    p->mark_len > 32 || p->eof > LIMIT)
 		return false;
@@ -203,6 +204,8 @@ ref_slot(const uint8_t *img, size_t n, const struct journal_plan *p, int k,
 		return false;
 	if (s->save_len == 0 ? s->area != 0 || s->save_hash != 0
 			     : s->area != (s->seq & 1))
+		return false;
+	if ((p->flags & 4) && s->save_hash != 0)
 		return false;
 	if (s->phase == 2 && (s->done != p->end || s->save_len != 0))
 		return false;
@@ -387,9 +390,11 @@ run_recovery(uint8_t *img, size_t n, struct ref *r)
 			       &sx) == 0,
 	      "statx");
 	p->ino = sx.stx_ino;
-	p->flags = sx.stx_mask & STATX_BTIME ? JOURNAL_HAVE_BTIME : 0;
-	p->btime_sec = p->flags ? sx.stx_btime.tv_sec : 0;
-	p->btime_nsec = p->flags ? sx.stx_btime.tv_nsec : 0;
+	p->flags = (p->flags & JOURNAL_AREA_SYNCED) |
+		   (sx.stx_mask & STATX_BTIME ? JOURNAL_HAVE_BTIME : 0);
+	p->btime_sec = p->flags & JOURNAL_HAVE_BTIME ? sx.stx_btime.tv_sec : 0;
+	p->btime_nsec =
+		p->flags & JOURNAL_HAVE_BTIME ? sx.stx_btime.tv_nsec : 0;
 	p->head_digest = ref_hash(spool0 + p->head_from, p->dst - p->head_from);
 	p->tail_digest = ref_hash(spool0 + p->tail_from, p->eof - p->tail_from);
 	journal_encode_header(p, head);
@@ -402,7 +407,8 @@ run_recovery(uint8_t *img, size_t n, struct ref *r)
 		area = journal_area_offset(p, (int)s->area);
 	area_ok = s->save_len == 0 ||
 		  (area <= n && n - area >= s->save_len &&
-		   ref_hash(img + area, s->save_len) == s->save_hash);
+		   ((p->flags & JOURNAL_AREA_SYNCED) ||
+		    ref_hash(img + area, s->save_len) == s->save_hash));
 
 	/* The reference result. */
 	want = malloc(p->eof);

@@ -189,8 +189,10 @@ from journalname import content_hash  # noqa: E402
 
 
 def journal(dst, end, eof, regions, slots, window=16, mark=b"\x01\x02\x03",
-            areas=(), dotlock=None):
-    head = struct.pack("<16sIIQqII", b"pop3d journal 2\0", 2 if dotlock else 0,
+            areas=(), dotlock=None, synced=False):
+    """synced: flag 4, each area durable before its slot, no area hash."""
+    flags = (2 if dotlock else 0) | (4 if synced else 0)
+    head = struct.pack("<16sIIQqII", b"pop3d journal 2\0", flags,
                        len(mark), 0, 0, 0, window)
     head += struct.pack("<QQQQ", dst, end, eof, len(regions))
     head_from = max(0, dst - 64)
@@ -209,8 +211,8 @@ def journal(dst, end, eof, regions, slots, window=16, mark=b"\x01\x02\x03",
         area = seq & 1 if save else 0
         data = areas[area] if save else b""
         slot = b"pop3dslt" + struct.pack("<QIIQQQQQ", seq, phase, area, done,
-                                         len(data), content_hash(data) if save
-                                         else 0, 0, 0)
+                                         len(data), content_hash(data)
+                                         if save and not synced else 0, 0, 0)
         at = base + 4096 * (seq & 1)
         img[at:at + 64] = slot
     if areas:
@@ -227,6 +229,10 @@ put("fuzz_journal", "moving-mid", b"\x03" +
 put("fuzz_journal", "moving-saved", b"\x03" +
     journal(50, 170, 200, [(80, 120)], [(1, 1, 50, True)],
             areas=[b"", b"0123456789abcdef"]))
+# Round 14: the same with flag 4 (the area synced before its slot).
+put("fuzz_journal", "moving-saved-synced", b"\x03" +
+    journal(50, 170, 200, [(80, 120)], [(1, 1, 50, True)],
+            areas=[b"", b"0123456789abcdef"], synced=True))
 put("fuzz_journal", "moved", b"\x03" +
     journal(50, 170, 200, [(80, 120)], [(2, 2, 170, False)]))
 put("fuzz_journal", "every-other", b"\x03" +

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "journal.h"
 #include "params.h"
 #include "spool_helpers.h"
@@ -610,7 +611,7 @@ syncs_of_compaction(enum pattern p)
  * left needed). Outside the steps: the new journal's fsync and its
  * directory's, the marker's fdatasync, the MOVED slot's, the
  * truncation's, the directory's after the unlink (6). A saved step: its
- * slot with the window, then the spool (2), but the last step's writes
+ * window, then its slot, then the spool (3), but the last step's writes
  * are made durable by the marker's sync. A direct step: a slot unless
  * the newest one already resumes there, then the spool; the last one no
  * spool sync when the marker does not reach its sources, else one and a
@@ -622,11 +623,11 @@ START_TEST(syncs_per_compaction)
 
 	counter_setup();
 	/* 191416 octets moved down 4 KiB: 12 saved windows of 16 KiB. */
-	ck_assert_int_eq(syncs_of_compaction(FIRST), 6 + 11 * 2 + 1);
+	ck_assert_int_eq(syncs_of_compaction(FIRST), 6 + 12 * 2 + 11);
 	/* A saved window to output 16 KiB, a direct step from there (the
 	 * saved slot resumes there), one from 32 KiB (slot, spool), the last
 	 * from 64 KiB (slot only). */
-	ck_assert_int_eq(syncs_of_compaction(EVERY_OTHER), 6 + 2 + 1 + 2 + 1);
+	ck_assert_int_eq(syncs_of_compaction(EVERY_OTHER), 6 + 3 + 1 + 2 + 1);
 	/* Its last step's sources lie under the marker: synced, and a slot
 	 * "resume at end" before the marker. */
 	ck_assert_int_eq(syncs_of_compaction(EXACT), 14);
@@ -646,10 +647,11 @@ START_TEST(syncs_per_compaction)
 	ctr->syncs = 0;
 	ck_assert_int_eq(run_recover(&f), JOURNAL_FINISHED);
 	/* The slot it resumes from, made durable again (settle); the 12
-	 * windows, the marker; the mail's journal and directory, its one
-	 * direct step (the marker's sync covers it), marker, MOVED,
+	 * windows (area, slot, spool; the last one's spool covered by the
+	 * marker's sync), the marker; the mail's journal and directory, its
+	 * one direct step (the marker's sync covers it), marker, MOVED,
 	 * truncation, directory. */
-	ck_assert_int_eq(ctr->syncs, 1 + 11 * 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1);
+	ck_assert_int_eq(ctr->syncs, 1 + 12 * 2 + 11 + 1 + 2 + 1 + 1 + 1 + 1);
 	ck_assert_int_eq(classify(&f, extra, sizeof(extra) - 1), 2);
 	free_fixture(&f);
 	munmap(ctr, sizeof(*ctr));
@@ -1235,6 +1237,138 @@ retarget_journal(struct fixture *f, bool btime)
 	close(jfd);
 }
 
+/* Make the journal at f->jpath one written before JOURNAL_AREA_SYNCED:
+ * the flag cleared and each slot's saved window hashed, as pop3d wrote
+ * them until round 14 of issue 13. With tear, one octet of the newest
+ * slot's saved window changes afterwards: its area torn, as a power cut
+ * could leave it then. False if there is no journal. */
+static bool
+make_old_format(struct fixture *f, bool tear)
+{
+	unsigned char head[JOURNAL_HEADER_SIZE], b[JOURNAL_SLOT_SIZE];
+	struct journal_slot s[2], newest;
+	struct journal_plan p, old;
+	struct content_hash h;
+	struct region *reg;
+	bool ok[2];
+	char *area;
+	int jfd = open(f->jpath, O_RDWR);
+
+	if (jfd < 0)
+		return false;
+	ck_assert_int_eq(journal_load(read_path, &jfd, &p, &reg, &newest), 0);
+	free(reg);
+	ck_assert(p.flags & JOURNAL_AREA_SYNCED);
+	old = p;
+	old.flags &= ~JOURNAL_AREA_SYNCED;
+	journal_encode_header(&old, head);
+	ck_assert_int_eq(syscall(SYS_pwrite64, jfd, head, sizeof(head), 0),
+			 (long)sizeof(head));
+	for (int k = 0; k < 2; k++) {
+		off_t at = (off_t)journal_slot_offset(&p, k);
+
+		ck_assert_int_eq(syscall(SYS_pread64, jfd, b, sizeof(b), at),
+				 (long)sizeof(b));
+		ok[k] = journal_decode_slot(&p, b, sizeof(b), &s[k]) == 0;
+		if (!ok[k])
+			continue;
+		ck_assert_uint_eq(s[k].save_hash, 0);
+		if (s[k].save_len > 0) {
+			area = malloc(s[k].save_len);
+			ck_assert_ptr_nonnull(area);
+			ck_assert_int_eq(
+				syscall(SYS_pread64, jfd, area, s[k].save_len,
+					journal_area_offset(&p,
+							    (int)s[k].area)),
+				(long)s[k].save_len);
+			memset(&h, 0, sizeof(h));
+			hash_update(&h, area, s[k].save_len);
+			s[k].save_hash = hash_final(&h);
+			free(area);
+		}
+		journal_encode_slot(&old, &s[k], b);
+		ck_assert_int_eq(syscall(SYS_pwrite64, jfd, b, sizeof(b), at),
+				 (long)sizeof(b));
+	}
+	if (tear && newest.save_len > 0) {
+		off_t at = (off_t)journal_area_offset(&p, (int)newest.area) +
+			   (off_t)newest.save_len / 2;
+		char c;
+
+		ck_assert_int_eq(syscall(SYS_pread64, jfd, &c, 1, at), 1);
+		c ^= 0x20;
+		ck_assert_int_eq(syscall(SYS_pwrite64, jfd, &c, 1, at), 1);
+	}
+	close(jfd);
+	return true;
+}
+
+/* Has the step of the newest slot begun writing the spool? A state the
+ * old format could leave with a torn area only before it had. */
+static bool
+step_begun(struct fixture *f)
+{
+	struct journal_plan p;
+	struct journal_slot s;
+	struct region *reg;
+	size_t len;
+	char *got = slurp(f->spool, &len);
+	bool begun;
+	int jfd = open(f->jpath, O_RDONLY);
+
+	ck_assert_int_ge(jfd, 0);
+	ck_assert_int_eq(journal_load(read_path, &jfd, &p, &reg, &s), 0);
+	free(reg);
+	close(jfd);
+	begun = s.save_len == 0 || len < s.done + s.save_len ||
+		memcmp(got + s.done, f->before + s.done, s.save_len) != 0;
+	free(got);
+	return begun;
+}
+
+/* A journal pending across an upgrade, written by pop3d before round 14
+ * (one fdatasync for a saved window and its slot, the window hashed), is
+ * still recovered by its hashes: at every kill point of DELE 1 (12 saved
+ * windows) it is rolled forward; with the newest slot's window torn
+ * before its step wrote the spool, recovery takes the slot before it,
+ * where the old format's argument puts it, and still gets the spool
+ * right. */
+START_TEST(old_format_journal_recovers)
+{
+	long ops, torn = 0;
+	struct fixture f;
+
+	counter_setup();
+	ops = ops_of_clean_run(FIRST);
+	for (long at = 1; at <= ops; at++) {
+		for (int tear = 0; tear < 2; tear++) {
+			make_fixture(&f, blocks_of(FIRST), FIRST);
+			ck_assert(killed_child(&f, run_compact, at, false));
+			if (tear &&
+			    (access(f.jpath, F_OK) != 0 || step_begun(&f))) {
+				free_fixture(&f);
+				continue;
+			}
+			if (make_old_format(&f, tear)) {
+				torn += tear;
+				ck_assert_int_eq(run_recover(&f),
+						 JOURNAL_FINISHED);
+			} else { /* before the rename: a .new at most */
+				ck_assert_int_ge(run_recover(&f), 0);
+			}
+			ck_assert_msg(classify(&f, "", 0) != 0,
+				      "kill at %ld%s: the spool damaged", at,
+				      tear ? ", area torn" : "");
+			ck_assert(!journal_pending(f.jpath));
+			free_fixture(&f);
+		}
+	}
+	ck_assert_int_gt(torn, 0);
+	munmap(ctr, sizeof(*ctr));
+	ctr = NULL;
+}
+END_TEST
+
 static const char new_mail[] = "From admin@example Thu Nov 26 10:00:00 2026\n"
 			       "Subject: the new spool's only message\n\n"
 			       "must not be overwritten\n";
@@ -1448,6 +1582,7 @@ journal_suite(void)
 	tcase_add_test(tc, journal_records_dotlock_stamp);
 	tcase_add_test(tc, recreated_same_inode_no_btime_is_refused);
 	tcase_add_test(tc, journal_without_btime_recovers);
+	tcase_add_test(tc, old_format_journal_recovers);
 	tcase_add_test(tc, changed_spool_is_refused);
 	tcase_add_test(tc, name_ignores_device);
 	suite_add_tcase(s, tc);
