@@ -17,9 +17,10 @@
  * it (bench/benchlib.py).
  *
  * What it leaves out is what pop3d adds on top: the journal's header,
- * region table and slots (a 4 KiB write before each window's sync that
- * is paid anyway), the content hash of each saved window, the marker,
- * and the syncs of the journal directory. bench/peers.py times it in turn
+ * region table and slots (each window's slot a 64-octet write and a sync
+ * of its own after the window's, since round 14 of issue 13; until then
+ * a content hash of the window instead), the marker, and the syncs of
+ * the journal directory. bench/peers.py times it in turn
  * with dd and the servers; pop3d's UPDATE against it is the cost of those
  * and of pop3d's copying, against dd the cost of crash safety.
  */
