@@ -25,7 +25,7 @@ btrfs, each with its own ordering of data and metadata.
 2. Crash states. A volatile write cache loses, at a power cut, any write
    that no completed flush covers. So a state is: every record up to a
    flush, then a subset of the writes after it (until the next flush),
-   each cut at 4 KiB blocks, each block kept or lost on its own and, where
+   each cut at the disk's 4 KiB boundaries, each piece kept or lost on its own and, where
    kept, in the order written. For each flush from the session's start to
    the end the states are: nothing after it kept, everything kept, then
    random subsets, an equal share of the states for each flush, identical
@@ -319,12 +319,19 @@ class Explorer:
                         "rolled back": 0, "duplicates skipped": 0}
 
     def units(self, p):
-        """The 4 KiB pieces of the writes after flush p, in order."""
+        """The 4 KiB pieces of the writes after flush p, in order, cut at
+        the disk's 4 KiB boundaries: a write need not start on one (a
+        file system of 1 KiB blocks writes at any 1 KiB), and a piece
+        cut from its start would straddle two of the pages a power cut
+        keeps or loses."""
         out = []
         for i in self.pending[p]:
             _, off, data, _ = self.rec.records[i]
-            for k in range(0, len(data), BLOCK):
-                out.append((i, off + k, data[k:k + BLOCK]))
+            k = 0
+            while k < len(data):
+                end = min(len(data), (off + k) // BLOCK * BLOCK + BLOCK - off)
+                out.append((i, off + k, data[k:end]))
+                k = end
         return out
 
     def draws(self, n):
