@@ -60,10 +60,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -598,6 +600,15 @@ monitor_serve(const struct config *cfg, int in_fd, int out_fd)
 	log_close();
 	if (sys_close_others(fds, 2) < 0)
 		fatal("close_range: %m");
+	/* An NSS module that keeps its database open across calls
+	 * (nss_wrapper, under which the tests run, does) has just lost it.
+	 * One lookup of each database now, while those numbers are free, lets
+	 * it notice; later, a file of ours (the journal directory, the
+	 * keeper's socket, the spool, its session lock) would have taken the
+	 * number and been read as the database: a dotlock's owner became
+	 * "no such user" (round 15). */
+	(void)getpwuid(0);
+	(void)getgrgid(0);
 	log_init(cfg->log);
 	journal_prepare(cfg, &m.who);
 	keeper_start(cfg->mailbox, &m.who); /* where the user needs one */
