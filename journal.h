@@ -70,9 +70,8 @@ int journal_compact(int fd, const char *jpath, off_t dst,
  * blocks, left until after the client's +OK (maildrop_close). */
 void journal_release(void);
 
-/* <jpath> with this appended is the session lock of a spool other hosts
- * share (maildrop.c, shared_session_lock): kept for good, empty, never a
- * journal. */
+/* <jpath> with this appended is the spool's session lock (maildrop.c,
+ * session_lock): kept for good, empty, never a journal. */
 #define JOURNAL_SESSION_SUFFIX ".session"
 /* A journal set aside because its spool was replaced (JOURNAL_STALE):
  * kept for the admin to look at, pending nothing. */

@@ -37,10 +37,11 @@ lock_session(int fd, const char *path)
 /* File systems that other hosts mount too. On them flock(2) is emulated
  * with a whole-file fcntl lock (flock(2), "NFS details", "CIFS
  * details") whose owner is the open file, not the process: the server
- * then sees the session's flock and its own fcntl read lock as two
- * owners, refuses the read lock, and the login waits out
- * FCNTL_LOCK_WAIT_MS and fails; and every delivery waits for the whole
- * session. A PID in a dotlock also means nothing there (dotlock_flags). */
+ * then sees a flock of ours and our own fcntl read lock as two owners
+ * and refuses the read lock (a session flock made every login wait out
+ * FCNTL_LOCK_WAIT_MS and fail), and every delivery waits for whatever
+ * flock we hold. A PID in a dotlock also means nothing there
+ * (dotlock_flags). */
 bool
 lock_fs_shared(unsigned long f_type)
 {
@@ -69,9 +70,23 @@ lock_spool_shared(int fd, const char *path, bool forced)
 	return lock_fs_shared((unsigned long)fs.f_type);
 }
 
-enum lock_status
-lock_session_file(const char *name, const char *path, int *fd_r)
+bool
+lock_flock_own(int fd)
 {
+	struct statfs fs;
+
+	return fstatfs(fd, &fs) == 0 &&
+	       !lock_fs_shared((unsigned long)fs.f_type);
+}
+
+enum lock_status
+lock_session_file(const char *name, const char *path, bool shared, int *fd_r)
+{
+	/* An open file description lock, like the flock it replaced on a
+	 * local spool: owned by this open, so a second open in the same
+	 * process is refused too, and no close of another descriptor of
+	 * the file drops it (as it would a process-owned F_SETLK lock).
+	 * NFS passes it to the server as a lock of its own owner. */
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	int fd;
 
@@ -79,18 +94,27 @@ lock_session_file(const char *name, const char *path, int *fd_r)
 	fd = open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
 		  0600);
 	if (fd < 0) {
+		/* Only making the file needs room: an open of one that exists
+		 * cannot fail so. */
+		int err = errno;
+
 		log_msg(LOG_ERR, "%s: session lock %s: %m", path, name);
-		return LOCK_ERROR;
+		return err == ENOSPC || err == EDQUOT ? LOCK_NOROOM
+						      : LOCK_ERROR;
 	}
-	if (fcntl(fd, F_SETLK, &fl) == 0) {
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
 		*fd_r = fd;
 		return LOCK_OK;
 	}
 	if (errno == EAGAIN || errno == EACCES) {
-		log_msg(LOG_NOTICE,
-			"%s: in use by another session (%s, perhaps on "
-			"another host)",
-			path, name);
+		if (shared)
+			log_msg(LOG_NOTICE,
+				"%s: in use by another session (%s, perhaps on "
+				"another host)",
+				path, name);
+		else
+			log_msg(LOG_NOTICE, "%s: in use by another session",
+				path);
 		close(fd);
 		return LOCK_BUSY;
 	}
@@ -107,11 +131,11 @@ try_fcntl(int fd, int type)
 	return fcntl(fd, F_SETLK, &fl);
 }
 
+/* type: LOCK_SH or LOCK_EX. */
 static int
 try_flock(int fd, int type)
 {
-	(void)type;
-	return flock(fd, LOCK_EX | LOCK_NB);
+	return flock(fd, type | LOCK_NB);
 }
 
 /* A lock on the whole file, waiting at most FCNTL_LOCK_WAIT_MS: MTAs and
@@ -144,27 +168,38 @@ fcntl_lock(int fd, const char *path, short type)
 	return wait_lock(fd, path, try_fcntl, type, "fcntl lock");
 }
 
-/* A spool taken as shared keeps its session lock beside the journal, not
- * in flock(2) on the spool (lock_spool_shared), so nothing held off a
- * writer that takes flock alone (Postfix's mailbox_delivery_lock =
- * flock, Dovecot's mbox_write_locks = flock). Where flock is the file
- * system's own (--shared-spool on a local or cluster file system: the
- * file server itself, GFS2, OCFS2, CephFS) UPDATE takes it too. On NFS
- * and SMB it is an fcntl lock of another owner (lock_fs_shared), which
- * our own write lock would refuse: not taken there. */
-static bool
-update_flocks(int fd, bool shared)
+static void
+flock_release(int fd, const char *path)
 {
-	struct statfs fs;
-
-	return shared && fstatfs(fd, &fs) == 0 &&
-	       !lock_fs_shared((unsigned long)fs.f_type);
+	if (flock(fd, LOCK_UN) < 0)
+		log_msg(LOG_ERR, "%s: flock unlock: %m", path);
 }
 
+/* The session lock is not on the spool, so a writer that takes flock
+ * alone (Postfix's mailbox_delivery_lock = flock, Dovecot's
+ * mbox_write_locks = flock) is held off by the steps' own flocks, where
+ * flock is the file system's own (lock_flock_own), and by nothing
+ * longer. On NFS and SMB it is an fcntl lock of another owner
+ * (lock_fs_shared), which our own fcntl lock would refuse: not taken
+ * there. */
 enum lock_status
-lock_read(int fd, const char *path)
+lock_read(int fd, const char *path, bool flocks)
 {
-	return fcntl_lock(fd, path, F_RDLCK);
+	enum lock_status st;
+
+	if ((st = fcntl_lock(fd, path, F_RDLCK)) != LOCK_OK || !flocks)
+		return st;
+	if ((st = wait_lock(fd, path, try_flock, LOCK_SH, "flock")) != LOCK_OK)
+		lock_release(fd, path);
+	return st;
+}
+
+void
+lock_read_end(int fd, const char *path, bool flocks)
+{
+	if (flocks)
+		flock_release(fd, path);
+	lock_release(fd, path);
 }
 
 void
@@ -343,7 +378,8 @@ lock_dotlock_name(const char *path, char *out, size_t size)
  * it waits for the other, and every delivery stalls for the whole wait.
  * Neither wait happens while we hold the other lock for long. */
 enum lock_status
-lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
+lock_update(int fd, const char *path, bool shared, bool flocks, char *dotlock,
+	    size_t size)
 {
 	enum lock_status st;
 
@@ -357,8 +393,8 @@ lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 		dotlock_remove(dotlock);
 		return st;
 	}
-	if (update_flocks(fd, shared) &&
-	    (st = wait_lock(fd, path, try_flock, 0, "flock")) != LOCK_OK) {
+	if (flocks && (st = wait_lock(fd, path, try_flock, LOCK_EX, "flock")) !=
+			      LOCK_OK) {
 		lock_release(fd, path);
 		dotlock_remove(dotlock);
 	}
@@ -366,11 +402,28 @@ lock_update(int fd, const char *path, bool shared, char *dotlock, size_t size)
 }
 
 bool
-lock_clear_left(const char *path, const struct file_stamp *left)
+lock_clear_left(int fd, const char *path, bool flocks,
+		const struct file_stamp *left)
 {
 	char dotlock[PATH_MAX];
 	struct file_stamp now;
 
+	/* The session lock excludes only sessions that take it. One of a
+	 * pop3d from before it moved off the spool (round 15 of issue 13),
+	 * still running across an upgrade, holds flock there instead, and may
+	 * be inside the very UPDATE that left the journal. */
+	if (flocks) {
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			log_msg(LOG_NOTICE,
+				"%s: flock held (a session of an older "
+				"pop3d?): "
+				"the dotlock is left to liblockfile's "
+				"judgement",
+				path);
+			return false;
+		}
+		flock_release(fd, path);
+	}
 	if (!lock_dotlock_name(path, dotlock, sizeof(dotlock)) ||
 	    sys_lstat_stamp(dotlock, &now) < 0 || !sys_same_stamp(&now, left))
 		return false;
@@ -382,11 +435,10 @@ lock_clear_left(const char *path, const struct file_stamp *left)
 }
 
 void
-lock_update_end(int fd, const char *path, bool shared, const char *dotlock)
+lock_update_end(int fd, const char *path, bool flocks, const char *dotlock)
 {
-	/* A local spool's flock is the session's, kept until it ends. */
-	if (update_flocks(fd, shared) && flock(fd, LOCK_UN) < 0)
-		log_msg(LOG_ERR, "%s: flock unlock: %m", path);
+	if (flocks)
+		flock_release(fd, path);
 	dotlock_remove(dotlock);
 	lock_release(fd, path);
 }

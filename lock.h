@@ -1,18 +1,21 @@
 /* The locking protocol the spool shares with MTAs, MUAs and other pop3d
  * sessions (design.md §4). Three locks, each for one purpose:
  *
- *   session   flock(2), exclusive, held from login to logout: one POP3
- *             session per maildrop. MDAs and MUAs on Linux take fcntl
- *             locks and dotlocks, never this, so it holds up no delivery
- *             On a spool other hosts share (NFS, SMB, --shared-spool)
- *             it is an fcntl lock on a file beside the journal instead
- *             (lock_session_file; design.md §9).
- *   read      an fcntl read lock for one step (the parse at login, one
- *             check, one chunk of a RETR): no delivery is half-written
- *             while we look, and none waits on us for long.
+ *   session   held from login to logout: one POP3 session per maildrop.
+ *             An fcntl lock on a file beside the journal
+ *             (lock_session_file), never on the spool, so it holds up no
+ *             delivery, whatever lock the MDA takes (design.md §4.2). Only
+ *             where no journal directory can hold that file, flock(2) on
+ *             the spool (lock_session): then a writer that takes flock
+ *             alone waits for the whole session.
+ *   read      for one step (the parse at login, one check, one chunk of
+ *             a RETR): an fcntl read lock, and a shared flock where flock
+ *             is the file system's own: no delivery is half-written while
+ *             we look, and none waits on us for long.
  *   update    the dotlock (liblockfile), then the fcntl write lock, in
- *             the order procmail and Postfix take them; for recovery and
- *             UPDATE.
+ *             the order procmail and Postfix take them, then an exclusive
+ *             flock where flock is the file system's own; for recovery
+ *             and UPDATE.
  *
  * Every wait is bounded (FCNTL_LOCK_WAIT_MS, DOTLOCK_WAIT_MS); then
  * LOCK_BUSY. A dotlock owned by anyone but the spool's owner or root is
@@ -34,10 +37,12 @@ enum lock_status {
 	LOCK_ERROR,   /* a system error */
 	LOCK_REFUSED, /* the dotlock's name does not fit */
 	LOCK_FOREIGN, /* the dotlock belongs to another user: for the admin */
+	LOCK_NOROOM,  /* no room on the disk to make the session lock file */
 };
 
-/* The session lock on fd, without waiting: LOCK_BUSY if another session
- * has it. Closing fd releases it. */
+/* The session lock as flock(2) on the spool open on fd, without waiting:
+ * LOCK_BUSY if another session has it. Closing fd releases it. Only for a
+ * local spool without a usable journal directory (lock_session_file). */
 enum lock_status lock_session(int fd, const char *path);
 
 /* Does a file system of this statfs f_type share its files with other
@@ -46,18 +51,31 @@ bool lock_fs_shared(unsigned long f_type);
 
 /* Is the spool open on fd shared with other hosts: forced (the
  * --shared-spool option), or on such a file system. Then its session
- * lock is lock_session_file and its dotlock is judged by age alone. */
+ * lock must be lock_session_file and its dotlock is judged by age alone. */
 bool lock_spool_shared(int fd, const char *path, bool forced);
 
-/* The session lock of a shared spool (path, for the log): an fcntl
- * write lock on the file name, made if missing, without waiting;
- * LOCK_BUSY if another session, on any host that shares name's
- * directory, has it. On LOCK_OK *fd_r holds it until closed. */
-enum lock_status lock_session_file(const char *name, const char *path,
-				   int *fd_r);
+/* Is flock(2) on fd a lock of its own, which a writer may take alone
+ * (any local or cluster file system), rather than an fcntl lock in
+ * disguise (NFS, SMB: lock_fs_shared)? Then the read and update locks
+ * take it too. False if fstatfs fails. */
+bool lock_flock_own(int fd);
 
-/* The read lock on the whole of fd; lock_release ends it. */
-enum lock_status lock_read(int fd, const char *path);
+/* The session lock of the spool at path (for the log): an fcntl write
+ * lock on the file name, made if missing, without waiting; LOCK_BUSY if
+ * another session, on any host that shares name's directory, has it
+ * (logged naming the file if shared: lock_spool_shared). LOCK_NOROOM if
+ * the file is missing and the disk or quota has no room for it (logged).
+ * On LOCK_OK *fd_r holds it until closed. */
+enum lock_status lock_session_file(const char *name, const char *path,
+				   bool shared, int *fd_r);
+
+/* The read lock on the whole of fd: an fcntl read lock, then, if
+ * flocks (lock_flock_own, and the session holds no flock of its own), a
+ * shared flock. On failure none is held; lock_read_end ends it. */
+enum lock_status lock_read(int fd, const char *path, bool flocks);
+
+/* Release what lock_read took (flocks as given to it). */
+void lock_read_end(int fd, const char *path, bool flocks);
 
 /* Drop the fcntl lock (read or write) on fd. */
 void lock_release(int fd, const char *path);
@@ -67,13 +85,12 @@ void lock_release(int fd, const char *path);
 bool lock_dotlock_name(const char *path, char *out, size_t size);
 
 /* The update locks: path's dotlock, named into dotlock (size octets),
- * then the write lock. shared (lock_spool_shared): the dotlock holds no
- * PID and another's is stale by age alone, and where flock(2) is the
- * file system's own it is taken last (a local spool's session holds it
- * already). On failure none is held.
+ * then the write lock, then, if flocks (as for lock_read), an exclusive
+ * flock. shared (lock_spool_shared): the dotlock holds no PID and
+ * another's is stale by age alone. On failure none is held.
  * LOCK_FOREIGN, logged with the owner, if the dotlock is another user's (before
  * or after the wait). */
-enum lock_status lock_update(int fd, const char *path, bool shared,
+enum lock_status lock_update(int fd, const char *path, bool shared, bool flocks,
 			     char *dotlock, size_t size);
 
 /* How long lock_update sleeps after its tries-th failed try (from 0) at
@@ -88,13 +105,16 @@ long lock_dotlock_poll_ms(int tries);
  * would stall recovery at boot and every delivery meanwhile. Only for a
  * local spool (a shared one's attributes may be cached), and only with
  * the session lock held and the journal pending, which show that the
- * UPDATE that made it is dead. Returns whether it was removed (logged).
+ * UPDATE that made it is dead; with flocks (as for lock_read), also only
+ * if no one holds flock on the spool open on fd, as a session of an older
+ * pop3d would. Returns whether it was removed (logged).
  * Like any stale-lock removal (liblockfile's own), it races with a
  * program that removes it too and makes its own in between. */
-bool lock_clear_left(const char *path, const struct file_stamp *left);
+bool lock_clear_left(int fd, const char *path, bool flocks,
+		     const struct file_stamp *left);
 
-/* Release what lock_update took (shared as given to it). */
-void lock_update_end(int fd, const char *path, bool shared,
+/* Release what lock_update took (flocks as given to it). */
+void lock_update_end(int fd, const char *path, bool flocks,
 		     const char *dotlock);
 
 #endif

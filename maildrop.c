@@ -53,7 +53,8 @@ struct maildrop {
 	int fd; /* -1: no spool file, an empty maildrop */
 	char *path;
 	bool shared;	     /* other hosts serve it too (lock_spool_shared) */
-	int session_fd;	     /* shared: holds the session lock, else -1 */
+	int session_fd;	     /* holds the session lock (session_lock) or -1 */
+	bool flocks;	     /* the steps take flock too (session_lock) */
 	char *journal;	     /* the recovery journal's path, or NULL */
 	bool update_pending; /* UPDATE began, its journal kept (expunge) */
 	int io_error;	     /* errno of the last failed check, for the log */
@@ -114,26 +115,26 @@ session_result(enum lock_status st)
 static enum md_status
 read_lock(struct maildrop *md)
 {
-	return lock_result(lock_read(md->fd, md->path));
+	return lock_result(lock_read(md->fd, md->path, md->flocks));
 }
 
 static void
 read_unlock(struct maildrop *md)
 {
-	lock_release(md->fd, md->path);
+	lock_read_end(md->fd, md->path, md->flocks);
 }
 
 static enum md_status
 update_lock(struct maildrop *md, char *dotlock, size_t size)
 {
-	return lock_result(
-		lock_update(md->fd, md->path, md->shared, dotlock, size));
+	return lock_result(lock_update(md->fd, md->path, md->shared, md->flocks,
+				       dotlock, size));
 }
 
 static void
 update_unlock(struct maildrop *md, const char *dotlock)
 {
-	lock_update_end(md->fd, md->path, md->shared, dotlock);
+	lock_update_end(md->fd, md->path, md->flocks, dotlock);
 }
 
 /* A signal must not stop a rewrite halfway, UPDATE's or recovery's, nor
@@ -368,11 +369,8 @@ open_spool(struct maildrop *md, uid_t owner, bool shared)
 	}
 	if (spool_refused(md->path, &sb, owner, open_dir))
 		return MD_PERMFAIL;
-	/* One POP3 session per maildrop, for the whole session; on a shared
-	 * spool, taken beside the journal (shared_session_lock). */
-	if ((md->shared = lock_spool_shared(md->fd, md->path, shared)))
-		return MD_OK;
-	return session_result(lock_session(md->fd, md->path));
+	md->shared = lock_spool_shared(md->fd, md->path, shared);
+	return MD_OK;
 }
 
 static int
@@ -669,7 +667,7 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 	/* We hold the session lock: the UPDATE that left the journal is
 	 * dead, and so is any claim of the dotlock it made. */
 	if (!md->shared && journal_dotlock(md->journal, &left))
-		lock_clear_left(md->path, &left);
+		lock_clear_left(md->fd, md->path, md->flocks, &left);
 	/* As UPDATE (maildrop_update): a SIGTERM in the lock wait or the
 	 * rewrite would leave the dotlock, and the spool half rewritten for
 	 * every other reader until the next login. */
@@ -690,37 +688,56 @@ recover(struct maildrop *md, const char *dir, uid_t owner)
 	return r < 0 ? MD_TEMPFAIL : MD_OK;
 }
 
-/* The session lock of a spool other hosts serve too: an fcntl lock on
- * <journal>.session in the user's journal directory. Not flock(2) on
- * the spool: there it is an fcntl lock of another owner than ours, which
- * refuses our own read lock and holds off every delivery for the whole
- * session (lock.c, lock_fs_shared). The journal directory must be one
- * every host shares anyway, for a crash on one to be recovered on the
- * next (design.md §9), so the lock excludes across hosts. Without a
- * usable one, sessions on two hosts could not exclude each other: the
- * login is refused. */
+/* One POP3 session per maildrop (design.md §4.2): an fcntl lock on
+ * <journal>.session in the user's journal directory, never a lock on the
+ * spool, which some writer would wait on for the whole session (a flock
+ * held there did so to every writer that takes flock alone: Postfix's
+ * mailbox_delivery_lock = flock). The journal directory is one every
+ * host serving a shared spool must share anyway, for a crash on one to
+ * be recovered on the next (§9), so the lock excludes across hosts too.
+ * Without a usable one: a shared spool's login is refused (sessions on
+ * two hosts could not exclude each other, and flock there is an fcntl
+ * lock of another owner, lock.c), a local spool's session holds flock on
+ * it instead, which then covers every step. So does one that finds no
+ * room on the disk to make the file: it does not exist then, so no
+ * session holds it. */
 static enum md_status
-shared_session_lock(struct maildrop *md, const char *dir, uid_t owner)
+session_lock(struct maildrop *md, const char *dir, uid_t owner)
 {
-	char jpath[PATH_MAX], name[PATH_MAX], why[PATH_MAX + 64];
+	char jpath[PATH_MAX], name[PATH_MAX], refused[PATH_MAX + 64];
+	char why[PATH_MAX + 128];
 
-	if (dir == NULL ||
-	    journal_path(dir, md->path, jpath, sizeof(jpath)) < 0 ||
-	    (size_t)snprintf(name, sizeof(name), "%s%s", jpath,
-			     JOURNAL_SESSION_SUFFIX) >= sizeof(name)) {
-		log_msg(LOG_ERR, "%s: shared spool: no session lock path",
-			md->path);
-		return MD_PERMFAIL;
+	if (dir == NULL)
+		snprintf(why, sizeof(why), "no journal directory");
+	else if (journal_path(dir, md->path, jpath, sizeof(jpath)) < 0 ||
+		 (size_t)snprintf(name, sizeof(name), "%s%s", jpath,
+				  JOURNAL_SESSION_SUFFIX) >= sizeof(name))
+		snprintf(why, sizeof(why), "no path for it in %s", dir);
+	else if (journal_dir_refused(dir, owner, refused, sizeof(refused)))
+		snprintf(why, sizeof(why), "journal directory refused: %s",
+			 refused);
+	else {
+		enum lock_status st = lock_session_file(
+			name, md->path, md->shared, &md->session_fd);
+
+		/* A full disk must not stop logins that need no room. */
+		if (st != LOCK_NOROOM || md->shared) {
+			md->flocks = lock_flock_own(md->fd);
+			return session_result(st);
+		}
+		snprintf(why, sizeof(why), "no room to make it");
 	}
-	if (journal_dir_refused(dir, owner, why, sizeof(why))) {
-		log_msg(LOG_ERR,
-			"%s: shared spool: no session lock, journal directory "
-			"refused: %s",
+	if (md->shared) {
+		log_msg(LOG_ERR, "%s: shared spool: no session lock, %s",
 			md->path, why);
 		return MD_PERMFAIL;
 	}
-	return session_result(
-		lock_session_file(name, md->path, &md->session_fd));
+	log_msg(LOG_WARNING,
+		"%s: no session lock file (%s): flock on the spool instead, "
+		"which holds off a writer that takes flock alone until the "
+		"session ends",
+		md->path, why);
+	return session_result(lock_session(md->fd, md->path));
 }
 
 enum md_status
@@ -747,8 +764,8 @@ maildrop_open(const char *path, uid_t owner, const struct md_limits *limits,
 	}
 	if ((st = open_spool(md, owner, limits->shared_spool)) != MD_OK)
 		goto fail;
-	if (md->fd >= 0 && md->shared &&
-	    (st = shared_session_lock(md, limits->journal_dir, owner)) != MD_OK)
+	if (md->fd >= 0 &&
+	    (st = session_lock(md, limits->journal_dir, owner)) != MD_OK)
 		goto fail;
 	if (md->fd >= 0 && limits->journal_dir != NULL &&
 	    (st = recover(md, limits->journal_dir, owner)) != MD_OK)
@@ -772,7 +789,8 @@ maildrop_close(struct maildrop *md)
 {
 	if (md == NULL)
 		return;
-	/* Closing the descriptor drops the flock and any fcntl lock. */
+	/* Closing the descriptors drops the session lock, any flock and
+	 * any fcntl lock. */
 	if (md->fd >= 0)
 		close(md->fd);
 	if (md->session_fd >= 0)

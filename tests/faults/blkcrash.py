@@ -395,7 +395,7 @@ class Explorer:
 
     def check(self, p):
         rec, env = self.rec, self.rec.env
-        journals = [n for n in os.listdir(rec.jdir) if n not in rec.foreign
+        journals = [n for n in os.listdir(rec.jdir) if not crash_explore.not_journal(n, rec.foreign)
                     and not n.endswith(crash_explore.TEMP_SUFFIX)]
         answered = self.answered_at is not None and p >= self.answered_at
         begun = bool(journals)
@@ -434,7 +434,7 @@ class Explorer:
             else:
                 want = "S_before or S_after"
             problems.append(f"spool not {want}: {what}")
-        left = [n for n in os.listdir(rec.jdir) if n not in rec.foreign
+        left = [n for n in os.listdir(rec.jdir) if not crash_explore.not_journal(n, rec.foreign)
                 and not n.endswith(crash_explore.TEMP_SUFFIX)]
         if left:
             problems.append(f"journal left after recovery: {left}")

@@ -77,10 +77,13 @@ class Env:
         return self.journal_root / str(self.uid(user))
 
     def journal_files(self, user="alice"):
+        """The journals in user's journal directory, by name: every file
+        but the spools' session locks (spool-<hash>.session), which stay
+        for good and are nothing pending (as pop3d --recover counts)."""
         d = self.journal_dir(user)
         if d is None or not d.exists():
             return []
-        return sorted(p.name for p in d.iterdir())
+        return sorted(p.name for p in d.iterdir() if not p.name.endswith(".session"))
 
     def command(self, maildir, args=()):
         return ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]

@@ -279,6 +279,57 @@ def test_lock_errors_at_login(ctx):
     check(not problems, "\n".join(problems))
 
 
+def test_no_room_for_session_lock_file(ctx):
+    """No room on the disk (or quota) to make the spool's session lock
+    file beside the journal, as on a full /var: the login is not refused
+    for it, as it was for a moment in round 15; the session holds flock on
+    the spool instead (logged), which still refuses a second session
+    that finds no room either, and UPDATE deletes as usual."""
+    env = ctx.env
+    c = Case(ctx, "session-noroom")
+    name = env.journal_dir() / (journal_name(c.spool) + ".session")
+    if name.exists():
+        name.unlink()
+    problems = []
+    for err in ("ENOSPC", "EDQUOT"):
+        what = f"{err} making the session lock file"
+        p = env.session(c.dir, rules=f"open@1={err}", paths=[name], log=c.log)
+        q = env.session(c.dir, rules=f"open@1={err}", paths=[name],
+                        log=c.dir.parent / (c.dir.name + ".shim2"))
+        try:
+            p.login()
+            q.cmd("USER alice")
+            second = q.cmd("PASS secret")
+            check(p.cmd("STAT").startswith("+OK"), f"{what}: STAT")
+        finally:
+            q.close()
+            p.close()
+        ctx.count("faults injected")
+        text = log_text(p.stderr)
+        try:
+            check(c.fired(), f"{what}: never fired")
+            check(second.startswith("-ERR [IN-USE]"),
+                  f"{what}: a second session got {second!r}, not [IN-USE]")
+            check(f"{STRERROR[err]}" in text and
+                  "no session lock file (no room to make it): flock on the spool" in text,
+                  f"{what}: the log does not say so:\n{text}")
+            check(not name.exists(), f"{what}: the file was made after all")
+        except Exception as e:
+            problems.append(str(e))
+    check(not problems, "\n".join(problems))
+    # And UPDATE deletes, still on the spool's flock.
+    p = env.session(c.dir, rules="open@1=ENOSPC", paths=[name], log=c.log)
+    try:
+        p.login()
+        check(p.cmd("DELE 1").startswith("+OK"), "DELE 1")
+        reply = p.cmd("QUIT")
+    finally:
+        p.close()
+    check(reply.startswith("+OK pop3d signing off"), f"QUIT on the spool's flock: {reply!r}")
+    check(c.spool.read_bytes() == SPOOL[len(EXPECTED[TOKENS[0]]):],
+          "UPDATE on the spool's flock did not delete message 1 alone")
+
+
 # --- RETR -------------------------------------------------------------------------
 
 def _rest_of_transfer(p, timeout=15.0):

@@ -26,6 +26,7 @@ eventually would, and count it; test_stale_dotlock_after_kill shows what
 the next login does when it is left in place.
 """
 
+import fcntl
 import os
 import random
 import signal
@@ -346,6 +347,48 @@ def test_stale_dotlock_after_kill(ctx):
     check("removed the dotlock the interrupted UPDATE left" in log_text(q.stderr),
           f"recovery did not know the dead UPDATE's dotlock by its stamp:\n"
           f"{log_text(q.stderr)}")
+
+
+def test_flock_holder_keeps_left_dotlock(ctx):
+    """After a kill inside UPDATE, a flock on the spool, as a session of a
+    pop3d from before the session lock moved off the spool holds across
+    an upgrade (perhaps inside that very UPDATE): the login's recovery
+    must not take the journal's stamp as proof that the dotlock is dead
+    and remove it, but leave it to liblockfile (whose PID test breaks it
+    here: the PID is dead) and wait for the flock; once that goes, it
+    finishes the UPDATE."""
+    env = ctx.env
+    d, spool, tokens, expected = killed_in_update(ctx, "flock-holder")
+    check((d / "alice.lock").exists() and env.journal_files(),
+          "no dotlock or no journal left by the killed UPDATE (test premise)")
+    fd = os.open(spool, os.O_RDONLY)
+    q = env.session(d)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        q.cmd("USER alice")
+        q.send("PASS secret")
+        early = q.read_available(wait=1.0)
+        pending = bool(env.journal_files())
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        reply = (early or q.readline(timeout=10) or b"").decode(errors="replace")
+        if reply.startswith("+OK"):
+            q.cmd("QUIT")
+    finally:
+        os.close(fd)
+        q.close()
+    log = log_text(q.stderr)
+    check(not early and pending,
+          f"login with the spool's flock held: reply within 1 s {early!r}, journal "
+          f"{'pending' if pending else 'gone'}\n{log}")
+    check("removed the dotlock the interrupted UPDATE left" not in log
+          and "flock held (a session of an older pop3d?)" in log,
+          f"recovery removed the dotlock by its stamp while the spool's flock was "
+          f"held:\n{log}")
+    check(reply.startswith("+OK"), f"login after the flock went: {reply!r}\n{log}")
+    kept = [t for i, t in enumerate(tokens) if i != 1]
+    a = mboxcheck.Audit(spool.read_bytes(), expected).check(kept, [tokens[1]])
+    check(a["ok"] and a["reappeared"] == 0 and not env.journal_files(),
+          f"the login, the flock let go, did not finish the UPDATE: {a}")
 
 
 def test_newer_dotlock_kept_after_kill(ctx):

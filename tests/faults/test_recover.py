@@ -20,6 +20,7 @@ import subprocess
 import time
 
 from faultlib import check, kill_tree, log_text, mboxcheck
+from journalname import journal_name
 from test_signals import alive, keeper_spool, wait_for_lock
 
 N = 400
@@ -158,16 +159,19 @@ def test_recover_nothing_pending(ctx):
 
 
 def test_recover_with_live_session(ctx):
-    """Another session holds the maildrop's session lock (flock) while a
-    journal is pending: --recover, as the ExecStopPost of some other
+    """Another session holds the maildrop's session lock (an fcntl lock on
+    the file beside the journal, made by the killed session's login) while
+    a journal is pending: --recover, as the ExecStopPost of some other
     connection runs it, leaves that spool alone at once (exit 0, the
     journal kept for that session); once it is gone, --recover finishes."""
     env = ctx.env
     d, spool, tokens, expected, pending = _dele1_killed(env, "recover-live")
     raw = spool.read_bytes()
-    fd = os.open(spool, os.O_RDONLY)
+    session = env.journal_dir() / (journal_name(spool) + ".session")
+    check(session.exists(), f"no session lock file {session} (test premise)")
+    fd = os.open(session, os.O_RDWR)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
         rc, log = run_recover(env, d, ["--recover"], timeout=30)
         check(rc == 0 and b"in use" in log, f"exit {rc}\n{log_text(log)}")
         check(spool.read_bytes() == raw and env.journal_files() == pending,

@@ -1,8 +1,9 @@
 """MTAs and MUAs that take only one kind of lock (issue 13, point 5;
-design.md §4.2). UPDATE takes the dotlock and then the fcntl write lock;
-the session holds flock from login to logout. Each test holds exactly one
-of them across QUIT, as a program that knows only that one would, and
-shows that pop3d respects it on its own:
+design.md §4.2). UPDATE takes the dotlock, then the fcntl write lock, then
+flock; each read step an fcntl read lock and a shared flock. The session
+lock is beside the journal, on no lock a writer takes. Each test holds
+exactly one of them across QUIT, as a program that knows only that one
+would, and shows that pop3d respects it on its own:
 
 - an fcntl write lock alone (Postfix with mailbox_delivery_lock = fcntl,
   Exim's appendfile with use_fcntl_lock only): no reply to QUIT until it
@@ -12,8 +13,10 @@ shows that pop3d respects it on its own:
   own would not exclude it;
 - a dotlock alone (procmail with LOCKFILE only, mail(1), movemail): the
   same, after liblockfile's retry;
-- flock alone (an MUA configured for it): it gets the spool only after
-  the session, UPDATE included, is over.
+- flock alone (Postfix with mailbox_delivery_lock = flock, Dovecot's
+  mbox_write_locks = flock): the same; and it is held off only by a step,
+  never by an idle session (until round 15 of issue 13 it waited for the
+  whole session), and a login waits for the message it is writing.
 
 Each test fails against the pop3d that lacks the corresponding lock (the
 mutations are listed in tests/README.md).
@@ -21,11 +24,10 @@ mutations are listed in tests/README.md).
 
 import fcntl
 import os
-import threading
 import time
 
 from harness import Sessions, TestSkipped, check
-from test_concurrency import NEW_MAIL, chunks, setup
+from test_concurrency import NEW_MAIL, NEW_MAIL_SIZE, chunks, setup
 
 
 def _append(fd, data):
@@ -164,42 +166,86 @@ def test_dotlock_writer_caught_mid_message(env):
         check(spool.read_bytes() == data, f"{name}: spool after the second QUIT")
 
 
+def _flock_take(fd, spool):
+    # Not a blocking flock: a pop3d that held flock for the whole session
+    # would hang the test instead of failing it.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            check(time.monotonic() < deadline, "flock held by an idle session for 5 s")
+            time.sleep(0.02)
+
+
+def _flock_release(fd, spool):
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def test_flock_only(env):
-    """A writer that takes only flock(LOCK_EX) gets the spool only once
-    the session, UPDATE included, is over: never between login and the
-    QUIT reply. Its mail, written then, is kept."""
-    d, spool, data = setup(env, "flock-only")
-    got_lock = []
+    """A writer holding only flock(LOCK_EX) across QUIT: no reply until it
+    releases; its mail kept."""
+    _quit_held(env, "flock-only", _flock_take, _flock_release)
+
+
+def test_flock_writer_not_held_by_session(env):
+    """A writer that takes only flock, during an idle session: it gets the
+    spool at once, not at the session's end (design.md §4.2, guarantee 2:
+    a session holds up delivery for one step at most). What it delivers
+    is not listed, and is kept by UPDATE."""
+    d, spool, data = setup(env, "flock-idle")
     with Sessions(env, d) as s:
         a = s.start()
-        a.login()
+        check(a.login().startswith("+OK maildrop has 2 messages"), "login")
         fd = os.open(spool, os.O_RDWR)
         try:
-            def writer():
-                fcntl.flock(fd, fcntl.LOCK_EX)     # blocks while pop3d holds it
-                got_lock.append(time.monotonic())
-                _append(fd, NEW_MAIL)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-            t = threading.Thread(target=writer, daemon=True)
-            t.start()
-            time.sleep(0.5)
-            check(not got_lock, "a flock writer got the spool during the session")
-            check(a.cmd("DELE 2").startswith("+OK"), "DELE 2")
-            sent = time.monotonic()
-            a.send("QUIT")
-            reply = a.readline(30)
-            check(reply is not None and reply.startswith(b"+OK pop3d signing off"),
-                  f"QUIT: {reply!r}")
-            a.close()
-            t.join(15)
-            check(got_lock and got_lock[0] >= sent,
-                  "the flock writer never got the spool, or before QUIT")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AssertionError("an idle session holds off a flock writer") from None
+            _append(fd, NEW_MAIL)
+            fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+        check(a.cmd("STAT").startswith("+OK 2 "), "the new mail is listed")
+        check(a.cmd("DELE 2").startswith("+OK"), "DELE 2")
+        reply = a.cmd("QUIT")
+        check(reply.startswith("+OK pop3d signing off"), f"QUIT: {reply!r}")
+        a.close()
     want = chunks(data)[0] + NEW_MAIL
     got = spool.read_bytes()
     check(got == want, f"spool after QUIT:\n{got!r}\nexpected\n{want!r}")
+
+
+def test_flock_writer_mid_message_at_login(env):
+    """A writer that takes only flock is halfway through a message when
+    the user logs in: the parse waits for it (a shared flock beside the
+    read lock), so the message is listed whole, not as it stood."""
+    head = NEW_MAIL[:NEW_MAIL.index(b"\n\n") + 2]
+    rest = NEW_MAIL[len(head):]
+    d, spool, data = setup(env, "flock-mid-message")
+    with Sessions(env, d) as s:
+        fd = os.open(spool, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _append(fd, head)
+            a = s.start()
+            a.cmd("USER alice")
+            a.send("PASS secret")
+            early = a.read_available(1.0)
+            _append(fd, rest)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        check(early == b"", f"PASS answered while a flock writer was mid-message: {early!r}")
+        reply = a.readline(20)
+        want = f"+OK maildrop has 3 messages ({320 + NEW_MAIL_SIZE} octets)".encode()
+        check(reply is not None and reply.rstrip(b"\r\n") == want,
+              f"PASS after the writer let go: {reply!r}, expected {want!r}")
+        a.cmd("QUIT")
+        a.close()
+    check(spool.read_bytes() == data + NEW_MAIL, "the spool after a QUIT that deleted nothing")
 
 
 def test_flock_only_shared_spool(env):
@@ -209,9 +255,7 @@ def test_flock_only_shared_spool(env):
     rewrote the spool under it. Where flock is the file system's own (a
     local or cluster file system, as here), UPDATE takes it: no reply to
     QUIT until the writer releases it; its mail kept."""
-    _quit_held(env, "flock-only-shared",
-               lambda fd, p: fcntl.flock(fd, fcntl.LOCK_EX),
-               lambda fd, p: fcntl.flock(fd, fcntl.LOCK_UN),
+    _quit_held(env, "flock-only-shared", _flock_take, _flock_release,
                args=["--shared-spool"])
 
 

@@ -80,7 +80,7 @@ reap(pid_t pid)
 
 /* --- other programs: holders, probes, waiters --------------------------- */
 
-enum hold { HOLD_READ, HOLD_WRITE, HOLD_DOTLOCK };
+enum hold { HOLD_READ, HOLD_WRITE, HOLD_DOTLOCK, HOLD_FLOCK };
 
 static int
 hold_take(const char *path, enum hold kind, int *fd)
@@ -96,6 +96,8 @@ hold_take(const char *path, enum hold kind, int *fd)
 	}
 	fl.l_type = kind == HOLD_READ ? F_RDLCK : F_WRLCK;
 	*fd = open(path, O_RDWR);
+	if (*fd >= 0 && kind == HOLD_FLOCK)
+		return flock(*fd, LOCK_EX | LOCK_NB) == 0;
 	return *fd >= 0 && fcntl(*fd, F_SETLK, &fl) == 0;
 }
 
@@ -109,6 +111,8 @@ hold_drop(const char *path, enum hold kind, int fd)
 		if (snprintf(dotlock, sizeof(dotlock), "%s.lock", path) <
 		    (int)sizeof(dotlock))
 			lockfile_remove(dotlock);
+	} else if (kind == HOLD_FLOCK) {
+		flock(fd, LOCK_UN);
 	} else {
 		fcntl(fd, F_SETLK, &fl);
 	}
@@ -183,6 +187,19 @@ can_deliver(const char *path)
 	return lock_seen(path, NULL) == F_UNLCK;
 }
 
+/* Whether another open of path (another program: flock belongs to the
+ * open file) could take flock of type (LOCK_SH, LOCK_EX) now. */
+static int
+can_flock(const char *path, int type)
+{
+	int fd = open(path, O_RDONLY), ok;
+
+	ck_assert_int_ge(fd, 0);
+	ok = flock(fd, type | LOCK_NB) == 0;
+	close(fd);
+	return ok;
+}
+
 /* The PID in a dotlock (liblockfile's L_PID), 0 if there is none. */
 static pid_t
 dotlock_pid(const char *dotlock)
@@ -199,7 +216,7 @@ dotlock_pid(const char *dotlock)
 	return (pid_t)atol(buf);
 }
 
-enum op { OP_READ, OP_UPDATE };
+enum op { OP_READ, OP_UPDATE, OP_READ_FLOCK, OP_UPDATE_FLOCK };
 
 struct result {
 	enum lock_status st;
@@ -232,9 +249,12 @@ wait_start(const char *path, enum op op)
 		die_with_parent(parent);
 		if (fd < 0)
 			_exit(1);
-		r.st = op == OP_READ ? lock_read(fd, path)
-				     : lock_update(fd, path, false, dotlock,
-						   sizeof(dotlock));
+		bool flocks = op == OP_READ_FLOCK || op == OP_UPDATE_FLOCK;
+
+		r.st = op == OP_READ || op == OP_READ_FLOCK
+			       ? lock_read(fd, path, flocks)
+			       : lock_update(fd, path, false, flocks, dotlock,
+					     sizeof(dotlock));
 		r.ms = now_ms() - start;
 		_exit(write(p[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
 	}
@@ -379,7 +399,7 @@ START_TEST(session_file_exclusive)
 
 	new_spool(path, dotlock);
 	snprintf(name, sizeof(name), "%s.session", path);
-	ck_assert_int_eq(lock_session_file(name, path, &fd), LOCK_OK);
+	ck_assert_int_eq(lock_session_file(name, path, true, &fd), LOCK_OK);
 	ck_assert_int_ge(fd, 0);
 	ck_assert(can_deliver(path));
 	spool = open_rw(path);
@@ -392,7 +412,8 @@ START_TEST(session_file_exclusive)
 		int other;
 
 		start = now_ms();
-		_exit(lock_session_file(name, path, &other) == LOCK_BUSY &&
+		_exit(lock_session_file(name, path, true, &other) ==
+					      LOCK_BUSY &&
 				      other == -1 && now_ms() - start < 1000
 			      ? 0
 			      : 1);
@@ -405,7 +426,9 @@ START_TEST(session_file_exclusive)
 	if ((pid = fork()) == 0) {
 		int other;
 
-		_exit(lock_session_file(name, path, &other) == LOCK_OK ? 0 : 1);
+		_exit(lock_session_file(name, path, true, &other) == LOCK_OK
+			      ? 0
+			      : 1);
 	}
 	ck_assert_int_ge(pid, 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -442,8 +465,9 @@ START_TEST(update_shared_keeps_foreign_pid_dotlock)
 	}
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, true, dotlock, sizeof(dotlock)),
-			 LOCK_OK);
+	ck_assert_int_eq(
+		lock_update(fd, path, true, false, dotlock, sizeof(dotlock)),
+		LOCK_OK);
 	took = now_ms() - start;
 	ck_assert_int_eq(waitpid(remover, &status, 0), remover);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -452,7 +476,7 @@ START_TEST(update_shared_keeps_foreign_pid_dotlock)
 		      (long long)took);
 	ck_assert_int_ge(took, 1500);
 	ck_assert_int_eq(dotlock_pid(dotlock), 0);
-	lock_update_end(fd, path, true, dotlock);
+	lock_update_end(fd, path, false, dotlock);
 	close(fd);
 }
 END_TEST
@@ -472,13 +496,13 @@ START_TEST(read_shared_and_keeps_writers_out)
 	reader = hold(path, HOLD_READ, -1);
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_read(fd, path), LOCK_OK);
+	ck_assert_int_eq(lock_read(fd, path, false), LOCK_OK);
 	ck_assert_int_lt(now_ms() - start, 1000);
 	reap(reader);
 
 	ck_assert_int_eq(lock_seen(path, &owner), F_RDLCK);
 	ck_assert_int_eq(owner, getpid());
-	lock_release(fd, path);
+	lock_read_end(fd, path, false);
 	ck_assert(can_deliver(path));
 	close(fd);
 }
@@ -497,12 +521,63 @@ START_TEST(read_waits_for_delivery)
 	fd = open_rw(path);
 	mda = hold(path, HOLD_WRITE, 300);
 	start = now_ms();
-	ck_assert_int_eq(lock_read(fd, path), LOCK_OK);
+	ck_assert_int_eq(lock_read(fd, path, false), LOCK_OK);
 	took = now_ms() - start;
 	reap(mda);
 	ck_assert_int_ge(took, 250);
 	ck_assert_int_lt(took, FCNTL_LOCK_WAIT_MS / 2);
 	ck_assert_int_eq(lock_seen(path, NULL), F_RDLCK);
+	close(fd);
+}
+END_TEST
+
+/* Where flock is the file system's own, the read lock takes a shared one
+ * too: a writer that takes flock alone (Postfix's mailbox_delivery_lock =
+ * flock) is held off while we read, other readers are not, and
+ * lock_read_end lets the writer in. The session lock is no longer on the
+ * spool, so nothing else would hold that writer off. */
+START_TEST(read_flock_keeps_flock_writers_out)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int fd;
+
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	ck_assert_int_eq(lock_read(fd, path, true), LOCK_OK);
+	ck_assert_int_eq(lock_seen(path, NULL), F_RDLCK);
+	ck_assert(!can_flock(path, LOCK_EX));
+	ck_assert(can_flock(path, LOCK_SH));
+	lock_read_end(fd, path, true);
+	ck_assert(can_flock(path, LOCK_EX));
+	ck_assert(can_deliver(path));
+	/* Without flocks, none is taken (NFS, or a session holding one). */
+	ck_assert_int_eq(lock_read(fd, path, false), LOCK_OK);
+	ck_assert(can_flock(path, LOCK_EX));
+	lock_read_end(fd, path, false);
+	close(fd);
+}
+END_TEST
+
+/* A flock-only writer in the middle of a delivery: the read waits for
+ * it, and then holds both locks (a wait that runs out: waits_are_bounded). */
+START_TEST(read_waits_for_flock_writer)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int64_t start, took;
+	pid_t mda;
+	int fd;
+
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	mda = hold(path, HOLD_FLOCK, 300);
+	start = now_ms();
+	ck_assert_int_eq(lock_read(fd, path, true), LOCK_OK);
+	took = now_ms() - start;
+	reap(mda);
+	ck_assert_int_ge(took, 250);
+	ck_assert_int_lt(took, FCNTL_LOCK_WAIT_MS / 2);
+	ck_assert(!can_flock(path, LOCK_EX));
+	lock_read_end(fd, path, true);
 	close(fd);
 }
 END_TEST
@@ -520,8 +595,9 @@ START_TEST(update_takes_both)
 
 	new_spool(path, want);
 	fd = open_rw(path);
-	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
-			 LOCK_OK);
+	ck_assert_int_eq(
+		lock_update(fd, path, false, false, dotlock, sizeof(dotlock)),
+		LOCK_OK);
 	ck_assert_str_eq(dotlock, want);
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
 	ck_assert_int_eq(lock_seen(path, &owner), F_WRLCK);
@@ -532,9 +608,32 @@ START_TEST(update_takes_both)
 	ck_assert_int_eq(errno, ENOENT);
 	ck_assert(can_deliver(path));
 	/* And again: nothing was left behind. */
-	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
-			 LOCK_OK);
+	ck_assert_int_eq(
+		lock_update(fd, path, false, false, dotlock, sizeof(dotlock)),
+		LOCK_OK);
 	lock_update_end(fd, path, false, dotlock);
+	close(fd);
+}
+END_TEST
+
+/* With flocks, UPDATE holds an exclusive flock as well: a flock-only
+ * writer neither writes nor reads meanwhile; lock_update_end lets it go
+ * with the rest (a wait that runs out: waits_are_bounded). */
+START_TEST(update_takes_flock)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	int fd;
+
+	new_spool(path, dotlock);
+	fd = open_rw(path);
+	ck_assert_int_eq(
+		lock_update(fd, path, false, true, dotlock, sizeof(dotlock)),
+		LOCK_OK);
+	ck_assert_int_eq(lock_seen(path, NULL), F_WRLCK);
+	ck_assert(!can_flock(path, LOCK_SH));
+	lock_update_end(fd, path, true, dotlock);
+	ck_assert(can_flock(path, LOCK_EX));
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
 	close(fd);
 }
 END_TEST
@@ -550,11 +649,12 @@ START_TEST(update_refuses_long_name)
 	new_spool(path, want);
 	fits = strlen(want) + 1;
 	fd = open_rw(path);
-	ck_assert_int_eq(lock_update(fd, path, false, dotlock, fits - 1),
+	ck_assert_int_eq(lock_update(fd, path, false, false, dotlock, fits - 1),
 			 LOCK_REFUSED);
 	ck_assert_int_eq(access(want, F_OK), -1);
 	ck_assert(can_deliver(path));
-	ck_assert_int_eq(lock_update(fd, path, false, dotlock, fits), LOCK_OK);
+	ck_assert_int_eq(lock_update(fd, path, false, false, dotlock, fits),
+			 LOCK_OK);
 	ck_assert_str_eq(dotlock, want);
 	lock_update_end(fd, path, false, dotlock);
 	close(fd);
@@ -581,8 +681,9 @@ START_TEST(update_breaks_dead_dotlock)
 
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
-			 LOCK_OK);
+	ck_assert_int_eq(
+		lock_update(fd, path, false, false, dotlock, sizeof(dotlock)),
+		LOCK_OK);
 	ck_assert_int_lt(now_ms() - start, 4000);
 	ck_assert_int_eq(dotlock_pid(dotlock), getpid());
 	lock_update_end(fd, path, false, dotlock);
@@ -607,23 +708,51 @@ START_TEST(clear_left_removes_only_that_dotlock)
 
 	other = left;
 	other.ino++;
-	ck_assert(!lock_clear_left(path, &other));
+	ck_assert(!lock_clear_left(-1, path, false, &other));
 	other = left;
 	other.ctime_nsec = (other.ctime_nsec + 1) % 1000000000u;
-	ck_assert(!lock_clear_left(path, &other));
+	ck_assert(!lock_clear_left(-1, path, false, &other));
 	ck_assert_int_eq(access(dotlock, F_OK), 0);
 
-	ck_assert(lock_clear_left(path, &left));
+	ck_assert(lock_clear_left(-1, path, false, &left));
 	ck_assert_int_eq(access(dotlock, F_OK), -1);
-	ck_assert(!lock_clear_left(path, &left)); /* gone: nothing to do */
+	ck_assert(!lock_clear_left(-1, path, false,
+				   &left)); /* gone: nothing to do */
 
 	/* Another program's lock at the name since: kept, even should it
 	 * get the old inode number (its change time differs: the clock
 	 * ticks in at most 10 ms). */
 	usleep(20000);
 	write_file(dotlock, "1\n", 2);
-	ck_assert(!lock_clear_left(path, &left));
+	ck_assert(!lock_clear_left(-1, path, false, &left));
 	ck_assert_int_eq(access(dotlock, F_OK), 0);
+}
+END_TEST
+
+/* The journal's stamp shows the dotlock is the dead UPDATE's own only to
+ * a session that excludes every other. A session of a pop3d from before
+ * the session lock left the spool holds flock on it instead, perhaps
+ * inside that UPDATE: with flocks, while anyone holds flock the dotlock
+ * stays (liblockfile's judgement of it still applies in lock_update). */
+START_TEST(clear_left_not_while_flock_held)
+{
+	char path[PATH_MAX], dotlock[PATH_MAX];
+	struct file_stamp left;
+	pid_t old;
+	int fd;
+
+	new_spool(path, dotlock);
+	write_file(dotlock, "1\n", 2);
+	ck_assert_int_eq(sys_lstat_stamp(dotlock, &left), 0);
+	fd = open_rw(path);
+	old = hold(path, HOLD_FLOCK, -1);
+	ck_assert(!lock_clear_left(fd, path, true, &left));
+	ck_assert_int_eq(access(dotlock, F_OK), 0);
+	reap(old);
+	ck_assert(lock_clear_left(fd, path, true, &left));
+	ck_assert_int_eq(access(dotlock, F_OK), -1);
+	ck_assert(can_flock(path, LOCK_EX)); /* the probe let go */
+	close(fd);
 }
 END_TEST
 
@@ -674,9 +803,9 @@ START_TEST(clear_left_helper_failure_is_failure)
 		/* The premise: liblockfile's own answer. */
 		if ((r = lockfile_remove(dotlock)) <= 0)
 			_exit(r == 0 ? 11 : 12);
-		_exit(lock_clear_left(path, &left) ? 1
-		      : access(dotlock, F_OK) == 0 ? 0
-						   : 2);
+		_exit(lock_clear_left(-1, path, false, &left) ? 1
+		      : access(dotlock, F_OK) == 0	      ? 0
+							      : 2);
 	}
 	ck_assert_int_ge(pid, 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -709,7 +838,7 @@ START_TEST(update_takes_released_dotlock_soon)
 	mda = hold(path, HOLD_DOTLOCK, 100);
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
+	ck_assert_int_eq(lock_update(fd, path, false, false, got, sizeof(got)),
 			 LOCK_OK);
 	took = now_ms() - start;
 	ck_assert_msg(took < 2000,
@@ -757,7 +886,7 @@ START_TEST(liblockfile_loaded_at_first_dotlock)
 	ck_assert(!lockload_loaded());
 	new_spool(path, dotlock);
 	fd = open_rw(path);
-	ck_assert_int_eq(lock_update(fd, path, false, got, sizeof(got)),
+	ck_assert_int_eq(lock_update(fd, path, false, false, got, sizeof(got)),
 			 LOCK_OK);
 	ck_assert(lib_mapped("liblockfile"));
 	ck_assert(lockload_loaded());
@@ -804,8 +933,9 @@ START_TEST(update_refuses_foreign_dotlock)
 
 	fd = open_rw(path);
 	start = now_ms();
-	ck_assert_int_eq(lock_update(fd, path, false, dotlock, sizeof(dotlock)),
-			 LOCK_FOREIGN);
+	ck_assert_int_eq(
+		lock_update(fd, path, false, false, dotlock, sizeof(dotlock)),
+		LOCK_FOREIGN);
 	ck_assert_int_lt(now_ms() - start, 1000);
 	ck_assert_int_eq(access(dotlock, F_OK), 0);
 	/* No write lock left behind: a writer in another process gets it. */
@@ -823,21 +953,28 @@ END_TEST
 
 START_TEST(waits_are_bounded)
 {
-	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX];
+	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX], d[PATH_MAX], e[PATH_MAX];
 	char a_lock[PATH_MAX], b_lock[PATH_MAX], c_lock[PATH_MAX];
-	struct waiter wa, wb, wc;
-	struct result ra, rb, rc;
-	pid_t ha, hb, hc;
+	char d_lock[PATH_MAX], e_lock[PATH_MAX];
+	struct waiter wa, wb, wc, wd, we;
+	struct result ra, rb, rc, rd, re;
+	pid_t ha, hb, hc, hd, he;
 
 	new_spool(a, a_lock);
 	new_spool(b, b_lock);
 	new_spool(c, c_lock);
+	new_spool(d, d_lock);
+	new_spool(e, e_lock);
 	ha = hold(a, HOLD_WRITE, -1);
 	hb = hold(b, HOLD_READ, -1);
 	hc = hold(c, HOLD_DOTLOCK, -1);
+	hd = hold(d, HOLD_FLOCK, -1);
+	he = hold(e, HOLD_FLOCK, -1);
 	wa = wait_start(a, OP_READ);
 	wb = wait_start(b, OP_UPDATE);
 	wc = wait_start(c, OP_UPDATE);
+	wd = wait_start(d, OP_READ_FLOCK);
+	we = wait_start(e, OP_UPDATE_FLOCK);
 
 	/* While they wait. */
 	usleep(1000 * 1000);
@@ -847,6 +984,11 @@ START_TEST(waits_are_bounded)
 		      "C: an fcntl lock is held while waiting for the "
 		      "dotlock");
 	ck_assert_int_eq(dotlock_pid(c_lock), hc);
+	ck_assert_msg(lock_seen(d, NULL) == F_RDLCK,
+		      "D: the flock is not waited for after the read lock");
+	ck_assert_msg(dotlock_pid(e_lock) == we.pid &&
+			      lock_seen(e, NULL) == F_WRLCK,
+		      "E: the flock is not waited for last");
 
 	ra = wait_end(&wa);
 	ck_assert_int_eq(ra.st, LOCK_BUSY);
@@ -866,9 +1008,24 @@ START_TEST(waits_are_bounded)
 	ck_assert_int_lt(rc.ms, DOTLOCK_WAIT_MS + 8000);
 	ck_assert_int_eq(dotlock_pid(c_lock), hc);
 
+	/* A flock-only writer: the read, and UPDATE, wait for it as long
+	 * and no longer, and UPDATE leaves no dotlock. */
+	rd = wait_end(&wd);
+	ck_assert_int_eq(rd.st, LOCK_BUSY);
+	ck_assert_int_ge(rd.ms, FCNTL_LOCK_WAIT_MS);
+	ck_assert_int_lt(rd.ms, FCNTL_LOCK_WAIT_MS + 8000);
+	re = wait_end(&we);
+	ck_assert_int_eq(re.st, LOCK_BUSY);
+	ck_assert_int_ge(re.ms, FCNTL_LOCK_WAIT_MS);
+	ck_assert_int_lt(re.ms, FCNTL_LOCK_WAIT_MS + 8000);
+	ck_assert_msg(access(e_lock, F_OK) == -1,
+		      "E: the dotlock is left behind after LOCK_BUSY");
+
 	reap(ha);
 	reap(hb);
 	reap(hc);
+	reap(hd);
+	reap(he);
 }
 END_TEST
 
@@ -898,17 +1055,21 @@ lock_suite(void)
 	tc = tcase_create("read");
 	tcase_add_test(tc, read_shared_and_keeps_writers_out);
 	tcase_add_test(tc, read_waits_for_delivery);
+	tcase_add_test(tc, read_flock_keeps_flock_writers_out);
+	tcase_add_test(tc, read_waits_for_flock_writer);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("update");
 	tcase_add_test(tc, update_takes_both);
+	tcase_add_test(tc, update_takes_flock);
 	tcase_add_test(tc, update_refuses_long_name);
 	tcase_add_test(tc, update_breaks_dead_dotlock);
 	tcase_add_test(tc, update_refuses_foreign_dotlock);
 	tcase_add_test(tc, update_takes_released_dotlock_soon);
 	tcase_add_test(tc, clear_left_removes_only_that_dotlock);
 	tcase_add_test(tc, clear_left_helper_failure_is_failure);
+	tcase_add_test(tc, clear_left_not_while_flock_held);
 	tcase_add_test(tc, dotlock_poll_schedule);
 	tcase_add_test(tc, liblockfile_loaded_at_first_dotlock);
 	tcase_set_timeout(tc, 20);

@@ -213,6 +213,19 @@ START_TEST(shared_spool_session_lock)
 }
 END_TEST
 
+/* Whether a writer that takes flock alone could have the spool now. */
+static bool
+spool_flock_free(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	bool ok;
+
+	ck_assert_int_ge(fd, 0);
+	ok = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return ok;
+}
+
 START_TEST(second_session_in_use)
 {
 	static const char spool[] = THREE;
@@ -236,12 +249,36 @@ START_TEST(second_session_in_use)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "second session in another process not refused");
-	/* The same process: flock is per open file description. */
+	/* The same process: the lock is per open file description. */
 	ck_assert_int_eq(open_spool(path, &md2), MD_IN_USE);
 	ck_assert_int_eq(count_fds(), fds);
+	/* The session lock is beside the journal, not on the spool: a
+	 * writer that takes flock alone delivers during the session. */
+	ck_assert(spool_flock_free(path));
 	maildrop_close(md);
 	md = open_ok(path);
 	maildrop_close(md);
+}
+END_TEST
+
+/* Where no journal directory can hold the session lock, a local spool's
+ * session falls back to flock on the spool: sessions still exclude each
+ * other (a flock-only writer then waits for the session, as it did for
+ * every session before round 15). */
+START_TEST(session_flock_without_journal_dir)
+{
+	static const char spool[] = THREE;
+	struct md_limits lim = no_limits;
+	char path[PATH_MAX];
+	struct maildrop *md, *md2;
+
+	lim.journal_dir = NULL;
+	make_spool(path, spool, sizeof(spool) - 1);
+	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md), MD_OK);
+	ck_assert_int_eq(maildrop_open(path, getuid(), &lim, &md2), MD_IN_USE);
+	ck_assert(!spool_flock_free(path));
+	maildrop_close(md);
+	ck_assert(spool_flock_free(path));
 }
 END_TEST
 
@@ -1023,6 +1060,7 @@ maildrop_suite(void)
 	tcase_add_test(tc, unreadable_is_tempfail);
 	tcase_add_test(tc, second_session_in_use);
 	tcase_add_test(tc, shared_spool_session_lock);
+	tcase_add_test(tc, session_flock_without_journal_dir);
 	tcase_add_test(tc, idle_session_lets_mta_deliver);
 	tcase_add_test(tc, sink_failure);
 	tcase_add_test(tc, send_after_truncation);
