@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A mailbox writer that locks the way Postfix local(8) does, for the
-stress harness: mta_writer.py SPOOL [dotlock-first|fcntl-first]
+stress harness: mta_writer.py SPOOL [dotlock-first|fcntl-first|flock]
 
 Requests on stdin: an 8-octet big-endian length, then that many octets
 to append (From_ line, message and blank line, as local(8) writes them).
@@ -17,8 +17,11 @@ The locks, as Postfix's mbox_open() takes them for mailbox_delivery_lock
      the same 20 tries 1 s apart;
 then append, fsync, unlock, close, remove the dotlock. Postfix takes the
 dotlock before opening the file (src/global/mbox_open.c); "fcntl-first"
-takes the kernel lock first instead, the order some older MTAs used. A
-delivery that cannot get both locks is deferred (ERR), as local(8) does.
+takes the kernel lock first instead, the order some older MTAs used.
+"flock" takes flock(2) alone, as local(8) with mailbox_delivery_lock =
+flock does (deliver_flock with MYFLOCK_STYLE_FLOCK): the same 20 tries 1 s
+apart, no dotlock. A delivery that cannot get its locks is deferred
+(ERR), as local(8) does.
 """
 
 import errno
@@ -51,10 +54,10 @@ def dotlock(lock):
     return False
 
 
-def kernel_lock(fd):
+def kernel_lock(fd, take=fcntl.lockf):
     for i in range(TRIES):
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            take(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError as e:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
@@ -77,6 +80,10 @@ def deliver(spool, data, order):
             fd = os.open(spool, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
             if not kernel_lock(fd):
                 return "ERR fcntl", t0
+        elif order == "flock":
+            fd = os.open(spool, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+            if not kernel_lock(fd, fcntl.flock):
+                return "ERR flock", t0
         else:
             fd = os.open(spool, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
             if not kernel_lock(fd):
@@ -94,7 +101,10 @@ def deliver(spool, data, order):
     finally:
         if fd >= 0:
             try:
-                fcntl.lockf(fd, fcntl.LOCK_UN)
+                if order == "flock":
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                else:
+                    fcntl.lockf(fd, fcntl.LOCK_UN)
             except OSError:
                 pass
             os.close(fd)

@@ -5,9 +5,11 @@ is checked over everything that was delivered.
 
     stress.py --binary build/pop3d [--users 5] [--clients 20]
               [--deliveries 2000] [--min-seconds 20] [--max-seconds 300]
-              [--writer-order dotlock-first|fcntl-first] [--seed N] [--keep]
+              [--writer-order dotlock-first|fcntl-first|flock]
+              [--idle-seconds S] [--seed N] [--keep]
 
-Delivery agents, half the deliveries each:
+Delivery agents, half the deliveries each (with --writer-order flock, the
+writer all of them: it shares no lock with procmail):
   procmail   Debian's procmail as the MDA, run as the recipient (uid/gid of
              the spool's owner) with a tiny rcfile that delivers to the
              spool with its own locking (":0:" = a dotlock, plus procmail's
@@ -15,7 +17,9 @@ Delivery agents, half the deliveries each:
              Postfix's mailbox_command would give it.
   writer     tests/stress/mta_writer.py, one process per user running as
              that user, which locks exactly as Postfix local(8) does (see
-             there) and appends From_ line, message and blank line.
+             there) and appends From_ line, message and blank line; with
+             --writer-order flock, as local(8) with mailbox_delivery_lock
+             = flock: flock(2) alone.
 Every message carries a unique token (Message-ID, X-Stress-Token, first
 body line). A delivery that fails is retried with a new token, up to 3
 times; the failed token must then never show up.
@@ -28,6 +32,11 @@ was delivered, after CRLF conversion, and its size against LIST), looks
 at a few with TOP, deletes some of what it retrieved, sometimes RSETs,
 and ends with QUIT, or drops the connection (sometimes in the middle of a
 RETR), or sends QUIT without waiting for the reply, or resets (RST).
+With --idle-seconds S a tenth of the sessions first sit idle for 0.5 S
+to S after their listing, as a client that keeps its session open does:
+with S above --max-lock-wait, a pop3d that held any lock a writer takes
+for the whole session fails the lock-wait verdict (as pop3d did before
+round 15 of issue 13 with --writer-order flock).
 A second session for a busy maildrop gets [IN-USE] and tries later.
 
 Invariant at the end (one PASS/FAIL line each, then "N passed, N failed"):
@@ -361,6 +370,9 @@ def note_uid(world, stats, token, uid):
         seen.add(uid)
 
 
+IDLE_SHARE = 0.1       # of sessions, with --idle-seconds
+
+
 def client_session(opts, ports, users, world, stats, rng, final=False, user=None):
     """One session on one of the hosts (ports: one listener each)."""
     user = user or rng.choice(list(users))
@@ -413,6 +425,12 @@ def client_session(opts, ports, users, world, stats, rng, final=False, user=None
         if len(set(uidl.values())) != len(uidl):
             stats.violation("UIDL changed", f"{user}: duplicate ids in one listing")
         nums = sorted(uidl)
+        if opts.idle_seconds and not final and rng.random() < IDLE_SHARE:
+            # A client that keeps its session open while its user reads
+            # (an MUA's leave-open, a slow link): no step runs, so no
+            # delivery may wait for it, whatever lock it takes.
+            time.sleep(rng.uniform(0.5, 1.0) * opts.idle_seconds)
+            stats.inc("sessions that idled")
         if final:
             want = nums
         else:
@@ -606,8 +624,11 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=300)
     ap.add_argument("--max-lock-wait", type=float, default=5.0,
                     help="seconds a delivery may wait for the spool locks")
+    ap.add_argument("--idle-seconds", type=float, default=0,
+                    help="a tenth of the sessions idle 0.5-1 times this long "
+                         "after their listing")
     ap.add_argument("--writer-order", default="dotlock-first",
-                    choices=["dotlock-first", "fcntl-first"])
+                    choices=["dotlock-first", "fcntl-first", "flock"])
     ap.add_argument("--mta", default="builtin", choices=["builtin", "postfix"],
                     help="builtin: procmail and the local(8)-style writer; postfix: "
                     "Debian's Postfix (real root)")
@@ -698,7 +719,8 @@ def main():
     for n in range(opts.deliveries):
         u = rng.choice(list(users))
         queues[u].append((n, u, "postfix" if postfix else
-                          "procmail" if n % 2 else "writer", 1))
+                          "procmail" if n % 2 and opts.writer_order != "flock"
+                          else "writer", 1))
     if not postfix:
         pm_modes = {u: "as the user" if procmail_as_user(env, u) else "as root, -m"
                     for u in users}
@@ -897,7 +919,9 @@ def main():
           f"{s['sessions logged in']}, [IN-USE] {s['sessions refused [IN-USE]']}, "
           f"QUIT +OK {s['QUIT +OK']}, dropped {s['sessions dropped']}, dropped in RETR "
           f"{s['sessions dropped in the middle of a RETR']}, RST {s['sessions reset (RST)']}, "
-          f"QUIT unread {s['QUIT without waiting for the reply']}, RSET {s['RSETs']}")
+          f"QUIT unread {s['QUIT without waiting for the reply']}, RSET {s['RSETs']}"
+          + (f", idled {s['sessions that idled']} ({opts.idle_seconds / 2:g}-"
+             f"{opts.idle_seconds:g} s each)" if opts.idle_seconds else ""))
     if postfix:
         lat, stage = pf_lat
         print(f"  Postfix ({opts.postfix_mda}) delivery latency, arrival to mailbox "
