@@ -508,25 +508,30 @@ START_TEST(read_shared_and_keeps_writers_out)
 }
 END_TEST
 
-/* A delivery in progress: the read waits for it, and gets the lock as
- * soon as it ends (long before FCNTL_LOCK_WAIT_MS). */
+/* A delivery in progress, by an MDA that takes the fcntl write lock (_i
+ * 0) or flock alone (_i 1, the read taking flock too): the read waits
+ * for it, and holds its locks as soon as it ends, long before
+ * FCNTL_LOCK_WAIT_MS (a wait that runs out: waits_are_bounded). */
 START_TEST(read_waits_for_delivery)
 {
 	char path[PATH_MAX], dotlock[PATH_MAX];
+	bool flocks = _i == 1;
 	int64_t start, took;
 	pid_t mda;
 	int fd;
 
 	new_spool(path, dotlock);
 	fd = open_rw(path);
-	mda = hold(path, HOLD_WRITE, 300);
+	mda = hold(path, flocks ? HOLD_FLOCK : HOLD_WRITE, 300);
 	start = now_ms();
-	ck_assert_int_eq(lock_read(fd, path, false), LOCK_OK);
+	ck_assert_int_eq(lock_read(fd, path, flocks), LOCK_OK);
 	took = now_ms() - start;
 	reap(mda);
 	ck_assert_int_ge(took, 250);
 	ck_assert_int_lt(took, FCNTL_LOCK_WAIT_MS / 2);
 	ck_assert_int_eq(lock_seen(path, NULL), F_RDLCK);
+	ck_assert(can_flock(path, LOCK_EX) == !flocks);
+	lock_read_end(fd, path, flocks);
 	close(fd);
 }
 END_TEST
@@ -554,30 +559,6 @@ START_TEST(read_flock_keeps_flock_writers_out)
 	ck_assert_int_eq(lock_read(fd, path, false), LOCK_OK);
 	ck_assert(can_flock(path, LOCK_EX));
 	lock_read_end(fd, path, false);
-	close(fd);
-}
-END_TEST
-
-/* A flock-only writer in the middle of a delivery: the read waits for
- * it, and then holds both locks (a wait that runs out: waits_are_bounded). */
-START_TEST(read_waits_for_flock_writer)
-{
-	char path[PATH_MAX], dotlock[PATH_MAX];
-	int64_t start, took;
-	pid_t mda;
-	int fd;
-
-	new_spool(path, dotlock);
-	fd = open_rw(path);
-	mda = hold(path, HOLD_FLOCK, 300);
-	start = now_ms();
-	ck_assert_int_eq(lock_read(fd, path, true), LOCK_OK);
-	took = now_ms() - start;
-	reap(mda);
-	ck_assert_int_ge(took, 250);
-	ck_assert_int_lt(took, FCNTL_LOCK_WAIT_MS / 2);
-	ck_assert(!can_flock(path, LOCK_EX));
-	lock_read_end(fd, path, true);
 	close(fd);
 }
 END_TEST
@@ -1054,9 +1035,8 @@ lock_suite(void)
 
 	tc = tcase_create("read");
 	tcase_add_test(tc, read_shared_and_keeps_writers_out);
-	tcase_add_test(tc, read_waits_for_delivery);
+	tcase_add_loop_test(tc, read_waits_for_delivery, 0, 2);
 	tcase_add_test(tc, read_flock_keeps_flock_writers_out);
-	tcase_add_test(tc, read_waits_for_flock_writer);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
