@@ -6,12 +6,13 @@
  * each <uid> directory that is a directory owned by that uid, a uid that
  * may log in, fork a child that becomes the uid's user for good
  * (auth_become, as a session does) and only then looks inside. The child
- * runs maildrop_open, which takes the session's locks (flock, then the
- * dotlock and the fcntl write lock) and recovers the journal exactly as
- * a login would, so there is one recovery and one locking protocol. A
- * spool with a live session is left to it (it recovered at its login,
- * or is in its own UPDATE now). Running twice does nothing the second
- * time: recovery removes each journal it completes. */
+ * runs maildrop_open, which takes the session's locks (the session lock
+ * beside the journal, then the dotlock, the fcntl write lock and flock)
+ * and recovers the journal exactly as a login would, so there is one
+ * recovery and one locking protocol. A spool with a live session is left
+ * to it (it recovered at its login, or is in its own UPDATE now).
+ * Running twice does nothing the second time: recovery removes each
+ * journal it completes. */
 #define POP3D_ROOT_ONLY
 #include "recover.h"
 
