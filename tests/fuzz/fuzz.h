@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -65,6 +67,16 @@ fuzz_fail(const char *fmt, ...)
 		if (!(cond))                                                   \
 			fuzz_fail(__VA_ARGS__);                                \
 	} while (0)
+
+/* Is a name in a journal directory a spool's session lock file? Every
+ * login makes one and it stays: no journal left behind. */
+static inline bool
+fuzz_session_lock_file(const char *name)
+{
+	size_t n = strlen(name), k = strlen(JOURNAL_SESSION_SUFFIX);
+
+	return n > k && strcmp(name + n - k, JOURNAL_SESSION_SUFFIX) == 0;
+}
 
 /* Equal octet strings; either may be empty (and its pointer NULL). */
 static inline bool
