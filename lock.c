@@ -412,18 +412,15 @@ lock_clear_left(int fd, const char *path, bool flocks,
 	 * pop3d from before it moved off the spool (round 15 of issue 13),
 	 * still running across an upgrade, holds flock there instead, and may
 	 * be inside the very UPDATE that left the journal. */
-	if (flocks) {
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			log_msg(LOG_NOTICE,
-				"%s: flock held (a session of an older "
-				"pop3d?): "
-				"the dotlock is left to liblockfile's "
-				"judgement",
-				path);
-			return false;
-		}
-		flock_release(fd, path);
+	if (flocks && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_msg(LOG_NOTICE,
+			"%s: flock held (a session of an older pop3d?): the "
+			"dotlock is left to liblockfile's judgement",
+			path);
+		return false;
 	}
+	if (flocks)
+		flock_release(fd, path);
 	if (!lock_dotlock_name(path, dotlock, sizeof(dotlock)) ||
 	    sys_lstat_stamp(dotlock, &now) < 0 || !sys_same_stamp(&now, left))
 		return false;
