@@ -187,7 +187,12 @@ def record(env, scen, tag, drop_sync=None):
     # Whatever else is there belongs to other tests: never touched.
     foreign = set(os.listdir(jdir))
     if scen.first_login:
-        jdir.rmdir()            # set_aside() emptied it
+        # set_aside() emptied it, but for the session lock files that
+        # logins since made (the one above, the recoveries of a teeth run)
+        for n in os.listdir(jdir):
+            if n.endswith(SESSION_SUFFIX):
+                os.unlink(jdir / n)
+        jdir.rmdir()
         paths = [spool, jroot, f"{jroot}/*"]
     else:
         paths = [spool, jdir, f"{jdir}/*"]
