@@ -73,17 +73,9 @@ open_root(const char *dir)
 	return -1;
 }
 
-static bool
-ends_with(const char *name, const char *suffix)
-{
-	size_t n = strlen(name), k = strlen(suffix);
-
-	return n > k && strcmp(name + n - k, suffix) == 0;
-}
-
 /* How many names a journal directory holds (as the user), besides
- * --login-delay's record, the session locks of shared spools (which
- * stay, maildrop.c) and journals set aside as stale (their spool was
+ * --login-delay's record, the spools' session lock files (which stay,
+ * maildrop.c) and journals set aside as stale (their spool was
  * replaced; the new one is served, logged when it was found): 0 means
  * nothing pending. -1 on an error (logged). */
 static int
@@ -101,8 +93,8 @@ entries(const char *dir)
 		if (strcmp(e->d_name, ".") != 0 &&
 		    strcmp(e->d_name, "..") != 0 &&
 		    strcmp(e->d_name, LOGINDELAY_FILE) != 0 &&
-		    !ends_with(e->d_name, JOURNAL_SESSION_SUFFIX) &&
-		    !ends_with(e->d_name, JOURNAL_STALE_SUFFIX))
+		    !sys_ends_with(e->d_name, JOURNAL_SESSION_SUFFIX) &&
+		    !sys_ends_with(e->d_name, JOURNAL_STALE_SUFFIX))
 			n++;
 	closedir(d);
 	return n;

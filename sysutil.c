@@ -119,6 +119,14 @@ sys_same_stamp(const struct file_stamp *a, const struct file_stamp *b)
 	       a->ctime_nsec == b->ctime_nsec;
 }
 
+bool
+sys_ends_with(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+
+	return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
 const char *
 sys_dlbind(void *lib, const struct sys_dlsym *syms, size_t n)
 {

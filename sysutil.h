@@ -51,6 +51,9 @@ int sys_lstat_stamp(const char *path, struct file_stamp *s);
 
 bool sys_same_stamp(const struct file_stamp *a, const struct file_stamp *b);
 
+/* Does name end in suffix, with something before it? */
+bool sys_ends_with(const char *name, const char *suffix);
+
 /* A function a dlopen'ed library provides, and where its address goes. */
 struct sys_dlsym {
 	const char *name;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "sysutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -73,9 +74,7 @@ fuzz_fail(const char *fmt, ...)
 static inline bool
 fuzz_session_lock_file(const char *name)
 {
-	size_t n = strlen(name), k = strlen(JOURNAL_SESSION_SUFFIX);
-
-	return n > k && strcmp(name + n - k, JOURNAL_SESSION_SUFFIX) == 0;
+	return sys_ends_with(name, JOURNAL_SESSION_SUFFIX);
 }
 
 /* Equal octet strings; either may be empty (and its pointer NULL). */

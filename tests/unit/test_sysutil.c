@@ -389,6 +389,22 @@ START_TEST(pread_errors)
 }
 END_TEST
 
+/* --- names ---------------------------------------------------------------- */
+
+/* What pop3d --recover counts as nothing pending in a journal directory
+ * (a session lock file, a stale journal): the suffix after a name, not
+ * the suffix alone, and not a name that merely contains it. */
+START_TEST(ends_with)
+{
+	ck_assert(sys_ends_with("spool-0123.session", ".session"));
+	ck_assert(sys_ends_with("x.stale", ".stale"));
+	ck_assert(!sys_ends_with(".session", ".session"));
+	ck_assert(!sys_ends_with("spool-0123.session.new", ".session"));
+	ck_assert(!sys_ends_with("spool-0123", ".session"));
+	ck_assert(!sys_ends_with("", ".stale"));
+}
+END_TEST
+
 /* --- runner -------------------------------------------------------------- */
 
 static Suite *
@@ -417,6 +433,10 @@ sysutil_suite(void)
 	tc = tcase_create("pread");
 	tcase_add_loop_test(tc, pread_full, 0, N(pread_cases));
 	tcase_add_test(tc, pread_errors);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("names");
+	tcase_add_test(tc, ends_with);
 	suite_add_tcase(s, tc);
 	return s;
 }
