@@ -318,6 +318,13 @@ class Explorer:
         self.figures = {"states": 0, "begun": 0, "answered": 0, "rolled forward": 0,
                         "rolled back": 0, "duplicates skipped": 0}
 
+    def journals(self):
+        """This recording's journals in the journal directory now (not
+        another test's files, the session lock, or one still being made)."""
+        rec = self.rec
+        return [n for n in os.listdir(rec.jdir) if not crash_explore.not_journal(n, rec.foreign)
+                and not n.endswith(crash_explore.TEMP_SUFFIX)]
+
     def units(self, p):
         """The 4 KiB pieces of the writes after flush p, in order, cut at
         the disk's 4 KiB boundaries: a write need not start on one (a
@@ -395,8 +402,7 @@ class Explorer:
 
     def check(self, p):
         rec, env = self.rec, self.rec.env
-        journals = [n for n in os.listdir(rec.jdir) if not crash_explore.not_journal(n, rec.foreign)
-                    and not n.endswith(crash_explore.TEMP_SUFFIX)]
+        journals = self.journals()
         answered = self.answered_at is not None and p >= self.answered_at
         begun = bool(journals)
         self.figures["begun"] += begun
@@ -434,8 +440,7 @@ class Explorer:
             else:
                 want = "S_before or S_after"
             problems.append(f"spool not {want}: {what}")
-        left = [n for n in os.listdir(rec.jdir) if not crash_explore.not_journal(n, rec.foreign)
-                and not n.endswith(crash_explore.TEMP_SUFFIX)]
+        left = self.journals()
         if left:
             problems.append(f"journal left after recovery: {left}")
         return problems

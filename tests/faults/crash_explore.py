@@ -104,10 +104,10 @@ FAILURE_DIRS = itertools.count(1)
 # A journal being written, not yet renamed into place (journal.c): its
 # presence alone does not mean UPDATE began, nor is it left pending.
 TEMP_SUFFIX = ".new"
-# The spool's session lock (lock.c, lock_session_file): made at every
-# login, never written or synced, no journal and nothing pending. Its
-# calls are left out of the model, and the file out of every comparison.
-SESSION_SUFFIX = ".session"
+# The spool's session lock (faultlib.SESSION_SUFFIX) is never written or
+# synced: its calls are left out of the model, and the file out of every
+# comparison.
+SESSION_SUFFIX = faultlib.SESSION_SUFFIX
 
 
 def not_journal(name, foreign):

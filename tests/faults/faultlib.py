@@ -32,6 +32,10 @@ import mboxcheck  # noqa: E402,F401
 SYS_TEMP = "-ERR [SYS/TEMP] temporary failure, try again later"
 SYS_PERM = "-ERR [SYS/PERM] maildrop cannot be opened, contact the administrator"
 IN_USE = "-ERR [IN-USE] maildrop is locked by another session"
+# A spool's session lock file beside its journal (journal.h,
+# JOURNAL_SESSION_SUFFIX): every login makes one and it stays; no journal,
+# nothing pending.
+SESSION_SUFFIX = ".session"
 UPDATE_FAILED_RE = re.compile(r"^-ERR \[SYS/TEMP\]( .*)?$")
 QUIT_OK_RE = re.compile(r"^\+OK pop3d signing off \((\d+) messages? left\)$")
 
@@ -83,7 +87,7 @@ class Env:
         d = self.journal_dir(user)
         if d is None or not d.exists():
             return []
-        return sorted(p.name for p in d.iterdir() if not p.name.endswith(".session"))
+        return sorted(p.name for p in d.iterdir() if not p.name.endswith(SESSION_SUFFIX))
 
     def command(self, maildir, args=()):
         return ([self.binary, "--log=stderr", f"--mailbox={maildir}/%u"]

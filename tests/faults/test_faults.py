@@ -310,7 +310,7 @@ def test_no_room_for_session_lock_file(ctx):
             check(c.fired(), f"{what}: never fired")
             check(second.startswith("-ERR [IN-USE]"),
                   f"{what}: a second session got {second!r}, not [IN-USE]")
-            check(f"{STRERROR[err]}" in text and
+            check(STRERROR[err] in text and
                   "no session lock file (no room to make it): flock on the spool" in text,
                   f"{what}: the log does not say so:\n{text}")
             check(not name.exists(), f"{what}: the file was made after all")

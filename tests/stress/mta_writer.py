@@ -101,10 +101,7 @@ def deliver(spool, data, order):
     finally:
         if fd >= 0:
             try:
-                if order == "flock":
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                else:
-                    fcntl.lockf(fd, fcntl.LOCK_UN)
+                (fcntl.flock if order == "flock" else fcntl.lockf)(fd, fcntl.LOCK_UN)
             except OSError:
                 pass
             os.close(fd)
