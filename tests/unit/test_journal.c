@@ -222,6 +222,35 @@ struct fixture {
 	off_t *src;
 };
 
+/* One fixture at a time, in buffers made once per test process and
+ * kept out of its children: the suite makes thousands of fixtures and
+ * forks a child to kill for each, and allocating their 2 MB anew, or
+ * writing them again after a fork had made every page copy-on-write,
+ * faulted every page in each time, most of the suite's run on a
+ * virtual machine where a page fault is dear (perf, round 16 of issue
+ * 13). The children run the compaction or the recovery, which never
+ * read these. */
+#define FIXTURE_MAX (48 * BS + TAIL)
+static struct {
+	char before[FIXTURE_MAX], after[FIXTURE_MAX];
+	off_t src[FIXTURE_MAX];
+} * fixture_bufs;
+static bool fixture_live;
+
+static void
+fixture_buffers(void)
+{
+	void *p;
+
+	if (fixture_bufs != NULL)
+		return;
+	p = mmap(NULL, sizeof(*fixture_bufs), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(p != MAP_FAILED);
+	ck_assert_int_eq(madvise(p, sizeof(*fixture_bufs), MADV_DONTFORK), 0);
+	fixture_bufs = p;
+}
+
 /* EXACT: the moved data is a whole number of shifts, so the last step
  * is a full one, and the end marker lands on its sources. */
 enum pattern {
@@ -273,10 +302,13 @@ make_fixture(struct fixture *f, int blocks, enum pattern p)
 		journal_path(base_dir, f->spool, f->jpath, sizeof(f->jpath)),
 		0);
 	f->before_len = blocks * BS + tail;
-	f->before = malloc(f->before_len);
-	f->after = malloc(f->before_len);
-	f->src = calloc(f->before_len, sizeof(*f->src));
-	ck_assert(f->before != NULL && f->after != NULL && f->src != NULL);
+	ck_assert(!fixture_live && f->before_len <= FIXTURE_MAX);
+	fixture_live = true;
+	fixture_buffers();
+	f->before = fixture_bufs->before;
+	f->after = fixture_bufs->after;
+	f->src = fixture_bufs->src;
+	memset(f->src, 0, f->before_len * sizeof(*f->src));
 	for (size_t i = 0; i < f->before_len; i++)
 		f->before[i] = (char)('A' + (i / BS) % 26 + (i * 7) % 5 +
 				      (char)(i / (BS * 26)));
@@ -329,9 +361,7 @@ static void
 free_fixture(struct fixture *f)
 {
 	clear_journals(f);
-	free(f->before);
-	free(f->after);
-	free(f->src);
+	fixture_live = false;
 }
 
 static char *
