@@ -231,10 +231,11 @@ struct fixture {
  * 13). The children run the compaction or the recovery, which never
  * read these. */
 #define FIXTURE_MAX (48 * BS + TAIL)
-static struct {
+struct fixture_bufs {
 	char before[FIXTURE_MAX], after[FIXTURE_MAX];
 	off_t src[FIXTURE_MAX];
-} * fixture_bufs;
+};
+static struct fixture_bufs *fixture_bufs;
 static bool fixture_live;
 
 static void
