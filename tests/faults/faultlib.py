@@ -45,6 +45,10 @@ class Env:
     no --journal-dir (the build before the journal): the flag is dropped."""
 
     def __init__(self, binary, workdir, shim):
+        # ld.so only warns about a preload it cannot find, and the session
+        # then runs with no fault injected and nothing recorded.
+        if shim and not Path(shim).is_file():
+            raise SystemExit(f"{shim}: no such fault shim (make {shim} builds it)")
         self.base = harness.Environment(binary, workdir)
         self.binary = self.base.binary
         self.asan = self.base.asan
@@ -59,10 +63,6 @@ class Env:
         for a in args:
             if a.startswith("--journal-dir="):
                 self.journal_root = Path(a.split("=", 1)[1])
-        # ld.so only warns about a preload it cannot find, and the session
-        # then runs with no fault injected and nothing recorded.
-        if shim and not Path(shim).is_file():
-            raise SystemExit(f"{shim}: no such fault shim (make {shim} builds it)")
         self.shim = str(Path(shim).resolve()) if shim else None
         self.users = self.base.users
         self.really_root = self.base.really_root

@@ -238,6 +238,15 @@ struct fixture_bufs {
 static struct fixture_bufs *fixture_bufs;
 static bool fixture_live;
 
+/* Before each test: with CK_FORK=no (a debugger) a failed test does not
+ * reach free_fixture, and the next one must not take that for a second
+ * live fixture. */
+static void
+fixture_reset(void)
+{
+	fixture_live = false;
+}
+
 static void
 fixture_buffers(void)
 {
@@ -1591,6 +1600,7 @@ journal_suite(void)
 	TCase *tc = tcase_create("journal");
 
 	tcase_set_timeout(tc, 300);
+	tcase_add_checked_fixture(tc, fixture_reset, NULL);
 	tcase_add_test(tc, compact_whole);
 	tcase_add_test(tc, compact_gathers);
 	tcase_add_test(tc, delete_last_journaled);
